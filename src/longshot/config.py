@@ -1,0 +1,350 @@
+"""Settings from environment variables and a ``.env`` file, validated once at start-up.
+
+Names are the original project's (``GIT_REPO_URL``, ``MAX_WORKERS`` ...), no prefix, any
+case; each `Config` field is the lower-cased name and its docstring is the README's text.
+Precedence: ``overrides`` > environment > ``.env`` > default. `load_config` reports every
+problem at once in one `ConfigError`, one line each: ``VAR: <what is wrong>. Fix: <what
+to do>``. API keys are `SecretStr`: never shown in reprs or error messages.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from contextvars import ContextVar
+from pathlib import Path
+from typing import Annotated, Any, Literal, get_args, get_origin
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, ValidationError, ValidationInfo
+from pydantic import field_validator
+from pydantic_settings import BaseSettings, EnvSettingsSource, NoDecode, SettingsConfigDict
+from pydantic_settings.sources.utils import parse_env_vars
+
+from longshot.errors import ConfigError
+from longshot.llm.base import ROLES, Role
+
+__all__ = ["Config", "Endpoint", "load_config"]
+
+_HINTS = {  # what a valid value looks like, for fields whose type does not say
+    "git_repo_url": "a git URL or the path of a local repository",
+    "llm_base_url": "the server's address, e.g. http://localhost:8000/v1",
+    "llm_endpoints": 'a non-empty JSON list, e.g. \'[{"name": "a", "endpoint": "http://10.0.0.1:8000", '
+    '"apiKey": "sk-...", "weight": 100}]\'',
+    "check_commands": """a command, "none", or a JSON list of commands such as '["pytest -q", "ruff check ."]'""",
+}
+_URL_RE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://|^[\w.-]+@[\w.-]+:")  # scheme:// or user@host:path
+_REF_RE = re.compile(r"^[A-Za-z0-9._/-]+$")
+
+
+def _fail(what: str, fix: str) -> ValueError:  # a problem whose fix the field's type does not say
+    return ValueError(f"{what}. Fix: {fix}")
+
+
+def _normalise_url(value: object) -> str:
+    """Strip whitespace, trailing slashes and a trailing ``/v1``; demand http(s)."""
+    url = str(value).strip().rstrip("/")
+    if url.endswith("/v1"):
+        url = url[: -len("/v1")].rstrip("/")
+    if not re.match(r"^https?://[^/\s]+", url):
+        raise ValueError("must start with http:// or https:// followed by a host")
+    return url
+
+
+def _ref_problem(name: str) -> str | None:
+    """Why ``name`` is not a legal git ref name (simplified), or None."""
+    bad_part = any(p.startswith(".") or p.endswith(".lock") for p in name.split("/"))
+    checks = [
+        (not _REF_RE.match(name), "may contain only letters, digits and - _ . /"),
+        (".." in name or "//" in name, "must not contain '..' or '//'"),
+        (name.startswith(("/", "-")), "must not start with '/' or '-'"),
+        (bad_part, "no path component may start with '.' or end with '.lock'"),
+    ]
+    return next((text for bad, text in checks if bad), None)
+
+
+_Url = Annotated[str, BeforeValidator(_normalise_url)]
+
+
+class Endpoint(BaseModel):
+    """One OpenAI-compatible server; requests are spread over endpoints by weight."""
+
+    model_config = ConfigDict(populate_by_name=True, frozen=True, extra="ignore", use_attribute_docstrings=True)
+
+    name: str = Field(min_length=1)
+    """Label used in logs, metrics and error messages."""
+    endpoint: _Url
+    """Server address without ``/v1`` (a trailing ``/v1`` and ``/`` are removed)."""
+    api_key: SecretStr = Field(default=SecretStr(""), alias="apiKey")
+    """API key sent as a bearer token; empty for servers that need none."""
+    weight: float = Field(default=100.0, gt=0)
+    """Relative share of requests (> 0)."""
+
+    @property
+    def base_url(self) -> str:
+        """The OpenAI API root: ``endpoint + "/v1"``."""
+        return self.endpoint + "/v1"
+
+
+_ENV: ContextVar[Mapping[str, str] | None] = ContextVar("longshot_config_env", default=None)
+
+
+class _EnvSource(EnvSettingsSource):
+    """``os.environ``, or only the mapping given to `load_config` when there is one."""
+
+    def _load_env_vars(self) -> Mapping[str, str | None]:
+        env = _ENV.get()
+        if env is None:
+            return super()._load_env_vars()
+        return parse_env_vars(env, self.case_sensitive, self.env_ignore_empty, self.env_parse_none_str)
+
+
+class Config(BaseSettings):
+    """All run settings. Build it with `load_config`; it is immutable."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=False,
+        env_ignore_empty=True, use_attribute_docstrings=True, frozen=True,
+    )
+
+    git_repo_url: str
+    """Repository to work on: a git URL or a local path (relative to the current directory)."""
+    llm_base_url: _Url | None = None
+    """Base URL of one OpenAI-compatible server (``/v1`` optional); ignored when LLM_ENDPOINTS is set."""
+    llm_api_key: SecretStr | None = None
+    """API key for LLM_BASE_URL."""
+    llm_endpoints: Annotated[list[Endpoint] | None, NoDecode] = Field(default=None, validate_default=True)
+    """JSON list of ``{name, endpoint, apiKey, weight}`` to spread requests over; wins over LLM_BASE_URL."""
+    llm_model: str | None = None
+    """Default model name for every role."""
+    planner_model: str | None = Field(default=None, validate_default=True)
+    """Model for the planner (default: LLM_MODEL)."""
+    subplanner_model: str | None = Field(default=None, validate_default=True)
+    """Model for subplanners (default: LLM_MODEL)."""
+    worker_model: str | None = Field(default=None, validate_default=True)
+    """Model for workers (default: LLM_MODEL)."""
+    reconciler_model: str | None = Field(default=None, validate_default=True)
+    """Model for the reconciler (default: LLM_MODEL)."""
+    llm_max_tokens: int = Field(default=65536, gt=0)
+    """Maximum tokens of one model answer."""
+    llm_temperature: float = Field(default=0.7, ge=0, le=2)
+    """Sampling temperature, 0 to 2."""
+    llm_timeout: float = Field(default=120.0, gt=0)
+    """Seconds to wait for one model request."""
+    max_workers: int = Field(default=50, ge=1)
+    """Workers running at once, subplanners included."""
+    worker_timeout: float = Field(default=1800.0, gt=0)
+    """Seconds one worker task may run."""
+    task_max_steps: int = Field(default=100, ge=1)
+    """Tool-calling steps one worker task may take."""
+    planner_max_iterations: int = Field(default=100, ge=1)
+    """Maximum planner iterations in one run."""
+    sandbox_provider: Literal["local", "modal", "ray"] = "local"
+    """Where workers run: local, modal or ray."""
+    sandbox_isolation: Literal["bubblewrap", "none"] = "bubblewrap"
+    """Local sandbox isolation: bubblewrap, or none (explicitly unsafe)."""
+    sandbox_network: Literal["off", "on"] = "off"
+    """Whether sandboxed commands may use the network: off or on."""
+    sandbox_cpu_cores: int = Field(default=4, ge=1)
+    """CPU cores per sandbox, where the provider can enforce it."""
+    sandbox_memory_mb: int = Field(default=8192, ge=1)
+    """Memory per sandbox in MiB, where the provider can enforce it."""
+    sandbox_idle_timeout: float = Field(default=300.0, gt=0)
+    """Seconds an idle sandbox is kept before it is removed."""
+    git_main_branch: str = "main"
+    """Target branch that work lands on."""
+    git_branch_prefix: str = "worker/"
+    """Namespace of worker branches; ends with ``/``."""
+    git_commit_name: str = "Longshot"
+    """Author and committer name of Longshot's commits."""
+    git_commit_email: str = "longshot@localhost"
+    """Author and committer email of Longshot's commits."""
+    merge_strategy: Literal["fast-forward", "rebase", "merge-commit"] = "rebase"
+    """How a worker branch lands: fast-forward, rebase or merge-commit."""
+    check_commands: Annotated[list[str] | None, NoDecode] = None
+    """Build/test commands run before landing: unset = auto-detect, ``none``, one command or a JSON list."""
+    check_timeout: float = Field(default=600.0, gt=0)
+    """Time limit in seconds for running the check commands."""
+    health_check_interval: float = Field(default=10.0, gt=0)
+    """Seconds between monitor polls."""
+    reconciler_interval: float = Field(default=300.0, gt=0)
+    """Seconds between reconciler sweeps (shorter while the target is red)."""
+    finalization_enabled: bool = True
+    """Whether the finalization phase (final checks and fixes) runs after planning ends."""
+    finalization_max_attempts: int = Field(default=3, ge=1)
+    """Attempts of the finalization phase."""
+    longshot_work_dir: Path = Path(".longshot")
+    """Directory of the hub clone and task checkouts (relative to the current directory)."""
+    longshot_log_dir: Path = Path("logs")
+    """Directory of run logs (relative to the current directory)."""
+
+    @classmethod
+    def settings_customise_sources(
+        cls, settings_cls: type[BaseSettings], init_settings: Any, env_settings: Any, dotenv_settings: Any, **_: Any
+    ) -> tuple[Any, ...]:
+        """Init values, then the environment (or `load_config`'s mapping), then ``.env``."""
+        return init_settings, _EnvSource(settings_cls), dotenv_settings
+
+    @field_validator("git_repo_url")
+    @classmethod
+    def _repo(cls, v: str) -> str:
+        if _URL_RE.match(v := v.strip()):
+            return v
+        path = Path.cwd() / Path(v).expanduser()
+        if not v or not path.exists():
+            raise _fail(f"no such path {path}", "set GIT_REPO_URL to a git URL or the path of an existing repository")
+        return str(path)
+
+    @field_validator("llm_endpoints", mode="before")
+    @classmethod
+    def _endpoints(cls, v: object, info: ValidationInfo) -> object:
+        if v is None:
+            if "llm_base_url" in info.data and info.data["llm_base_url"] is None:  # absent: it failed itself
+                raise _fail("no model server is configured", "set LLM_BASE_URL (and LLM_API_KEY) or LLM_ENDPOINTS")
+            return None
+        if isinstance(v, str):
+            try:
+                v = json.loads(v)
+            except json.JSONDecodeError as e:
+                raise ValueError(f"not valid JSON ({e.msg} at char {e.pos})") from None
+        if not isinstance(v, list) or not v:
+            raise ValueError("the list is empty" if v == [] else "must be a JSON list of endpoint objects")
+        endpoints, problems = [], []
+        for i, item in enumerate(v, 1):
+            try:
+                endpoints.append(Endpoint.model_validate(item))
+            except ValidationError as e:
+                for err in e.errors():
+                    where = ".".join(str(x) for x in err["loc"])
+                    text = str(err["ctx"]["error"]) if err["type"] == "value_error" else err["msg"].lower()
+                    problems.append(f"entry {i}{' ' + where if where else ''}: {text}")
+        if problems:
+            raise ValueError("; ".join(problems))
+        if len({e.name for e in endpoints}) != len(endpoints):
+            raise _fail("endpoint names are not unique", "give every entry of LLM_ENDPOINTS its own name")
+        return endpoints
+
+    @field_validator("planner_model", "subplanner_model", "worker_model", "reconciler_model")
+    @classmethod
+    def _role_model(cls, v: str | None, info: ValidationInfo) -> str | None:
+        v = (v or "").strip() or info.data.get("llm_model")
+        if not v:
+            role = str(info.field_name).removesuffix("_model")
+            raise _fail(f"no model for the {role} role", f"set LLM_MODEL or {str(info.field_name).upper()}")
+        return v
+
+    @field_validator("git_main_branch", "git_branch_prefix")
+    @classmethod
+    def _branches(cls, v: str, info: ValidationInfo) -> str:
+        is_prefix = info.field_name == "git_branch_prefix"
+        if v.endswith("/") != is_prefix:
+            problem: str | None = "must end with '/'" if is_prefix else "must not end with '/'"
+        else:
+            problem = _ref_problem(v)
+        main = info.data.get("git_main_branch") if is_prefix else None
+        if not problem and main:
+            parts, wanted = v.strip("/").split("/"), main.split("/")
+            if any(parts[i : i + len(wanted)] == wanted for i in range(len(parts))):
+                problem = f"must not contain the target branch {main!r} as a path component"
+        if problem:
+            example = "a branch namespace such as 'worker/'" if is_prefix else "a branch name such as 'main'"
+            raise _fail(problem, f"set {str(info.field_name).upper()} to {example}")
+        return v
+
+    @field_validator("check_commands", mode="before")
+    @classmethod
+    def _checks(cls, v: object) -> object:
+        if not isinstance(v, str):
+            return v
+        if (text := v.strip()).lower() == "none":
+            return []
+        try:
+            commands = json.loads(text) if text.startswith("[") else [text]
+        except json.JSONDecodeError:
+            if text.startswith('["'):
+                raise ValueError("looks like a JSON list but is not valid JSON") from None
+            return [text]  # a shell command such as `[ -f Makefile ] && make`
+        if not isinstance(commands, list) or not all(isinstance(c, str) for c in commands):
+            raise ValueError("a JSON value must be a list of strings")
+        return commands
+
+    @field_validator("longshot_work_dir", "longshot_log_dir")
+    @classmethod
+    def _absolute(cls, v: Path) -> Path:
+        return Path.cwd() / v.expanduser()  # an absolute path replaces the cwd
+
+    @property
+    def endpoints(self) -> list[Endpoint]:
+        """LLM_ENDPOINTS, or one endpoint named ``default`` made of LLM_BASE_URL and LLM_API_KEY."""
+        if self.llm_endpoints:
+            return list(self.llm_endpoints)
+        return [Endpoint(name="default", endpoint=str(self.llm_base_url), api_key=self.llm_api_key or SecretStr(""))]
+
+    def model_for(self, role: Role) -> str:
+        """The model name requests of ``role`` carry."""
+        if role not in ROLES:
+            raise ValueError(f"unknown role {role!r}; expected one of {', '.join(ROLES)}")
+        return str(getattr(self, f"{role}_model") or self.llm_model)
+
+    def secrets(self) -> list[str]:
+        """Every non-empty API key value, for redaction."""
+        keys = [self.llm_api_key, *(e.api_key for e in self.llm_endpoints or [])]
+        return list(dict.fromkeys(k.get_secret_value() for k in keys if k is not None and k.get_secret_value()))
+
+
+def _expected(name: str) -> str:
+    """What a valid value of field ``name`` looks like, for the Fix hint."""
+    field = Config.model_fields[name]
+    ann = field.annotation
+    if get_origin(ann) is Literal:
+        return "one of " + ", ".join(str(a) for a in get_args(ann))
+    if ann is bool:
+        text = "true or false"
+    elif ann in (int, float):
+        text = "a whole number" if ann is int else "a number"
+        bounds = {"gt": ">", "ge": ">=", "lt": "<", "le": "<="}
+        limits = [f"{op} {getattr(m, k)}" for m in field.metadata for k, op in bounds.items() if hasattr(m, k)]
+        text += (" " + " and ".join(limits)) if limits else ""
+    else:
+        text = _HINTS.get(name, "a valid value")
+    default = None if field.is_required() else field.default
+    return text if default is None else f"{text} (or unset it for the default {default})"
+
+
+def _problems(error: ValidationError) -> list[str]:
+    """One ``ENV_VAR: what. Fix: how`` line per error; never the input value."""
+    lines = []
+    for err in error.errors(include_input=False, include_url=False):
+        env = (name := str(err["loc"][0])).upper()  # every check is a field check: loc names the field
+        if err["type"] == "value_error":
+            text = str(err["ctx"]["error"])
+        else:
+            text = "is not set" if err["type"] == "missing" else err["msg"][0].lower() + err["msg"][1:]
+        lines.append(f"{env}: {text}" + ("" if "Fix:" in text else f". Fix: set {env} to {_expected(name)}"))
+    return lines
+
+
+def load_config(
+    env: Mapping[str, str] | None = None,
+    *,
+    env_file: Path | None = Path(".env"),
+    overrides: Mapping[str, object] | None = None,
+) -> Config:
+    """Read and validate the settings.
+
+    ``env`` replaces ``os.environ`` entirely when given; ``env_file=None`` skips the
+    ``.env`` file; ``overrides`` (keyed by variable or field name, any case) win over
+    both. Raises `ConfigError` listing every problem, one per line.
+    """
+    kwargs: dict[str, Any] = {key.lower(): value for key, value in (overrides or {}).items()}
+    unknown = [f"{k.upper()}: unknown setting. Fix: use a documented name"
+               for k in kwargs if k not in Config.model_fields]
+    if unknown:
+        raise ConfigError("\n".join(unknown))
+    token = _ENV.set(dict(env) if env is not None else None)
+    try:
+        return Config(_env_file=env_file, **kwargs)  # type: ignore[call-arg]
+    except ValidationError as e:
+        raise ConfigError("\n".join(_problems(e))) from None
+    finally:
+        _ENV.reset(token)

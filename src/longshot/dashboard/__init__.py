@@ -1,0 +1,1 @@
+"""What the user sees: renderers that consume events (and nothing else)."""

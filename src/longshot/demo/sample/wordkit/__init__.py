@@ -1,0 +1,1 @@
+"""wordkit: a small text toolkit (see SPEC.md)."""

@@ -1,0 +1,140 @@
+"""One rooted error hierarchy and the retry policy table.
+
+    LongshotError
+    ├── ConfigError (ValueError)            bad settings or usage; the CLI exits 2
+    ├── IllegalTransition (RuntimeError)    a task status move TRANSITIONS forbids
+    ├── GitError (RuntimeError)             a git command failed (argv and stderr kept)
+    │   └── PushRejected                    the remote refused a fast-forward-only push
+    ├── SandboxError (RuntimeError)         a sandbox could not be made or used
+    │   └── PathOutsideSandbox (ValueError) a path escaping the checkout was refused
+    ├── LLMError                            a model request failed (endpoint named)
+    │   ├── LLMRateLimited                  HTTP 429 (carries Retry-After)
+    │   ├── LLMServerError                  HTTP 5xx
+    │   ├── LLMTimeout (TimeoutError)       no answer within LLM_TIMEOUT
+    │   ├── LLMConnectionError (ConnectionError)
+    │   ├── LLMContextOverflow              the prompt exceeds the model's window
+    │   └── LLMBadRequest                   4xx other than 429: a permanent refusal
+    └── PlanParseError (ValueError)         a planner answer that is not usable JSON
+
+Backend errors (openai SDK, subprocess, git) are translated into these at the seam where
+they occur. ``RETRY_POLICY`` says which errors are worth retrying and how; every caller
+that retries reads it instead of deciding on its own.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class LongshotError(Exception):
+    """Root of every error Longshot raises on purpose."""
+
+
+class ConfigError(LongshotError, ValueError):
+    """Invalid or missing configuration. The message names the setting and the fix."""
+
+
+class IllegalTransition(LongshotError, RuntimeError):
+    """A task status change that the TRANSITIONS table does not allow."""
+
+
+class GitError(LongshotError, RuntimeError):
+    """A git command exited non-zero."""
+
+    def __init__(self, argv: list[str], returncode: int, stderr: str) -> None:
+        self.argv = argv
+        self.returncode = returncode
+        self.stderr = stderr
+        shown = " ".join(argv[:6]) + (" ..." if len(argv) > 6 else "")
+        super().__init__(f"git failed ({returncode}): {shown}: {stderr.strip()[-2000:]}")
+
+
+class PushRejected(GitError):
+    """The remote refused the push because the branch moved (not a fast-forward)."""
+
+
+class SandboxError(LongshotError, RuntimeError):
+    """A sandbox could not be created, used or cleaned up."""
+
+
+class PathOutsideSandbox(SandboxError, ValueError):
+    """A tool asked for an absolute path or one that escapes the checkout."""
+
+
+class LLMError(LongshotError):
+    """A model request failed. ``endpoint`` names where it was sent."""
+
+    def __init__(self, message: str, endpoint: str = "", retry_after: float | None = None) -> None:
+        self.endpoint = endpoint
+        self.retry_after = retry_after
+        prefix = f"[{endpoint}] " if endpoint else ""
+        super().__init__(prefix + message)
+
+
+class LLMRateLimited(LLMError):
+    """HTTP 429."""
+
+
+class LLMServerError(LLMError):
+    """HTTP 5xx or a cut response."""
+
+
+class LLMTimeout(LLMError, TimeoutError):
+    """No complete answer within the request timeout."""
+
+
+class LLMConnectionError(LLMError, ConnectionError):
+    """The endpoint could not be reached or dropped the connection."""
+
+
+class LLMContextOverflow(LLMError):
+    """The request exceeds the model's context window."""
+
+
+class LLMBadRequest(LLMError):
+    """A 4xx answer other than 429: retrying the same request will not help."""
+
+
+class PlanParseError(LongshotError, ValueError):
+    """A planner answer that could not be turned into tasks; sent back to the model."""
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How to treat one kind of error."""
+
+    retry: bool
+    max_attempts: int = 1
+    base_delay: float = 0.0
+    max_delay: float = 0.0
+    hint: str = ""
+
+
+RETRY_POLICY: dict[type[LongshotError], RetryPolicy] = {
+    LLMRateLimited: RetryPolicy(True, 8, 1.0, 60.0, "the endpoint is throttling; honour Retry-After"),
+    LLMServerError: RetryPolicy(True, 5, 1.0, 30.0, "the endpoint failed; it may recover"),
+    LLMTimeout: RetryPolicy(True, 3, 1.0, 30.0, "raise LLM_TIMEOUT if the model is slow"),
+    LLMConnectionError: RetryPolicy(True, 5, 1.0, 30.0, "check LLM_BASE_URL and that the server runs"),
+    LLMContextOverflow: RetryPolicy(False, hint="the conversation must be compacted"),
+    LLMBadRequest: RetryPolicy(False, hint="check the model name and the endpoint's API"),
+    LLMError: RetryPolicy(False, hint="unexpected model error"),
+    PushRejected: RetryPolicy(True, 5, 0.0, 0.0, "the target branch moved; rebuild on the new tip"),
+    GitError: RetryPolicy(False, hint="see the git message"),
+    SandboxError: RetryPolicy(False, hint="see the sandbox message"),
+}
+
+
+def policy_for(error: BaseException) -> RetryPolicy:
+    """The policy of the most specific class in ``RETRY_POLICY`` the error belongs to."""
+    for cls in type(error).__mro__:
+        if cls in RETRY_POLICY:
+            return RETRY_POLICY[cls]  # type: ignore[index]
+    return RetryPolicy(False)
+
+
+def backoff_delay(policy: RetryPolicy, attempt: int, retry_after: float | None = None) -> float:
+    """Exponential delay for ``attempt`` (1-based), never shorter than ``retry_after``."""
+    delay = min(policy.max_delay, policy.base_delay * (2 ** max(0, attempt - 1)))
+    if retry_after is not None:
+        delay = max(delay, retry_after)
+    return delay

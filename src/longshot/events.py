@@ -1,0 +1,252 @@
+"""Typed, frozen events: the only channel from the pipeline to logs, dashboard and stdout.
+
+Every stage receives an ``Emit`` callable and reports through it. The `Bus` fans each
+event out to its sinks (the NDJSON run log, ``--json`` stdout, the plain printer).
+Consumers read the ``type`` tag, never message text. The catalogue is ``docs/events.md``;
+a test keeps it in step with the classes below.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import IO, Annotated, Any, Literal, Protocol, Union
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+
+from longshot.types import Handoff
+
+
+class Event(BaseModel):
+    """Base of every event: a ``type`` tag, a wall-clock time, the run and maybe a task."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    type: str
+    ts: float = Field(default_factory=time.time)
+    run_id: str = ""
+    task_id: str | None = None
+
+
+class RunStarted(Event):
+    type: Literal["run.started"] = "run.started"
+    request: str
+    repo: str
+    target_branch: str
+    max_workers: int
+    log_path: str = ""
+
+
+class RunFinished(Event):
+    type: Literal["run.finished"] = "run.finished"
+    exit_code: int
+    green: bool
+    landed: list[str] = Field(default_factory=list)
+    failed: list[str] = Field(default_factory=list)
+    unlanded: list[str] = Field(default_factory=list)
+    duration_s: float = 0.0
+    tokens: int = 0
+    summary: str = ""
+
+
+class PlannerRequested(Event):
+    type: Literal["planner.requested"] = "planner.requested"
+    iteration: int
+    handoffs: int = 0
+
+
+class PlannerAnswered(Event):
+    type: Literal["planner.answered"] = "planner.answered"
+    iteration: int
+    tasks: int
+    scratchpad: str = ""
+
+
+class PlannerParseError(Event):
+    type: Literal["planner.parse_error"] = "planner.parse_error"
+    iteration: int
+    error: str
+
+
+class TaskCreated(Event):
+    type: Literal["task.created"] = "task.created"
+    description: str
+    branch: str
+    scope: list[str] = Field(default_factory=list)
+    priority: int = 5
+    depends_on: list[str] = Field(default_factory=list)
+
+
+class TaskRejected(Event):
+    type: Literal["task.rejected"] = "task.rejected"
+    reason: str
+    description: str = ""
+
+
+class TaskStatusChanged(Event):
+    type: Literal["task.status"] = "task.status"
+    before: str
+    after: str
+    reason: str = ""
+
+
+class WorkerStep(Event):
+    type: Literal["worker.step"] = "worker.step"
+    step: int
+    tool: str
+    ok: bool
+    detail: str = ""
+
+
+class LLMUsage(Event):
+    type: Literal["llm.usage"] = "llm.usage"
+    role: str
+    model: str
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    duration_ms: int = 0
+
+
+class HandoffReceived(Event):
+    type: Literal["handoff.received"] = "handoff.received"
+    handoff: Handoff
+
+
+class MergeLanded(Event):
+    type: Literal["merge.landed"] = "merge.landed"
+    commit: str
+    branch: str
+
+
+class MergeFailed(Event):
+    type: Literal["merge.failed"] = "merge.failed"
+    branch: str
+    reason: str
+    conflicts: list[str] = Field(default_factory=list)
+
+
+class CheckFinished(Event):
+    type: Literal["check.finished"] = "check.finished"
+    command: str
+    exit_code: int
+    ok: bool
+    output_tail: str = ""
+
+
+class RunWarning(Event):
+    """Something the user should know that does not stop the run."""
+
+    type: Literal["warning"] = "warning"
+    message: str
+
+
+class RunError(Event):
+    """A failure of the run itself (not of one task)."""
+
+    type: Literal["error"] = "error"
+    message: str
+
+
+AnyEvent = Annotated[
+    Union[
+        RunStarted, RunFinished, PlannerRequested, PlannerAnswered, PlannerParseError,
+        TaskCreated, TaskRejected, TaskStatusChanged, WorkerStep, LLMUsage, HandoffReceived,
+        MergeLanded, MergeFailed, CheckFinished, RunWarning, RunError,
+    ],
+    Field(discriminator="type"),
+]
+EVENT_ADAPTER: TypeAdapter[Any] = TypeAdapter(AnyEvent)
+EVENT_TYPES: tuple[type[Event], ...] = tuple(
+    a for a in AnyEvent.__origin__.__args__  # type: ignore[attr-defined]
+)
+
+def new_run_id() -> str:
+    """A unique, sortable run id: UTC time plus randomness."""
+    return time.strftime("run-%Y%m%d-%H%M%S", time.gmtime()) + "-" + secrets.token_hex(2)
+
+
+Emit = Callable[[Event], None]
+"""What every stage is given to report with."""
+
+
+class Sink(Protocol):
+    """Receives every event, in order. Must not raise for a well-formed event."""
+
+    def __call__(self, event: Event) -> None: ...
+
+
+class Bus:
+    """Stamps each event with the run id and hands it to every sink in order."""
+
+    def __init__(self, run_id: str, sinks: list[Sink] | None = None) -> None:
+        self.run_id = run_id
+        self._sinks: list[Sink] = list(sinks or [])
+
+    def add_sink(self, sink: Sink) -> None:
+        self._sinks.append(sink)
+
+    def emit(self, event: Event) -> None:
+        if not event.run_id:
+            event = event.model_copy(update={"run_id": self.run_id})
+        for sink in self._sinks:
+            sink(event)
+
+
+class NdjsonSink:
+    """Writes one JSON object per line and flushes, so a crash loses at most one line."""
+
+    def __init__(self, stream: IO[str]) -> None:
+        self._stream = stream
+
+    @classmethod
+    def open(cls, path: Path) -> "NdjsonSink":
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return cls(path.open("a", encoding="utf-8"))
+
+    def __call__(self, event: Event) -> None:
+        self._stream.write(event.model_dump_json() + "\n")
+        self._stream.flush()
+
+    def close(self) -> None:
+        self._stream.close()
+
+
+class MemorySink:
+    """Keeps events in a list (for the end-of-run summary and for tests)."""
+
+    def __init__(self) -> None:
+        self.events: list[Event] = []
+
+    def __call__(self, event: Event) -> None:
+        self.events.append(event)
+
+    def of_type(self, cls: type[Event]) -> list[Any]:
+        return [e for e in self.events if isinstance(e, cls)]
+
+
+def parse_event(line: str) -> Event | None:
+    """One NDJSON line as a typed event; None for an unknown type (newer writer)."""
+    data = json.loads(line)
+    try:
+        return EVENT_ADAPTER.validate_python(data)  # type: ignore[no-any-return]
+    except ValidationError:
+        if data.get("type") not in {cls.model_fields["type"].default for cls in EVENT_TYPES}:
+            return None
+        raise
+
+
+def read_events(path: Path) -> Iterator[Event]:
+    """The events of a run log, skipping unknown types and a torn last line."""
+    with path.open(encoding="utf-8") as f:
+        for line in f:
+            if not line.strip():
+                continue
+            try:
+                event = parse_event(line)
+            except json.JSONDecodeError:
+                continue  # a line cut by a crash mid-write
+            if event is not None:
+                yield event

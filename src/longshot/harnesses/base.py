@@ -1,0 +1,29 @@
+"""The contract of a harness: work one task in one sandbox and report how it ended.
+
+A harness never commits, pushes or touches the hub: the orchestrator snapshots the
+sandbox afterwards. Its result carries only what the agent said (status, summary,
+concerns, suggestions) and what it spent; line counts and files come from git.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from pydantic import BaseModel, Field
+
+from longshot.sandboxes.base import Sandbox
+from longshot.types import HandoffStatus, Task
+
+
+class HarnessResult(BaseModel):
+    status: HandoffStatus
+    summary: str
+    concerns: list[str] = Field(default_factory=list)
+    suggestions: list[str] = Field(default_factory=list)
+    tokens_used: int = 0
+    tool_calls: int = 0
+    steps: int = 0
+
+
+class Harness(Protocol):
+    async def run(self, task: Task, sandbox: Sandbox) -> HarnessResult: ...

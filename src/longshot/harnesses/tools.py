@@ -1,0 +1,230 @@
+"""The worker's tools (DESIGN §3.3): schemas, argument validation and execution.
+
+Names and parameters are a public contract. Every call goes through the `Sandbox`
+protocol; nothing here touches the host file system. A bad call (unknown tool, invalid
+JSON, a missing or ill-typed argument, a path outside the checkout) is never executed:
+the model receives the exact error text instead.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from longshot.errors import PathOutsideSandbox, SandboxError
+from longshot.sandboxes.base import Sandbox
+from longshot.sandboxes.output import cap_text
+
+
+class _Args(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ReadArgs(_Args):
+    """Read a text file. Long files come in pages: pass offset (1-based line) and limit."""
+
+    path: str
+    offset: int | None = Field(default=None, ge=1)
+    limit: int | None = Field(default=None, ge=1)
+
+
+class WriteArgs(_Args):
+    """Create or overwrite a file with the given content."""
+
+    path: str
+    content: str
+
+
+class EditArgs(_Args):
+    """Replace one exact, unique occurrence of old_text with new_text."""
+
+    path: str
+    old_text: str
+    new_text: str
+
+
+class BashArgs(_Args):
+    """Run a shell command in the repository root. Returns exit code, stdout, stderr."""
+
+    command: str
+    timeout: float | None = Field(default=None, gt=0)
+
+
+class GrepArgs(_Args):
+    """Search file contents with an extended regular expression; prints file:line:text."""
+
+    pattern: str
+    path: str | None = None
+    glob: str | None = None
+    ignore_case: bool = False
+
+
+class FindArgs(_Args):
+    """Find files whose path matches a glob (e.g. "*.py" or "src/**/test_*.py")."""
+
+    pattern: str
+    path: str | None = None
+
+
+class LsArgs(_Args):
+    """List a directory (the repository root by default)."""
+
+    path: str | None = None
+
+
+class HandoffArgs(_Args):
+    """End the task and report: status, what was done, concerns and suggestions."""
+
+    status: Literal["complete", "partial", "blocked", "failed"]
+    summary: str
+    concerns: list[str] = Field(default_factory=list)
+    suggestions: list[str] = Field(default_factory=list)
+
+
+WORKER_TOOLS: dict[str, type[_Args]] = {
+    "read": ReadArgs, "write": WriteArgs, "edit": EditArgs, "bash": BashArgs,
+    "grep": GrepArgs, "find": FindArgs, "ls": LsArgs, "handoff": HandoffArgs,
+}
+
+
+def tool_schemas(tools: dict[str, type[_Args]]) -> list[dict[str, Any]]:
+    """OpenAI ``tools`` entries for the given argument models."""
+    out = []
+    for name, model in tools.items():
+        schema = model.model_json_schema()
+        schema.pop("title", None)
+        schema.pop("description", None)
+        out.append({"type": "function", "function": {
+            "name": name, "description": (model.__doc__ or "").strip(), "parameters": schema}})
+    return out
+
+
+class ToolCallError(Exception):
+    """A call that was refused before running; the message goes back to the model."""
+
+
+def parse_call(tools: dict[str, type[_Args]], name: str, raw: str) -> _Args:
+    """Validate a tool call's name and JSON arguments, or raise ToolCallError with why."""
+    if name not in tools:
+        raise ToolCallError(f"unknown tool {name!r}; the tools are: {', '.join(tools)}")
+    try:
+        data = json.loads(raw or "{}")
+    except json.JSONDecodeError as e:
+        raise ToolCallError(f"the arguments of {name} are not valid JSON ({e}); nothing was run") from e
+    if not isinstance(data, dict):
+        raise ToolCallError(f"the arguments of {name} must be a JSON object; nothing was run")
+    try:
+        return tools[name].model_validate(data)
+    except ValidationError as e:
+        problems = "; ".join(f"{'.'.join(map(str, err['loc'])) or name}: {err['msg']}" for err in e.errors())
+        raise ToolCallError(f"bad arguments for {name}: {problems}; nothing was run") from e
+
+
+@dataclass
+class ToolOutcome:
+    text: str
+    ok: bool
+
+
+class ToolBox:
+    """Executes validated worker tool calls in one sandbox."""
+
+    def __init__(
+        self, sandbox: Sandbox, *, default_timeout: float = 120.0, max_timeout: float = 900.0,
+        output_limit: int = 20_000, page_lines: int = 400,
+    ) -> None:
+        self.sandbox = sandbox
+        self.default_timeout = default_timeout
+        self.max_timeout = max_timeout
+        self.output_limit = output_limit
+        self.page_lines = page_lines
+
+    async def call(self, name: str, raw_arguments: str) -> ToolOutcome:
+        try:
+            args = parse_call(WORKER_TOOLS, name, raw_arguments)
+            text = await getattr(self, f"_{name}")(args)
+            return ToolOutcome(cap_text(text, self.output_limit), True)
+        except ToolCallError as e:
+            return ToolOutcome(f"error: {e}", False)
+        except PathOutsideSandbox as e:
+            return ToolOutcome(f"error: {e}", False)
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError) as e:
+            return ToolOutcome(f"error: {type(e).__name__}: {e.filename or e}", False)
+        except SandboxError as e:
+            return ToolOutcome(f"error: the sandbox failed: {e}", False)
+
+    async def _read(self, a: ReadArgs) -> str:
+        data = await self.sandbox.read_file(a.path)
+        if b"\x00" in data[:8192]:
+            return f"{a.path} is a binary file of {len(data)} bytes"
+        lines = data.decode("utf-8", "replace").splitlines()
+        start = (a.offset or 1) - 1
+        count = a.limit or self.page_lines
+        page = lines[start : start + count]
+        if not lines:
+            return f"{a.path} is empty"
+        if not page:
+            return f"{a.path} has {len(lines)} lines; offset {start + 1} is past the end"
+        body = "\n".join(f"{start + i + 1:>6}\t{line}" for i, line in enumerate(page))
+        if start + count < len(lines):
+            body += f"\n[lines {start + 1}-{start + len(page)} of {len(lines)}; read on with offset={start + count + 1}]"
+        return body
+
+    async def _write(self, a: WriteArgs) -> str:
+        await self.sandbox.write_file(a.path, a.content.encode())
+        return f"wrote {len(a.content)} characters to {a.path}"
+
+    async def _edit(self, a: EditArgs) -> str:
+        text = (await self.sandbox.read_file(a.path)).decode("utf-8", "replace")
+        found = text.count(a.old_text) if a.old_text else 0
+        if found != 1:
+            raise ToolCallError(
+                f"old_text occurs {found} times in {a.path}; it must occur exactly once (add surrounding lines to make it unique)"
+            )
+        await self.sandbox.write_file(a.path, text.replace(a.old_text, a.new_text, 1).encode())
+        return f"edited {a.path}"
+
+    async def _bash(self, a: BashArgs) -> str:
+        timeout = min(a.timeout or self.default_timeout, self.max_timeout)
+        r = await self.sandbox.exec(a.command, timeout)
+        head = f"exit code: {r.exit_code}" + (f" (timed out after {timeout:g}s; the command was killed)" if r.timed_out else "")
+        return f"{head}\nstdout:\n{r.stdout}\nstderr:\n{r.stderr}"
+
+    async def _grep(self, a: GrepArgs) -> str:
+        argv = ["grep", "-rnIE", "--exclude-dir=.git", "--exclude-dir=node_modules"]
+        if a.ignore_case:
+            argv.append("-i")
+        if a.glob:
+            argv.append(f"--include={a.glob}")
+        argv += ["--", a.pattern, self._rel(a.path)]
+        r = await self.sandbox.exec(shlex.join(argv) + " | head -n 500", 60)
+        return r.stdout.strip() or (r.stderr.strip() or "no matches")
+
+    async def _find(self, a: FindArgs) -> str:
+        root = self._rel(a.path)
+        if "/" in a.pattern:
+            test = ["-path", f"{root}/{a.pattern.removeprefix('./').replace('**/', '*')}"]
+        else:
+            test = ["-name", a.pattern]
+        argv = ["find", root, "-name", ".git", "-prune", "-o", "-type", "f", *test, "-print"]
+        r = await self.sandbox.exec(shlex.join(argv) + " | sort | head -n 500", 60)
+        return r.stdout.strip() or (r.stderr.strip() or "no files match")
+
+    async def _ls(self, a: LsArgs) -> str:
+        entries = await self.sandbox.list_dir(self._rel(a.path))
+        return "\n".join(entries) or "(empty directory)"
+
+    async def _handoff(self, a: HandoffArgs) -> str:
+        return "handoff recorded"
+
+    def _rel(self, path: str | None) -> str:
+        """A validated relative path for use in a command line (refuses escapes)."""
+        if not path or path in (".", "./"):
+            return "."
+        if path.startswith(("/", "~")) or ".." in path.split("/"):
+            raise PathOutsideSandbox(f"path must stay inside the repository: {path}")
+        return path

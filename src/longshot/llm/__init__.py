@@ -1,0 +1,1 @@
+"""Model access: the `ChatModel` protocol (base.py) and its backends."""

@@ -1,0 +1,117 @@
+"""A `ChatModel` backed by one OpenAI-compatible endpoint, through the openai SDK.
+
+SDK errors are translated into `longshot.errors.LLMError` subclasses here (`map_errors`)
+and nowhere else. Retries follow `RETRY_POLICY`; the SDK's own retries are off so that
+one table decides.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import openai
+
+from longshot.errors import (
+    LLMBadRequest, LLMConnectionError, LLMContextOverflow, LLMError, LLMRateLimited,
+    LLMServerError, LLMTimeout, backoff_delay, policy_for,
+)
+from longshot.llm.base import Completion, Message, Role, ToolCall, Usage
+
+OVERFLOW_MARKERS = ("context_length_exceeded", "maximum context length", "reduce the length",
+                    "prompt is too long", "too many tokens", "context window")
+
+
+class OpenAICompatModel:
+    """Sends each role's requests with that role's model name to one endpoint."""
+
+    def __init__(
+        self, *, name: str, base_url: str, api_key: str, models: dict[Role, str],
+        max_tokens: int = 65536, temperature: float = 0.7, timeout: float = 120.0,
+    ) -> None:
+        self.name = name
+        self.models = models
+        self.max_tokens = max_tokens
+        self.temperature = temperature
+        self._client = openai.AsyncOpenAI(
+            base_url=base_url, api_key=api_key or "none", timeout=timeout, max_retries=0
+        )
+
+    async def complete(
+        self, role: Role, messages: list[Message], tools: list[dict[str, Any]] | None = None
+    ) -> Completion:
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                return await self._once(role, messages, tools)
+            except LLMError as e:
+                policy = policy_for(e)
+                if not policy.retry or attempt >= policy.max_attempts:
+                    raise
+                delay = backoff_delay(policy, attempt, e.retry_after)
+                await asyncio.sleep(delay * (1 + random.random() * 0.25))
+
+    async def _once(self, role: Role, messages: list[Message], tools: list[dict[str, Any]] | None) -> Completion:
+        kwargs: dict[str, Any] = {
+            "model": self.models[role], "messages": messages,
+            "max_tokens": self.max_tokens, "temperature": self.temperature,
+        }
+        if tools:
+            kwargs["tools"] = tools
+        started = time.monotonic()
+        with self.map_errors():
+            resp = await self._client.chat.completions.create(**kwargs)
+        if not resp.choices:
+            raise LLMServerError("the answer had no choices", endpoint=self.name)
+        choice = resp.choices[0]
+        msg = choice.message
+        calls = [
+            ToolCall(id=c.id, name=c.function.name, arguments=c.function.arguments or "")
+            for c in (msg.tool_calls or [])
+            if getattr(c, "function", None) is not None
+        ]
+        usage = Usage(
+            prompt_tokens=resp.usage.prompt_tokens if resp.usage else 0,
+            completion_tokens=resp.usage.completion_tokens if resp.usage else 0,
+        )
+        return Completion(content=msg.content, tool_calls=calls, finish_reason=choice.finish_reason,
+                          usage=usage, model=resp.model or self.models[role],
+                          duration_ms=int((time.monotonic() - started) * 1000))
+
+    @contextmanager
+    def map_errors(self) -> Iterator[None]:
+        """Translate openai SDK errors into Longshot's hierarchy, naming this endpoint."""
+        name = self.name
+        try:
+            yield
+        except openai.RateLimitError as e:
+            raise LLMRateLimited(f"rate limited: {e.message}", name, _retry_after(e)) from e
+        except openai.APITimeoutError as e:
+            raise LLMTimeout("the request timed out", name) from e
+        except openai.APIConnectionError as e:
+            raise LLMConnectionError(f"connection failed: {e}", name) from e
+        except openai.APIStatusError as e:
+            text = str(e.message).lower() + " " + str(e.body).lower()
+            if e.status_code >= 500:
+                raise LLMServerError(f"HTTP {e.status_code}: {e.message}", name) from e
+            if any(m in text for m in OVERFLOW_MARKERS):
+                raise LLMContextOverflow(f"context overflow: {e.message}", name) from e
+            raise LLMBadRequest(f"HTTP {e.status_code}: {e.message}", name) from e
+        except openai.APIResponseValidationError as e:
+            raise LLMServerError(f"malformed answer: {e}", name) from e
+
+    async def aclose(self) -> None:
+        await self._client.close()
+
+
+def _retry_after(e: openai.APIStatusError) -> float | None:
+    value = e.response.headers.get("retry-after") if e.response is not None else None
+    try:
+        return float(value) if value is not None else None
+    except ValueError:
+        return None

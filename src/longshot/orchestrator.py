@@ -1,0 +1,212 @@
+"""The composition root: builds every component from `Config` and drives a run.
+
+`Orchestrator.run` is the main loop on one screen: ask the planner, start ready tasks
+while worker slots are free, send completed work to the merge queue, feed handoffs back
+to the planner, and stop when the planner has nothing more and nothing is open. Workers,
+the merge consumer and planner calls run in one `asyncio.TaskGroup`, so an unexpected
+error stops everything cleanly instead of being lost in a background task.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import time
+from collections.abc import Awaitable
+from typing import Any
+
+from longshot.config import Config
+from longshot.errors import ConfigError, LongshotError
+from longshot.events import Bus, Event, HandoffReceived, LLMUsage, RunError, RunFinished, RunStarted, RunWarning
+from longshot.harnesses.builtin import BuiltinHarness
+from longshot.hub import Hub
+from longshot.llm.base import ROLES, ChatModel
+from longshot.llm.openai_compat import OpenAICompatModel
+from longshot.pipeline.dispatch import TaskRunner
+from longshot.pipeline.finalize import Verdict, detect_checks, run_checks, verdict
+from longshot.pipeline.merge import MergeQueue
+from longshot.pipeline.parse import TaskValidator
+from longshot.pipeline.plan import PlanOutcome, Planner
+from longshot.pipeline.schedule import Scheduler
+from longshot.prompts import Prompts
+from longshot.sandboxes.base import SandboxProvider
+from longshot.sandboxes.local import LocalSandboxProvider
+from longshot.types import Handoff, MergeResult, Task, TaskStatus
+
+REPLAN_AFTER_HANDOFFS = 3
+
+
+def build_model(config: Config, bus: Bus) -> ChatModel:
+    endpoints = sorted(config.endpoints, key=lambda e: -e.weight)
+    if len(endpoints) > 1:
+        bus.emit(RunWarning(message=f"{len(endpoints)} endpoints configured; weighted routing is not built yet, "
+                                    f"using {endpoints[0].name!r} only"))
+    ep = endpoints[0]
+    return OpenAICompatModel(
+        name=ep.name, base_url=ep.base_url, api_key=ep.api_key.get_secret_value(),
+        models={role: config.model_for(role) for role in ROLES},
+        max_tokens=config.llm_max_tokens, temperature=config.llm_temperature, timeout=config.llm_timeout,
+    )
+
+
+def build_provider(config: Config) -> SandboxProvider:
+    if config.sandbox_provider != "local":
+        raise ConfigError(f"SANDBOX_PROVIDER: {config.sandbox_provider!r} is not available in this version. "
+                          "Fix: set SANDBOX_PROVIDER=local.")
+    if config.sandbox_isolation == "bubblewrap" and shutil.which("bwrap") is None:
+        raise ConfigError("SANDBOX_ISOLATION: bubblewrap (bwrap) is not installed, and workers must not run "
+                          "model-written commands unisolated. Fix: install it (apt-get install bubblewrap), "
+                          "or set SANDBOX_ISOLATION=none to run without isolation at your own risk.")
+    return LocalSandboxProvider(
+        config.longshot_work_dir.resolve(), isolation=config.sandbox_isolation,
+        network=config.sandbox_network == "on", author=(config.git_commit_name, config.git_commit_email),
+    )
+
+
+class Orchestrator:
+    """One run: owns the scheduler, the merge queue and the planner conversation."""
+
+    def __init__(self, config: Config, bus: Bus, model: ChatModel, provider: SandboxProvider) -> None:
+        self.config = config
+        self.bus = bus
+        self.emit = bus.emit
+        self.model = model
+        self.provider = provider
+        author = (config.git_commit_name, config.git_commit_email)
+        work_dir = config.longshot_work_dir.resolve()
+        self.hub = Hub(Hub.location(work_dir, config.git_repo_url), config.git_repo_url, config.git_main_branch, author)
+        prompts = Prompts()
+        self.scheduler = Scheduler(self.emit)
+        self.merge_queue = MergeQueue(self.hub, config.merge_strategy, self.emit, self._merged)
+        validator = TaskValidator(prefix=config.git_branch_prefix, main_branch=config.git_main_branch)
+        self.planner = Planner(model, prompts, validator, self.hub, self.emit)
+        harness = BuiltinHarness(model, prompts, self.emit, max_steps=config.task_max_steps)
+        self.runner = TaskRunner(self.hub, provider, harness, self.emit, timeout=config.worker_timeout)
+        self.tokens = 0
+        bus.add_sink(self._count_tokens)
+        self._changed = asyncio.Event()
+        self._reports: dict[str, dict[str, Any]] = {}
+        self._unsent: list[str] = []
+        self._unlanded: dict[str, str] = {}
+        self._errors: list[str] = []
+
+    def _count_tokens(self, event: Event) -> None:
+        if isinstance(event, LLMUsage):
+            self.tokens += event.prompt_tokens + event.completion_tokens
+
+    async def run(self, request: str, *, log_path: str = "") -> Verdict:
+        started = time.monotonic()
+        self.emit(RunStarted(request=request, repo=self.config.git_repo_url,
+                             target_branch=self.config.git_main_branch,
+                             max_workers=self.config.max_workers, log_path=log_path))
+        await self.hub.open()
+        async with asyncio.TaskGroup() as tg:
+            tg.create_task(self.merge_queue.run())
+            try:
+                await self._drive(request, tg)
+            finally:
+                self.merge_queue.close()
+        result = await self._finish()
+        self.emit(RunFinished(exit_code=result.exit_code, green=result.green, landed=result.landed,
+                              failed=result.failed, unlanded=result.unlanded, summary=result.summary,
+                              duration_s=round(time.monotonic() - started, 3), tokens=self.tokens))
+        return result
+
+    async def _drive(self, request: str, tg: asyncio.TaskGroup) -> None:
+        slots = self.config.max_workers
+        planning: asyncio.Task[PlanOutcome] | None = self._spawn(tg, self._plan(self.planner.initial(request)))
+        running: set[str] = set()
+        last_proposed = -1
+        while True:
+            if planning is not None and planning.done():
+                outcome = planning.result()
+                planning, last_proposed = None, outcome.proposed
+                for task in outcome.tasks:
+                    self.scheduler.add(task)
+            for task in self.scheduler.ready()[: max(0, slots - len(running))]:
+                self.scheduler.move(task, TaskStatus.RUNNING)
+                running.add(task.id)
+                self._spawn(tg, self._work(task, running))
+            open_work = self.scheduler.open_work()
+            if planning is None:
+                if last_proposed == 0 and not open_work:
+                    return
+                quiet = not open_work
+                if len(running) < slots and (len(self._unsent) >= REPLAN_AFTER_HANDOFFS or quiet):
+                    if self.planner.iteration >= self.config.planner_max_iterations:
+                        self.emit(RunWarning(message=f"planner stopped at PLANNER_MAX_ITERATIONS="
+                                                     f"{self.config.planner_max_iterations}"))
+                        if not open_work:
+                            return
+                    else:
+                        follow = self.planner.follow_up(self._take_reports(), self.scheduler.active)
+                        planning = self._spawn(tg, self._plan(follow))
+                        continue
+            await self._changed.wait()
+            self._changed.clear()
+
+    async def _plan(self, call: Awaitable[PlanOutcome]) -> PlanOutcome:
+        """A planner call that cannot take the task group down: failure ends planning."""
+        try:
+            return await call
+        except LongshotError as e:
+            self._errors.append(f"planning failed: {e}")
+            self.emit(RunError(message=self._errors[-1]))
+            return PlanOutcome(tasks=[], proposed=0)
+
+    def _spawn(self, tg: asyncio.TaskGroup, coro: Any) -> asyncio.Task[Any]:
+        task = tg.create_task(coro)
+        task.add_done_callback(lambda _: self._changed.set())
+        return task
+
+    async def _work(self, task: Task, running: set[str]) -> None:
+        try:
+            handoff = await self.runner.run(task)
+        except LongshotError as e:
+            handoff = Handoff(task_id=task.id, status="failed", summary=f"the task could not run: {e}")
+        finally:
+            running.discard(task.id)
+        self.emit(HandoffReceived(task_id=task.id, handoff=handoff))
+        self._report(handoff)
+        if handoff.status == "complete" and handoff.commit:
+            self.scheduler.move(task, TaskStatus.MERGING)
+            self.merge_queue.submit(task, handoff.commit)
+        elif handoff.status == "complete":
+            self.scheduler.move(task, TaskStatus.UNCHANGED, "complete without changes")
+        else:
+            self.scheduler.move(task, TaskStatus(handoff.status), handoff.summary[:300])
+            if handoff.status == "partial" and handoff.commit:
+                self._unlanded[task.id] = "partial work on its branch"
+
+    def _report(self, handoff: Handoff) -> None:
+        self._reports[handoff.task_id] = {
+            "task_id": handoff.task_id, "status": handoff.status, "summary": handoff.summary[:600],
+            "files_changed": handoff.files_changed[:30], "concerns": handoff.concerns,
+            "suggestions": handoff.suggestions, "landed": None if handoff.status == "complete" and handoff.commit else False,
+        }
+        self._unsent.append(handoff.task_id)
+
+    def _take_reports(self) -> list[dict[str, Any]]:
+        ids, self._unsent = self._unsent, []
+        return [self._reports[i] for i in ids]
+
+    def _merged(self, task: Task, result: MergeResult) -> None:
+        self._reports[task.id]["landed"] = result.landed
+        if result.landed:
+            self.scheduler.move(task, TaskStatus.LANDED)
+        else:
+            self.scheduler.move(task, TaskStatus.FAILED, result.reason)
+            self._unlanded[task.id] = result.reason
+            self.planner.notes.append(f"{task.id} did NOT land: {result.reason}")
+        self._changed.set()
+
+    async def _finish(self) -> Verdict:
+        commands = self.config.check_commands
+        if commands is None:
+            commands = detect_checks(await self.hub.files(await self.hub.tip())) or None
+        checks = None
+        if commands is not None:
+            checks = await run_checks(self.provider, self.hub, commands, timeout=self.config.check_timeout,
+                                      branch=f"{self.config.git_branch_prefix}final-checks", emit=self.emit)
+        return verdict(list(self.scheduler.tasks.values()), checks, sorted(self._unlanded), self.emit,
+                       errors=self._errors)

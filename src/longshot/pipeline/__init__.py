@@ -1,0 +1,1 @@
+"""The stages of a run, one module per arrow of the design diagram."""

@@ -1,0 +1,46 @@
+"""Running one task: a sandbox on the current target tip, the harness, the snapshot.
+
+Whatever way the worker ends (handoff, step limit, timeout, model failure), what it wrote
+is snapshotted onto its branch in the hub so nothing is lost; only a ``complete`` handoff
+with changes goes on to the merge queue (the orchestrator decides that).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from longshot.errors import LLMError, SandboxError
+from longshot.events import Emit, RunWarning
+from longshot.harnesses.base import Harness, HarnessResult
+from longshot.hub import Hub
+from longshot.pipeline.handoff import build_handoff, commit_message
+from longshot.sandboxes.base import SandboxProvider, SandboxSpec
+from longshot.types import Handoff, Task
+
+
+class TaskRunner:
+    def __init__(self, hub: Hub, provider: SandboxProvider, harness: Harness, emit: Emit, *, timeout: float) -> None:
+        self.hub = hub
+        self.provider = provider
+        self.harness = harness
+        self.emit = emit
+        self.timeout = timeout
+
+    async def run(self, task: Task) -> Handoff:
+        started = time.monotonic()
+        base = await self.hub.tip()
+        spec = SandboxSpec(task_id=task.id, branch=task.branch, base_commit=base, hub=self.hub.path)
+        async with self.provider.open(spec) as sandbox:
+            try:
+                async with asyncio.timeout(self.timeout):
+                    result = await self.harness.run(task, sandbox)
+            except TimeoutError:
+                result = HarnessResult(status="partial", summary=f"the worker timed out after {self.timeout:g}s",
+                                       concerns=["WORKER_TIMEOUT reached; work so far is on the branch"])
+            except (LLMError, SandboxError) as e:
+                self.emit(RunWarning(task_id=task.id, message=f"worker failed: {e}"))
+                result = HarnessResult(status="failed", summary=f"the worker failed: {e}")
+            commit = await sandbox.snapshot(commit_message(task, result))
+        duration_ms = int((time.monotonic() - started) * 1000)
+        return await build_handoff(self.hub.git, task, result, base, commit, duration_ms)

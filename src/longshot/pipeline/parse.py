@@ -1,0 +1,199 @@
+"""Turning a planner's answer into validated tasks.
+
+`parse_plan` is tolerant of how models actually answer: code fences, prose around the
+object, a bare array of tasks. What it cannot use raises `PlanParseError` with a message
+meant for the model. `TaskValidator` then checks each task on its own terms (branch
+inside the worker namespace and legal, scope inside the repository, known dependencies)
+and explains every rejection.
+"""
+
+from __future__ import annotations
+
+import json
+import posixpath
+import re
+from dataclasses import dataclass, field
+
+from pydantic import ValidationError
+
+from longshot.errors import PlanParseError
+from longshot.git import legal_branch_name
+from longshot.types import RawTask, Task
+
+_FENCE = re.compile(r"```(?:json|JSON)?\s*\n(.*?)```", re.DOTALL)
+
+
+@dataclass
+class PlanAnswer:
+    scratchpad: str
+    tasks: list[RawTask]
+
+
+def _candidates(text: str) -> list[str]:
+    found = [m.group(1) for m in _FENCE.finditer(text)]
+    stripped = text.strip()
+    found.append(stripped)
+    for opener in ("{", "["):
+        start = stripped.find(opener)
+        if start > 0:
+            found.append(stripped[start:])
+    return found
+
+
+def _decode(text: str) -> object:
+    decoder = json.JSONDecoder()
+    errors: list[str] = []
+    for candidate in _candidates(text):
+        candidate = candidate.strip()
+        if not candidate:
+            continue
+        try:
+            value, _ = decoder.raw_decode(candidate)
+            return value
+        except json.JSONDecodeError as e:
+            errors.append(f"{e.msg} at line {e.lineno} column {e.colno}")
+    raise PlanParseError(
+        "your answer is not valid JSON"
+        + (f" ({errors[-1]})" if errors else " (it was empty)")
+        + '. Answer with one JSON object: {"scratchpad": "...", "tasks": [...]}'
+    )
+
+
+def parse_plan(text: str | None) -> PlanAnswer:
+    """Parse a planner answer; raise PlanParseError with a message for the model."""
+    value = _decode(text or "")
+    if isinstance(value, list):
+        value = {"scratchpad": "", "tasks": value}
+    if not isinstance(value, dict):
+        raise PlanParseError('the JSON must be an object with a "tasks" list')
+    tasks = value.get("tasks")
+    if not isinstance(tasks, list):
+        raise PlanParseError('the object has no "tasks" list; use "tasks": [] when nothing is left to do')
+    raws: list[RawTask] = []
+    problems: list[str] = []
+    for i, item in enumerate(tasks):
+        try:
+            raws.append(RawTask.model_validate(item))
+        except ValidationError as e:
+            first = e.errors()[0]
+            problems.append(f"tasks[{i}].{'.'.join(map(str, first['loc']))}: {first['msg']}")
+    if problems and not raws:
+        raise PlanParseError("no usable task: " + "; ".join(problems[:5]))
+    scratchpad = value.get("scratchpad", "")
+    return PlanAnswer(scratchpad=scratchpad if isinstance(scratchpad, str) else json.dumps(scratchpad), tasks=raws)
+
+
+def slugify(text: str, limit: int = 40) -> str:
+    slug = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+    return slug[:limit].rstrip("-") or "task"
+
+
+def safe_scope_path(path: str) -> str | None:
+    """The normalised relative path, or None if it is absolute, escapes, or is unusable."""
+    if not path or "\x00" in path or path.startswith(("/", "~", "\\")) or re.match(r"^[A-Za-z]:", path):
+        return None
+    norm = posixpath.normpath(path)
+    if norm == ".." or norm.startswith("../") or norm == ".":
+        return None
+    if norm == ".git" or norm.startswith(".git/"):
+        return None
+    return norm
+
+
+@dataclass
+class Rejection:
+    task_id: str | None
+    description: str
+    reason: str
+
+
+@dataclass
+class TaskValidator:
+    """Validates raw tasks against the run's rules; remembers ids already used."""
+
+    prefix: str
+    main_branch: str
+    max_tasks: int = 200
+    known_ids: set[str] = field(default_factory=set)
+    known_branches: set[str] = field(default_factory=set)
+    _counter: int = 0
+
+    def next_id(self) -> str:
+        while True:
+            self._counter += 1
+            candidate = f"task-{self._counter:03d}"
+            if candidate not in self.known_ids:
+                return candidate
+
+    def validate(self, raws: list[RawTask]) -> tuple[list[Task], list[Rejection]]:
+        accepted: list[Task] = []
+        rejected: list[Rejection] = []
+        batch_ids = {r.id for r in raws if r.id}
+        for raw in raws:
+            reason = self._problem(raw, batch_ids, len(accepted))
+            if reason:
+                rejected.append(Rejection(raw.id, raw.description[:200], reason))
+                continue
+            task_id = raw.id or self.next_id()
+            branch = raw.branch or f"{self.prefix}{task_id}-{slugify(raw.description)}"
+            scope = [p for p in (safe_scope_path(s) for s in raw.scope) if p]
+            if branch in self.known_branches:
+                rejected.append(Rejection(raw.id, raw.description[:200], f"branch {branch!r} is already used"))
+                continue
+            self.known_ids.add(task_id)
+            self.known_branches.add(branch)
+            accepted.append(Task(id=task_id, description=raw.description, scope=scope,
+                                 acceptance=raw.acceptance, branch=branch,
+                                 priority=raw.priority, depends_on=list(dict.fromkeys(raw.depends_on))))
+        return self._drop_unsatisfiable(accepted, rejected)
+
+    def _drop_unsatisfiable(self, accepted: list[Task], rejected: list[Rejection]) -> tuple[list[Task], list[Rejection]]:
+        """Reject tasks that depend on a rejected task or sit on a dependency cycle."""
+        batch = {t.id: t for t in accepted}
+        state: dict[str, str] = {}
+
+        def bad(task_id: str) -> str:
+            if task_id not in batch:
+                return "" if task_id in self.known_ids else f"depends on rejected task {task_id!r}"
+            if state.get(task_id) == "visiting":
+                return "dependency cycle"
+            if task_id in state:
+                return state[task_id] if state[task_id] != "ok" else ""
+            state[task_id] = "visiting"
+            why = next((w for w in (bad(d) for d in batch[task_id].depends_on) if w), "")
+            state[task_id] = why or "ok"
+            return why
+
+        keep = []
+        for task in accepted:
+            why = bad(task.id)
+            if why:
+                rejected.append(Rejection(task.id, task.description[:200], why))
+                self.known_ids.discard(task.id)
+            else:
+                keep.append(task)
+        return keep, rejected
+
+    def _problem(self, raw: RawTask, batch_ids: set[str | None], accepted: int) -> str:
+        if accepted >= self.max_tasks:
+            return f"more than {self.max_tasks} tasks in one answer; the rest were dropped"
+        if not raw.description.strip() or "\x00" in raw.description:
+            return "empty or invalid description"
+        if raw.id is not None and (not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}", raw.id) or raw.id.endswith(".lock")):
+            return f"invalid id {raw.id!r}: use letters, digits, '.', '_' and '-' (at most 64)"
+        if raw.id is not None and raw.id in self.known_ids:
+            return f"duplicate task id {raw.id!r}"
+        for path in raw.scope:
+            if safe_scope_path(path) is None:
+                return f"scope path {path!r} is outside the repository"
+        if raw.branch is not None:
+            if not raw.branch.startswith(self.prefix) or not legal_branch_name(raw.branch):
+                return f"branch {raw.branch!r} must be a legal branch name under {self.prefix!r}"
+            if raw.branch.removeprefix(self.prefix) in ("", self.main_branch):
+                return f"branch {raw.branch!r} is not a task branch"
+        for dep in raw.depends_on:
+            if dep == raw.id:
+                return "a task cannot depend on itself"
+            if dep not in self.known_ids and dep not in batch_ids:
+                return f"depends_on names an unknown task {dep!r}"
+        return ""

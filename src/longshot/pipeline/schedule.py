@@ -1,0 +1,65 @@
+"""The task ledger and scheduling order.
+
+`Scheduler` owns every task of the run. It is the only place statuses change (through
+`move`, which checks the TRANSITIONS table and emits `TaskStatusChanged`), and it decides
+what may start next: pending tasks whose dependencies have landed, most urgent priority
+first, then in the order they were planned. A task whose dependency ended without landing
+fails with that reason instead of waiting forever.
+"""
+
+from __future__ import annotations
+
+from longshot.events import Emit, TaskCreated, TaskStatusChanged
+from longshot.types import ENDED, Task, TaskStatus
+
+
+class Scheduler:
+    def __init__(self, emit: Emit) -> None:
+        self.emit = emit
+        self.tasks: dict[str, Task] = {}
+        self._order: dict[str, int] = {}
+
+    def add(self, task: Task) -> None:
+        self.tasks[task.id] = task
+        self._order[task.id] = len(self._order)
+        self.emit(TaskCreated(task_id=task.id, description=task.description, branch=task.branch,
+                              scope=task.scope, priority=task.priority, depends_on=task.depends_on))
+
+    def move(self, task: Task, to: TaskStatus, reason: str = "") -> None:
+        before = task.move(to, reason)
+        self.emit(TaskStatusChanged(task_id=task.id, before=before, after=to, reason=reason))
+
+    def with_status(self, *statuses: TaskStatus) -> list[Task]:
+        return [t for t in self.tasks.values() if t.status in statuses]
+
+    def ready(self) -> list[Task]:
+        """Pending tasks whose dependencies all landed, in the order they should start."""
+        self._fail_orphans()
+        ready = [
+            t for t in self.tasks.values()
+            if t.status == TaskStatus.PENDING
+            and all(self.tasks[d].status == TaskStatus.LANDED for d in t.depends_on if d in self.tasks)
+        ]
+        return sorted(ready, key=lambda t: (t.priority, self._order[t.id]))
+
+    def _fail_orphans(self) -> None:
+        changed = True
+        while changed:
+            changed = False
+            for task in self.with_status(TaskStatus.PENDING):
+                for dep in task.depends_on:
+                    d = self.tasks.get(dep)
+                    if d is None or (d.status in ENDED and d.status != TaskStatus.LANDED):
+                        why = "unknown" if d is None else f"{d.status}"
+                        self.move(task, TaskStatus.FAILED, f"dependency {dep} ended {why} without landing")
+                        changed = True
+                        break
+
+    @property
+    def active(self) -> list[Task]:
+        """Tasks a worker or the merge queue is working on now."""
+        return self.with_status(TaskStatus.RUNNING, TaskStatus.MERGING)
+
+    def open_work(self) -> bool:
+        """Whether anything is running, merging, or could still start."""
+        return bool(self.active) or bool(self.ready())

@@ -1,0 +1,1 @@
+"""Where tool calls run: the `Sandbox` protocol (base.py) and its providers."""

@@ -1,0 +1,67 @@
+"""The contract of a sandbox provider and of the sandbox it opens for one task.
+
+A provider opens a sandbox holding a checkout of the task's base commit on the task's
+branch. Every tool call of a worker goes through the sandbox: commands via `exec`, files
+via `read_file` / `write_file` / `list_dir`, with paths relative to the checkout root.
+When the worker is done the orchestrator calls `snapshot`, which turns the checkout into
+one commit on the task branch *in the hub* (the orchestrator's clone) and returns it.
+Leaving the ``async with`` block destroys the sandbox and everything running in it.
+"""
+
+from __future__ import annotations
+
+from contextlib import AbstractAsyncContextManager
+from pathlib import Path
+from typing import Protocol
+
+from pydantic import BaseModel
+
+
+class ExecResult(BaseModel):
+    """What one command did. Output is capped; ``truncated`` says if anything was cut."""
+
+    exit_code: int
+    stdout: str = ""
+    stderr: str = ""
+    timed_out: bool = False
+    truncated: bool = False
+
+
+class SandboxSpec(BaseModel):
+    """What a provider needs to open a sandbox for a task."""
+
+    task_id: str
+    branch: str
+    base_commit: str
+    hub: Path
+    """The orchestrator's clone, which holds ``base_commit`` and receives the snapshot."""
+
+
+class Sandbox(Protocol):
+    """One task's isolated checkout and the place its commands run."""
+
+    async def exec(self, command: str, timeout: float) -> ExecResult:
+        """Run a shell command in the checkout root; kill its whole tree at ``timeout``."""
+        ...
+
+    async def read_file(self, path: str) -> bytes:
+        """Read a file; raise FileNotFoundError, IsADirectoryError or PathOutsideSandbox."""
+        ...
+
+    async def write_file(self, path: str, data: bytes) -> None:
+        """Create or overwrite a file, making parent directories."""
+        ...
+
+    async def list_dir(self, path: str) -> list[str]:
+        """Entries of a directory, directories marked with a trailing ``/``."""
+        ...
+
+    async def snapshot(self, message: str) -> str | None:
+        """Commit the checkout to the task branch in the hub; None when nothing changed."""
+        ...
+
+
+class SandboxProvider(Protocol):
+    """Opens sandboxes. ``open`` is an async context manager; exit destroys the sandbox."""
+
+    def open(self, spec: SandboxSpec) -> AbstractAsyncContextManager[Sandbox]: ...

@@ -1,0 +1,54 @@
+"""Bounded capture of a command's output: the head and the tail, with a marker between.
+
+A command may print gigabytes (``yes``, a runaway test); memory must stay bounded and
+what the model sees must show both how the output started and how it ended.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+
+class CappedReader:
+    """Reads a stream to its end, keeping at most ``limit`` bytes (half head, half tail)."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = max(2, limit)
+        self._head = bytearray()
+        self._tail = bytearray()
+        self.total = 0
+
+    @property
+    def truncated(self) -> bool:
+        return self.total > self.limit
+
+    async def drain(self, stream: asyncio.StreamReader | None) -> None:
+        if stream is None:
+            return
+        half = self.limit // 2
+        while chunk := await stream.read(65536):
+            self.total += len(chunk)
+            room = half - len(self._head)
+            if room > 0:
+                self._head += chunk[:room]
+                chunk = chunk[room:]
+            if chunk:
+                self._tail += chunk
+                if len(self._tail) > half:
+                    del self._tail[: len(self._tail) - half]
+
+    def text(self) -> str:
+        head = self._head.decode("utf-8", "replace")
+        if not self.truncated:
+            return head + self._tail.decode("utf-8", "replace")
+        cut = self.total - len(self._head) - len(self._tail)
+        tail = self._tail.decode("utf-8", "replace")
+        return f"{head}\n[... {cut} bytes of output omitted ...]\n{tail}"
+
+
+def cap_text(text: str, limit: int) -> str:
+    """``text`` cut to about ``limit`` characters, head and tail kept with a marker."""
+    if len(text) <= limit:
+        return text
+    half = limit // 2
+    return f"{text[:half]}\n[... {len(text) - 2 * half} characters omitted ...]\n{text[-half:]}"

@@ -1,0 +1,160 @@
+"""The vocabulary every stage shares: tasks, their state machine, handoffs.
+
+``TRANSITIONS`` is the single authority on how a task's status may change; `Task.move`
+refuses anything else with `IllegalTransition`. Values cross process and file
+boundaries (events, git notes, the fake model), so they are pydantic models.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from longshot.errors import IllegalTransition
+
+
+class TaskStatus(StrEnum):
+    """Where a task is in its life."""
+
+    PENDING = "pending"  # planned; waiting for its dependencies and a free worker slot
+    RUNNING = "running"  # a worker is on it
+    MERGING = "merging"  # handed off complete with changes; queued for the merge queue
+    LANDED = "landed"  # its commit is on the target branch (terminal)
+    UNCHANGED = "unchanged"  # handed off complete but changed nothing; nothing to land (terminal)
+    PARTIAL = "partial"  # the worker stopped before finishing; its work is on its branch
+    BLOCKED = "blocked"  # the worker could not proceed and said why
+    FAILED = "failed"  # the worker, the merge or a dependency failed (reason recorded)
+    CANCELLED = "cancelled"  # the run stopped before the task ended
+
+
+TERMINAL: frozenset[TaskStatus] = frozenset(
+    {TaskStatus.LANDED, TaskStatus.UNCHANGED, TaskStatus.CANCELLED}
+)
+"""Statuses a task never leaves. Partial, blocked and failed may be retried (→ pending)."""
+
+ENDED: frozenset[TaskStatus] = TERMINAL | {
+    TaskStatus.PARTIAL,
+    TaskStatus.BLOCKED,
+    TaskStatus.FAILED,
+}
+"""Statuses in which no worker or merge is working on the task now."""
+
+TRANSITIONS: dict[TaskStatus, frozenset[TaskStatus]] = {
+    TaskStatus.PENDING: frozenset({TaskStatus.RUNNING, TaskStatus.FAILED, TaskStatus.CANCELLED}),
+    TaskStatus.RUNNING: frozenset(
+        {
+            TaskStatus.MERGING,
+            TaskStatus.UNCHANGED,
+            TaskStatus.PARTIAL,
+            TaskStatus.BLOCKED,
+            TaskStatus.FAILED,
+            TaskStatus.CANCELLED,
+        }
+    ),
+    TaskStatus.MERGING: frozenset({TaskStatus.LANDED, TaskStatus.FAILED, TaskStatus.CANCELLED}),
+    TaskStatus.PARTIAL: frozenset({TaskStatus.PENDING, TaskStatus.CANCELLED}),
+    TaskStatus.BLOCKED: frozenset({TaskStatus.PENDING, TaskStatus.CANCELLED}),
+    TaskStatus.FAILED: frozenset({TaskStatus.PENDING, TaskStatus.CANCELLED}),
+    TaskStatus.LANDED: frozenset(),
+    TaskStatus.UNCHANGED: frozenset(),
+    TaskStatus.CANCELLED: frozenset(),
+}
+
+
+class RawTask(BaseModel):
+    """A task as the planner wrote it, before validation. Only ``description`` is required."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    id: str | None = None
+    description: str
+    scope: list[str] = Field(default_factory=list)
+    acceptance: str = ""
+    branch: str | None = None
+    priority: int = 5
+    depends_on: list[str] = Field(default_factory=list)
+
+
+class Task(BaseModel):
+    """A validated unit of work: one worker, one branch, one landing commit."""
+
+    model_config = ConfigDict(validate_assignment=True)
+
+    id: str
+    description: str
+    scope: list[str] = Field(default_factory=list)
+    acceptance: str = ""
+    branch: str
+    priority: int = 5
+    """Lower runs first (1 is the most urgent)."""
+    depends_on: list[str] = Field(default_factory=list)
+    """Ids of tasks that must have landed before this one starts."""
+    status: TaskStatus = TaskStatus.PENDING
+    attempts: int = 0
+    reason: str = ""
+    """Why the task is failed, blocked or partial (empty otherwise)."""
+
+    def move(self, to: TaskStatus, reason: str = "") -> TaskStatus:
+        """Change status if ``TRANSITIONS`` allows it; return the previous status."""
+        before = self.status
+        if to not in TRANSITIONS[before]:
+            raise IllegalTransition(f"task {self.id}: {before} -> {to} is not allowed")
+        self.status = to
+        self.reason = reason
+        return before
+
+
+HandoffStatus = Literal["complete", "partial", "blocked", "failed"]
+
+
+class HandoffMetrics(BaseModel):
+    """Figures the orchestrator measures; never taken from the model's word."""
+
+    lines_added: int = 0
+    lines_removed: int = 0
+    files_created: int = 0
+    files_modified: int = 0
+    tokens_used: int = 0
+    tool_calls: int = 0
+    duration_ms: int = 0
+    cost_usd: float = 0.0
+
+
+class Handoff(BaseModel):
+    """What a worker reports when its task ends (DESIGN §3.4). The diff stays in git."""
+
+    task_id: str
+    status: HandoffStatus
+    summary: str
+    files_changed: list[str] = Field(default_factory=list)
+    concerns: list[str] = Field(default_factory=list)
+    suggestions: list[str] = Field(default_factory=list)
+    metrics: HandoffMetrics = Field(default_factory=HandoffMetrics)
+    commit: str | None = None
+    """The commit on the task's branch holding the work, or None when nothing changed."""
+
+
+class MergeResult(BaseModel):
+    """Outcome of one landing attempt by the merge queue."""
+
+    task_id: str
+    landed: bool
+    commit: str | None = None
+    """The new tip of the target branch when landed."""
+    reason: str = ""
+    conflicts: list[str] = Field(default_factory=list)
+
+
+class CheckResult(BaseModel):
+    """One check command run on a tree."""
+
+    command: str
+    exit_code: int
+    output_tail: str = ""
+    timed_out: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_code == 0 and not self.timed_out
