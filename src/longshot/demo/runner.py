@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
 import sys
 import tempfile
 from importlib.resources import as_file, files
@@ -20,35 +19,18 @@ from rich.console import Console
 from longshot.cli import execute
 from longshot.config import load_config
 from longshot.demo.script import MODELS, REQUEST, demo_script
-from longshot.git import SAFE_CONFIG
 from longshot.testing.fake_llm import FakeLLM
+from longshot.testing.repos import git, make_remote
 
 
-def _git(*args: str, cwd: Path) -> None:
-    env = {"GIT_AUTHOR_NAME": "Longshot demo", "GIT_AUTHOR_EMAIL": "demo@localhost",
-           "GIT_COMMITTER_NAME": "Longshot demo", "GIT_COMMITTER_EMAIL": "demo@localhost",
-           "PATH": "/usr/local/bin:/usr/bin:/bin", "GIT_CONFIG_NOSYSTEM": "1", "HOME": str(cwd)}
-    subprocess.run(["git", *SAFE_CONFIG, *args], cwd=cwd, env=env, check=True, capture_output=True)
-
-
-def make_remote(base: Path) -> Path:
-    """Copy the bundled sample into ``base/seed``, commit it, and return a bare clone."""
-    seed, remote = base / "seed", base / "wordkit.git"
-    with as_file(files("longshot.demo").joinpath("sample")) as sample:
-        shutil.copytree(sample, seed, ignore=shutil.ignore_patterns("__pycache__"))
-    _git("init", "--quiet", "--initial-branch=main", cwd=seed)
-    _git("add", "--all", cwd=seed)
-    _git("commit", "--quiet", "-m", "wordkit: spec, features and tests", cwd=seed)
-    _git("clone", "--quiet", "--bare", str(seed), str(remote), cwd=base)
-    shutil.rmtree(seed)
-    return remote
 
 
 def run_demo(directory: Path | None, *, json_out: bool = False) -> int:
     console = Console(stderr=json_out, highlight=False)
     base = (directory or Path(tempfile.mkdtemp(prefix="longshot-demo-"))).resolve()
     base.mkdir(parents=True, exist_ok=True)
-    remote = make_remote(base)
+    with as_file(files("longshot.demo").joinpath("sample")) as sample:
+        remote = make_remote(base, source=sample, name="wordkit.git")
     isolation = "bubblewrap" if shutil.which("bwrap") else "none"
     if isolation == "none":
         console.print("[yellow]bubblewrap is not installed: the demo's scripted workers run without isolation.[/]")
@@ -63,7 +45,7 @@ def run_demo(directory: Path | None, *, json_out: bool = False) -> int:
         code = execute(config, REQUEST, json_out=json_out)
         unscripted = fake.errors
     result = base / "wordkit"
-    _git("clone", "--quiet", str(remote), str(result), cwd=base)
+    git("clone", "--quiet", str(remote), str(result), cwd=base)
     console.print(f"\nThe result is in [bold]{result}[/] (remote: {remote}); the event log is in {base / 'logs'}.")
     if unscripted:
         console.print(f"[red]the scripted model was asked for something it had no answer to: {unscripted[0]}[/]")

@@ -1,0 +1,1 @@
+"""Test doubles shipped with longshot: a scripted, OpenAI-compatible fake LLM server."""
