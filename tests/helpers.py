@@ -74,3 +74,10 @@ def worker_steps(writes: list[tuple[str, str]], command: str | None = None, *, s
 
 def last_tool_result(messages: list[dict[str, object]]) -> str:
     return next(str(m["content"]) for m in reversed(messages) if m.get("role") == "tool")
+
+
+def run_inprocess(tmp_path: Path, remote: Path, fake: FakeLLM, request: str = "do it", **extra: str) -> int:
+    """A whole run in this process (faster than the CLI); returns the exit code."""
+    from longshot.cli import execute
+
+    return execute(config_for(tmp_path, remote, fake, **extra), request)

@@ -71,7 +71,7 @@ def execute(config: Config, request: str, *, json_out: bool = False, debug: bool
     log_path = config.longshot_log_dir / f"run-{stamp}-{run_id[-4:]}.ndjson"
     log = NdjsonSink.open(log_path)
     bus = Bus(run_id, [log])
-    console = Console(stderr=False, highlight=False)
+    console = Console(stderr=False, highlight=False, soft_wrap=True)
     if json_out:
         bus.add_sink(JsonStdoutSink(sys.stdout))
     else:

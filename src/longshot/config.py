@@ -162,7 +162,7 @@ class Config(BaseSettings):
     merge_strategy: Literal["fast-forward", "rebase", "merge-commit"] = "rebase"
     """How a worker branch lands: fast-forward, rebase or merge-commit."""
     check_commands: Annotated[list[str] | None, NoDecode] = None
-    """Build/test commands run before landing: unset = auto-detect, ``none``, one command or a JSON list."""
+    """Build/test commands of the target, run on the final target branch: unset = auto-detect, ``none``, one command or a JSON list."""
     check_timeout: float = Field(default=600.0, gt=0)
     """Time limit in seconds for running the check commands."""
     health_check_interval: float = Field(default=10.0, gt=0)

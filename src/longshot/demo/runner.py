@@ -26,7 +26,7 @@ from longshot.testing.repos import git, make_remote
 
 
 def run_demo(directory: Path | None, *, json_out: bool = False) -> int:
-    console = Console(stderr=json_out, highlight=False)
+    console = Console(stderr=json_out, highlight=False, soft_wrap=True)
     base = (directory or Path(tempfile.mkdtemp(prefix="longshot-demo-"))).resolve()
     base.mkdir(parents=True, exist_ok=True)
     with as_file(files("longshot.demo").joinpath("sample")) as sample:

@@ -1,0 +1,42 @@
+"""Events: frozen, round-trip through NDJSON, unknown types skipped, catalogue complete."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from longshot.events import EVENT_TYPES, Bus, MemorySink, NdjsonSink, RunWarning, TaskCreated, read_events
+from longshot.types import Handoff
+from longshot.events import HandoffReceived
+
+DOC = Path(__file__).resolve().parents[1] / "docs" / "events.md"
+
+
+def test_events_are_frozen() -> None:
+    event = RunWarning(message="x")
+    with pytest.raises(ValidationError):
+        event.message = "y"  # type: ignore[misc]
+
+
+def test_bus_stamps_run_id_and_log_round_trips(tmp_path: Path) -> None:
+    path = tmp_path / "run.ndjson"
+    sink, memory = NdjsonSink.open(path), MemorySink()
+    bus = Bus("run-1", [sink, memory])
+    bus.emit(TaskCreated(task_id="t1", description="d", branch="worker/t1"))
+    bus.emit(HandoffReceived(task_id="t1", handoff=Handoff(task_id="t1", status="complete", summary="s")))
+    sink.close()
+    with path.open("a") as f:
+        f.write('{"type": "from.the.future", "ts": 1}\n{"type": "warning", "mess')  # unknown + torn line
+    events = list(read_events(path))
+    assert [e.type for e in events] == ["task.created", "handoff.received"]
+    assert all(e.run_id == "run-1" for e in events)
+    assert events == memory.events
+
+
+def test_catalogue_lists_every_event_type() -> None:
+    documented = set(re.findall(r"^\| `([a-z_.]+)` \|", DOC.read_text(), re.MULTILINE))
+    defined = {cls.model_fields["type"].default for cls in EVENT_TYPES}
+    assert documented == defined
