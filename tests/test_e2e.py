@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 from longshot.events import (
-    CheckFinished, HandoffReceived, MergeLanded, PlannerAnswered, PlannerRequested, RunFinished, RunStarted,
+    parse_event, CheckFinished, HandoffReceived, MergeLanded, PlannerAnswered, PlannerRequested, RunFinished, RunStarted,
     TaskCreated, TaskStatusChanged,
 )
 from longshot.testing.fake_script import RoleScript
@@ -88,9 +88,13 @@ def test_parallelism_is_capped_by_max_workers(tmp_path: Path, fake_llm, remote) 
     workers = {"*": lambda turn: worker_steps([(f"f{turn.task_id}.txt", "hi\n")], delay=0.4)[min(turn.turn, 1)]}
     fake = fake_llm(RoleScript({"planner": planner_then_done(plan_json(tasks)), "worker": workers}))
 
-    done = run_cli(["write six files"], run_env(tmp_path, target, fake, MAX_WORKERS="3", CHECK_COMMANDS="none"),
-                   cwd=tmp_path)
+    done = run_cli(["write six files", "--json"],
+                   run_env(tmp_path, target, fake, MAX_WORKERS="3", CHECK_COMMANDS="none"), cwd=tmp_path)
 
     assert done.returncode == 0, done.stdout + done.stderr
     assert fake.peak_in_flight("worker") == 3
+    # --json: stdout is the event stream and nothing else, the same as the run log.
+    streamed = [parse_event(line) for line in done.stdout.splitlines()]
+    assert [e.type for e in streamed] == [e.type for e in run_log(tmp_path)]
+    assert streamed[-1].type == "run.finished" and streamed[-1].exit_code == 0
     assert len(git("ls-tree", "--name-only", "main", cwd=target).splitlines()) == 7
