@@ -151,6 +151,24 @@ class Config(BaseSettings):
     """Memory per sandbox in MiB, where the provider can enforce it."""
     sandbox_idle_timeout: float = Field(default=300.0, gt=0)
     """Seconds an idle sandbox is kept before it is removed."""
+    sandbox_max_processes: int = Field(default=512, ge=8)
+    """Processes and threads one sandbox may run at once (needs a cgroup)."""
+    sandbox_max_open_files: int = Field(default=4096, ge=64)
+    """Open files per sandboxed process."""
+    sandbox_disk_mb: int = Field(default=10240, ge=16)
+    """MiB a sandbox may write in its checkout, HOME and /tmp together (also the largest file)."""
+    sandbox_max_files: int = Field(default=200_000, ge=100)
+    """Files and directories a sandbox may hold in its checkout, HOME and /tmp together."""
+    sandbox_setup_command: str | None = None
+    """Trusted command run in each new checkout before the agent starts, with network on (e.g. ``pip install -e .``)."""
+    sandbox_setup_timeout: float = Field(default=900.0, gt=0)
+    """Seconds the set-up command may take."""
+    sandbox_ro_paths: str = ""
+    """Extra host directories (``:``-separated) a sandbox may read, for toolchains outside the system dirs."""
+    snapshot_max_file_mb: int = Field(default=10, ge=1)
+    """Largest file a task's result may add, in MiB."""
+    snapshot_max_files: int = Field(default=5000, ge=1)
+    """Most files a task's result may add or change."""
     git_main_branch: str = "main"
     """Target branch that work lands on."""
     git_branch_prefix: str = "worker/"

@@ -136,6 +136,16 @@ class CheckFinished(Event):
     output_tail: str = ""
 
 
+class SandboxProfile(Event):
+    """What isolation and limits the sandboxes of this run have; ``weakened`` if any is missing."""
+
+    type: Literal["sandbox.profile"] = "sandbox.profile"
+    provider: str
+    isolation: str
+    description: str
+    weakened: bool = False
+
+
 class RunWarning(Event):
     """Something the user should know that does not stop the run."""
 
@@ -154,7 +164,7 @@ AnyEvent = Annotated[
     Union[
         RunStarted, RunFinished, PlannerRequested, PlannerAnswered, PlannerParseError,
         TaskCreated, TaskRejected, TaskStatusChanged, WorkerStep, LLMUsage, HandoffReceived,
-        MergeLanded, MergeFailed, CheckFinished, RunWarning, RunError,
+        MergeLanded, MergeFailed, CheckFinished, SandboxProfile, RunWarning, RunError,
     ],
     Field(discriminator="type"),
 ]

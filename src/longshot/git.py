@@ -34,7 +34,7 @@ def is_sha(value: str) -> bool:
 
 def legal_branch_name(name: str) -> bool:
     """Whether ``name`` is a legal branch name (the rules of git check-ref-format)."""
-    if not name or name == "@" or len(name) > 200:
+    if not name or name in ("@", "HEAD") or len(name) > 200:
         return False
     if name.startswith(("/", "-")) or name.endswith(("/", ".")):
         return False

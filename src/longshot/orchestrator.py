@@ -17,7 +17,9 @@ from typing import Any
 
 from longshot.config import Config
 from longshot.errors import ConfigError, LongshotError
-from longshot.events import Bus, Event, HandoffReceived, LLMUsage, RunError, RunFinished, RunStarted, RunWarning
+from longshot.events import (
+    Bus, Event, HandoffReceived, LLMUsage, RunError, RunFinished, RunStarted, RunWarning, SandboxProfile,
+)
 from longshot.harnesses.builtin import BuiltinHarness
 from longshot.hub import Hub
 from longshot.llm.base import ROLES, ChatModel
@@ -30,7 +32,8 @@ from longshot.pipeline.plan import PlanOutcome, Planner
 from longshot.pipeline.schedule import Scheduler
 from longshot.prompts import Prompts
 from longshot.sandboxes.base import SandboxProvider
-from longshot.sandboxes.local import LocalSandboxProvider
+from longshot.sandboxes.limits import Limits
+from longshot.sandboxes.local import LocalOptions, LocalSandboxProvider
 from longshot.types import Handoff, MergeResult, Task, TaskStatus
 
 REPLAN_AFTER_HANDOFFS = 3
@@ -57,10 +60,16 @@ def build_provider(config: Config) -> SandboxProvider:
         raise ConfigError("SANDBOX_ISOLATION: bubblewrap (bwrap) is not installed, and workers must not run "
                           "model-written commands unisolated. Fix: install it (apt-get install bubblewrap), "
                           "or set SANDBOX_ISOLATION=none to run without isolation at your own risk.")
-    return LocalSandboxProvider(
-        config.longshot_work_dir.resolve(), isolation=config.sandbox_isolation,
-        network=config.sandbox_network == "on", author=(config.git_commit_name, config.git_commit_email),
-    )
+    limits = Limits(memory_mb=config.sandbox_memory_mb, cpu_cores=config.sandbox_cpu_cores,
+                    processes=config.sandbox_max_processes, open_files=config.sandbox_max_open_files,
+                    disk_mb=config.sandbox_disk_mb, files=config.sandbox_max_files)
+    return LocalSandboxProvider(config.longshot_work_dir.resolve(), LocalOptions(
+        isolation=config.sandbox_isolation, network=config.sandbox_network == "on", limits=limits,
+        setup_command=config.sandbox_setup_command, setup_timeout=config.sandbox_setup_timeout,
+        ro_paths=[p for p in config.sandbox_ro_paths.split(":") if p],
+        max_file_bytes=config.snapshot_max_file_mb * 1024 * 1024, max_changed_files=config.snapshot_max_files,
+        author=(config.git_commit_name, config.git_commit_email),
+    ))
 
 
 class Orchestrator:
@@ -99,6 +108,7 @@ class Orchestrator:
         self.emit(RunStarted(request=request, repo=self.config.git_repo_url,
                              target_branch=self.config.git_main_branch,
                              max_workers=self.config.max_workers, log_path=log_path))
+        self._announce_isolation()
         await self.hub.open()
         async with asyncio.TaskGroup() as tg:
             tg.create_task(self.merge_queue.run())
@@ -111,6 +121,14 @@ class Orchestrator:
                               failed=result.failed, unlanded=result.unlanded, summary=result.summary,
                               duration_s=round(time.monotonic() - started, 3), tokens=self.tokens))
         return result
+
+    def _announce_isolation(self) -> None:
+        if self.config.sandbox_isolation == "none":
+            self.emit(RunWarning(message="SANDBOX_ISOLATION=none: model-written commands run on this machine "
+                                         "without isolation, with your user's rights"))
+        profile = self.provider.describe()
+        self.emit(SandboxProfile(provider=self.config.sandbox_provider, isolation=self.config.sandbox_isolation,
+                                 description=profile.description, weakened=profile.weakened))
 
     async def _drive(self, request: str, tg: asyncio.TaskGroup) -> None:
         slots = self.config.max_workers

@@ -13,7 +13,7 @@ from rich.markup import escape
 
 from longshot.events import (
     CheckFinished, Event, HandoffReceived, MergeFailed, MergeLanded, PlannerAnswered, PlannerParseError,
-    PlannerRequested, RunError, RunFinished, RunStarted, RunWarning, TaskCreated, TaskRejected, TaskStatusChanged,
+    PlannerRequested, RunError, SandboxProfile, RunFinished, RunStarted, RunWarning, TaskCreated, TaskRejected, TaskStatusChanged,
 )
 
 
@@ -74,6 +74,9 @@ class PlainPrinter:
                 mark = "[green]✓[/]" if e.ok else "[red]✗[/]"
                 tail = "" if e.ok else "\n" + escape(e.output_tail[-1500:])
                 return f"check {mark} {escape(e.command)} (exit {e.exit_code}){tail}"
+            case SandboxProfile():
+                colour = "yellow" if e.weakened else "dim"
+                return f"[{colour}]sandbox ({e.provider}): {escape(e.description)}[/]"
             case RunWarning():
                 return f"{t}[yellow]warning[/]: {escape(e.message)}"
             case RunError():

@@ -9,6 +9,7 @@ the model receives the exact error text instead.
 from __future__ import annotations
 
 import json
+import re
 import shlex
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -103,6 +104,28 @@ def tool_schemas(tools: dict[str, type[_Args]]) -> list[dict[str, Any]]:
     return out
 
 
+def glob_regex(pattern: str) -> str:
+    """A POSIX extended regex for a path glob: ``**/`` any directories, ``*`` and ``?`` within one."""
+    out, i = [], 0
+    while i < len(pattern):
+        if pattern.startswith("**/", i):
+            out.append("(.*/)?")
+            i += 3
+        elif pattern.startswith("**", i):
+            out.append(".*")
+            i += 2
+        elif pattern[i] == "*":
+            out.append("[^/]*")
+            i += 1
+        elif pattern[i] == "?":
+            out.append("[^/]")
+            i += 1
+        else:
+            out.append(re.escape(pattern[i]))
+            i += 1
+    return "".join(out)
+
+
 class ToolCallError(Exception):
     """A call that was refused before running; the message goes back to the model."""
 
@@ -191,7 +214,11 @@ class ToolBox:
     async def _bash(self, a: BashArgs) -> str:
         timeout = min(a.timeout or self.default_timeout, self.max_timeout)
         r = await self.sandbox.exec(a.command, timeout)
-        head = f"exit code: {r.exit_code}" + (f" (timed out after {timeout:g}s; the command was killed)" if r.timed_out else "")
+        head = f"exit code: {r.exit_code}"
+        if r.timed_out:
+            head += f" (timed out after {timeout:g}s; the command and everything it started were killed)"
+        elif r.limit:
+            head += f" (stopped by the sandbox's {r.limit})"
         return f"{head}\nstdout:\n{r.stdout}\nstderr:\n{r.stderr}"
 
     async def _grep(self, a: GrepArgs) -> str:
@@ -207,7 +234,7 @@ class ToolBox:
     async def _find(self, a: FindArgs) -> str:
         root = self._rel(a.path)
         if "/" in a.pattern:
-            test = ["-path", f"{root}/{a.pattern.removeprefix('./').replace('**/', '*')}"]
+            test = ["-regextype", "posix-extended", "-regex", re.escape(root) + "/" + glob_regex(a.pattern.removeprefix("./"))]
         else:
             test = ["-name", a.pattern]
         argv = ["find", root, "-name", ".git", "-prune", "-o", "-type", "f", *test, "-print"]

@@ -16,6 +16,7 @@ from longshot.harnesses.base import Harness, HarnessResult
 from longshot.hub import Hub
 from longshot.pipeline.handoff import build_handoff, commit_message
 from longshot.sandboxes.base import SandboxProvider, SandboxSpec
+from longshot.sandboxes.snapshot import SnapshotRefused
 from longshot.types import Handoff, Task
 
 
@@ -41,6 +42,12 @@ class TaskRunner:
             except (LLMError, SandboxError) as e:
                 self.emit(RunWarning(task_id=task.id, message=f"worker failed: {e}"))
                 result = HarnessResult(status="failed", summary=f"the worker failed: {e}")
-            commit = await sandbox.snapshot(commit_message(task, result))
+            try:
+                commit = await sandbox.snapshot(commit_message(task, result))
+            except SnapshotRefused as e:
+                self.emit(RunWarning(task_id=task.id, message=str(e)))
+                result = result.model_copy(update={"status": "failed", "summary": f"{e}. {result.summary}",
+                                                   "concerns": [*result.concerns, str(e)]})
+                commit = None
         duration_ms = int((time.monotonic() - started) * 1000)
         return await build_handoff(self.hub.git, task, result, base, commit, duration_ms)

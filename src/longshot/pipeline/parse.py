@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import posixpath
 import re
+from collections.abc import Collection
 from dataclasses import dataclass, field
 
 from pydantic import ValidationError
@@ -42,7 +43,7 @@ def _candidates(text: str) -> list[str]:
 
 def _decode(text: str) -> object:
     decoder = json.JSONDecoder()
-    errors: list[str] = []
+    errors: list[tuple[str, str]] = []
     for candidate in _candidates(text):
         candidate = candidate.strip()
         if not candidate:
@@ -51,12 +52,19 @@ def _decode(text: str) -> object:
             value, _ = decoder.raw_decode(candidate)
             return value
         except json.JSONDecodeError as e:
-            errors.append(f"{e.msg} at line {e.lineno} column {e.colno}")
+            errors.append((candidate, f"{e.msg} at line {e.lineno} column {e.colno}"))
     raise PlanParseError(
         "your answer is not valid JSON"
-        + (f" ({errors[-1]})" if errors else " (it was empty)")
+        + (f" ({_primary(text, errors)})" if errors else " (it was empty)")
         + '. Answer with one JSON object: {"scratchpad": "...", "tasks": [...]}'
     )
+
+
+def _primary(text: str, errors: list[tuple[str, str]]) -> str:
+    """The error to show: from a fenced block if any, else from the whole answer."""
+    fenced = [e for c, e in errors if c != text.strip() and not text.strip().endswith(c)]
+    whole = [e for c, e in errors if c == text.strip()]
+    return (fenced or whole or [errors[0][1]])[0]
 
 
 def parse_plan(text: str | None) -> PlanAnswer:
@@ -118,11 +126,12 @@ class TaskValidator:
     known_branches: set[str] = field(default_factory=set)
     _counter: int = 0
 
-    def next_id(self) -> str:
+    def next_id(self, reserved: Collection[str | None] = ()) -> str:
+        """A fresh ``task-NNN`` id, not used before and not ``reserved`` by this batch."""
         while True:
             self._counter += 1
             candidate = f"task-{self._counter:03d}"
-            if candidate not in self.known_ids:
+            if candidate not in self.known_ids and candidate not in reserved:
                 return candidate
 
     def validate(self, raws: list[RawTask]) -> tuple[list[Task], list[Rejection]]:
@@ -134,9 +143,12 @@ class TaskValidator:
             if reason:
                 rejected.append(Rejection(raw.id, raw.description[:200], reason))
                 continue
-            task_id = raw.id or self.next_id()
+            task_id = raw.id or self.next_id(batch_ids)
             branch = raw.branch or f"{self.prefix}{task_id}-{slugify(raw.description)}"
             scope = [p for p in (safe_scope_path(s) for s in raw.scope) if p]
+            if not legal_branch_name(branch):
+                rejected.append(Rejection(raw.id, raw.description[:200], f"branch {branch!r} is not a legal name"))
+                continue
             if branch in self.known_branches:
                 rejected.append(Rejection(raw.id, raw.description[:200], f"branch {branch!r} is already used"))
                 continue
@@ -179,8 +191,9 @@ class TaskValidator:
             return f"more than {self.max_tasks} tasks in one answer; the rest were dropped"
         if not raw.description.strip() or "\x00" in raw.description:
             return "empty or invalid description"
-        if raw.id is not None and (not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}", raw.id) or raw.id.endswith(".lock")):
-            return f"invalid id {raw.id!r}: use letters, digits, '.', '_' and '-' (at most 64)"
+        if raw.id is not None and (not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}", raw.id)
+                                   or ".." in raw.id or raw.id.endswith((".lock", "."))):
+            return f"invalid id {raw.id!r}: use letters, digits, '.', '_' and '-' (at most 64, no '..')"
         if raw.id is not None and raw.id in self.known_ids:
             return f"duplicate task id {raw.id!r}"
         for path in raw.scope:

@@ -25,6 +25,8 @@ class ExecResult(BaseModel):
     stderr: str = ""
     timed_out: bool = False
     truncated: bool = False
+    limit: str | None = None
+    """The resource limit that stopped the command (time, memory, processes, disk ...), named."""
 
 
 class SandboxSpec(BaseModel):
@@ -61,7 +63,19 @@ class Sandbox(Protocol):
         ...
 
 
+class Profile(BaseModel):
+    """What a provider guarantees on this host, said once per run."""
+
+    description: str
+    weakened: bool = False
+    """True when a promised protection (isolation, a limit) is missing here."""
+
+
 class SandboxProvider(Protocol):
     """Opens sandboxes. ``open`` is an async context manager; exit destroys the sandbox."""
 
     def open(self, spec: SandboxSpec) -> AbstractAsyncContextManager[Sandbox]: ...
+
+    def describe(self) -> Profile:
+        """The isolation and limits in force on this host."""
+        ...

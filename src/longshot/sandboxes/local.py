@@ -1,16 +1,19 @@
 """The local sandbox provider: a private checkout per task, commands under bubblewrap.
 
-Layout of one sandbox (under ``<work_dir>/tasks/<task>-<n>/``)::
+Layout of one sandbox (under ``<work_dir>/tasks/<task>-<pid>-<n>/``)::
 
     git/        a bare ``clone --shared`` of the hub: the task's git metadata, kept OUTSIDE
                 the checkout and never mounted into the sandbox
-    checkout/   the work tree: the only project directory commands can write
-    home/ tmp/  the sandbox's private HOME and TMPDIR
+    checkout/   the work tree, seen inside as /workspace: the only project directory
+                commands can write
+    home/ tmp/  the sandbox's private HOME (/home/sandbox) and /tmp
 
-The orchestrator commits the checkout from outside (`snapshot`) with hooks disabled and
-fetches the commit into the hub. Commands run with a clean environment built from an
-allow-list, stdin closed, output capped (head and tail kept), in a new session whose whole
-process group is killed at the timeout and after every command.
+Commands run under the bubblewrap profile of `longshot.sandboxes.bwrap`, with a clean
+environment from an allow-list, stdin closed, output capped (head and tail kept), inside a
+cgroup and rlimits (`longshot.sandboxes.limits`), and a disk watch. At its timeout, and
+after it ends, everything the command started is killed. The orchestrator commits the
+checkout from outside (`snapshot`), after the checks of `longshot.sandboxes.snapshot`,
+with hooks disabled, and fetches the commit into the hub.
 """
 
 from __future__ import annotations
@@ -21,12 +24,17 @@ import shutil
 import signal
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
+from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 from longshot.errors import PathOutsideSandbox, SandboxError
 from longshot.git import Git
-from longshot.sandboxes.base import ExecResult, Sandbox, SandboxSpec
+from longshot.sandboxes.base import ExecResult, Profile, Sandbox, SandboxSpec
+from longshot.sandboxes.bwrap import SANDBOX_HOME, WORKSPACE, bwrap_argv, toolchain_paths
+from longshot.sandboxes.limits import Cgroup, Limits, describe, preexec, watch_disk
 from longshot.sandboxes.output import CappedReader
+from longshot.sandboxes.snapshot import check_staged
 
 EXCLUDES = "\n".join(
     ["__pycache__/", "*.pyc", ".pytest_cache/", ".mypy_cache/", ".ruff_cache/", "node_modules/",
@@ -34,54 +42,80 @@ EXCLUDES = "\n".join(
 )
 """Never snapshotted: generated artifacts a worker's checks leave behind."""
 
-ENV_ALLOW = ("PATH", "LANG", "LC_ALL", "TZ")
+ENV_ALLOW = ("PATH", "LANG", "LC_ALL", "TZ", "PYENV_ROOT", "PYENV_VERSION", "CARGO_HOME", "RUSTUP_HOME",
+             "GOROOT", "GOPATH", "JAVA_HOME", "NVM_DIR", "NODE_PATH")
+"""The only host variables a sandbox sees (toolchain locations, never credentials)."""
+
+
+@dataclass
+class LocalOptions:
+    """How the local provider isolates and limits (built from Config by the composition root)."""
+
+    isolation: str = "bubblewrap"
+    network: bool = False
+    limits: Limits = field(default_factory=Limits)
+    setup_command: str | None = None
+    setup_timeout: float = 900.0
+    ro_paths: list[str] = field(default_factory=list)
+    max_file_bytes: int = 10 * 1024 * 1024
+    max_changed_files: int = 5000
+    output_limit: int = 64_000
+    author: tuple[str, str] = ("Longshot", "longshot@localhost")
 
 
 class LocalSandboxProvider:
-    """Opens `LocalSandbox` es under ``work_dir``. ``isolation`` is "bubblewrap" or "none"."""
+    """Opens `LocalSandbox` es under ``work_dir``."""
 
-    def __init__(
-        self,
-        work_dir: Path,
-        *,
-        isolation: str = "bubblewrap",
-        network: bool = False,
-        author: tuple[str, str] = ("Longshot", "longshot@localhost"),
-        output_limit: int = 64_000,
-    ) -> None:
+    def __init__(self, work_dir: Path, options: LocalOptions | None = None) -> None:
         self.work_dir = work_dir
-        self.isolation = isolation
-        self.network = network
-        self.author = author
-        self.output_limit = output_limit
+        self.options = options or LocalOptions()
+        self.ro_paths = toolchain_paths(os.environ.get("PATH", ""), self.options.ro_paths)
+        self.cache_dir = work_dir / "cache"
         self._counter = 0
+
+    def describe(self) -> Profile:
+        """What isolation and limits are in force on this host."""
+        probe = Cgroup.create(f"longshot-probe-{os.getpid()}", self.options.limits)
+        try:
+            text = describe(probe)
+        finally:
+            if probe is not None:
+                probe.remove()
+        isolation = ("bubblewrap: no network, read-only system, private checkout, HOME and /tmp"
+                     if self.options.isolation == "bubblewrap" else "NO isolation (SANDBOX_ISOLATION=none)")
+        network = "; network ON (SANDBOX_NETWORK=on)" if self.options.network else ""
+        weakened = probe is None or self.options.isolation == "none" or self.options.network
+        return Profile(description=f"{isolation}{network}; {text}", weakened=weakened)
 
     @asynccontextmanager
     async def open(self, spec: SandboxSpec) -> AsyncIterator[Sandbox]:
         self._counter += 1
-        root = self.work_dir / "tasks" / f"{spec.task_id}-{os.getpid()}-{self._counter}"
+        name = f"{spec.task_id}-{os.getpid()}-{self._counter}"
+        root = self.work_dir / "tasks" / name
         if root.exists():
             shutil.rmtree(root)
-        sandbox = LocalSandbox(root, spec, self)
+        sandbox = LocalSandbox(root, spec, self, Cgroup.create(f"longshot-{name}", self.options.limits))
         try:
             await sandbox.create()
             yield sandbox
         finally:
-            sandbox.kill_all()
+            sandbox.close()
             shutil.rmtree(root, ignore_errors=True)
 
 
 class LocalSandbox:
     """One task's checkout on this machine. See the module docstring for the layout."""
 
-    def __init__(self, root: Path, spec: SandboxSpec, provider: LocalSandboxProvider) -> None:
+    def __init__(self, root: Path, spec: SandboxSpec, provider: LocalSandboxProvider, cgroup: Cgroup | None) -> None:
         self.root = root
         self.spec = spec
         self.checkout = root / "checkout"
         self.home = root / "home"
         self.tmp = root / "tmp"
+        self.cgroup = cgroup
         self._provider = provider
-        self._git = Git(root, git_dir=root / "git", work_tree=self.checkout, author=provider.author)
+        self._opts = provider.options
+        self._git = Git(root, git_dir=root / "git", work_tree=self.checkout, author=self._opts.author)
         self._groups: set[int] = set()
 
     async def create(self) -> None:
@@ -92,72 +126,108 @@ class LocalSandbox:
         (self.root / "git" / "info").mkdir(exist_ok=True)
         (self.root / "git" / "info" / "exclude").write_text(EXCLUDES + "\n")
         await self._git.run("checkout", "--quiet", "--force", "-B", self.spec.branch, self.spec.base_commit)
+        if self._opts.setup_command:
+            await self._setup(self._opts.setup_command)
+
+    async def _setup(self, command: str) -> None:
+        """The trusted set-up command: network on, the shared download cache mounted."""
+        self._provider.cache_dir.mkdir(parents=True, exist_ok=True)
+        result = await self._run(command, self._opts.setup_timeout, network=True,
+                                 binds=((self._provider.cache_dir, f"{SANDBOX_HOME}/.cache"),))
+        if result.exit_code != 0:
+            tail = (result.stdout + result.stderr)[-2000:]
+            raise SandboxError(f"the set-up command failed (exit {result.exit_code}): {command}\n{tail}")
 
     # -- commands --------------------------------------------------------------------
 
-    def _argv(self, command: str) -> list[str]:
-        if self._provider.isolation == "none":
+    async def exec(self, command: str, timeout: float) -> ExecResult:
+        return await self._run(command, timeout, network=self._opts.network, binds=())
+
+    def _argv(self, command: str, network: bool, binds: tuple[tuple[Path, str], ...]) -> list[str]:
+        if self._opts.isolation == "none":
             return ["bash", "-c", command]
-        argv = [
-            "bwrap", "--die-with-parent", "--new-session", "--unshare-all",
-            "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc",
-            "--tmpfs", "/tmp", "--tmpfs", "/run", "--tmpfs", "/var/tmp",
-            "--bind", str(self.checkout), str(self.checkout),
-            "--bind", str(self.home), str(self.home),
-            "--bind", str(self.tmp), str(self.tmp),
-            "--chdir", str(self.checkout),
-        ]
-        if self._provider.network:
-            argv.append("--share-net")
-        return [*argv, "bash", "-c", command]
+        prefix = bwrap_argv(checkout=self.checkout, home=self.home, tmp=self.tmp, network=network,
+                            ro_paths=self._provider.ro_paths, extra_binds=binds)
+        return [*prefix, "bash", "-c", command]
 
     def _env(self) -> dict[str, str]:
         env = {k: os.environ[k] for k in ENV_ALLOW if k in os.environ}
         env.setdefault("PATH", "/usr/local/bin:/usr/bin:/bin")
+        isolated = self._opts.isolation != "none"
         env.update(
-            HOME=str(self.home), TMPDIR=str(self.tmp), TERM="dumb", PYTHONDONTWRITEBYTECODE="1",
-            GIT_CONFIG_NOSYSTEM="1", GIT_TERMINAL_PROMPT="0",
+            HOME=SANDBOX_HOME if isolated else str(self.home), TMPDIR="/tmp" if isolated else str(self.tmp),
+            PWD=WORKSPACE if isolated else str(self.checkout), TERM="dumb", PYTHONDONTWRITEBYTECODE="1",
+            GIT_CONFIG_NOSYSTEM="1", GIT_TERMINAL_PROMPT="0", PIP_DISABLE_PIP_VERSION_CHECK="1",
         )
         return env
 
-    async def exec(self, command: str, timeout: float) -> ExecResult:
-        limit = self._provider.output_limit
+    async def _run(self, command: str, timeout: float, *, network: bool,
+                   binds: tuple[tuple[Path, str], ...]) -> ExecResult:
+        limits = self._opts.limits
+        before = self.cgroup.counters() if self.cgroup else {}
+        hook = partial(preexec, limits, self.cgroup.procs_files if self.cgroup else [],
+                       memory_rlimit=self.cgroup is None)
         try:
             proc = await asyncio.create_subprocess_exec(
-                *self._argv(command),
-                cwd=self.checkout,
-                env=self._env(),
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.PIPE,
-                start_new_session=True,
+                *self._argv(command, network, binds), cwd=self.checkout, env=self._env(),
+                stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+                start_new_session=True, preexec_fn=hook,
             )
         except OSError as e:
             raise SandboxError(f"could not start a command in {self.checkout}: {e}") from e
         self._groups.add(proc.pid)
-        out, err = CappedReader(limit), CappedReader(limit)
+        out, err = CappedReader(self._opts.output_limit), CappedReader(self._opts.output_limit)
         readers = asyncio.gather(out.drain(proc.stdout), err.drain(proc.stderr))
-        timed_out = False
+        exited = asyncio.ensure_future(_exited(proc))
+        watcher = asyncio.ensure_future(watch_disk([self.checkout, self.home, self.tmp], limits))
+        limit: str | None = None
         try:
-            await asyncio.wait_for(proc.wait(), timeout)
-        except TimeoutError:
-            timed_out = True
+            done, _ = await asyncio.wait({exited, watcher}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+            if watcher in done:
+                limit = watcher.result()
+            elif not done:
+                limit = f"time limit: killed after {timeout:g}s"
         finally:
-            _kill_group(proc.pid)  # also ends anything the command left in the background
-            self._groups.discard(proc.pid)
+            watcher.cancel()
+            self._kill(proc.pid)
+        with suppress(TimeoutError):
+            await asyncio.wait_for(exited, 5)
         with suppress(TimeoutError):
             await asyncio.wait_for(readers, 5)
-        code = proc.returncode if proc.returncode is not None else -9
+        code = proc.returncode if proc.returncode is not None else -signal.SIGKILL
+        limit = limit or self._limit_hit(before, code, err)
         return ExecResult(
-            exit_code=124 if timed_out else code,
-            stdout=out.text(), stderr=err.text(), timed_out=timed_out,
-            truncated=out.truncated or err.truncated,
+            exit_code=124 if limit and limit.startswith("time") else code,
+            stdout=out.text(), stderr=err.text(), timed_out=bool(limit and limit.startswith("time")),
+            truncated=out.truncated or err.truncated, limit=limit,
         )
 
-    def kill_all(self) -> None:
+    def _limit_hit(self, before: dict[str, int], code: int, err: CappedReader) -> str | None:
+        limits = self._opts.limits
+        after = self.cgroup.counters() if self.cgroup else {}
+        if after.get("memory", 0) > before.get("memory", 0):
+            return f"memory limit: {limits.memory_mb} MB (SANDBOX_MEMORY_MB)"
+        if after.get("processes", 0) > before.get("processes", 0):
+            return f"process limit: {limits.processes} processes (SANDBOX_MAX_PROCESSES)"
+        if code in (-signal.SIGXFSZ, 128 + signal.SIGXFSZ):
+            return f"file size limit: {limits.disk_mb} MB (SANDBOX_DISK_MB)"
+        if "Too many open files" in err.text()[-4000:]:
+            return f"open files limit: {limits.open_files} (SANDBOX_MAX_OPEN_FILES)"
+        return None
+
+    def _kill(self, pgid: int) -> None:
+        with suppress(ProcessLookupError, PermissionError):
+            os.killpg(pgid, signal.SIGKILL)
+        self._groups.discard(pgid)
+        if self.cgroup is not None:
+            self.cgroup.kill()
+
+    def close(self) -> None:
+        """Kill everything still running and remove the cgroup."""
         for pgid in list(self._groups):
-            _kill_group(pgid)
-        self._groups.clear()
+            self._kill(pgid)
+        if self.cgroup is not None:
+            self.cgroup.remove()
 
     # -- files -----------------------------------------------------------------------
 
@@ -165,6 +235,8 @@ class LocalSandbox:
         """The host path for ``path``; refuses absolute paths and escapes (symlinks too)."""
         if "\x00" in path:
             raise PathOutsideSandbox(f"path contains a NUL byte: {path!r}")
+        if path.startswith(WORKSPACE + "/"):
+            path = path[len(WORKSPACE) + 1 :]
         if path.startswith("/") or path.startswith("~"):
             raise PathOutsideSandbox(f"absolute paths are not allowed: {path} (use a path relative to the repository root)")
         root = os.path.realpath(self.checkout)
@@ -195,14 +267,28 @@ class LocalSandbox:
         code, _, _ = await self._git.run_full("diff", "--cached", "--quiet")
         if code == 0:
             return None
+        await check_staged(self._git, self.spec.base_commit, max_file_bytes=self._opts.max_file_bytes,
+                           max_files=self._opts.max_changed_files)
         await self._git.run("commit", "--quiet", "--no-verify", "-m", message)
         sha = await self._git.run("rev-parse", "HEAD")
-        hub = Git(self.spec.hub)
         branch = self.spec.branch
-        await hub.run("fetch", "--quiet", "--no-tags", str(self.root / "git"), f"+refs/heads/{branch}:refs/heads/{branch}")
+        await Git(self.spec.hub).run("fetch", "--quiet", "--no-tags", str(self.root / "git"),
+                                     f"+refs/heads/{branch}:refs/heads/{branch}")
         return sha
 
 
-def _kill_group(pgid: int) -> None:
-    with suppress(ProcessLookupError, PermissionError):
-        os.killpg(pgid, signal.SIGKILL)
+async def _exited(proc: asyncio.subprocess.Process) -> int:
+    """The exit code, as soon as the process ends.
+
+    ``Process.wait`` (Python 3.11) also waits for the output pipes to close, which never
+    happens while a background child the command left behind still holds them.
+    """
+    waiter = asyncio.ensure_future(proc.wait())
+    delay = 0.005
+    while not waiter.done() and proc.returncode is None:
+        await asyncio.wait({waiter}, timeout=delay)
+        delay = min(delay * 2, 0.1)
+    if not waiter.done():
+        waiter.cancel()
+    assert proc.returncode is not None
+    return proc.returncode

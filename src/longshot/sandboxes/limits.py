@@ -1,0 +1,235 @@
+"""Resource limits of a local sandbox: rlimits, a cgroup per sandbox, and a disk watch.
+
+- **rlimits** (always): open files, file size, no core dumps; address space only when no
+  memory cgroup is available (it upsets runtimes that reserve large virtual ranges).
+- **cgroup** (when the host lets us create one: cgroup v1 with writable ``pids``/``memory``
+  /``cpu`` hierarchies, or a delegated cgroup v2 subtree): process count, memory and CPU
+  quota for everything the sandbox runs, and a reliable way to kill all of it.
+- **disk watch**: the checkout, HOME and TMPDIR are bind mounts of host directories, so a
+  watcher sums their size and file count while a command runs and kills it at the cap.
+
+Which of these are in force is reported once per run (`describe`), so a weaker host is
+never silent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import resource
+import signal
+from contextlib import suppress
+from dataclasses import dataclass
+from pathlib import Path
+
+V1_ROOT = Path("/sys/fs/cgroup")
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Per-sandbox caps. The names in brackets are the settings that set them."""
+
+    memory_mb: int = 8192  # [SANDBOX_MEMORY_MB]
+    cpu_cores: float = 4  # [SANDBOX_CPU_CORES]
+    processes: int = 512  # [SANDBOX_MAX_PROCESSES]
+    open_files: int = 4096  # [SANDBOX_MAX_OPEN_FILES]
+    disk_mb: int = 10240  # [SANDBOX_DISK_MB]
+    files: int = 200_000  # [SANDBOX_MAX_FILES] files and directories under the writable dirs
+
+
+class Cgroup:
+    """One sandbox's cgroup (v1: one directory per controller; v2: one directory)."""
+
+    def __init__(self, dirs: dict[str, Path], version: int) -> None:
+        self.dirs = dirs
+        self.version = version
+
+    @classmethod
+    def create(cls, name: str, limits: Limits) -> "Cgroup | None":
+        """Create and configure the cgroup, or None when the host does not allow it."""
+        made = _create_v2(name) or _create_v1(name)
+        if made is None:
+            return None
+        group = cls(*made)
+        try:
+            group._configure(limits)
+        except OSError:
+            group.remove()
+            return None
+        return group
+
+    def _configure(self, limits: Limits) -> None:
+        memory = str(limits.memory_mb * 1024 * 1024)
+        quota = str(int(limits.cpu_cores * 100_000))
+        if self.version == 2:
+            d = self.dirs["unified"]
+            _write(d / "pids.max", str(limits.processes))
+            _write(d / "memory.max", memory)
+            with suppress(OSError):
+                _write(d / "memory.swap.max", "0")
+            _write(d / "cpu.max", f"{quota} 100000")
+            return
+        _write(self.dirs["pids"] / "pids.max", str(limits.processes))
+        _write(self.dirs["memory"] / "memory.limit_in_bytes", memory)
+        with suppress(OSError):
+            _write(self.dirs["memory"] / "memory.memsw.limit_in_bytes", memory)
+        if "cpu" in self.dirs:
+            _write(self.dirs["cpu"] / "cpu.cfs_period_us", "100000")
+            _write(self.dirs["cpu"] / "cpu.cfs_quota_us", quota)
+
+    @property
+    def procs_files(self) -> list[str]:
+        return [str(d / "cgroup.procs") for d in self.dirs.values()]
+
+    def counters(self) -> dict[str, int]:
+        """Events that mean a limit was hit: OOM kills and refused forks."""
+        if self.version == 2:
+            d = self.dirs["unified"]
+            return {"memory": _field(d / "memory.events", "oom_kill"), "processes": _field(d / "pids.events", "max")}
+        return {"memory": _field(self.dirs["memory"] / "memory.oom_control", "oom_kill"),
+                "processes": _field(self.dirs["pids"] / "pids.events", "max")}
+
+    def pids(self) -> set[int]:
+        found: set[int] = set()
+        for f in self.procs_files:
+            with suppress(OSError):
+                found |= {int(x) for x in Path(f).read_text().split()}
+        return found
+
+    def kill(self) -> None:
+        """SIGKILL everything in the cgroup, including double-forked daemons."""
+        for _ in range(50):
+            pids = self.pids()
+            if not pids:
+                return
+            for pid in pids:
+                with suppress(ProcessLookupError, PermissionError):
+                    os.kill(pid, signal.SIGKILL)
+
+    def remove(self) -> None:
+        self.kill()
+        for d in self.dirs.values():
+            with suppress(OSError):
+                d.rmdir()
+
+
+def _write(path: Path, value: str) -> None:
+    path.write_text(value)
+
+
+def _field(path: Path, key: str) -> int:
+    with suppress(OSError, ValueError):
+        for line in path.read_text().splitlines():
+            name, _, value = line.partition(" ")
+            if name == key:
+                return int(value)
+    return 0
+
+
+def _own_path(controller: str) -> str:
+    """This process's cgroup path in a v1 hierarchy (or v2 for controller "")."""
+    with suppress(OSError):
+        for line in Path("/proc/self/cgroup").read_text().splitlines():
+            _, names, path = line.split(":", 2)
+            if controller in names.split(",") or (controller == "" and names == ""):
+                return path
+    return "/"
+
+
+def _create_v1(name: str) -> tuple[dict[str, Path], int] | None:
+    dirs: dict[str, Path] = {}
+    for controller in ("pids", "memory", "cpu"):
+        mount = V1_ROOT / controller
+        if not (mount / "cgroup.procs").exists():
+            if controller == "cpu":
+                continue
+            return _undo(dirs)
+        parent = mount / _own_path(controller).lstrip("/")
+        if not parent.is_dir():
+            parent = mount
+        try:
+            (parent / name).mkdir(exist_ok=True)
+        except OSError:
+            return _undo(dirs)
+        dirs[controller] = parent / name
+    return dirs, 1
+
+
+def _create_v2(name: str) -> tuple[dict[str, Path], int] | None:
+    root = V1_ROOT if (V1_ROOT / "cgroup.controllers").exists() else None
+    if root is None:
+        return None
+    parent = root / _own_path("").lstrip("/")
+    try:
+        enabled = (parent / "cgroup.subtree_control").read_text().split()
+    except OSError:
+        return None
+    if not {"pids", "memory"} <= set(enabled):
+        return None
+    try:
+        (parent / name).mkdir(exist_ok=True)
+    except OSError:
+        return None
+    return {"unified": parent / name}, 2
+
+
+def _undo(dirs: dict[str, Path]) -> None:
+    for d in dirs.values():
+        with suppress(OSError):
+            d.rmdir()
+    return None
+
+
+def preexec(limits: Limits, procs_files: list[str], *, memory_rlimit: bool) -> None:
+    """Runs in the child between fork and exec: join the cgroup, set rlimits."""
+    pid = str(os.getpid())
+    for f in procs_files:
+        with open(f, "w") as fh:
+            fh.write(pid)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (limits.open_files, limits.open_files))
+    size = limits.disk_mb * 1024 * 1024
+    resource.setrlimit(resource.RLIMIT_FSIZE, (size, size))
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    if memory_rlimit:
+        mem = limits.memory_mb * 1024 * 1024
+        resource.setrlimit(resource.RLIMIT_AS, (mem, mem))
+    if os.getuid() != 0:
+        resource.setrlimit(resource.RLIMIT_NPROC, (limits.processes, limits.processes))
+
+
+def usage(dirs: list[Path], stop_bytes: int, stop_files: int) -> tuple[int, int]:
+    """(bytes, entries) under ``dirs``, giving up early once either cap is passed."""
+    total = count = 0
+    stack = [str(d) for d in dirs]
+    while stack:
+        with suppress(OSError), os.scandir(stack.pop()) as it:
+            for entry in it:
+                count += 1
+                with suppress(OSError):
+                    st = entry.stat(follow_symlinks=False)
+                    total += st.st_blocks * 512
+                    if entry.is_dir(follow_symlinks=False):
+                        stack.append(entry.path)
+                if total > stop_bytes or count > stop_files:
+                    return total, count
+    return total, count
+
+
+async def watch_disk(dirs: list[Path], limits: Limits, interval: float = 0.5) -> str:
+    """Return the name of the disk limit once it is exceeded (runs until cancelled)."""
+    cap_bytes, cap_files = limits.disk_mb * 1024 * 1024, limits.files
+    while True:
+        size, files = await asyncio.to_thread(usage, dirs, cap_bytes, cap_files)
+        if size > cap_bytes:
+            return f"disk limit: more than {limits.disk_mb} MB written (SANDBOX_DISK_MB)"
+        if files > cap_files:
+            return f"file count limit: more than {cap_files} files (SANDBOX_MAX_FILES)"
+        await asyncio.sleep(interval)
+
+
+def describe(cgroup: Cgroup | None) -> str:
+    if cgroup is None:
+        return ("no cgroup could be created: process count, memory and CPU of sandboxes are not capped "
+                "(open files, file size and disk are)")
+    kind = "cgroup v2" if cgroup.version == 2 else "cgroup v1"
+    return f"sandbox limits enforced with {kind} ({', '.join(sorted(cgroup.dirs))}) and rlimits"

@@ -1,0 +1,60 @@
+"""Checks on a task's result before it becomes a commit in the hub.
+
+Run on the staged index of the task's own git dir, so a refused result never reaches the
+hub. Each refusal names the rule and the paths: symlinks that point outside the checkout
+(or are absolute), submodules and gitlinks, files over the size limit, and more changed
+files than the limit.
+"""
+
+from __future__ import annotations
+
+import posixpath
+
+from longshot.errors import SandboxError
+from longshot.git import Git
+
+
+class SnapshotRefused(SandboxError):
+    """The worker's result broke a snapshot rule; nothing was committed."""
+
+    def __init__(self, rule: str, paths: list[str]) -> None:
+        self.rule = rule
+        self.paths = paths
+        shown = ", ".join(paths[:10]) + (f" and {len(paths) - 10} more" if len(paths) > 10 else "")
+        super().__init__(f"result refused ({rule}): {shown}")
+
+
+async def check_staged(git: Git, base: str, *, max_file_bytes: int, max_files: int) -> None:
+    """Raise SnapshotRefused if the index (against ``base``) breaks a rule."""
+    raw = await git.run("diff", "--cached", "--raw", "--no-renames", "-z", base)
+    entries: list[tuple[str, str, str]] = []  # (new mode, new blob, path)
+    fields = raw.split("\0")
+    i = 0
+    while i + 1 < len(fields):
+        meta, path = fields[i], fields[i + 1]
+        i += 2
+        parts = meta.lstrip(":").split()
+        if len(parts) >= 5 and parts[4] != "D":
+            entries.append((parts[1], parts[3], path))
+    if len(entries) > max_files:
+        raise SnapshotRefused(f"more than {max_files} changed files (SNAPSHOT_MAX_FILES)",
+                              [p for _, _, p in entries])
+    gitlinks = [p for mode, _, p in entries if mode == "160000" or p == ".gitmodules" or p.endswith("/.gitmodules")]
+    if gitlinks:
+        raise SnapshotRefused("submodules and nested repositories are not allowed", gitlinks)
+    links = [(blob, p) for mode, blob, p in entries if mode == "120000"]
+    escaping = []
+    for blob, path in links:
+        target = await git.run("cat-file", "blob", blob)
+        resolved = posixpath.normpath(posixpath.join(posixpath.dirname(path), target))
+        if target.startswith("/") or resolved == ".." or resolved.startswith("../"):
+            escaping.append(f"{path} -> {target}")
+    if escaping:
+        raise SnapshotRefused("symlinks must point inside the repository", escaping)
+    blobs = [(blob, p) for mode, blob, p in entries if mode.startswith("100")]
+    if blobs:
+        sizes = await git.run("cat-file", "--batch-check=%(objectsize)", stdin="\n".join(b for b, _ in blobs).encode())
+        big = [f"{p} ({int(s) // (1024 * 1024)} MB)" for (_, p), s in zip(blobs, sizes.split("\n"))
+               if s.isdigit() and int(s) > max_file_bytes]
+        if big:
+            raise SnapshotRefused(f"files larger than {max_file_bytes // (1024 * 1024)} MB (SNAPSHOT_MAX_FILE_MB)", big)
