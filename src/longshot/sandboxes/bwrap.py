@@ -75,10 +75,11 @@ def bwrap_argv(
             argv += ["--symlink", os.readlink(link), link]
         elif os.path.isdir(link):
             argv += ["--ro-bind", link, link]
+    # The private /tmp first: toolchains that live under the host's /tmp are mounted over it.
+    argv += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/run", "--bind", str(tmp), "/tmp"]
     for p in ro_paths:
         argv += ["--ro-bind", p, p]
-    argv += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/run", "--bind", str(tmp), "/tmp",
-             "--bind", str(checkout), WORKSPACE, "--bind", str(home), SANDBOX_HOME]
+    argv += ["--bind", str(checkout), WORKSPACE, "--bind", str(home), SANDBOX_HOME]
     for source, target in extra_binds:
         argv += ["--bind", str(source), target]
     argv += ["--chdir", WORKSPACE]
