@@ -1,0 +1,157 @@
+"""The task ledger: ready order, dependencies, failure propagation, and the events it emits."""
+
+from __future__ import annotations
+
+import pytest
+
+from longshot.errors import IllegalTransition
+from longshot.events import Event, TaskCreated, TaskStatusChanged
+from longshot.pipeline.schedule import Scheduler
+from longshot.types import Task, TaskStatus
+
+
+def make(task_id: str, priority: int = 5, depends_on: list[str] | None = None) -> Task:
+    return Task(id=task_id, description=f"do {task_id}", branch=f"worker/{task_id}", scope=["src"],
+                priority=priority, depends_on=depends_on or [])
+
+
+def scheduler(*tasks: Task) -> tuple[Scheduler, list[Event]]:
+    events: list[Event] = []
+    s = Scheduler(events.append)
+    for t in tasks:
+        s.add(t)
+    return s, events
+
+
+def ids(tasks: list[Task]) -> list[str]:
+    return [t.id for t in tasks]
+
+
+def land(s: Scheduler, task_id: str) -> None:
+    t = s.tasks[task_id]
+    s.move(t, TaskStatus.RUNNING)
+    s.move(t, TaskStatus.MERGING)
+    s.move(t, TaskStatus.LANDED)
+
+
+def test_ready_orders_by_priority_then_insertion() -> None:
+    s, _ = scheduler(make("a", 5), make("b", 1), make("c", 5), make("d", 3), make("e", 1), make("f", 9))
+    assert ids(s.ready()) == ["b", "e", "d", "a", "c", "f"]
+    # asking again changes nothing
+    assert ids(s.ready()) == ["b", "e", "d", "a", "c", "f"]
+
+
+def test_ready_only_lists_pending_tasks() -> None:
+    s, _ = scheduler(make("a"), make("b"), make("c"))
+    s.move(s.tasks["a"], TaskStatus.RUNNING)
+    s.move(s.tasks["c"], TaskStatus.CANCELLED)
+    assert ids(s.ready()) == ["b"]
+    assert ids(s.active) == ["a"]
+    assert s.open_work()
+
+
+def test_dependency_waits_until_landed() -> None:
+    s, _ = scheduler(make("base"), make("dep", priority=1, depends_on=["base"]))
+    assert ids(s.ready()) == ["base"]
+    base = s.tasks["base"]
+    s.move(base, TaskStatus.RUNNING)
+    assert ids(s.ready()) == []
+    s.move(base, TaskStatus.MERGING)
+    assert ids(s.ready()) == []
+    assert s.tasks["dep"].status == TaskStatus.PENDING
+    s.move(base, TaskStatus.LANDED)
+    assert ids(s.ready()) == ["dep"]
+
+
+def test_waits_for_all_dependencies() -> None:
+    s, _ = scheduler(make("a"), make("b"), make("c", depends_on=["a", "b"]))
+    land(s, "a")
+    assert ids(s.ready()) == ["b"]
+    land(s, "b")
+    assert ids(s.ready()) == ["c"]
+
+
+def test_dependency_on_an_earlier_task_id_added_later() -> None:
+    s, _ = scheduler(make("c", depends_on=["a"]), make("a"))
+    assert ids(s.ready()) == ["a"]
+    land(s, "a")
+    assert ids(s.ready()) == ["c"]
+
+
+@pytest.mark.parametrize("ending", [TaskStatus.FAILED, TaskStatus.BLOCKED, TaskStatus.PARTIAL,
+                                    TaskStatus.UNCHANGED, TaskStatus.CANCELLED])
+def test_dependency_that_ends_without_landing_fails_the_dependent(ending: TaskStatus) -> None:
+    s, events = scheduler(make("a"), make("b", depends_on=["a"]), make("c", depends_on=["b"]), make("free"))
+    a = s.tasks["a"]
+    if ending != TaskStatus.CANCELLED:
+        s.move(a, TaskStatus.RUNNING)
+    s.move(a, ending, "reason of a")
+    assert ids(s.ready()) == ["free"]
+    b, c = s.tasks["b"], s.tasks["c"]
+    assert b.status == TaskStatus.FAILED
+    assert "a" in b.reason.split() and str(ending) in b.reason
+    assert c.status == TaskStatus.FAILED and "b" in c.reason.split()
+    changes = [(e.task_id, e.before, e.after) for e in events if isinstance(e, TaskStatusChanged)]
+    assert ("b", "pending", "failed") in changes and ("c", "pending", "failed") in changes
+    reasons = {e.task_id: e.reason for e in events if isinstance(e, TaskStatusChanged) and e.task_id in ("b", "c")}
+    assert reasons["b"] == b.reason and reasons["c"] == c.reason
+
+
+def test_failed_dependency_message_names_it() -> None:
+    s, _ = scheduler(make("parser-fix"), make("docs", depends_on=["parser-fix"]))
+    p = s.tasks["parser-fix"]
+    s.move(p, TaskStatus.RUNNING)
+    s.move(p, TaskStatus.FAILED, "tests fail")
+    s.ready()
+    assert s.tasks["docs"].status == TaskStatus.FAILED
+    assert "parser-fix" in s.tasks["docs"].reason
+    assert "failed" in s.tasks["docs"].reason
+
+
+def test_unknown_dependency_fails_the_task() -> None:
+    s, _ = scheduler(make("a", depends_on=["ghost"]))
+    assert s.ready() == []
+    assert s.tasks["a"].status == TaskStatus.FAILED
+    assert "ghost" in s.tasks["a"].reason
+    assert not s.open_work()
+
+
+def test_dependency_still_running_keeps_waiting() -> None:
+    s, _ = scheduler(make("a"), make("b", depends_on=["a"]))
+    a = s.tasks["a"]
+    s.move(a, TaskStatus.RUNNING)
+    assert ids(s.ready()) == [] and s.tasks["b"].status == TaskStatus.PENDING
+    assert s.open_work()
+
+
+def test_events() -> None:
+    s, events = scheduler(make("a", priority=2, depends_on=[]), make("b", depends_on=["a"]))
+    created = [e for e in events if isinstance(e, TaskCreated)]
+    assert [(e.task_id, e.branch, e.priority, e.depends_on, e.scope, e.description) for e in created] == [
+        ("a", "worker/a", 2, [], ["src"], "do a"), ("b", "worker/b", 5, ["a"], ["src"], "do b")]
+    a = s.tasks["a"]
+    s.move(a, TaskStatus.RUNNING)
+    s.move(a, TaskStatus.BLOCKED, "needs input")
+    changes = [e for e in events if isinstance(e, TaskStatusChanged)]
+    assert [(e.task_id, e.before, e.after, e.reason) for e in changes] == [
+        ("a", "pending", "running", ""), ("a", "running", "blocked", "needs input")]
+
+
+def test_illegal_move_emits_nothing() -> None:
+    s, events = scheduler(make("a"))
+    before = len(events)
+    with pytest.raises(IllegalTransition):
+        s.move(s.tasks["a"], TaskStatus.LANDED)
+    assert len(events) == before
+    assert s.tasks["a"].status == TaskStatus.PENDING
+
+
+def test_open_work_ends_when_everything_ended() -> None:
+    s, _ = scheduler(make("a"), make("b"))
+    land(s, "a")
+    assert s.open_work()
+    t = s.tasks["b"]
+    s.move(t, TaskStatus.RUNNING)
+    s.move(t, TaskStatus.UNCHANGED)
+    assert not s.open_work()
+    assert ids(s.with_status(TaskStatus.LANDED)) == ["a"]
