@@ -113,6 +113,34 @@ class Cgroup:
                 d.rmdir()
 
 
+def sweep_stale(prefix: str = "longshot-") -> list[str]:
+    """Remove empty cgroups left by dead Longshot processes (named ``<prefix>...-<pid>-<n>``)."""
+    removed: list[str] = []
+    roots = [V1_ROOT / c for c in ("pids", "memory", "cpu")] + [V1_ROOT]
+    found = {p for root in roots for depth in ("", "*/", "*/*/") for p in root.glob(f"{depth}{prefix}*")}
+    for child in sorted(found):
+        with suppress(OSError):
+            parts = child.name.rsplit("-", 2)
+            if len(parts) < 3 or not parts[1].isdigit() or not child.is_dir():
+                continue
+            if _alive(int(parts[1])):
+                continue
+            if not (child / "cgroup.procs").read_text().strip():
+                child.rmdir()
+                removed.append(str(child))
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def _write(path: Path, value: str) -> None:
     path.write_text(value)
 

@@ -32,7 +32,7 @@ from longshot.errors import PathOutsideSandbox, SandboxError
 from longshot.git import Git
 from longshot.sandboxes.base import ExecResult, Profile, Sandbox, SandboxSpec
 from longshot.sandboxes.bwrap import SANDBOX_HOME, WORKSPACE, bwrap_argv, toolchain_paths
-from longshot.sandboxes.limits import Cgroup, Limits, describe, preexec, watch_disk
+from longshot.sandboxes.limits import Cgroup, Limits, describe, preexec, sweep_stale, watch_disk
 from longshot.sandboxes.output import CappedReader
 from longshot.sandboxes.snapshot import check_staged
 
@@ -72,6 +72,7 @@ class LocalSandboxProvider:
         self.ro_paths = toolchain_paths(os.environ.get("PATH", ""), self.options.ro_paths)
         self.cache_dir = work_dir / "cache"
         self._counter = 0
+        self.stale_cgroups = sweep_stale()
 
     def describe(self) -> Profile:
         """What isolation and limits are in force on this host."""
