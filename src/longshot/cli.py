@@ -20,6 +20,7 @@ from longshot.config import Config, load_config
 from longshot.errors import ConfigError
 from longshot.dashboard.plain import JsonStdoutSink, PlainPrinter
 from longshot.events import Bus, NdjsonSink, new_run_id
+from longshot.llm.budget import RunBudget
 from longshot.orchestrator import Orchestrator, build_model, build_provider
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Massively parallel autonomous coding.")
@@ -77,7 +78,7 @@ def execute(config: Config, request: str, *, json_out: bool = False, debug: bool
     else:
         bus.add_sink(PlainPrinter(console, debug=debug))
     try:
-        return asyncio.run(_run(config, bus, request, str(log_path)))
+        return asyncio.run(_run(config, bus, request, log_path))
     except ConfigError as e:
         _fail_config(e)
     except KeyboardInterrupt:
@@ -89,12 +90,14 @@ def execute(config: Config, request: str, *, json_out: bool = False, debug: bool
     return 1
 
 
-async def _run(config: Config, bus: Bus, request: str, log_path: str) -> int:
+async def _run(config: Config, bus: Bus, request: str, log_path: Path) -> int:
     provider = build_provider(config)
-    model = build_model(config, bus)
+    budget = RunBudget(max_tokens=config.run_max_tokens, max_cost_usd=config.run_max_cost_usd)
+    requests = log_path.with_name(log_path.name.replace("run-", "requests-", 1))
+    model = build_model(config, bus, budget, requests)
     try:
-        orchestrator = Orchestrator(config, bus, model, provider)
-        result = await orchestrator.run(request, log_path=log_path)
+        orchestrator = Orchestrator(config, bus, model, provider, budget)
+        result = await orchestrator.run(request, log_path=str(log_path))
         return result.exit_code
     finally:
         await model.aclose()

@@ -131,6 +131,18 @@ class Config(BaseSettings):
     """Sampling temperature, 0 to 2."""
     llm_timeout: float = Field(default=120.0, gt=0)
     """Seconds to wait for one model request."""
+    llm_max_concurrency: int = Field(default=64, ge=1)
+    """Requests in flight per endpoint at most; halves on each 429 and grows back on success."""
+    llm_endpoint_rest: float = Field(default=30.0, gt=0)
+    """Seconds an endpoint rests after 3 failures in a row before it is probed again."""
+    llm_prices_file: Path | None = None
+    """JSON file of model prices (USD per million input, output tokens) merged over the bundled table."""
+    run_max_tokens: int | None = Field(default=None, ge=1)
+    """Token budget of the whole run (unset: none). When spent, no new model request starts."""
+    run_max_cost_usd: float | None = Field(default=None, gt=0)
+    """Cost budget of the whole run in USD (unset: none), from the price table."""
+    task_max_tokens: int | None = Field(default=None, ge=1)
+    """Token budget of one worker task (unset: none); when spent the worker hands off partial."""
     max_workers: int = Field(default=50, ge=1)
     """Workers running at once, subplanners included."""
     worker_timeout: float = Field(default=1800.0, gt=0)

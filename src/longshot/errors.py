@@ -14,7 +14,8 @@
     │   ├── LLMConnectionError (ConnectionError)
     │   ├── LLMContextOverflow              the prompt exceeds the model's window
     │   └── LLMBadRequest                   4xx other than 429: a permanent refusal
-    └── PlanParseError (ValueError)         a planner answer that is not usable JSON
+    ├── PlanParseError (ValueError)         a planner answer that is not usable JSON
+    └── BudgetExceeded                      a run budget (tokens, cost) is spent
 
 Backend errors (openai SDK, subprocess, git) are translated into these at the seam where
 they occur. ``RETRY_POLICY`` says which errors are worth retrying and how; every caller
@@ -99,6 +100,14 @@ class PlanParseError(LongshotError, ValueError):
     """A planner answer that could not be turned into tasks; sent back to the model."""
 
 
+class BudgetExceeded(LongshotError):
+    """A budget ran out; ``budget`` names the setting (e.g. ``RUN_MAX_COST_USD``)."""
+
+    def __init__(self, budget: str, message: str) -> None:
+        self.budget = budget
+        super().__init__(message)
+
+
 @dataclass(frozen=True)
 class RetryPolicy:
     """How to treat one kind of error."""
@@ -111,13 +120,14 @@ class RetryPolicy:
 
 
 RETRY_POLICY: dict[type[LongshotError], RetryPolicy] = {
-    LLMRateLimited: RetryPolicy(True, 8, 1.0, 60.0, "the endpoint is throttling; honour Retry-After"),
+    LLMRateLimited: RetryPolicy(True, 30, 1.0, 60.0, "the endpoint is throttling; honour Retry-After"),
     LLMServerError: RetryPolicy(True, 5, 1.0, 30.0, "the endpoint failed; it may recover"),
     LLMTimeout: RetryPolicy(True, 3, 1.0, 30.0, "raise LLM_TIMEOUT if the model is slow"),
     LLMConnectionError: RetryPolicy(True, 5, 1.0, 30.0, "check LLM_BASE_URL and that the server runs"),
     LLMContextOverflow: RetryPolicy(False, hint="the conversation must be compacted"),
     LLMBadRequest: RetryPolicy(False, hint="check the model name and the endpoint's API"),
     LLMError: RetryPolicy(False, hint="unexpected model error"),
+    BudgetExceeded: RetryPolicy(False, hint="raise the budget or accept the partial result"),
     PushRejected: RetryPolicy(True, 5, 0.0, 0.0, "the target branch moved; rebuild on the new tip"),
     GitError: RetryPolicy(False, hint="see the git message"),
     SandboxError: RetryPolicy(False, hint="see the sandbox message"),

@@ -49,6 +49,7 @@ class RunFinished(Event):
     unlanded: list[str] = Field(default_factory=list)
     duration_s: float = 0.0
     tokens: int = 0
+    cost_usd: float = 0.0
     summary: str = ""
 
 
@@ -105,9 +106,39 @@ class LLMUsage(Event):
     type: Literal["llm.usage"] = "llm.usage"
     role: str
     model: str
+    endpoint: str = ""
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    cost_usd: float = 0.0
     duration_ms: int = 0
+
+
+class LLMRetry(Event):
+    """A model request failed and will be tried again (maybe elsewhere)."""
+
+    type: Literal["llm.retry"] = "llm.retry"
+    role: str
+    endpoint: str
+    attempt: int
+    error: str
+    delay_s: float = 0.0
+
+
+class EndpointHealth(Event):
+    """An endpoint was taken out of rotation (rest) or came back."""
+
+    type: Literal["llm.endpoint"] = "llm.endpoint"
+    endpoint: str
+    healthy: bool
+    reason: str = ""
+
+
+class BudgetSpent(Event):
+    """A budget ran out; ``budget`` names its setting."""
+
+    type: Literal["budget.spent"] = "budget.spent"
+    budget: str
+    message: str
 
 
 class HandoffReceived(Event):
@@ -163,7 +194,8 @@ class RunError(Event):
 AnyEvent = Annotated[
     Union[
         RunStarted, RunFinished, PlannerRequested, PlannerAnswered, PlannerParseError,
-        TaskCreated, TaskRejected, TaskStatusChanged, WorkerStep, LLMUsage, HandoffReceived,
+        TaskCreated, TaskRejected, TaskStatusChanged, WorkerStep, LLMUsage, LLMRetry, EndpointHealth,
+        BudgetSpent, HandoffReceived,
         MergeLanded, MergeFailed, CheckFinished, SandboxProfile, RunWarning, RunError,
     ],
     Field(discriminator="type"),

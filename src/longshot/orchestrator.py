@@ -12,18 +12,23 @@ from __future__ import annotations
 import asyncio
 import shutil
 import time
+from pathlib import Path
 from collections.abc import Awaitable
 from typing import Any
 
 from longshot.config import Config
 from longshot.errors import ConfigError, LongshotError
 from longshot.events import (
-    Bus, Event, HandoffReceived, LLMUsage, RunError, RunFinished, RunStarted, RunWarning, SandboxProfile,
+    Bus, HandoffReceived, RunError, RunFinished, RunStarted, RunWarning, SandboxProfile,
 )
 from longshot.harnesses.builtin import BuiltinHarness
 from longshot.hub import Hub
 from longshot.llm.base import ROLES, ChatModel
-from longshot.llm.openai_compat import OpenAICompatModel
+from longshot.llm.budget import RunBudget
+from longshot.llm.openai_compat import OpenAICompatEndpoint
+from longshot.llm.prices import PriceTable
+from longshot.llm.requestlog import RequestLog
+from longshot.llm.router import Router
 from longshot.pipeline.dispatch import TaskRunner
 from longshot.pipeline.finalize import Verdict, detect_checks, run_checks, verdict
 from longshot.pipeline.merge import MergeQueue
@@ -39,17 +44,18 @@ from longshot.types import Handoff, MergeResult, Task, TaskStatus
 REPLAN_AFTER_HANDOFFS = 3
 
 
-def build_model(config: Config, bus: Bus) -> ChatModel:
-    endpoints = sorted(config.endpoints, key=lambda e: -e.weight)
-    if len(endpoints) > 1:
-        bus.emit(RunWarning(message=f"{len(endpoints)} endpoints configured; weighted routing is not built yet, "
-                                    f"using {endpoints[0].name!r} only"))
-    ep = endpoints[0]
-    return OpenAICompatModel(
-        name=ep.name, base_url=ep.base_url, api_key=ep.api_key.get_secret_value(),
-        models={role: config.model_for(role) for role in ROLES},
-        max_tokens=config.llm_max_tokens, temperature=config.llm_temperature, timeout=config.llm_timeout,
-    )
+def build_model(config: Config, bus: Bus, budget: RunBudget, request_log: Path | None = None) -> Router:
+    """The router over every configured endpoint, with the run's budget and request log."""
+    endpoints = [
+        (OpenAICompatEndpoint(name=ep.name, base_url=ep.base_url, api_key=ep.api_key.get_secret_value(),
+                              max_tokens=config.llm_max_tokens, temperature=config.llm_temperature,
+                              timeout=config.llm_timeout), ep.weight)
+        for ep in config.endpoints
+    ]
+    return Router(endpoints, {role: config.model_for(role) for role in ROLES}, bus.emit, budget=budget,
+                  prices=PriceTable(config.llm_prices_file),
+                  request_log=RequestLog(request_log, config.secrets()) if request_log else None,
+                  max_concurrency=config.llm_max_concurrency, rest_seconds=config.llm_endpoint_rest)
 
 
 def build_provider(config: Config) -> SandboxProvider:
@@ -75,7 +81,8 @@ def build_provider(config: Config) -> SandboxProvider:
 class Orchestrator:
     """One run: owns the scheduler, the merge queue and the planner conversation."""
 
-    def __init__(self, config: Config, bus: Bus, model: ChatModel, provider: SandboxProvider) -> None:
+    def __init__(self, config: Config, bus: Bus, model: ChatModel, provider: SandboxProvider,
+                 budget: RunBudget | None = None) -> None:
         self.config = config
         self.bus = bus
         self.emit = bus.emit
@@ -89,19 +96,15 @@ class Orchestrator:
         self.merge_queue = MergeQueue(self.hub, config.merge_strategy, self.emit, self._merged)
         validator = TaskValidator(prefix=config.git_branch_prefix, main_branch=config.git_main_branch)
         self.planner = Planner(model, prompts, validator, self.hub, self.emit)
-        harness = BuiltinHarness(model, prompts, self.emit, max_steps=config.task_max_steps)
+        harness = BuiltinHarness(model, prompts, self.emit, max_steps=config.task_max_steps,
+                                 max_tokens=config.task_max_tokens)
         self.runner = TaskRunner(self.hub, provider, harness, self.emit, timeout=config.worker_timeout)
-        self.tokens = 0
-        bus.add_sink(self._count_tokens)
+        self.budget = budget or RunBudget()
         self._changed = asyncio.Event()
         self._reports: dict[str, dict[str, Any]] = {}
         self._unsent: list[str] = []
         self._unlanded: dict[str, str] = {}
         self._errors: list[str] = []
-
-    def _count_tokens(self, event: Event) -> None:
-        if isinstance(event, LLMUsage):
-            self.tokens += event.prompt_tokens + event.completion_tokens
 
     async def run(self, request: str, *, log_path: str = "") -> Verdict:
         started = time.monotonic()
@@ -119,7 +122,8 @@ class Orchestrator:
         result = await self._finish()
         self.emit(RunFinished(exit_code=result.exit_code, green=result.green, landed=result.landed,
                               failed=result.failed, unlanded=result.unlanded, summary=result.summary,
-                              duration_s=round(time.monotonic() - started, 3), tokens=self.tokens))
+                              duration_s=round(time.monotonic() - started, 3), tokens=self.budget.tokens,
+                              cost_usd=round(self.budget.cost_usd, 6)))
         return result
 
     def _announce_isolation(self) -> None:
@@ -141,13 +145,16 @@ class Orchestrator:
                 planning, last_proposed = None, outcome.proposed
                 for task in outcome.tasks:
                     self.scheduler.add(task)
+            if self.budget.exhausted:
+                for task in self.scheduler.with_status(TaskStatus.PENDING):
+                    self.scheduler.move(task, TaskStatus.CANCELLED, f"{self.budget.exhausted} spent before it started")
             for task in self.scheduler.ready()[: max(0, slots - len(running))]:
                 self.scheduler.move(task, TaskStatus.RUNNING)
                 running.add(task.id)
                 self._spawn(tg, self._work(task, running))
             open_work = self.scheduler.open_work()
             if planning is None:
-                if last_proposed == 0 and not open_work:
+                if (last_proposed == 0 or self.budget.exhausted) and not open_work:
                     return
                 quiet = not open_work
                 if len(running) < slots and (len(self._unsent) >= REPLAN_AFTER_HANDOFFS or quiet):
@@ -226,5 +233,8 @@ class Orchestrator:
         if commands is not None:
             checks = await run_checks(self.provider, self.hub, commands, timeout=self.config.check_timeout,
                                       branch=f"{self.config.git_branch_prefix}final-checks", emit=self.emit)
+        errors = list(self._errors)
+        if self.budget.exhausted and not any(self.budget.exhausted in e for e in errors):
+            errors.append(f"stopped early: {self.budget.exhausted} spent")
         return verdict(list(self.scheduler.tasks.values()), checks, sorted(self._unlanded), self.emit,
-                       errors=self._errors)
+                       errors=errors)

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import json
 
-from longshot.events import Emit, LLMUsage, WorkerStep
+from longshot.errors import BudgetExceeded
+from longshot.events import Emit, WorkerStep
 from longshot.harnesses.base import HarnessResult
 from longshot.harnesses.tools import WORKER_TOOLS, HandoffArgs, ToolBox, ToolCallError, parse_call, tool_schemas
 from longshot.llm.base import ChatModel, Message
@@ -25,11 +26,13 @@ REMINDER = (
 class BuiltinHarness:
     """Runs one task with the worker role of ``model``, at most ``max_steps`` model turns."""
 
-    def __init__(self, model: ChatModel, prompts: Prompts, emit: Emit, *, max_steps: int = 100) -> None:
+    def __init__(self, model: ChatModel, prompts: Prompts, emit: Emit, *, max_steps: int = 100,
+                 max_tokens: int | None = None) -> None:
         self.model = model
         self.prompts = prompts
         self.emit = emit
         self.max_steps = max_steps
+        self.max_tokens = max_tokens
         self._schemas = tool_schemas(WORKER_TOOLS)
 
     async def run(self, task: Task, sandbox: Sandbox) -> HarnessResult:
@@ -42,12 +45,14 @@ class BuiltinHarness:
         reminded = False
         last_text = ""
         for step in range(1, self.max_steps + 1):
-            completion = await self.model.complete("worker", messages, self._schemas)
+            if self.max_tokens is not None and tokens >= self.max_tokens:
+                return self._stopped(f"task token budget spent ({tokens} of TASK_MAX_TOKENS={self.max_tokens})",
+                                     last_text, tokens, calls, step - 1)
+            try:
+                completion = await self.model.complete("worker", messages, self._schemas, task_id=task.id)
+            except BudgetExceeded as e:
+                return self._stopped(str(e), last_text, tokens, calls, step - 1)
             tokens += completion.usage.total
-            self.emit(LLMUsage(task_id=task.id, role="worker", model=completion.model,
-                               prompt_tokens=completion.usage.prompt_tokens,
-                               completion_tokens=completion.usage.completion_tokens,
-                               duration_ms=completion.duration_ms))
             messages.append(completion.as_message())
             last_text = completion.content or last_text
             if not completion.tool_calls:
@@ -81,6 +86,11 @@ class BuiltinHarness:
         return HarnessResult(status="partial", summary=last_text or f"stopped after {self.max_steps} steps",
                              concerns=[f"step limit reached ({self.max_steps} steps)"],
                              tokens_used=tokens, tool_calls=calls, steps=self.max_steps)
+
+    def _stopped(self, why: str, last_text: str, tokens: int, calls: int, steps: int) -> HarnessResult:
+        """A budget ended the task: partial, with what is known."""
+        return HarnessResult(status="partial", summary=f"stopped: {why}. {last_text}".strip(), concerns=[why],
+                             tokens_used=tokens, tool_calls=calls, steps=steps)
 
     def _step(self, task: Task, step: int, tool: str, ok: bool, detail: str) -> None:
         self.emit(WorkerStep(task_id=task.id, step=step, tool=tool, ok=ok, detail=detail[:200]))

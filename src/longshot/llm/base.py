@@ -59,11 +59,24 @@ class Completion(BaseModel):
 class ChatModel(Protocol):
     """Sends one chat request for a role and returns the whole answer.
 
-    Raises a subclass of `longshot.errors.LLMError` on failure, never an SDK error.
+    Raises a subclass of `longshot.errors.LLMError` on failure, never an SDK error, or
+    `longshot.errors.BudgetExceeded` when the run's budget is spent. ``task_id`` attributes
+    the tokens and cost to a task.
     """
 
     async def complete(
-        self, role: Role, messages: list[Message], tools: list[dict[str, Any]] | None = None
+        self, role: Role, messages: list[Message], tools: list[dict[str, Any]] | None = None,
+        *, task_id: str | None = None,
     ) -> Completion: ...
+
+    async def aclose(self) -> None: ...
+
+
+class Endpoint(Protocol):
+    """One model server: a single attempt per call, errors already translated."""
+
+    name: str
+
+    async def send(self, model: str, messages: list[Message], tools: list[dict[str, Any]] | None = None) -> Completion: ...
 
     async def aclose(self) -> None: ...

@@ -1,14 +1,12 @@
-"""A `ChatModel` backed by one OpenAI-compatible endpoint, through the openai SDK.
+"""One OpenAI-compatible endpoint, through the openai SDK: one request, one attempt.
 
 SDK errors are translated into `longshot.errors.LLMError` subclasses here (`map_errors`)
-and nowhere else. Retries follow `RETRY_POLICY`; the SDK's own retries are off so that
-one table decides.
+and nowhere else. The SDK's own retries are off: the router (`longshot.llm.router`)
+decides retries and failover from `RETRY_POLICY`.
 """
 
 from __future__ import annotations
 
-import asyncio
-import random
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -17,48 +15,32 @@ from typing import Any
 import openai
 
 from longshot.errors import (
-    LLMBadRequest, LLMConnectionError, LLMContextOverflow, LLMError, LLMRateLimited,
-    LLMServerError, LLMTimeout, backoff_delay, policy_for,
+    LLMBadRequest, LLMConnectionError, LLMContextOverflow, LLMRateLimited, LLMServerError, LLMTimeout,
 )
-from longshot.llm.base import Completion, Message, Role, ToolCall, Usage
+from longshot.llm.base import Completion, Message, ToolCall, Usage
 
 OVERFLOW_MARKERS = ("context_length_exceeded", "maximum context length", "reduce the length",
                     "prompt is too long", "too many tokens", "context window")
 
 
-class OpenAICompatModel:
-    """Sends each role's requests with that role's model name to one endpoint."""
+class OpenAICompatEndpoint:
+    """Sends chat requests to one endpoint; ``name`` appears in every error."""
 
     def __init__(
-        self, *, name: str, base_url: str, api_key: str, models: dict[Role, str],
-        max_tokens: int = 65536, temperature: float = 0.7, timeout: float = 120.0,
+        self, *, name: str, base_url: str, api_key: str, max_tokens: int = 65536,
+        temperature: float = 0.7, timeout: float = 120.0,
     ) -> None:
         self.name = name
-        self.models = models
         self.max_tokens = max_tokens
         self.temperature = temperature
         self._client = openai.AsyncOpenAI(
             base_url=base_url, api_key=api_key or "none", timeout=timeout, max_retries=0
         )
 
-    async def complete(
-        self, role: Role, messages: list[Message], tools: list[dict[str, Any]] | None = None
-    ) -> Completion:
-        attempt = 0
-        while True:
-            attempt += 1
-            try:
-                return await self._once(role, messages, tools)
-            except LLMError as e:
-                policy = policy_for(e)
-                if not policy.retry or attempt >= policy.max_attempts:
-                    raise
-                delay = backoff_delay(policy, attempt, e.retry_after)
-                await asyncio.sleep(delay * (1 + random.random() * 0.25))
-
-    async def _once(self, role: Role, messages: list[Message], tools: list[dict[str, Any]] | None) -> Completion:
+    async def send(self, model: str, messages: list[Message], tools: list[dict[str, Any]] | None = None) -> Completion:
+        """One request; raises an LLMError subclass on any failure, a cut answer included."""
         kwargs: dict[str, Any] = {
-            "model": self.models[role], "messages": messages,
+            "model": model, "messages": messages,
             "max_tokens": self.max_tokens, "temperature": self.temperature,
         }
         if tools:
@@ -80,7 +62,7 @@ class OpenAICompatModel:
             completion_tokens=resp.usage.completion_tokens if resp.usage else 0,
         )
         return Completion(content=msg.content, tool_calls=calls, finish_reason=choice.finish_reason,
-                          usage=usage, model=resp.model or self.models[role],
+                          usage=usage, model=resp.model or model,
                           duration_ms=int((time.monotonic() - started) * 1000))
 
     @contextmanager
@@ -104,6 +86,8 @@ class OpenAICompatModel:
             raise LLMBadRequest(f"HTTP {e.status_code}: {e.message}", name) from e
         except openai.APIResponseValidationError as e:
             raise LLMServerError(f"malformed answer: {e}", name) from e
+        except (ValueError, KeyError, TypeError) as e:  # a body cut mid-JSON, or not a completion at all
+            raise LLMServerError(f"unreadable answer ({type(e).__name__}: {e})", name) from e
 
     async def aclose(self) -> None:
         await self._client.close()

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from longshot.errors import PlanParseError
-from longshot.events import Emit, LLMUsage, PlannerAnswered, PlannerParseError, PlannerRequested, TaskRejected
+from longshot.events import Emit, PlannerAnswered, PlannerParseError, PlannerRequested, TaskRejected
 from longshot.hub import Hub
 from longshot.llm.base import ChatModel, Message
 from longshot.pipeline.parse import TaskValidator, parse_plan
@@ -80,9 +80,6 @@ class Planner:
         last_error = ""
         for _ in range(self.max_parse_retries + 1):
             completion = await self.model.complete("planner", self.messages)
-            self.emit(LLMUsage(role="planner", model=completion.model, prompt_tokens=completion.usage.prompt_tokens,
-                               completion_tokens=completion.usage.completion_tokens,
-                               duration_ms=completion.duration_ms))
             self.messages.append(completion.as_message())
             try:
                 answer = parse_plan(completion.content)

@@ -1,0 +1,236 @@
+"""The router: one `ChatModel` over many endpoints, for every role.
+
+- **Choice**: smooth weighted round-robin (nginx's) over the endpoints that can take a
+  request now; each weight is scaled by observed latency (faster gets up to 2x, slower
+  down to 0.5x).
+- **Health**: an endpoint that fails 3 times in a row (5xx, timeout, connection, cut
+  answer) rests for ``rest_seconds``; afterwards one probe request decides.
+- **Failover**: a failed request goes to another endpoint at once when one is free;
+  otherwise it waits a jittered exponential backoff. Attempts are bounded per error kind
+  by `RETRY_POLICY`; the final error names the endpoint and the cause.
+- **Rate limits**: a 429 puts its endpoint in cooldown for ``Retry-After`` (no request is
+  sent there before it ends) and halves its concurrency limit, which grows back by one per
+  limit's worth of successes (AIMD). Throttling slows the run; it does not fail tasks.
+- **Budgets and accounting**: the run budget is checked before every attempt; usage and
+  cost of every answer are added and reported as `LLMUsage` events.
+
+Conversations carry their whole history in each request, so any request may go to any
+endpoint.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from longshot.errors import BudgetExceeded, LLMError, LLMRateLimited, backoff_delay, policy_for
+from longshot.events import BudgetSpent, Emit, EndpointHealth, LLMRetry, LLMUsage, RunWarning
+from longshot.llm.base import Completion, Endpoint, Message, Role
+from longshot.llm.budget import RunBudget
+from longshot.llm.prices import PriceTable
+from longshot.llm.requestlog import RequestLog
+
+FAILURES_TO_REST = 3
+
+
+@dataclass
+class EndpointState:
+    client: Endpoint
+    weight: float
+    limit: float
+    max_limit: float
+    current: float = 0.0
+    in_flight: int = 0
+    failures: int = 0
+    rest_until: float = 0.0
+    cooldown_until: float = 0.0
+    probing: bool = False
+    latency: float | None = None
+    sent: int = 0
+    errors: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return self.client.name
+
+
+class Router:
+    """Routes each request of each role to a healthy endpoint, with retries and budgets."""
+
+    def __init__(
+        self, endpoints: list[tuple[Endpoint, float]], models: dict[Role, str], emit: Emit, *,
+        budget: RunBudget | None = None, prices: PriceTable | None = None, request_log: RequestLog | None = None,
+        max_concurrency: int = 64, rest_seconds: float = 30.0,
+    ) -> None:
+        if not endpoints:
+            raise ValueError("the router needs at least one endpoint")
+        self.states = [EndpointState(c, w, float(max_concurrency), float(max_concurrency)) for c, w in endpoints]
+        self.models = models
+        self.emit = emit
+        self.budget = budget or RunBudget()
+        self.prices = prices or PriceTable()
+        self.request_log = request_log
+        self.rest_seconds = rest_seconds
+        self._changed = asyncio.Condition()
+        self._budget_reported = False
+
+    async def complete(
+        self, role: Role, messages: list[Message], tools: list[dict[str, Any]] | None = None,
+        *, task_id: str | None = None,
+    ) -> Completion:
+        model = self.models[role]
+        attempts: dict[type, int] = {}
+        failed_on: set[str] = set()
+        attempt = 0
+        while True:
+            self._check_budget()
+            state = await self._acquire(failed_on)
+            attempt += 1
+            started = time.monotonic()
+            try:
+                completion = await state.client.send(model, messages, tools)
+            except LLMError as e:
+                await self._release(state)
+                self._log(role, task_id, state, model, messages, attempt, error=e)
+                delay = self._failed(state, e, attempts)  # raises when out of attempts
+                failed_on.add(state.name)
+                self.emit(LLMRetry(task_id=task_id, role=role, endpoint=state.name, attempt=attempt,
+                                   error=f"{type(e).__name__}: {e}"[:300], delay_s=round(delay, 3)))
+                if delay > 0 and not self._free_elsewhere(failed_on):
+                    await asyncio.sleep(delay)
+                continue
+            await self._release(state)
+            self._succeeded(state, time.monotonic() - started)
+            self._account(role, task_id, state, model, completion)
+            self._log(role, task_id, state, model, messages, attempt, completion=completion)
+            return completion
+
+    def _check_budget(self) -> None:
+        try:
+            self.budget.check()
+        except BudgetExceeded as e:
+            if not self._budget_reported:
+                self._budget_reported = True
+                self.emit(BudgetSpent(budget=e.budget, message=str(e)))
+            raise
+
+    # -- choosing an endpoint ----------------------------------------------------------
+
+    async def _acquire(self, failed_on: set[str]) -> EndpointState:
+        async with self._changed:
+            while True:
+                now = time.monotonic()
+                state = self._pick(now, failed_on)
+                if state is not None:
+                    state.in_flight += 1
+                    state.sent += 1
+                    return state
+                await self._wait(now)
+
+    def _available(self, s: EndpointState, now: float) -> bool:
+        if s.cooldown_until > now or s.in_flight >= max(1, int(s.limit)):
+            return False
+        if s.rest_until > now:
+            return False
+        if s.failures >= FAILURES_TO_REST:  # rest is over: one probe at a time
+            return not s.probing
+        return True
+
+    def _pick(self, now: float, failed_on: set[str]) -> EndpointState | None:
+        ready = [s for s in self.states if self._available(s, now)]
+        fresh = [s for s in ready if s.name not in failed_on]
+        candidates = fresh or ready
+        if not candidates:
+            return None
+        weights = self._effective_weights(candidates)
+        total = sum(weights.values())
+        for s in candidates:
+            s.current += weights[s.name]
+        best = max(candidates, key=lambda s: s.current)
+        best.current -= total
+        if best.failures >= FAILURES_TO_REST:
+            best.probing = True
+        return best
+
+    def _effective_weights(self, candidates: list[EndpointState]) -> dict[str, float]:
+        known = [s.latency for s in self.states if s.latency]
+        mean = sum(known) / len(known) if known else None
+        out = {}
+        for s in candidates:
+            factor = 1.0 if not (mean and s.latency) else min(2.0, max(0.5, mean / s.latency))
+            out[s.name] = s.weight * factor
+        return out
+
+    async def _wait(self, now: float) -> None:
+        """Until a slot frees up, or the next rest or cooldown ends."""
+        ends = [t for s in self.states for t in (s.rest_until, s.cooldown_until) if t > now]
+        timeout = max(0.01, min(ends) - now) if ends else None
+        try:
+            await asyncio.wait_for(self._changed.wait(), timeout)
+        except TimeoutError:
+            pass  # a rest or cooldown ended: look again
+
+    def _free_elsewhere(self, failed_on: set[str]) -> bool:
+        now = time.monotonic()
+        return any(self._available(s, now) for s in self.states if s.name not in failed_on)
+
+    async def _release(self, state: EndpointState) -> None:
+        async with self._changed:
+            state.in_flight -= 1
+            state.probing = False
+            self._changed.notify_all()
+
+    # -- outcomes ----------------------------------------------------------------------
+
+    def _failed(self, state: EndpointState, error: LLMError, attempts: dict[type, int]) -> float:
+        policy = policy_for(error)
+        kind = type(error)
+        attempts[kind] = attempts.get(kind, 0) + 1
+        state.errors[kind.__name__] = state.errors.get(kind.__name__, 0) + 1
+        if not policy.retry or attempts[kind] >= policy.max_attempts:
+            tried = f" after {attempts[kind]} attempts" if policy.retry else ""
+            raise type(error)(f"gave up{tried}: {error}", error.endpoint, error.retry_after) from error
+        delay = backoff_delay(policy, attempts[kind]) * (1 + random.random() * 0.25)
+        if isinstance(error, LLMRateLimited):
+            wait = max(error.retry_after or 0.0, delay)
+            state.cooldown_until = max(state.cooldown_until, time.monotonic() + wait)
+            state.limit = max(1.0, state.limit / 2)
+            return 0.0  # the endpoint's cooldown does the waiting
+        state.failures += 1
+        if state.failures >= FAILURES_TO_REST:
+            state.rest_until = time.monotonic() + self.rest_seconds
+            self.emit(EndpointHealth(endpoint=state.name, healthy=False,
+                                     reason=f"{state.failures} failures in a row; resting {self.rest_seconds:g}s: {error}"[:300]))
+        return delay
+
+    def _succeeded(self, state: EndpointState, seconds: float) -> None:
+        if state.failures >= FAILURES_TO_REST:
+            self.emit(EndpointHealth(endpoint=state.name, healthy=True, reason="probe succeeded"))
+        state.failures = 0
+        state.limit = min(state.max_limit, state.limit + 1.0 / state.limit)
+        state.latency = seconds if state.latency is None else 0.8 * state.latency + 0.2 * seconds
+
+    def _account(self, role: Role, task_id: str | None, state: EndpointState, model: str, c: Completion) -> None:
+        cost, unknown = self.prices.cost(c.model or model, c.usage.prompt_tokens, c.usage.completion_tokens)
+        if unknown:
+            self.emit(RunWarning(message=f"no price known for model {c.model or model!r}: its cost counts as 0 "
+                                         "(add it with LLM_PRICES_FILE)"))
+        self.budget.add(role, task_id, c.usage.total, cost)
+        self.emit(LLMUsage(task_id=task_id, role=role, model=c.model or model, endpoint=state.name,
+                           prompt_tokens=c.usage.prompt_tokens, completion_tokens=c.usage.completion_tokens,
+                           cost_usd=round(cost, 6), duration_ms=c.duration_ms))
+
+    def _log(self, role: Role, task_id: str | None, state: EndpointState, model: str, messages: list[Message],
+             attempt: int, *, completion: Completion | None = None, error: LLMError | None = None) -> None:
+        if self.request_log is not None:
+            self.request_log.write(role=role, task_id=task_id, endpoint=state.name, model=model,
+                                   messages=messages, attempt=attempt, completion=completion, error=error)
+
+    async def aclose(self) -> None:
+        for s in self.states:
+            await s.client.aclose()
+        if self.request_log is not None:
+            self.request_log.close()
