@@ -131,6 +131,8 @@ class Config(BaseSettings):
     """Sampling temperature, 0 to 2."""
     llm_timeout: float = Field(default=120.0, gt=0)
     """Seconds to wait for one model request."""
+    llm_context_window: int | None = Field(default=None, ge=1024)
+    """Context window in tokens of the worker model, when not in the bundled table (default 128000)."""
     llm_max_concurrency: int = Field(default=64, ge=1)
     """Requests in flight per endpoint at most; halves on each 429 and grows back on success."""
     llm_endpoint_rest: float = Field(default=30.0, gt=0)

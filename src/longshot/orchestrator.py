@@ -39,7 +39,7 @@ from longshot.prompts import Prompts
 from longshot.sandboxes.base import SandboxProvider
 from longshot.sandboxes.limits import Limits
 from longshot.sandboxes.local import LocalOptions, LocalSandboxProvider
-from longshot.types import Handoff, MergeResult, Task, TaskStatus
+from longshot.types import TRANSITIONS, Handoff, MergeResult, Task, TaskStatus
 
 REPLAN_AFTER_HANDOFFS = 3
 
@@ -97,7 +97,8 @@ class Orchestrator:
         validator = TaskValidator(prefix=config.git_branch_prefix, main_branch=config.git_main_branch)
         self.planner = Planner(model, prompts, validator, self.hub, self.emit)
         harness = BuiltinHarness(model, prompts, self.emit, max_steps=config.task_max_steps,
-                                 max_tokens=config.task_max_tokens)
+                                 max_tokens=config.task_max_tokens, model_name=config.model_for("worker"),
+                                 context_limit=config.llm_context_window)
         self.runner = TaskRunner(self.hub, provider, harness, self.emit, timeout=config.worker_timeout)
         self.budget = budget or RunBudget()
         self._changed = asyncio.Event()
@@ -144,6 +145,7 @@ class Orchestrator:
                 outcome = planning.result()
                 planning, last_proposed = None, outcome.proposed
                 for task in outcome.tasks:
+                    self._link_continuation(task)
                     self.scheduler.add(task)
             if self.budget.exhausted:
                 for task in self.scheduler.with_status(TaskStatus.PENDING):
@@ -170,6 +172,11 @@ class Orchestrator:
             await self._changed.wait()
             self._changed.clear()
 
+    def _link_continuation(self, task: Task) -> None:
+        continued = self.scheduler.tasks.get(task.continue_from or "")
+        if continued is not None:
+            task.base_branch = continued.branch
+
     async def _plan(self, call: Awaitable[PlanOutcome]) -> PlanOutcome:
         """A planner call that cannot take the task group down: failure ends planning."""
         try:
@@ -191,6 +198,7 @@ class Orchestrator:
             handoff = Handoff(task_id=task.id, status="failed", summary=f"the task could not run: {e}")
         finally:
             running.discard(task.id)
+        handoff.metrics.cost_usd = round(self.budget.cost_by_task.get(task.id, 0.0), 6)
         self.emit(HandoffReceived(task_id=task.id, handoff=handoff))
         self._report(handoff)
         if handoff.status == "complete" and handoff.commit:
@@ -219,6 +227,10 @@ class Orchestrator:
         self._reports[task.id]["landed"] = result.landed
         if result.landed:
             self.scheduler.move(task, TaskStatus.LANDED)
+            continued = self.scheduler.tasks.get(task.continue_from or "")
+            if continued is not None and TaskStatus.SUPERSEDED in TRANSITIONS[continued.status]:
+                self.scheduler.move(continued, TaskStatus.SUPERSEDED, f"carried on by {task.id}, which landed")
+                self._unlanded.pop(continued.id, None)
         else:
             self.scheduler.move(task, TaskStatus.FAILED, result.reason)
             self._unlanded[task.id] = result.reason

@@ -27,10 +27,11 @@ class TaskStatus(StrEnum):
     BLOCKED = "blocked"  # the worker could not proceed and said why
     FAILED = "failed"  # the worker, the merge or a dependency failed (reason recorded)
     CANCELLED = "cancelled"  # the run stopped before the task ended
+    SUPERSEDED = "superseded"  # its work was carried on by a continuation task that landed
 
 
 TERMINAL: frozenset[TaskStatus] = frozenset(
-    {TaskStatus.LANDED, TaskStatus.UNCHANGED, TaskStatus.CANCELLED}
+    {TaskStatus.LANDED, TaskStatus.UNCHANGED, TaskStatus.CANCELLED, TaskStatus.SUPERSEDED}
 )
 """Statuses a task never leaves. Partial, blocked and failed may be retried (→ pending)."""
 
@@ -54,12 +55,13 @@ TRANSITIONS: dict[TaskStatus, frozenset[TaskStatus]] = {
         }
     ),
     TaskStatus.MERGING: frozenset({TaskStatus.LANDED, TaskStatus.FAILED, TaskStatus.CANCELLED}),
-    TaskStatus.PARTIAL: frozenset({TaskStatus.PENDING, TaskStatus.CANCELLED}),
-    TaskStatus.BLOCKED: frozenset({TaskStatus.PENDING, TaskStatus.CANCELLED}),
-    TaskStatus.FAILED: frozenset({TaskStatus.PENDING, TaskStatus.CANCELLED}),
+    TaskStatus.PARTIAL: frozenset({TaskStatus.PENDING, TaskStatus.CANCELLED, TaskStatus.SUPERSEDED}),
+    TaskStatus.BLOCKED: frozenset({TaskStatus.PENDING, TaskStatus.CANCELLED, TaskStatus.SUPERSEDED}),
+    TaskStatus.FAILED: frozenset({TaskStatus.PENDING, TaskStatus.CANCELLED, TaskStatus.SUPERSEDED}),
     TaskStatus.LANDED: frozenset(),
     TaskStatus.UNCHANGED: frozenset(),
     TaskStatus.CANCELLED: frozenset(),
+    TaskStatus.SUPERSEDED: frozenset(),
 }
 
 
@@ -75,6 +77,7 @@ class RawTask(BaseModel):
     branch: str | None = None
     priority: int = 5
     depends_on: list[str] = Field(default_factory=list)
+    continue_from: str | None = None
 
 
 class Task(BaseModel):
@@ -91,6 +94,10 @@ class Task(BaseModel):
     """Lower runs first (1 is the most urgent)."""
     depends_on: list[str] = Field(default_factory=list)
     """Ids of tasks that must have landed before this one starts."""
+    continue_from: str | None = None
+    """A partial, blocked or failed task whose branch this task starts from and finishes."""
+    base_branch: str | None = None
+    """Branch in the hub to start from instead of the target tip (set for continuations)."""
     status: TaskStatus = TaskStatus.PENDING
     attempts: int = 0
     reason: str = ""

@@ -1,18 +1,27 @@
 """Longshot's own agent loop: the model calls the worker tools until it calls ``handoff``.
 
 The loop runs in the orchestrator process; only tool execution happens in the sandbox,
-so the sandbox never sees the API key. Each step emits a `WorkerStep` event.
+so the sandbox never sees the API key. Each step emits a `WorkerStep` event. How a run
+can end, besides ``handoff``:
+
+- no tool call twice in a row (after one reminder): ``partial`` with the last message;
+- an empty first answer: ``failed`` (never a commit);
+- the step, token or run budget: ``partial``, the budget named;
+- the same call with the same result ``loop_limit`` times in a row: ``partial``, "loop detected";
+- ``malformed_limit`` malformed calls in a row: ``failed``, "repeated malformed tool calls";
+- context overflow after ``max_compactions`` compactions: ``partial``, "context overflow".
 """
 
 from __future__ import annotations
 
 import json
 
-from longshot.errors import BudgetExceeded
-from longshot.events import Emit, WorkerStep
+from longshot.errors import BudgetExceeded, LLMContextOverflow
+from longshot.events import Emit, RunWarning, WorkerStep
 from longshot.harnesses.base import HarnessResult
+from longshot.harnesses.context import LoopGuard, compact, context_window, estimate_tokens
 from longshot.harnesses.tools import WORKER_TOOLS, HandoffArgs, ToolBox, ToolCallError, parse_call, tool_schemas
-from longshot.llm.base import ChatModel, Message
+from longshot.llm.base import ChatModel, Completion, Message, ToolCall
 from longshot.prompts import Prompts
 from longshot.sandboxes.base import Sandbox
 from longshot.types import Task
@@ -23,81 +32,137 @@ REMINDER = (
 )
 
 
-class BuiltinHarness:
-    """Runs one task with the worker role of ``model``, at most ``max_steps`` model turns."""
+class Stop(Exception):
+    """Ends the loop with a result (control flow inside the harness only)."""
 
-    def __init__(self, model: ChatModel, prompts: Prompts, emit: Emit, *, max_steps: int = 100,
-                 max_tokens: int | None = None) -> None:
+    def __init__(self, result: HarnessResult) -> None:
+        self.result = result
+
+
+class BuiltinHarness:
+    """Runs one task with the worker role of ``model``."""
+
+    def __init__(
+        self, model: ChatModel, prompts: Prompts, emit: Emit, *, max_steps: int = 100,
+        max_tokens: int | None = None, model_name: str = "", context_limit: int | None = None,
+        loop_limit: int = 4, malformed_limit: int = 5, max_compactions: int = 3,
+    ) -> None:
         self.model = model
         self.prompts = prompts
         self.emit = emit
         self.max_steps = max_steps
         self.max_tokens = max_tokens
+        self.window = context_limit or context_window(model_name)
+        self.loop_limit = loop_limit
+        self.malformed_limit = malformed_limit
+        self.max_compactions = max_compactions
         self._schemas = tool_schemas(WORKER_TOOLS)
 
     async def run(self, task: Task, sandbox: Sandbox) -> HarnessResult:
-        messages: list[Message] = [
-            {"role": "system", "content": self.prompts.render("worker")},
-            {"role": "user", "content": self.prompts.render("worker_task", task=task)},
+        run = _Run(self, task, ToolBox(sandbox))
+        try:
+            return await run.loop()
+        except Stop as stop:
+            return stop.result
+
+
+class _Run:
+    """The state of one task's loop."""
+
+    def __init__(self, harness: BuiltinHarness, task: Task, tools: ToolBox) -> None:
+        self.h = harness
+        self.task = task
+        self.tools = tools
+        self.messages: list[Message] = [
+            {"role": "system", "content": harness.prompts.render("worker")},
+            {"role": "user", "content": harness.prompts.render("worker_task", task=task)},
         ]
-        tools = ToolBox(sandbox)
-        tokens = calls = 0
-        reminded = False
-        last_text = ""
-        for step in range(1, self.max_steps + 1):
-            if self.max_tokens is not None and tokens >= self.max_tokens:
-                return self._stopped(f"task token budget spent ({tokens} of TASK_MAX_TOKENS={self.max_tokens})",
-                                     last_text, tokens, calls, step - 1)
-            try:
-                completion = await self.model.complete("worker", messages, self._schemas, task_id=task.id)
-            except BudgetExceeded as e:
-                return self._stopped(str(e), last_text, tokens, calls, step - 1)
-            tokens += completion.usage.total
-            messages.append(completion.as_message())
-            last_text = completion.content or last_text
+        self.tokens = self.calls = self.malformed = self.compactions = self.step = 0
+        self.reminded = False
+        self.last_text = ""
+        self.loops = LoopGuard(harness.loop_limit)
+
+    def result(self, status: str, summary: str, concerns: list[str] | None = None,
+               suggestions: list[str] | None = None) -> HarnessResult:
+        return HarnessResult(status=status, summary=summary, concerns=concerns or [], suggestions=suggestions or [],
+                             tokens_used=self.tokens, tool_calls=self.calls, steps=self.step)
+
+    def stop(self, status: str, why: str) -> Stop:
+        summary = f"stopped: {why}." + (f" Last message: {self.last_text}" if self.last_text else "")
+        return Stop(self.result(status, summary, [why]))
+
+    async def loop(self) -> HarnessResult:
+        for self.step in range(1, self.h.max_steps + 1):
+            if self.h.max_tokens is not None and self.tokens >= self.h.max_tokens:
+                raise self.stop("partial", f"task token budget spent ({self.tokens} of TASK_MAX_TOKENS={self.h.max_tokens})")
+            completion = await self.ask()
+            self.tokens += completion.usage.total
+            self.messages.append(completion.as_message())
+            self.last_text = completion.content or self.last_text
             if not completion.tool_calls:
-                if step == 1 and not (completion.content or "").strip():
-                    return HarnessResult(status="failed", summary="the model's first answer was empty",
-                                         tokens_used=tokens, steps=step)
-                if reminded:
-                    return HarnessResult(status="partial", summary=last_text or "ended without a handoff",
-                                         concerns=["the worker ended without calling handoff"],
-                                         tokens_used=tokens, tool_calls=calls, steps=step)
-                reminded = True
-                messages.append({"role": "user", "content": REMINDER})
+                self.no_tool_call(completion)
                 continue
             for call in completion.tool_calls:
-                calls += 1
-                if call.name == "handoff":
-                    try:
-                        args = parse_call(WORKER_TOOLS, "handoff", call.arguments)
-                    except ToolCallError as e:
-                        self._step(task, step, call.name, False, str(e))
-                        messages.append(_tool_message(call.id, f"error: {e}"))
-                        continue
-                    assert isinstance(args, HandoffArgs)
-                    self._step(task, step, "handoff", True, args.status)
-                    return HarnessResult(status=args.status, summary=args.summary, concerns=args.concerns,
-                                         suggestions=args.suggestions, tokens_used=tokens,
-                                         tool_calls=calls, steps=step)
-                outcome = await tools.call(call.name, call.arguments)
-                self._step(task, step, call.name, outcome.ok, _brief(call.arguments))
-                messages.append(_tool_message(call.id, outcome.text))
-        return HarnessResult(status="partial", summary=last_text or f"stopped after {self.max_steps} steps",
-                             concerns=[f"step limit reached ({self.max_steps} steps)"],
-                             tokens_used=tokens, tool_calls=calls, steps=self.max_steps)
+                await self.run_call(call, completion.finish_reason)
+        raise self.stop("partial", f"step limit reached ({self.h.max_steps} steps, TASK_MAX_STEPS)")
 
-    def _stopped(self, why: str, last_text: str, tokens: int, calls: int, steps: int) -> HarnessResult:
-        """A budget ended the task: partial, with what is known."""
-        return HarnessResult(status="partial", summary=f"stopped: {why}. {last_text}".strip(), concerns=[why],
-                             tokens_used=tokens, tool_calls=calls, steps=steps)
+    async def ask(self) -> Completion:
+        if estimate_tokens(self.messages) > 0.8 * self.h.window:
+            self.compact("the conversation neared the context window")
+        while True:
+            try:
+                return await self.h.model.complete("worker", self.messages, self.h._schemas, task_id=self.task.id)
+            except BudgetExceeded as e:
+                raise self.stop("partial", str(e)) from e
+            except LLMContextOverflow as e:
+                self.compact(f"the endpoint reported a context overflow ({e})")
 
-    def _step(self, task: Task, step: int, tool: str, ok: bool, detail: str) -> None:
-        self.emit(WorkerStep(task_id=task.id, step=step, tool=tool, ok=ok, detail=detail[:200]))
+    def compact(self, why: str) -> None:
+        if self.compactions >= self.h.max_compactions:
+            raise self.stop("partial", f"context overflow: still too long after {self.compactions} compactions")
+        before = len(self.messages)
+        self.messages = compact(self.messages)
+        if len(self.messages) >= before:
+            raise self.stop("partial", "context overflow: nothing left to compact")
+        self.compactions += 1
+        self.h.emit(RunWarning(task_id=self.task.id, message=f"compacted the worker's conversation: {why}"[:300]))
 
+    def no_tool_call(self, completion: Completion) -> None:
+        if self.step == 1 and not (completion.content or "").strip():
+            raise Stop(self.result("failed", "the model's first answer was empty"))
+        if self.reminded:
+            raise Stop(self.result("partial", self.last_text or "ended without a handoff",
+                                   ["the worker ended without calling handoff"]))
+        self.reminded = True
+        self.messages.append({"role": "user", "content": REMINDER})
 
-def _tool_message(call_id: str, text: str) -> Message:
-    return {"role": "tool", "tool_call_id": call_id, "content": text}
+    async def run_call(self, call: ToolCall, finish_reason: str | None) -> None:
+        self.calls += 1
+        try:
+            args = parse_call(WORKER_TOOLS, call.name, call.arguments)
+        except ToolCallError as e:
+            text = f"error: {e}"
+            if finish_reason == "length":
+                text += " (your answer was cut off at the output token limit: send a shorter call)"
+            self.record(call, False, text, "malformed call")
+            self.malformed += 1
+            if self.malformed >= self.h.malformed_limit:
+                raise Stop(self.result("failed", f"repeated malformed tool calls ({self.malformed} in a row)",
+                                       [f"last error: {e}"])) from e
+            return
+        self.malformed = 0
+        if isinstance(args, HandoffArgs):
+            self.record(call, True, "handoff recorded", args.status)
+            raise Stop(self.result(args.status, args.summary, args.concerns, args.suggestions))
+        outcome = await self.tools.call(call.name, call.arguments)
+        self.record(call, outcome.ok, outcome.text, _brief(call.arguments))
+        if self.loops.seen(call.name, call.arguments, outcome.text):
+            raise self.stop("partial", f"loop detected: {call.name} called {self.h.loop_limit} times in a row "
+                                       "with the same arguments and the same result")
+
+    def record(self, call: ToolCall, ok: bool, text: str, detail: str) -> None:
+        self.h.emit(WorkerStep(task_id=self.task.id, step=self.step, tool=call.name, ok=ok, detail=detail[:200]))
+        self.messages.append({"role": "tool", "tool_call_id": call.id, "content": text})
 
 
 def _brief(arguments: str) -> str:

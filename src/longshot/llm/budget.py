@@ -23,6 +23,7 @@ class RunBudget:
     cost_usd: float = 0.0
     by_role: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     by_task: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    cost_by_task: dict[str, float] = field(default_factory=lambda: defaultdict(float))
 
     def add(self, role: str, task_id: str | None, tokens: int, cost_usd: float) -> None:
         self.tokens += tokens
@@ -30,6 +31,7 @@ class RunBudget:
         self.by_role[role] += tokens
         if task_id:
             self.by_task[task_id] += tokens
+            self.cost_by_task[task_id] += cost_usd
 
     @property
     def exhausted(self) -> str | None:

@@ -28,9 +28,19 @@ class TaskRunner:
         self.emit = emit
         self.timeout = timeout
 
+    async def _base(self, task: Task) -> str:
+        """The target tip, or the branch of the task a continuation carries on."""
+        if task.base_branch:
+            wip = await self.hub.git.rev_parse(f"refs/heads/{task.base_branch}")
+            if wip is not None:
+                return wip
+            self.emit(RunWarning(task_id=task.id, message=f"branch {task.base_branch} to continue from is gone; "
+                                                          "starting from the target branch"))
+        return await self.hub.tip()
+
     async def run(self, task: Task) -> Handoff:
         started = time.monotonic()
-        base = await self.hub.tip()
+        base = await self._base(task)
         spec = SandboxSpec(task_id=task.id, branch=task.branch, base_commit=base, hub=self.hub.path)
         async with self.provider.open(spec) as sandbox:
             try:

@@ -155,7 +155,7 @@ class TaskValidator:
             self.known_ids.add(task_id)
             self.known_branches.add(branch)
             accepted.append(Task(id=task_id, description=raw.description, scope=scope,
-                                 acceptance=raw.acceptance, branch=branch,
+                                 acceptance=raw.acceptance, branch=branch, continue_from=raw.continue_from,
                                  priority=raw.priority, depends_on=list(dict.fromkeys(raw.depends_on))))
         return self._drop_unsatisfiable(accepted, rejected)
 
@@ -204,6 +204,8 @@ class TaskValidator:
                 return f"branch {raw.branch!r} must be a legal branch name under {self.prefix!r}"
             if raw.branch.removeprefix(self.prefix) in ("", self.main_branch):
                 return f"branch {raw.branch!r} is not a task branch"
+        if raw.continue_from is not None and raw.continue_from not in self.known_ids:
+            return f"continue_from names an unknown task {raw.continue_from!r}"
         for dep in raw.depends_on:
             if dep == raw.id:
                 return "a task cannot depend on itself"

@@ -12,6 +12,9 @@ from __future__ import annotations
 from longshot.events import Emit, TaskCreated, TaskStatusChanged
 from longshot.types import ENDED, Task, TaskStatus
 
+DONE = frozenset({TaskStatus.LANDED, TaskStatus.SUPERSEDED})
+"""A dependency in one of these states is satisfied: its work is on the target branch."""
+
 
 class Scheduler:
     def __init__(self, emit: Emit) -> None:
@@ -38,7 +41,7 @@ class Scheduler:
         ready = [
             t for t in self.tasks.values()
             if t.status == TaskStatus.PENDING
-            and all(self.tasks[d].status == TaskStatus.LANDED for d in t.depends_on if d in self.tasks)
+            and all(self.tasks[d].status in DONE for d in t.depends_on if d in self.tasks)
         ]
         return sorted(ready, key=lambda t: (t.priority, self._order[t.id]))
 
@@ -49,7 +52,7 @@ class Scheduler:
             for task in self.with_status(TaskStatus.PENDING):
                 for dep in task.depends_on:
                     d = self.tasks.get(dep)
-                    if d is None or (d.status in ENDED and d.status != TaskStatus.LANDED):
+                    if d is None or (d.status in ENDED and d.status not in DONE):
                         why = "unknown" if d is None else f"{d.status}"
                         self.move(task, TaskStatus.FAILED, f"dependency {dep} ended {why} without landing")
                         changed = True

@@ -34,7 +34,7 @@ from longshot.sandboxes.base import ExecResult, Profile, Sandbox, SandboxSpec
 from longshot.sandboxes.bwrap import SANDBOX_HOME, WORKSPACE, bwrap_argv, toolchain_paths
 from longshot.sandboxes.limits import Cgroup, Limits, describe, preexec, sweep_stale, watch_disk
 from longshot.sandboxes.output import CappedReader
-from longshot.sandboxes.snapshot import check_staged
+from longshot.sandboxes.snapshot import check_nested_repos, check_staged
 
 EXCLUDES = "\n".join(
     ["__pycache__/", "*.pyc", ".pytest_cache/", ".mypy_cache/", ".ruff_cache/", "node_modules/",
@@ -264,6 +264,7 @@ class LocalSandbox:
     # -- result ----------------------------------------------------------------------
 
     async def snapshot(self, message: str) -> str | None:
+        await asyncio.to_thread(check_nested_repos, self.checkout)
         await self._git.run("add", "--all", "--", ".")
         code, _, _ = await self._git.run_full("diff", "--cached", "--quiet")
         if code == 0:

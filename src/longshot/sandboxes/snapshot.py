@@ -8,7 +8,9 @@ files than the limit.
 
 from __future__ import annotations
 
+import os
 import posixpath
+from pathlib import Path
 
 from longshot.errors import SandboxError
 from longshot.git import Git
@@ -22,6 +24,25 @@ class SnapshotRefused(SandboxError):
         self.paths = paths
         shown = ", ".join(paths[:10]) + (f" and {len(paths) - 10} more" if len(paths) > 10 else "")
         super().__init__(f"result refused ({rule}): {shown}")
+
+
+SKIP_DIRS = {"node_modules", ".venv", "__pycache__", ".pytest_cache", ".mypy_cache"}
+
+
+def check_nested_repos(checkout: Path) -> None:
+    """Refuse a checkout holding a repository below its root (a directory with a ``.git``).
+
+    Checked on the files, before ``git add``, which would otherwise record it as a gitlink
+    or stop on a nested repository that has no commit yet.
+    """
+    found: list[str] = []
+    for here, dirs, files in os.walk(checkout):
+        rel = os.path.relpath(here, checkout)
+        if rel != "." and (".git" in dirs or ".git" in files):  # git never adds the root's own .git
+            found.append(rel)
+        dirs[:] = [d for d in dirs if d not in SKIP_DIRS and d != ".git"]
+    if found:
+        raise SnapshotRefused("submodules and nested repositories are not allowed", found)
 
 
 async def check_staged(git: Git, base: str, *, max_file_bytes: int, max_files: int) -> None:
