@@ -62,6 +62,10 @@ class Sandbox(Protocol):
         """Commit the checkout to the task branch in the hub; None when nothing changed."""
         ...
 
+    def socket_path(self, name: str) -> tuple[Path, str]:
+        """Where the orchestrator may serve a Unix socket for the sandbox: (host path, path inside)."""
+        ...
+
 
 class Profile(BaseModel):
     """What a provider guarantees on this host, said once per run."""

@@ -24,6 +24,8 @@ SENSITIVE_HOME = {".ssh", ".aws", ".gnupg", ".config", ".docker", ".kube", ".net
                   ".gitconfig", ".azure", ".gcloud", ".npmrc", ".pypirc", ".local"}
 WORKSPACE = "/workspace"
 SANDBOX_HOME = "/home/sandbox"
+RUN_DIR = "/run/longshot"
+"""Where sockets the orchestrator serves (the model proxy) appear inside."""
 
 
 def toolchain_paths(path_env: str, extra: list[str]) -> list[str]:

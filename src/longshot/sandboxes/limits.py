@@ -117,7 +117,11 @@ def sweep_stale(prefix: str = "longshot-") -> list[str]:
     """Remove empty cgroups left by dead Longshot processes (named ``<prefix>...-<pid>-<n>``)."""
     removed: list[str] = []
     roots = [V1_ROOT / c for c in ("pids", "memory", "cpu")] + [V1_ROOT]
-    found = {p for root in roots for depth in ("", "*/", "*/*/") for p in root.glob(f"{depth}{prefix}*")}
+    found: set[Path] = set()
+    for root in roots:
+        for depth in ("", "*/", "*/*/"):
+            with suppress(OSError):  # another run may remove a cgroup while we look
+                found.update(root.glob(f"{depth}{prefix}*"))
     for child in sorted(found):
         with suppress(OSError):
             parts = child.name.rsplit("-", 2)
@@ -243,15 +247,23 @@ def usage(dirs: list[Path], stop_bytes: int, stop_files: int) -> tuple[int, int]
     return total, count
 
 
+def disk_over(dirs: list[Path], limits: Limits) -> str | None:
+    """The name of the disk limit the directories exceed, or None."""
+    cap_bytes, cap_files = limits.disk_mb * 1024 * 1024, limits.files
+    size, files = usage(dirs, cap_bytes, cap_files)
+    if size > cap_bytes:
+        return f"disk limit: more than {limits.disk_mb} MB written (SANDBOX_DISK_MB)"
+    if files > cap_files:
+        return f"file count limit: more than {cap_files} files (SANDBOX_MAX_FILES)"
+    return None
+
+
 async def watch_disk(dirs: list[Path], limits: Limits, interval: float = 0.5) -> str:
     """Return the name of the disk limit once it is exceeded (runs until cancelled)."""
-    cap_bytes, cap_files = limits.disk_mb * 1024 * 1024, limits.files
     while True:
-        size, files = await asyncio.to_thread(usage, dirs, cap_bytes, cap_files)
-        if size > cap_bytes:
-            return f"disk limit: more than {limits.disk_mb} MB written (SANDBOX_DISK_MB)"
-        if files > cap_files:
-            return f"file count limit: more than {cap_files} files (SANDBOX_MAX_FILES)"
+        over = await asyncio.to_thread(disk_over, dirs, limits)
+        if over:
+            return over
         await asyncio.sleep(interval)
 
 

@@ -22,6 +22,7 @@ import asyncio
 import os
 import shutil
 import signal
+import tempfile
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
@@ -31,14 +32,14 @@ from pathlib import Path
 from longshot.errors import PathOutsideSandbox, SandboxError
 from longshot.git import Git
 from longshot.sandboxes.base import ExecResult, Profile, Sandbox, SandboxSpec
-from longshot.sandboxes.bwrap import SANDBOX_HOME, WORKSPACE, bwrap_argv, toolchain_paths
-from longshot.sandboxes.limits import Cgroup, Limits, describe, preexec, sweep_stale, watch_disk
+from longshot.sandboxes.bwrap import RUN_DIR, SANDBOX_HOME, WORKSPACE, bwrap_argv, toolchain_paths
+from longshot.sandboxes.limits import Cgroup, Limits, describe, disk_over, preexec, sweep_stale, watch_disk
 from longshot.sandboxes.output import CappedReader
 from longshot.sandboxes.snapshot import check_nested_repos, check_staged
 
 EXCLUDES = "\n".join(
     ["__pycache__/", "*.pyc", ".pytest_cache/", ".mypy_cache/", ".ruff_cache/", "node_modules/",
-     ".venv/", "*.egg-info/", ".coverage", ".DS_Store"]
+     ".venv/", "*.egg-info/", ".coverage", ".DS_Store", "/.longshot/"]
 )
 """Never snapshotted: generated artifacts a worker's checks leave behind."""
 
@@ -113,6 +114,8 @@ class LocalSandbox:
         self.checkout = root / "checkout"
         self.home = root / "home"
         self.tmp = root / "tmp"
+        # Unix socket paths are limited to 108 bytes, so sockets live in a short temp dir.
+        self.run_dir = Path(tempfile.mkdtemp(prefix="longshot-run-"))
         self.cgroup = cgroup
         self._provider = provider
         self._opts = provider.options
@@ -148,7 +151,7 @@ class LocalSandbox:
         if self._opts.isolation == "none":
             return ["bash", "-c", command]
         prefix = bwrap_argv(checkout=self.checkout, home=self.home, tmp=self.tmp, network=network,
-                            ro_paths=self._provider.ro_paths, extra_binds=binds)
+                            ro_paths=self._provider.ro_paths, extra_binds=((self.run_dir, RUN_DIR), *binds))
         return [*prefix, "bash", "-c", command]
 
     def _env(self) -> dict[str, str]:
@@ -196,7 +199,11 @@ class LocalSandbox:
         with suppress(TimeoutError):
             await asyncio.wait_for(readers, 5)
         code = proc.returncode if proc.returncode is not None else -signal.SIGKILL
-        limit = limit or self._limit_hit(before, code, err)
+        # A burst that ended between two looks of the watch is caught here.
+        limit = limit or self._limit_hit(before, code, err) or await asyncio.to_thread(
+            disk_over, [self.checkout, self.home, self.tmp], self._opts.limits)
+        if limit and code == 0:
+            code = 1  # the command finished, but over a limit: report it as failed
         return ExecResult(
             exit_code=124 if limit and limit.startswith("time") else code,
             stdout=out.text(), stderr=err.text(), timed_out=bool(limit and limit.startswith("time")),
@@ -229,6 +236,11 @@ class LocalSandbox:
             self._kill(pgid)
         if self.cgroup is not None:
             self.cgroup.remove()
+        shutil.rmtree(self.run_dir, ignore_errors=True)
+
+    def socket_path(self, name: str) -> tuple[Path, str]:
+        host = self.run_dir / name
+        return host, (f"{RUN_DIR}/{name}" if self._opts.isolation != "none" else str(host))
 
     # -- files -----------------------------------------------------------------------
 
