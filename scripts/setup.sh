@@ -15,7 +15,16 @@ if ! command -v bwrap >/dev/null 2>&1; then
   fi
 fi
 
-if [ "${1:-}" = "--fresh" ]; then rm -rf .venv; fi
+if [ "${1:-}" = "--fresh" ]; then rm -rf .venv .venv-tools; fi
 [ -x .venv/bin/python ] || python3 -m venv .venv
 .venv/bin/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+
+# mini-swe-agent, an external worker harness (WORKER_HARNESS=mini-swe-agent), lives in its
+# own environment: it pins an older openai SDK through litellm. LONGSHOT_SKIP_HARNESSES=1 skips it.
+if [ -z "${LONGSHOT_SKIP_HARNESSES:-}" ] && [ ! -x .venv-tools/mini-swe-agent/bin/mini ]; then
+  echo "setup: installing mini-swe-agent into .venv-tools/mini-swe-agent (about two minutes)"
+  python3 -m venv .venv-tools/mini-swe-agent
+  .venv-tools/mini-swe-agent/bin/python -m pip install --quiet --disable-pip-version-check \
+    "mini-swe-agent==2.4.6" "mcp>=1.0"
+fi
 echo "setup: done (.venv/bin/longshot)"

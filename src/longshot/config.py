@@ -145,6 +145,10 @@ class Config(BaseSettings):
     """Cost budget of the whole run in USD (unset: none), from the price table."""
     task_max_tokens: int | None = Field(default=None, ge=1)
     """Token budget of one worker task (unset: none); when spent the worker hands off partial."""
+    worker_harness: str = "builtin"
+    """The agent that works each task: builtin (Longshot's own loop) or an agent CLI from harnesses/agents.json."""
+    harness_bin: str | None = None
+    """Path of the agent CLI for WORKER_HARNESS (default: its usual name on PATH); its install dir is made readable."""
     max_workers: int = Field(default=50, ge=1)
     """Workers running at once, subplanners included."""
     worker_timeout: float = Field(default=1800.0, gt=0)

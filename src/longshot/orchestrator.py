@@ -10,6 +10,7 @@ error stops everything cleanly instead of being lost in a background task.
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
 import time
 from pathlib import Path
@@ -19,9 +20,11 @@ from typing import Any
 from longshot.config import Config
 from longshot.errors import ConfigError, LongshotError
 from longshot.events import (
-    Bus, HandoffReceived, RunError, RunFinished, RunStarted, RunWarning, SandboxProfile,
+    Bus, Emit, HandoffReceived, RunError, RunFinished, RunStarted, RunWarning, SandboxProfile,
 )
+from longshot.harnesses.base import Harness
 from longshot.harnesses.builtin import BuiltinHarness
+from longshot.harnesses.external import ExternalHarness, load_agent
 from longshot.hub import Hub
 from longshot.llm.base import ROLES, ChatModel
 from longshot.llm.budget import RunBudget
@@ -58,6 +61,19 @@ def build_model(config: Config, bus: Bus, budget: RunBudget, request_log: Path |
                   max_concurrency=config.llm_max_concurrency, rest_seconds=config.llm_endpoint_rest)
 
 
+def harness_paths(config: Config) -> list[str]:
+    """Read-only paths an external harness needs inside the sandbox (its install)."""
+    if config.worker_harness == "builtin":
+        return []
+    spec = load_agent(config.worker_harness)
+    found = config.harness_bin or shutil.which(spec.bin)
+    if not found or not os.path.exists(found):
+        raise ConfigError(f"HARNESS_BIN: {spec.name} ({spec.bin}) was not found. Fix: {spec.install}, "
+                          "then set HARNESS_BIN to its path.")
+    real = os.path.realpath(found)
+    return sorted({os.path.dirname(os.path.dirname(p)) for p in (os.path.abspath(found), real)})
+
+
 def build_provider(config: Config) -> SandboxProvider:
     if config.sandbox_provider != "local":
         raise ConfigError(f"SANDBOX_PROVIDER: {config.sandbox_provider!r} is not available in this version. "
@@ -72,10 +88,20 @@ def build_provider(config: Config) -> SandboxProvider:
     return LocalSandboxProvider(config.longshot_work_dir.resolve(), LocalOptions(
         isolation=config.sandbox_isolation, network=config.sandbox_network == "on", limits=limits,
         setup_command=config.sandbox_setup_command, setup_timeout=config.sandbox_setup_timeout,
-        ro_paths=[p for p in config.sandbox_ro_paths.split(":") if p],
+        ro_paths=[p for p in config.sandbox_ro_paths.split(":") if p] + harness_paths(config),
         max_file_bytes=config.snapshot_max_file_mb * 1024 * 1024, max_changed_files=config.snapshot_max_files,
         author=(config.git_commit_name, config.git_commit_email),
     ))
+
+
+def build_harness(config: Config, model: ChatModel, prompts: Prompts, emit: Emit) -> Harness:
+    if config.worker_harness == "builtin":
+        return BuiltinHarness(model, prompts, emit, max_steps=config.task_max_steps,
+                              max_tokens=config.task_max_tokens, model_name=config.model_for("worker"),
+                              context_limit=config.llm_context_window)
+    return ExternalHarness(load_agent(config.worker_harness), model, prompts, emit,
+                           model_name=config.model_for("worker"), executable=config.harness_bin,
+                           timeout=config.worker_timeout)
 
 
 class Orchestrator:
@@ -96,9 +122,7 @@ class Orchestrator:
         self.merge_queue = MergeQueue(self.hub, config.merge_strategy, self.emit, self._merged)
         validator = TaskValidator(prefix=config.git_branch_prefix, main_branch=config.git_main_branch)
         self.planner = Planner(model, prompts, validator, self.hub, self.emit)
-        harness = BuiltinHarness(model, prompts, self.emit, max_steps=config.task_max_steps,
-                                 max_tokens=config.task_max_tokens, model_name=config.model_for("worker"),
-                                 context_limit=config.llm_context_window)
+        harness = build_harness(config, model, prompts, self.emit)
         self.runner = TaskRunner(self.hub, provider, harness, self.emit, timeout=config.worker_timeout)
         self.budget = budget or RunBudget()
         self._changed = asyncio.Event()
@@ -199,6 +223,7 @@ class Orchestrator:
         finally:
             running.discard(task.id)
         handoff.metrics.cost_usd = round(self.budget.cost_by_task.get(task.id, 0.0), 6)
+        handoff.metrics.tokens_used = self.budget.by_task.get(task.id, handoff.metrics.tokens_used)
         self.emit(HandoffReceived(task_id=task.id, handoff=handoff))
         self._report(handoff)
         if handoff.status == "complete" and handoff.commit:
