@@ -22,6 +22,7 @@ def run_env(tmp_path: Path, remote: Path, fake: FakeLLM, **extra: str) -> dict[s
     env = {
         "GIT_REPO_URL": str(remote), "LLM_BASE_URL": fake.base_url, "LLM_API_KEY": "sk-test",
         "LLM_MODEL": "fake-worker", "PLANNER_MODEL": "fake-planner", "WORKER_MODEL": "fake-worker",
+        "SUBPLANNER_MODEL": "fake-subplanner", "RECONCILER_MODEL": "fake-reconciler",
         "LONGSHOT_WORK_DIR": str(tmp_path / "work"), "LONGSHOT_LOG_DIR": str(tmp_path / "logs"),
         "CHECK_COMMANDS": json.dumps([f"{sys.executable} -m pytest -q -p no:cacheprovider"]),
     }

@@ -25,7 +25,8 @@ def test_every_status_has_an_entry() -> None:
 
 
 def test_terminal_statuses_have_no_exits_and_others_do() -> None:
-    assert TERMINAL == {TaskStatus.LANDED, TaskStatus.UNCHANGED, TaskStatus.CANCELLED}
+    assert TERMINAL == {TaskStatus.LANDED, TaskStatus.UNCHANGED, TaskStatus.CANCELLED, TaskStatus.SUPERSEDED,
+                        TaskStatus.COMPLETED}
     for status in ALL:
         if status in TERMINAL:
             assert TRANSITIONS[status] == frozenset(), status
@@ -35,7 +36,8 @@ def test_terminal_statuses_have_no_exits_and_others_do() -> None:
 
 def test_ended_statuses_may_be_retried_or_cancelled() -> None:
     for status in ENDED - TERMINAL:
-        assert TRANSITIONS[status] == {TaskStatus.PENDING, TaskStatus.CANCELLED}
+        # retried, given up, or carried on by a continuation that landed
+        assert TRANSITIONS[status] == {TaskStatus.PENDING, TaskStatus.CANCELLED, TaskStatus.SUPERSEDED}
 
 
 def test_every_status_is_reachable_from_pending() -> None:

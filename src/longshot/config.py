@@ -157,6 +157,14 @@ class Config(BaseSettings):
     """Tool-calling steps one worker task may take."""
     planner_max_iterations: int = Field(default=100, ge=1)
     """Maximum planner iterations in one run."""
+    max_tasks_per_sprint: int = Field(default=50, ge=1)
+    """Most tasks accepted from one planner answer; the rest are dropped with an event."""
+    subplan_max_files: int = Field(default=5, ge=1)
+    """A task whose scope has more files than this goes to a subplanner."""
+    subplan_max_modules: int = Field(default=2, ge=1)
+    """A task whose scope spans more top-level directories than this goes to a subplanner."""
+    subplan_max_depth: int = Field(default=3, ge=0)
+    """How deep subplanners may nest (0 disables them)."""
     sandbox_provider: Literal["local", "modal", "ray"] = "local"
     """Where workers run: local, modal or ray."""
     sandbox_isolation: Literal["bubblewrap", "none"] = "bubblewrap"

@@ -20,13 +20,14 @@ from typing import Any
 from longshot.config import Config
 from longshot.errors import ConfigError, LongshotError
 from longshot.events import (
-    Bus, Emit, HandoffReceived, RunError, RunFinished, RunStarted, RunWarning, SandboxProfile,
+    Bus, Emit, RunError, RunFinished, RunStarted, RunWarning, SandboxProfile,
 )
 from longshot.harnesses.base import Harness
 from longshot.harnesses.builtin import BuiltinHarness
 from longshot.harnesses.external import ExternalHarness, load_agent
 from longshot.hub import Hub
-from longshot.llm.base import ROLES, ChatModel
+from longshot.harnesses.context import context_window
+from longshot.llm.base import ROLES, ChatModel, Role
 from longshot.llm.budget import RunBudget
 from longshot.llm.openai_compat import OpenAICompatEndpoint
 from longshot.llm.prices import PriceTable
@@ -36,13 +37,17 @@ from longshot.pipeline.dispatch import TaskRunner
 from longshot.pipeline.finalize import Verdict, detect_checks, run_checks, verdict
 from longshot.pipeline.merge import MergeQueue
 from longshot.pipeline.parse import TaskValidator
-from longshot.pipeline.plan import PlanOutcome, Planner
+from longshot.pipeline.converse import Conversation
+from longshot.pipeline.decompose import SplitRules, Subplanner, aggregate, needs_split
+from longshot.pipeline.explore import Explorer
+from longshot.pipeline.ledger import Ledger
+from longshot.pipeline.plan import PlanOutcome, Planner, Progress
 from longshot.pipeline.schedule import Scheduler
 from longshot.prompts import Prompts
 from longshot.sandboxes.base import SandboxProvider
 from longshot.sandboxes.limits import Limits
 from longshot.sandboxes.local import LocalOptions, LocalSandboxProvider
-from longshot.types import TRANSITIONS, Handoff, MergeResult, Task, TaskStatus
+from longshot.types import Handoff, MergeResult, Task, TaskStatus
 
 REPLAN_AFTER_HANDOFFS = 3
 
@@ -105,31 +110,40 @@ def build_harness(config: Config, model: ChatModel, prompts: Prompts, emit: Emit
 
 
 class Orchestrator:
-    """One run: owns the scheduler, the merge queue and the planner conversation."""
+    """One run: owns the scheduler, the merge queue, the ledger and the planner conversation."""
 
     def __init__(self, config: Config, bus: Bus, model: ChatModel, provider: SandboxProvider,
                  budget: RunBudget | None = None) -> None:
         self.config = config
-        self.bus = bus
         self.emit = bus.emit
         self.model = model
         self.provider = provider
+        self.budget = budget or RunBudget()
         author = (config.git_commit_name, config.git_commit_email)
         work_dir = config.longshot_work_dir.resolve()
         self.hub = Hub(Hub.location(work_dir, config.git_repo_url), config.git_repo_url, config.git_main_branch, author)
-        prompts = Prompts()
+        self.prompts = Prompts()
         self.scheduler = Scheduler(self.emit)
         self.merge_queue = MergeQueue(self.hub, config.merge_strategy, self.emit, self._merged)
-        validator = TaskValidator(prefix=config.git_branch_prefix, main_branch=config.git_main_branch)
-        self.planner = Planner(model, prompts, validator, self.hub, self.emit)
-        harness = build_harness(config, model, prompts, self.emit)
-        self.runner = TaskRunner(self.hub, provider, harness, self.emit, timeout=config.worker_timeout)
-        self.budget = budget or RunBudget()
+        self.ledger = Ledger(self.scheduler, self.merge_queue, self.budget, self.emit)
+        self.validator = TaskValidator(prefix=config.git_branch_prefix, main_branch=config.git_main_branch,
+                                       max_tasks=config.max_tasks_per_sprint)
+        self.explorer = Explorer(self.hub.git, self.hub.tip)
+        self.planner = Planner(self._conversation("planner", "planner"), self.prompts, self.validator, self.hub,
+                               self.emit)
+        self.rules = SplitRules(max_files=config.subplan_max_files, max_modules=config.subplan_max_modules,
+                                max_depth=config.subplan_max_depth)
+        self.subplanners: dict[str, Subplanner] = {}
+        self.runner = TaskRunner(self.hub, provider, build_harness(config, model, self.prompts, self.emit),
+                                 self.emit, timeout=config.worker_timeout)
         self._changed = asyncio.Event()
-        self._reports: dict[str, dict[str, Any]] = {}
-        self._unsent: list[str] = []
-        self._unlanded: dict[str, str] = {}
+        self._running: set[str] = set()
         self._errors: list[str] = []
+
+    def _conversation(self, role: Role, prompt: str, task_id: str | None = None) -> Conversation:
+        window = context_window(self.config.model_for(role), self.config.llm_context_window or 128_000)
+        return Conversation(role, self.model, self.explorer, self.emit, self.prompts.render(prompt), window=window,
+                            task_id=task_id)
 
     async def run(self, request: str, *, log_path: str = "") -> Verdict:
         started = time.monotonic()
@@ -160,46 +174,64 @@ class Orchestrator:
                                  description=profile.description, weakened=profile.weakened))
 
     async def _drive(self, request: str, tg: asyncio.TaskGroup) -> None:
+        """The main loop: plan, start what is ready while slots are free, replan, stop when done."""
         slots = self.config.max_workers
         planning: asyncio.Task[PlanOutcome] | None = self._spawn(tg, self._plan(self.planner.initial(request)))
-        running: set[str] = set()
         last_proposed = -1
         while True:
             if planning is not None and planning.done():
                 outcome = planning.result()
                 planning, last_proposed = None, outcome.proposed
-                for task in outcome.tasks:
-                    self._link_continuation(task)
-                    self.scheduler.add(task)
+                self._add(outcome.tasks)
             if self.budget.exhausted:
                 for task in self.scheduler.with_status(TaskStatus.PENDING):
                     self.scheduler.move(task, TaskStatus.CANCELLED, f"{self.budget.exhausted} spent before it started")
-            for task in self.scheduler.ready()[: max(0, slots - len(running))]:
+            while self.ledger.parents_to_review and len(self._running) < slots:
+                parent = self.scheduler.tasks[self.ledger.parents_to_review.pop(0)]
+                self._running.add(parent.id)
+                self._spawn(tg, self._subplan(parent, again=True))
+            for task in self.scheduler.ready()[: max(0, slots - len(self._running))]:
                 self.scheduler.move(task, TaskStatus.RUNNING)
-                running.add(task.id)
-                self._spawn(tg, self._work(task, running))
-            open_work = self.scheduler.open_work()
+                self._running.add(task.id)
+                job = self._subplan(task) if needs_split(task, self.rules) else self._work(task)
+                self._spawn(tg, job)
+            open_work = self.scheduler.open_work() or bool(self.ledger.parents_to_review)
             if planning is None:
                 if (last_proposed == 0 or self.budget.exhausted) and not open_work:
                     return
                 quiet = not open_work
-                if len(running) < slots and (len(self._unsent) >= REPLAN_AFTER_HANDOFFS or quiet):
+                if len(self._running) < slots and (len(self.ledger.unsent) >= REPLAN_AFTER_HANDOFFS or quiet):
                     if self.planner.iteration >= self.config.planner_max_iterations:
                         self.emit(RunWarning(message=f"planner stopped at PLANNER_MAX_ITERATIONS="
                                                      f"{self.config.planner_max_iterations}"))
                         if not open_work:
                             return
                     else:
-                        follow = self.planner.follow_up(self._take_reports(), self.scheduler.active)
-                        planning = self._spawn(tg, self._plan(follow))
+                        planning = self._spawn(tg, self._plan(self.planner.follow_up(
+                            self.ledger.take_reports(), self._progress())))
                         continue
             await self._changed.wait()
             self._changed.clear()
 
-    def _link_continuation(self, task: Task) -> None:
-        continued = self.scheduler.tasks.get(task.continue_from or "")
-        if continued is not None:
-            task.base_branch = continued.branch
+    def _add(self, tasks: list[Task]) -> None:
+        for task in tasks:
+            continued = self.scheduler.tasks.get(task.continue_from or "")
+            if continued is not None:
+                task.base_branch = continued.branch
+            self.scheduler.add(task)
+
+    def _progress(self) -> Progress:
+        tasks = list(self.scheduler.tasks.values())
+        budget = ""
+        if self.budget.max_tokens or self.budget.max_cost_usd:
+            budget = (f"tokens used {self.budget.tokens}" + (f" of {self.budget.max_tokens}" if self.budget.max_tokens else "")
+                      + f"; cost ${self.budget.cost_usd:.2f}" + (f" of ${self.budget.max_cost_usd}" if self.budget.max_cost_usd else ""))
+        summary = "\n".join(f"{t.id} [{t.status}] {t.description[:80]}" for t in tasks if t.parent is None)
+        self.planner.notes += self.ledger.notes
+        self.ledger.notes = []
+        return Progress(active=self.scheduler.active, landed=sum(t.status == TaskStatus.LANDED for t in tasks),
+                        failed=sum(t.status == TaskStatus.FAILED for t in tasks), queue_depth=self.merge_queue.depth,
+                        budget=budget, summary=summary)
 
     async def _plan(self, call: Awaitable[PlanOutcome]) -> PlanOutcome:
         """A planner call that cannot take the task group down: failure ends planning."""
@@ -215,51 +247,42 @@ class Orchestrator:
         task.add_done_callback(lambda _: self._changed.set())
         return task
 
-    async def _work(self, task: Task, running: set[str]) -> None:
+    async def _work(self, task: Task) -> None:
         try:
             handoff = await self.runner.run(task)
         except LongshotError as e:
             handoff = Handoff(task_id=task.id, status="failed", summary=f"the task could not run: {e}")
         finally:
-            running.discard(task.id)
-        handoff.metrics.cost_usd = round(self.budget.cost_by_task.get(task.id, 0.0), 6)
-        handoff.metrics.tokens_used = self.budget.by_task.get(task.id, handoff.metrics.tokens_used)
-        self.emit(HandoffReceived(task_id=task.id, handoff=handoff))
-        self._report(handoff)
-        if handoff.status == "complete" and handoff.commit:
-            self.scheduler.move(task, TaskStatus.MERGING)
-            self.merge_queue.submit(task, handoff.commit)
-        elif handoff.status == "complete":
-            self.scheduler.move(task, TaskStatus.UNCHANGED, "complete without changes")
+            self._running.discard(task.id)
+        self.ledger.handoff(task, handoff)
+
+    async def _subplan(self, task: Task, *, again: bool = False) -> None:
+        """Split ``task`` (or review its finished subtasks); holds a worker slot meanwhile."""
+        sub = self.subplanners.get(task.id)
+        if sub is None:
+            sub = self.subplanners[task.id] = Subplanner(
+                task, self._conversation("subplanner", "subplanner", task.id), self.prompts, self.hub,
+                self.validator, self.emit, self.rules)
+        try:
+            children = await (sub.again(self.ledger.take_child_reports(task.id)) if again else sub.first())
+        except LongshotError as e:
+            self.emit(RunWarning(task_id=task.id, message=f"subplanner failed: {e}"))
+            children = []
+        if not again and not children:
+            task.atomic = True  # the subplanner's word (or its failure): one worker does it as it is
+            await self._work(task)
+            return
+        self._running.discard(task.id)
+        if children:
+            if task.status == TaskStatus.RUNNING:
+                self.scheduler.move(task, TaskStatus.DECOMPOSED, f"split into {len(children)} subtasks")
+            self._add(children)
         else:
-            self.scheduler.move(task, TaskStatus(handoff.status), handoff.summary[:300])
-            if handoff.status == "partial" and handoff.commit:
-                self._unlanded[task.id] = "partial work on its branch"
-
-    def _report(self, handoff: Handoff) -> None:
-        self._reports[handoff.task_id] = {
-            "task_id": handoff.task_id, "status": handoff.status, "summary": handoff.summary[:600],
-            "files_changed": handoff.files_changed[:30], "concerns": handoff.concerns,
-            "suggestions": handoff.suggestions, "landed": None if handoff.status == "complete" and handoff.commit else False,
-        }
-        self._unsent.append(handoff.task_id)
-
-    def _take_reports(self) -> list[dict[str, Any]]:
-        ids, self._unsent = self._unsent, []
-        return [self._reports[i] for i in ids]
+            kids = self.scheduler.children(task.id)
+            self.ledger.handoff(task, aggregate(task, kids, self.ledger.handoffs))
 
     def _merged(self, task: Task, result: MergeResult) -> None:
-        self._reports[task.id]["landed"] = result.landed
-        if result.landed:
-            self.scheduler.move(task, TaskStatus.LANDED)
-            continued = self.scheduler.tasks.get(task.continue_from or "")
-            if continued is not None and TaskStatus.SUPERSEDED in TRANSITIONS[continued.status]:
-                self.scheduler.move(continued, TaskStatus.SUPERSEDED, f"carried on by {task.id}, which landed")
-                self._unlanded.pop(continued.id, None)
-        else:
-            self.scheduler.move(task, TaskStatus.FAILED, result.reason)
-            self._unlanded[task.id] = result.reason
-            self.planner.notes.append(f"{task.id} did NOT land: {result.reason}")
+        self.ledger.merged(task, result)
         self._changed.set()
 
     async def _finish(self) -> Verdict:
@@ -273,5 +296,5 @@ class Orchestrator:
         errors = list(self._errors)
         if self.budget.exhausted and not any(self.budget.exhausted in e for e in errors):
             errors.append(f"stopped early: {self.budget.exhausted} spent")
-        return verdict(list(self.scheduler.tasks.values()), checks, sorted(self._unlanded), self.emit,
+        return verdict(list(self.scheduler.tasks.values()), checks, sorted(self.ledger.unlanded), self.emit,
                        errors=errors)

@@ -28,10 +28,12 @@ class TaskStatus(StrEnum):
     FAILED = "failed"  # the worker, the merge or a dependency failed (reason recorded)
     CANCELLED = "cancelled"  # the run stopped before the task ended
     SUPERSEDED = "superseded"  # its work was carried on by a continuation task that landed
+    DECOMPOSED = "decomposed"  # split into subtasks by a subplanner; waiting for them
+    COMPLETED = "completed"  # done through its subtasks, which all landed (terminal; no branch of its own)
 
 
 TERMINAL: frozenset[TaskStatus] = frozenset(
-    {TaskStatus.LANDED, TaskStatus.UNCHANGED, TaskStatus.CANCELLED, TaskStatus.SUPERSEDED}
+    {TaskStatus.LANDED, TaskStatus.UNCHANGED, TaskStatus.CANCELLED, TaskStatus.SUPERSEDED, TaskStatus.COMPLETED}
 )
 """Statuses a task never leaves. Partial, blocked and failed may be retried (→ pending)."""
 
@@ -46,6 +48,7 @@ TRANSITIONS: dict[TaskStatus, frozenset[TaskStatus]] = {
     TaskStatus.PENDING: frozenset({TaskStatus.RUNNING, TaskStatus.FAILED, TaskStatus.CANCELLED}),
     TaskStatus.RUNNING: frozenset(
         {
+            TaskStatus.DECOMPOSED,
             TaskStatus.MERGING,
             TaskStatus.UNCHANGED,
             TaskStatus.PARTIAL,
@@ -62,6 +65,10 @@ TRANSITIONS: dict[TaskStatus, frozenset[TaskStatus]] = {
     TaskStatus.UNCHANGED: frozenset(),
     TaskStatus.CANCELLED: frozenset(),
     TaskStatus.SUPERSEDED: frozenset(),
+    TaskStatus.DECOMPOSED: frozenset(
+        {TaskStatus.COMPLETED, TaskStatus.PARTIAL, TaskStatus.FAILED, TaskStatus.CANCELLED}
+    ),
+    TaskStatus.COMPLETED: frozenset(),
 }
 
 
@@ -98,6 +105,12 @@ class Task(BaseModel):
     """A partial, blocked or failed task whose branch this task starts from and finishes."""
     base_branch: str | None = None
     """Branch in the hub to start from instead of the target tip (set for continuations)."""
+    parent: str | None = None
+    """The task a subplanner split into this one."""
+    depth: int = 0
+    """How many subplanners lie between this task and the root planner."""
+    atomic: bool = False
+    """A subplanner judged it small enough for one worker: never split again."""
     status: TaskStatus = TaskStatus.PENDING
     attempts: int = 0
     reason: str = ""

@@ -21,11 +21,11 @@ from longshot.sandboxes.base import Sandbox
 from longshot.sandboxes.output import cap_text
 
 
-class _Args(BaseModel):
+class ToolArgs(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class ReadArgs(_Args):
+class ReadArgs(ToolArgs):
     """Read a text file. Long files come in pages: pass offset (1-based line) and limit."""
 
     path: str
@@ -33,14 +33,14 @@ class ReadArgs(_Args):
     limit: int | None = Field(default=None, ge=1)
 
 
-class WriteArgs(_Args):
+class WriteArgs(ToolArgs):
     """Create or overwrite a file with the given content."""
 
     path: str
     content: str
 
 
-class EditArgs(_Args):
+class EditArgs(ToolArgs):
     """Replace one exact, unique occurrence of old_text with new_text."""
 
     path: str
@@ -48,14 +48,14 @@ class EditArgs(_Args):
     new_text: str
 
 
-class BashArgs(_Args):
+class BashArgs(ToolArgs):
     """Run a shell command in the repository root. Returns exit code, stdout, stderr."""
 
     command: str
     timeout: float | None = Field(default=None, gt=0)
 
 
-class GrepArgs(_Args):
+class GrepArgs(ToolArgs):
     """Search file contents with an extended regular expression; prints file:line:text."""
 
     pattern: str
@@ -64,20 +64,20 @@ class GrepArgs(_Args):
     ignore_case: bool = False
 
 
-class FindArgs(_Args):
+class FindArgs(ToolArgs):
     """Find files whose path matches a glob (e.g. "*.py" or "src/**/test_*.py")."""
 
     pattern: str
     path: str | None = None
 
 
-class LsArgs(_Args):
+class LsArgs(ToolArgs):
     """List a directory (the repository root by default)."""
 
     path: str | None = None
 
 
-class HandoffArgs(_Args):
+class HandoffArgs(ToolArgs):
     """End the task and report: status, what was done, concerns and suggestions."""
 
     status: Literal["complete", "partial", "blocked", "failed"]
@@ -86,13 +86,13 @@ class HandoffArgs(_Args):
     suggestions: list[str] = Field(default_factory=list)
 
 
-WORKER_TOOLS: dict[str, type[_Args]] = {
+WORKER_TOOLS: dict[str, type[ToolArgs]] = {
     "read": ReadArgs, "write": WriteArgs, "edit": EditArgs, "bash": BashArgs,
     "grep": GrepArgs, "find": FindArgs, "ls": LsArgs, "handoff": HandoffArgs,
 }
 
 
-def tool_schemas(tools: dict[str, type[_Args]]) -> list[dict[str, Any]]:
+def tool_schemas(tools: dict[str, type[ToolArgs]]) -> list[dict[str, Any]]:
     """OpenAI ``tools`` entries for the given argument models."""
     out = []
     for name, model in tools.items():
@@ -130,7 +130,7 @@ class ToolCallError(Exception):
     """A call that was refused before running; the message goes back to the model."""
 
 
-def parse_call(tools: dict[str, type[_Args]], name: str, raw: str) -> _Args:
+def parse_call(tools: dict[str, type[ToolArgs]], name: str, raw: str) -> ToolArgs:
     """Validate a tool call's name and JSON arguments, or raise ToolCallError with why."""
     if name not in tools:
         raise ToolCallError(f"unknown tool {name!r}; the tools are: {', '.join(tools)}")

@@ -1,9 +1,11 @@
 """The root planner: one continuous conversation with the planner role.
 
-The first message carries the request, SPEC.md, FEATURES.json, the file tree and recent
-commits of the target branch; follow-ups carry only what changed (handoffs, notes on
-rejected tasks and failed merges, active tasks, the file tree delta). An answer that is
-not usable JSON is answered with the parse error, and the model tries again.
+The first message carries the request, SPEC.md and FEATURES.json (binding), AGENTS.md and
+DECISIONS.md if present (each capped), the file tree (capped) and recent commits of the
+target branch. Follow-ups carry only what changed: the tree delta, new commits, new
+handoffs, notes (rejected tasks, failed merges), active tasks, merge queue health and the
+budget left. The model may explore the repository read-only before answering
+(`longshot.pipeline.explore`); its scratchpad is kept and survives compaction.
 """
 
 from __future__ import annotations
@@ -11,17 +13,18 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from longshot.errors import PlanParseError
-from longshot.events import Emit, PlannerAnswered, PlannerParseError, PlannerRequested, TaskRejected
+from longshot.events import Emit, PlannerAnswered, PlannerRequested, TaskRejected
 from longshot.hub import Hub
-from longshot.llm.base import ChatModel, Message
-from longshot.pipeline.parse import TaskValidator, parse_plan
+from longshot.pipeline.converse import Conversation
+from longshot.pipeline.parse import TaskValidator
 from longshot.prompts import Prompts
 from longshot.types import Task
 
 SPEC_LIMIT = 20_000
+DOC_LIMIT = 10_000
 TREE_LIMIT = 300
 DELTA_LIMIT = 50
+COMMITS_LIMIT = 30
 
 
 @dataclass
@@ -32,73 +35,83 @@ class PlanOutcome:
 
 
 @dataclass
+class Progress:
+    """What the orchestrator tells the planner besides handoffs."""
+
+    active: list[Task] = field(default_factory=list)
+    landed: int = 0
+    failed: int = 0
+    queue_depth: int = 0
+    budget: str = ""
+    summary: str = ""
+    """A short account of every task so far, kept through compaction."""
+
+
+@dataclass
 class Planner:
-    model: ChatModel
+    conversation: Conversation
     prompts: Prompts
     validator: TaskValidator
     hub: Hub
     emit: Emit
-    max_parse_retries: int = 3
     iteration: int = 0
-    scratchpad: str = ""
-    messages: list[Message] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     _files: list[str] = field(default_factory=list)
+    _last_tip: str = ""
+
+    @property
+    def scratchpad(self) -> str:
+        return self.conversation.scratchpad
 
     async def initial(self, request: str) -> PlanOutcome:
-        tip = await self.hub.tip()
+        tip = self._last_tip = await self.hub.tip()
         self._files = await self.hub.files(tip)
         tree = "\n".join(self._files[:TREE_LIMIT])
         if len(self._files) > TREE_LIMIT:
-            tree += f"\n... ({len(self._files) - TREE_LIMIT} more files)"
+            tree += f"\n... ({len(self._files) - TREE_LIMIT} more files; use the ls and find tools)"
         commits = await self.hub.git.run("log", "-n", "20", "--format=%h %s", tip)
+        docs = {name: _cap(await self.hub.show(tip, name), limit)
+                for name, limit in (("SPEC.md", SPEC_LIMIT), ("FEATURES.json", SPEC_LIMIT),
+                                    ("AGENTS.md", DOC_LIMIT), ("DECISIONS.md", DOC_LIMIT))}
         content = self.prompts.render(
             "planner_initial", request=request, tree=tree, file_count=len(self._files), commits=commits,
-            spec=_cap(await self.hub.show(tip, "SPEC.md")), features=_cap(await self.hub.show(tip, "FEATURES.json")),
+            spec=docs["SPEC.md"], features=docs["FEATURES.json"], agents=docs["AGENTS.md"],
+            decisions=docs["DECISIONS.md"],
         )
-        self.messages = [{"role": "system", "content": self.prompts.render("planner")}]
         return await self._ask(content, handoffs=0)
 
-    async def follow_up(self, handoffs: list[dict[str, Any]], active: list[Task]) -> PlanOutcome:
-        files = await self.hub.files(await self.hub.tip())
+    async def follow_up(self, handoffs: list[dict[str, Any]], progress: Progress) -> PlanOutcome:
+        tip = await self.hub.tip()
+        files = await self.hub.files(tip)
         before, after = set(self._files), set(files)
         self._files = files
         added, removed = sorted(after - before), sorted(before - after)
         delta = "\n".join([f"+ {p}" for p in added[:DELTA_LIMIT]] + [f"- {p}" for p in removed[:DELTA_LIMIT]])
         if len(added) + len(removed) > 2 * DELTA_LIMIT:
             delta += f"\n... ({len(added)} added, {len(removed)} removed in all)"
+        commits = ""
+        if tip != self._last_tip:
+            commits = await self.hub.git.run("log", "-n", str(COMMITS_LIMIT), "--format=%h %s", f"{self._last_tip}..{tip}")
+        self._last_tip = tip
         notes, self.notes = self.notes, []
-        content = self.prompts.render("planner_followup", handoffs=handoffs, active=active, tree_delta=delta)
-        if notes:
-            content += "\n## Notes\n" + "\n".join(f"- {n}" for n in notes) + "\n"
+        content = self.prompts.render("planner_followup", handoffs=handoffs, active=progress.active,
+                                      tree_delta=delta, commits=commits, notes=notes, progress=progress)
+        self.conversation.summary = progress.summary
         return await self._ask(content, handoffs=len(handoffs))
 
     async def _ask(self, content: str, *, handoffs: int) -> PlanOutcome:
         self.iteration += 1
         self.emit(PlannerRequested(iteration=self.iteration, handoffs=handoffs))
-        self.messages.append({"role": "user", "content": content})
-        last_error = ""
-        for _ in range(self.max_parse_retries + 1):
-            completion = await self.model.complete("planner", self.messages)
-            self.messages.append(completion.as_message())
-            try:
-                answer = parse_plan(completion.content)
-            except PlanParseError as e:
-                last_error = str(e)
-                self.emit(PlannerParseError(iteration=self.iteration, error=last_error))
-                self.messages.append({"role": "user", "content": f"Your answer could not be used: {e}"})
-                continue
-            tasks, rejected = self.validator.validate(answer.tasks)
-            for r in rejected:
-                self.emit(TaskRejected(task_id=r.task_id, reason=r.reason, description=r.description))
-                self.notes.append(f"task {r.task_id or '(no id)'} was rejected: {r.reason}")
-            self.scratchpad = answer.scratchpad or self.scratchpad
-            self.emit(PlannerAnswered(iteration=self.iteration, tasks=len(tasks), scratchpad=answer.scratchpad[:2000]))
-            return PlanOutcome(tasks=tasks, proposed=len(answer.tasks))
-        raise PlanParseError(f"the planner gave no usable answer in {self.max_parse_retries + 1} tries: {last_error}")
+        answer = await self.conversation.ask(content, self.iteration)
+        tasks, rejected = self.validator.validate(answer.tasks)
+        for r in rejected:
+            self.emit(TaskRejected(task_id=r.task_id, reason=r.reason, description=r.description))
+            self.notes.append(f"task {r.task_id or '(no id)'} was rejected: {r.reason}")
+        self.emit(PlannerAnswered(iteration=self.iteration, tasks=len(tasks), scratchpad=answer.scratchpad[:2000]))
+        return PlanOutcome(tasks=tasks, proposed=len(answer.tasks))
 
 
-def _cap(text: str | None) -> str:
+def _cap(text: str | None, limit: int) -> str:
     if not text:
         return ""
-    return text if len(text) <= SPEC_LIMIT else text[:SPEC_LIMIT] + "\n... (truncated)"
+    return text if len(text) <= limit else text[:limit] + "\n... (truncated)"

@@ -12,7 +12,7 @@ from __future__ import annotations
 from longshot.events import Emit, TaskCreated, TaskStatusChanged
 from longshot.types import ENDED, Task, TaskStatus
 
-DONE = frozenset({TaskStatus.LANDED, TaskStatus.SUPERSEDED})
+DONE = frozenset({TaskStatus.LANDED, TaskStatus.SUPERSEDED, TaskStatus.COMPLETED})
 """A dependency in one of these states is satisfied: its work is on the target branch."""
 
 
@@ -42,8 +42,22 @@ class Scheduler:
             t for t in self.tasks.values()
             if t.status == TaskStatus.PENDING
             and all(self.tasks[d].status in DONE for d in t.depends_on if d in self.tasks)
+            and not self._sibling_overlap(t)
         ]
         return sorted(ready, key=lambda t: (t.priority, self._order[t.id]))
+
+    def _sibling_overlap(self, task: Task) -> bool:
+        """Subtasks of one parent never run at the same time on a shared file."""
+        if task.parent is None or not task.scope:
+            return False
+        mine = set(task.scope)
+        return any(
+            t.parent == task.parent and t.id != task.id and mine & set(t.scope)
+            for t in self.with_status(TaskStatus.RUNNING, TaskStatus.MERGING)
+        )
+
+    def children(self, parent_id: str) -> list[Task]:
+        return [t for t in self.tasks.values() if t.parent == parent_id]
 
     def _fail_orphans(self) -> None:
         changed = True
@@ -61,7 +75,7 @@ class Scheduler:
     @property
     def active(self) -> list[Task]:
         """Tasks a worker or the merge queue is working on now."""
-        return self.with_status(TaskStatus.RUNNING, TaskStatus.MERGING)
+        return self.with_status(TaskStatus.RUNNING, TaskStatus.MERGING, TaskStatus.DECOMPOSED)
 
     def open_work(self) -> bool:
         """Whether anything is running, merging, or could still start."""

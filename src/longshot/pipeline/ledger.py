@@ -1,0 +1,96 @@
+"""The ledger: what each ended task means for the run.
+
+It turns handoffs and merge results into status moves, sends completed work to the merge
+queue, keeps the reports the planners read (a subtask reports to its parent's subplanner,
+everything else to the root planner), records work left unlanded, and notices when every
+subtask of a decomposed parent has ended.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from longshot.events import Emit, HandoffReceived
+from longshot.llm.budget import RunBudget
+from longshot.pipeline.merge import MergeQueue
+from longshot.pipeline.schedule import Scheduler
+from longshot.types import ENDED, TRANSITIONS, Handoff, MergeResult, Task, TaskStatus
+
+
+class Ledger:
+    def __init__(self, scheduler: Scheduler, merge_queue: MergeQueue, budget: RunBudget, emit: Emit) -> None:
+        self.scheduler = scheduler
+        self.merge_queue = merge_queue
+        self.budget = budget
+        self.emit = emit
+        self.handoffs: dict[str, Handoff] = {}
+        self.reports: dict[str, dict[str, Any]] = {}
+        self.unsent: list[str] = []
+        self.child_reports: dict[str, list[str]] = {}
+        self.unlanded: dict[str, str] = {}
+        self.notes: list[str] = []
+        self.parents_to_review: list[str] = []
+
+    def handoff(self, task: Task, handoff: Handoff) -> None:
+        """A worker ended (or a parent's children did): record, move, maybe merge."""
+        handoff.metrics.cost_usd = round(self.budget.cost_by_task.get(task.id, handoff.metrics.cost_usd), 6)
+        handoff.metrics.tokens_used = self.budget.by_task.get(task.id, handoff.metrics.tokens_used)
+        self.handoffs[task.id] = handoff
+        self.emit(HandoffReceived(task_id=task.id, handoff=handoff))
+        self._report(task, handoff)
+        if task.status == TaskStatus.DECOMPOSED:
+            done = handoff.status == "complete"
+            self.scheduler.move(task, TaskStatus.COMPLETED if done else TaskStatus.PARTIAL, handoff.summary[:300])
+        elif handoff.status == "complete" and handoff.commit:
+            self.scheduler.move(task, TaskStatus.MERGING)
+            self.merge_queue.submit(task, handoff.commit)
+            return
+        elif handoff.status == "complete":
+            self.scheduler.move(task, TaskStatus.UNCHANGED, "complete without changes")
+        else:
+            self.scheduler.move(task, TaskStatus(handoff.status), handoff.summary[:300])
+            if handoff.status == "partial" and handoff.commit:
+                self.unlanded[task.id] = "partial work on its branch"
+        self._ended(task)
+
+    def merged(self, task: Task, result: MergeResult) -> None:
+        self.reports[task.id]["landed"] = result.landed
+        if result.landed:
+            self.scheduler.move(task, TaskStatus.LANDED)
+            continued = self.scheduler.tasks.get(task.continue_from or "")
+            if continued is not None and TaskStatus.SUPERSEDED in TRANSITIONS[continued.status]:
+                self.scheduler.move(continued, TaskStatus.SUPERSEDED, f"carried on by {task.id}, which landed")
+                self.unlanded.pop(continued.id, None)
+        else:
+            self.scheduler.move(task, TaskStatus.FAILED, result.reason)
+            self.unlanded[task.id] = result.reason
+            self.notes.append(f"{task.id} did NOT land: {result.reason}")
+        self._ended(task)
+
+    def _ended(self, task: Task) -> None:
+        """When the last running child of a parent ends, queue the parent for review."""
+        if task.parent is None:
+            return
+        siblings = self.scheduler.children(task.parent)
+        if all(s.status in ENDED for s in siblings) and task.parent not in self.parents_to_review:
+            self.parents_to_review.append(task.parent)
+
+    def _report(self, task: Task, handoff: Handoff) -> None:
+        self.reports[task.id] = {
+            "task_id": task.id, "status": handoff.status, "summary": handoff.summary[:600],
+            "files_changed": handoff.files_changed[:30], "concerns": handoff.concerns,
+            "suggestions": handoff.suggestions,
+            "landed": None if handoff.status == "complete" and handoff.commit else False,
+        }
+        if task.parent is not None:
+            self.child_reports.setdefault(task.parent, []).append(task.id)
+        else:
+            self.unsent.append(task.id)
+
+    def take_reports(self) -> list[dict[str, Any]]:
+        ids, self.unsent = self.unsent, []
+        return [self.reports[i] for i in ids]
+
+    def take_child_reports(self, parent_id: str) -> list[dict[str, Any]]:
+        ids = self.child_reports.pop(parent_id, [])
+        return [self.reports[i] for i in ids]
