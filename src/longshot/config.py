@@ -189,6 +189,8 @@ class Config(BaseSettings):
     """Trusted command run in each new checkout before the agent starts, with network on (e.g. ``pip install -e .``)."""
     sandbox_setup_timeout: float = Field(default=900.0, gt=0)
     """Seconds the set-up command may take."""
+    sandbox_tasks_dir: Path | None = None
+    """Where task checkouts live (default: LONGSHOT_WORK_DIR/tasks). A tmpfs such as /dev/shm starts sandboxes ~10x faster on slow disks."""
     sandbox_ro_paths: str = ""
     """Extra host directories (``:``-separated) a sandbox may read, for toolchains outside the system dirs."""
     snapshot_max_file_mb: int = Field(default=10, ge=1)
@@ -312,10 +314,10 @@ class Config(BaseSettings):
             raise ValueError("a JSON value must be a list of strings")
         return commands
 
-    @field_validator("longshot_work_dir", "longshot_log_dir")
+    @field_validator("longshot_work_dir", "longshot_log_dir", "sandbox_tasks_dir")
     @classmethod
-    def _absolute(cls, v: Path) -> Path:
-        return Path.cwd() / v.expanduser()  # an absolute path replaces the cwd
+    def _absolute(cls, v: Path | None) -> Path | None:
+        return None if v is None else Path.cwd() / v.expanduser()  # an absolute path replaces the cwd
 
     @property
     def endpoints(self) -> list[Endpoint]:

@@ -78,6 +78,7 @@ class _Run:
             {"role": "user", "content": harness.prompts.render("worker_task", task=task)},
         ]
         self.tokens = self.calls = self.malformed = self.compactions = self.step = 0
+        self.size = estimate_tokens(self.messages)  # kept up to date as messages are added
         self.reminded = False
         self.last_text = ""
         self.loops = LoopGuard(harness.loop_limit)
@@ -97,7 +98,7 @@ class _Run:
                 raise self.stop("partial", f"task token budget spent ({self.tokens} of TASK_MAX_TOKENS={self.h.max_tokens})")
             completion = await self.ask()
             self.tokens += completion.usage.total
-            self.messages.append(completion.as_message())
+            self.add(completion.as_message())
             self.last_text = completion.content or self.last_text
             if not completion.tool_calls:
                 self.no_tool_call(completion)
@@ -106,8 +107,12 @@ class _Run:
                 await self.run_call(call, completion.finish_reason)
         raise self.stop("partial", f"step limit reached ({self.h.max_steps} steps, TASK_MAX_STEPS)")
 
+    def add(self, message: Message) -> None:
+        self.messages.append(message)
+        self.size += estimate_tokens([message])
+
     async def ask(self) -> Completion:
-        if estimate_tokens(self.messages) > 0.8 * self.h.window:
+        if self.size > 0.8 * self.h.window:
             self.compact("the conversation neared the context window")
         while True:
             try:
@@ -124,6 +129,7 @@ class _Run:
         self.messages = compact(self.messages)
         if len(self.messages) >= before:
             raise self.stop("partial", "context overflow: nothing left to compact")
+        self.size = estimate_tokens(self.messages)
         self.compactions += 1
         self.h.emit(RunWarning(task_id=self.task.id, message=f"compacted the worker's conversation: {why}"[:300]))
 
@@ -134,7 +140,7 @@ class _Run:
             raise Stop(self.result("partial", self.last_text or "ended without a handoff",
                                    ["the worker ended without calling handoff"]))
         self.reminded = True
-        self.messages.append({"role": "user", "content": REMINDER})
+        self.add({"role": "user", "content": REMINDER})
 
     async def run_call(self, call: ToolCall, finish_reason: str | None) -> None:
         self.calls += 1
@@ -162,7 +168,7 @@ class _Run:
 
     def record(self, call: ToolCall, ok: bool, text: str, detail: str) -> None:
         self.h.emit(WorkerStep(task_id=self.task.id, step=self.step, tool=call.name, ok=ok, detail=detail[:200]))
-        self.messages.append({"role": "tool", "tool_call_id": call.id, "content": text})
+        self.add({"role": "tool", "tool_call_id": call.id, "content": text})
 
 
 def _brief(arguments: str) -> str:

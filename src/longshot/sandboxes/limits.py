@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import asyncio
 import os
-import resource
 import signal
+import time
 from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
@@ -109,8 +109,14 @@ class Cgroup:
     def remove(self) -> None:
         self.kill()
         for d in self.dirs.values():
-            with suppress(OSError):
-                d.rmdir()
+            for _ in range(50):  # a killed process can keep the cgroup busy for a moment
+                try:
+                    d.rmdir()
+                    break
+                except FileNotFoundError:
+                    break
+                except OSError:
+                    time.sleep(0.01)
 
 
 def sweep_stale(prefix: str = "longshot-") -> list[str]:
@@ -212,21 +218,24 @@ def _undo(dirs: dict[str, Path]) -> None:
     return None
 
 
-def preexec(limits: Limits, procs_files: list[str], *, memory_rlimit: bool) -> None:
-    """Runs in the child between fork and exec: join the cgroup, set rlimits."""
-    pid = str(os.getpid())
-    for f in procs_files:
-        with open(f, "w") as fh:
-            fh.write(pid)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (limits.open_files, limits.open_files))
-    size = limits.disk_mb * 1024 * 1024
-    resource.setrlimit(resource.RLIMIT_FSIZE, (size, size))
-    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-    if memory_rlimit:
-        mem = limits.memory_mb * 1024 * 1024
-        resource.setrlimit(resource.RLIMIT_AS, (mem, mem))
-    if os.getuid() != 0:
-        resource.setrlimit(resource.RLIMIT_NPROC, (limits.processes, limits.processes))
+LAUNCHER = (
+    'n=$1; shift; while [ "$n" -gt 0 ]; do echo $$ > "$1" || exit 125; shift; n=$((n-1)); done; '
+    'ulimit -n "$1" -c 0 -f "$2" || exit 125; shift 2; '
+    'if [ "$1" != - ]; then ulimit -v "$1" || exit 125; fi; shift; '
+    'if [ "$1" != - ]; then ulimit -u "$1" || exit 125; fi; shift; exec "$@"'
+)
+"""Joins the cgroup and sets rlimits in the child, then execs the command. A shell does it
+instead of a Python ``preexec_fn``, which would force fork() instead of vfork() on every
+command."""
+
+
+def launcher(limits: Limits, procs_files: list[str], *, memory_rlimit: bool) -> list[str]:
+    """The argv prefix that puts a command into the cgroup under the rlimits."""
+    kib = str(limits.disk_mb * 1024)
+    memory = str(limits.memory_mb * 1024) if memory_rlimit else "-"
+    processes = str(limits.processes) if os.getuid() != 0 else "-"  # root ignores RLIMIT_NPROC
+    return ["bash", "-c", LAUNCHER, "longshot-launcher", str(len(procs_files)), *procs_files,
+            str(limits.open_files), kib, memory, processes]
 
 
 def usage(dirs: list[Path], stop_bytes: int, stop_files: int) -> tuple[int, int]:
@@ -259,12 +268,16 @@ def disk_over(dirs: list[Path], limits: Limits) -> str | None:
 
 
 async def watch_disk(dirs: list[Path], limits: Limits, interval: float = 0.5) -> str:
-    """Return the name of the disk limit once it is exceeded (runs until cancelled)."""
+    """Return the name of the disk limit once it is exceeded (runs until cancelled).
+
+    The first look is after ``interval``: a command shorter than that is checked once, at
+    its end, by the caller.
+    """
     while True:
+        await asyncio.sleep(interval)
         over = await asyncio.to_thread(disk_over, dirs, limits)
         if over:
             return over
-        await asyncio.sleep(interval)
 
 
 def describe(cgroup: Cgroup | None) -> str:

@@ -26,14 +26,13 @@ import tempfile
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
-from functools import partial
 from pathlib import Path
 
 from longshot.errors import PathOutsideSandbox, SandboxError
 from longshot.git import Git
 from longshot.sandboxes.base import ExecResult, Profile, Sandbox, SandboxSpec
 from longshot.sandboxes.bwrap import RUN_DIR, SANDBOX_HOME, WORKSPACE, bwrap_argv, toolchain_paths
-from longshot.sandboxes.limits import Cgroup, Limits, describe, disk_over, preexec, sweep_stale, watch_disk
+from longshot.sandboxes.limits import Cgroup, Limits, describe, disk_over, launcher, sweep_stale, watch_disk
 from longshot.sandboxes.output import CappedReader
 from longshot.sandboxes.snapshot import check_nested_repos, check_staged
 
@@ -62,6 +61,8 @@ class LocalOptions:
     max_changed_files: int = 5000
     output_limit: int = 64_000
     author: tuple[str, str] = ("Longshot", "longshot@localhost")
+    tasks_dir: Path | None = None
+    """Where task checkouts live (default ``<work_dir>/tasks``); a tmpfs makes sandboxes start faster."""
 
 
 class LocalSandboxProvider:
@@ -93,7 +94,7 @@ class LocalSandboxProvider:
     async def open(self, spec: SandboxSpec) -> AsyncIterator[Sandbox]:
         self._counter += 1
         name = f"{spec.task_id}-{os.getpid()}-{self._counter}"
-        root = self.work_dir / "tasks" / name
+        root = (self.options.tasks_dir or self.work_dir / "tasks") / name
         if root.exists():
             shutil.rmtree(root)
         sandbox = LocalSandbox(root, spec, self, Cgroup.create(f"longshot-{name}", self.options.limits))
@@ -169,13 +170,12 @@ class LocalSandbox:
                    binds: tuple[tuple[Path, str], ...]) -> ExecResult:
         limits = self._opts.limits
         before = self.cgroup.counters() if self.cgroup else {}
-        hook = partial(preexec, limits, self.cgroup.procs_files if self.cgroup else [],
-                       memory_rlimit=self.cgroup is None)
+        prefix = launcher(limits, self.cgroup.procs_files if self.cgroup else [], memory_rlimit=self.cgroup is None)
         try:
             proc = await asyncio.create_subprocess_exec(
-                *self._argv(command, network, binds), cwd=self.checkout, env=self._env(),
+                *prefix, *self._argv(command, network, binds), cwd=self.checkout, env=self._env(),
                 stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-                start_new_session=True, preexec_fn=hook,
+                start_new_session=True,
             )
         except OSError as e:
             raise SandboxError(f"could not start a command in {self.checkout}: {e}") from e

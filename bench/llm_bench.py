@@ -1,0 +1,298 @@
+"""Benchmark of the model router (issue 4): per-request overhead, and goodput under faults.
+
+Run: ``.venv/bin/python bench/llm_bench.py [--quick]``. Prints ONE JSON object on stdout;
+progress goes to stderr.
+
+1. ``overhead``: ``Router.complete`` against an in-process endpoint (`InstantEndpoint`,
+   a minimal implementation of the `longshot.llm.base.Endpoint` protocol defined here)
+   that returns a canned `Completion` at once, so the time is the router's own: choice,
+   bookkeeping, accounting, events. Sequential calls, each timed alone; without and with
+   the request log (to a temporary file). Microseconds.
+2. ``load``: REQUESTS chat requests from CALLERS concurrent callers through the router to
+   FakeLLM servers on loopback (one endpoint per server, equal weights, production
+   defaults for everything else: LLM_MAX_CONCURRENCY 64, LLM_ENDPOINT_REST 30 s,
+   RETRY_POLICY as shipped). Each fake answers after REPLY_DELAY. Two runs side by side:
+   ``clean`` (no faults) and ``faults`` where 30% of the answers, chosen by each server's
+   request counter (positions 1, 8, 14 of every 20: 429 with Retry-After RETRY_AFTER;
+   positions 4, 11, 17: 503), fail. Reported: failed calls (target 0), retry amplification
+   = requests the servers received / REQUESTS (target <= 2.0), goodput = successful calls
+   per second of wall time, the goodput ratio faults / clean (target >= 0.8), call latency
+   percentiles, and what the router did (retries by error kind, rests, the cooldowns and
+   backoff delays it chose) to say what dominates the time.
+
+Percentiles use linear interpolation between closest ranks.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime
+import json
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from longshot.errors import RETRY_POLICY, LLMError, LLMRateLimited, LLMServerError
+from longshot.events import EndpointHealth, Event, LLMRetry
+from longshot.llm.base import Completion, Message, Usage
+from longshot.llm.openai_compat import OpenAICompatEndpoint
+from longshot.llm.requestlog import RequestLog
+from longshot.llm.router import Router
+from longshot.testing.fake_llm import FakeLLM
+from longshot.testing.fake_script import Reply, Turn
+
+MODELS: dict[str, str] = {"planner": "bench-planner", "worker": "bench-worker",
+                          "subplanner": "bench-subplanner", "reconciler": "bench-reconciler"}
+FAKE_MODELS = {v: k for k, v in MODELS.items()}
+MESSAGES: list[Message] = [{"role": "system", "content": "You are a worker." * 20},
+                           {"role": "user", "content": "Task ID: bench\nWrite the thing."}]
+RATE_LIMITED = {1, 8, 14}  # of every 20 requests a server receives
+SERVER_ERROR = {4, 11, 17}
+
+
+def log(msg: str) -> None:
+    print(f"[llm_bench] {msg}", file=sys.stderr, flush=True)
+
+
+def percentile(values: list[float], p: float) -> float:
+    s = sorted(values)
+    if not s:
+        return float("nan")
+    if len(s) == 1:
+        return s[0]
+    k = (len(s) - 1) * p / 100.0
+    lo = int(k)
+    hi = min(lo + 1, len(s) - 1)
+    return s[lo] + (s[hi] - s[lo]) * (k - lo)
+
+
+def stats(values: list[float], digits: int = 2) -> dict[str, float]:
+    return {"median": round(percentile(values, 50), digits), "p95": round(percentile(values, 95), digits),
+            "p99": round(percentile(values, 99), digits), "max": round(max(values), digits),
+            "mean": round(statistics.fmean(values), digits), "n": len(values)}
+
+
+def machine() -> dict[str, Any]:
+    return {"nproc": len(os.sched_getaffinity(0)), "python": platform.python_version(),
+            "kernel": platform.release(),
+            "date_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
+
+
+# -- 1. router overhead ------------------------------------------------------------------------
+
+class InstantEndpoint:
+    """An `Endpoint` that answers every request at once with the same completion."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self._answer = Completion(content="ok", finish_reason="stop", model="bench-worker",
+                                  usage=Usage(prompt_tokens=120, completion_tokens=30))
+
+    async def send(self, model: str, messages: list[Message], tools: list[dict[str, Any]] | None = None) -> Completion:
+        return self._answer
+
+    async def aclose(self) -> None:
+        return None
+
+
+async def overhead(n: int, endpoints: int, request_log: Path | None) -> dict[str, Any]:
+    sink: list[Event] = []
+    eps = [(InstantEndpoint(f"e{i}"), float(i + 1)) for i in range(endpoints)]
+    router = Router(eps, MODELS, sink.append,  # type: ignore[arg-type]
+                    request_log=RequestLog(request_log, ["sk-secret"]) if request_log else None)
+    for _ in range(200):  # warm-up
+        await router.complete("worker", MESSAGES, task_id="bench")
+    sink.clear()
+    times: list[float] = []
+    clock = time.perf_counter_ns
+    for _ in range(n):
+        t0 = clock()
+        await router.complete("worker", MESSAGES, task_id="bench")
+        times.append((clock() - t0) / 1000.0)
+    await router.aclose()
+    return {"endpoints": endpoints, "request_log": request_log is not None, "us": stats(times, 1),
+            "events_per_call": round(len(sink) / n, 2)}
+
+
+# -- 2. goodput under faults --------------------------------------------------------------------
+
+def server_script(kinds: frozenset[str], delay: float, retry_after: float) -> Any:
+    """Answers by this server's request counter: 429s and/or 503s at fixed positions."""
+    seen = {"n": 0}
+
+    def play(turn: Turn) -> Reply:
+        n = seen["n"]
+        seen["n"] += 1
+        if "429" in kinds and n % 20 in RATE_LIMITED:
+            return Reply.error(429, "rate limited", retry_after=retry_after)
+        if "5xx" in kinds and n % 20 in SERVER_ERROR:
+            return Reply.error(503, "overloaded")
+        return Reply(content="ok", delay=delay)
+
+    return play
+
+
+async def sample_states(router: Router, into: list[list[tuple[bool, bool, int, float]]], every: float = 0.01) -> None:
+    """Every ``every`` seconds: per endpoint (in cooldown, resting, in flight, limit)."""
+    while True:
+        now = time.monotonic()
+        into.append([(s.cooldown_until > now, s.rest_until > now, s.in_flight, s.limit) for s in router.states])
+        await asyncio.sleep(every)
+
+
+async def load(kinds: frozenset[str], *, requests: int, callers: int, servers: int, delay: float,
+               retry_after: float, deadline: float) -> dict[str, Any]:
+    fakes = [FakeLLM(server_script(kinds, delay, retry_after), models=FAKE_MODELS).start() for _ in range(servers)]
+    events: list[tuple[float, Event]] = []
+    eps = [(OpenAICompatEndpoint(name=f"s{i}", base_url=f.base_url, api_key="sk-bench", timeout=60), 1.0)
+           for i, f in enumerate(fakes)]
+    router = Router(eps, MODELS, lambda e: events.append((time.monotonic(), e)))  # type: ignore[arg-type]
+    queue: asyncio.Queue[int] = asyncio.Queue()
+    for i in range(requests):
+        queue.put_nowait(i)
+    latencies: list[float] = []
+    failures: Counter[str] = Counter()
+    done_at: list[float] = []
+
+    async def caller() -> None:
+        while True:
+            try:
+                queue.get_nowait()
+            except asyncio.QueueEmpty:
+                return
+            t0 = time.monotonic()
+            try:
+                await router.complete("worker", MESSAGES, task_id="bench")
+                latencies.append(time.monotonic() - t0)
+                done_at.append(time.monotonic())
+            except LLMError as e:
+                failures[type(e).__name__] += 1
+
+    samples: list[list[tuple[bool, bool, int, float]]] = []
+    sampler = asyncio.create_task(sample_states(router, samples))
+    started = time.monotonic()
+    timed_out = False
+    try:
+        await asyncio.wait_for(asyncio.gather(*(caller() for _ in range(callers))), deadline)
+    except TimeoutError:
+        timed_out = True
+    wall = time.monotonic() - started
+    sampler.cancel()
+    limits = [round(s.limit, 2) for s in router.states]
+    await router.aclose()
+    received = sum(f.count() for f in fakes)
+    statuses = Counter(r.status for f in fakes for r in f.requests)
+    for f in fakes:
+        f.stop()
+
+    retries = [e for _, e in events if isinstance(e, LLMRetry)]
+    retry_kinds = Counter(e.error.split(":", 1)[0] for e in retries)
+    rests = [(t, e) for t, e in events if isinstance(e, EndpointHealth) and not e.healthy]
+    ok = len(latencies)
+    # Throughput over time: successful calls per second in each tenth of the run.
+    tenths = [0] * 10
+    for t in done_at:
+        tenths[min(9, int((t - started) / wall * 10))] += 1
+    n_samples = max(1, len(samples))
+    return {
+        "faults": sorted(kinds),
+        "timed_out": timed_out,
+        "calls": requests,
+        "succeeded": ok,
+        "failed_calls": sum(failures.values()),
+        "unfinished_calls": requests - ok - sum(failures.values()),  # only when the deadline hit
+        "failures_by_kind": dict(failures),
+        "wall_s": round(wall, 3),
+        "goodput_rps": round(ok / wall, 2),
+        "server_requests": received,
+        "retry_amplification": round(received / requests, 3),
+        "server_statuses": {str(k): v for k, v in sorted(statuses.items())},
+        "call_latency_s": stats(latencies, 3) if latencies else {},
+        "retries_by_kind": dict(retry_kinds),
+        "retry_delay_s": stats([e.delay_s for e in retries], 3) if retries else {},
+        "endpoint_rests": len(rests),
+        # From sampling the router's endpoint states every 10 ms:
+        "share_of_time_in_429_cooldown_per_endpoint": round(
+            sum(c for snap in samples for c, _, _, _ in snap) / (n_samples * servers), 3),
+        "share_of_time_every_endpoint_blocked": round(
+            sum(all(c or r for c, r, _, _ in snap) for snap in samples) / n_samples, 3),
+        "mean_in_flight_total": round(sum(f for snap in samples for _, _, f, _ in snap) / n_samples, 2),
+        "mean_limit_per_endpoint": round(sum(lim for snap in samples for _, _, _, lim in snap) / (n_samples * servers), 2),
+        "final_limits": limits,
+        "successes_per_tenth_of_run": tenths,
+    }
+
+
+async def main_async(args: argparse.Namespace) -> dict[str, Any]:
+    quick = args.quick
+    n_over = 1000 if quick else 5000
+    requests = 400 if quick else 2000
+    callers = 20 if quick else 50
+    cfg = {"servers": 3, "delay": 0.02, "retry_after": 0.05}
+    result: dict[str, Any] = {"bench": "llm_router", "quick": quick, "machine": machine()}
+
+    log(f"overhead: {n_over} sequential calls against an in-process endpoint")
+    with tempfile.TemporaryDirectory() as tmp:
+        result["overhead"] = [
+            await overhead(n_over, 1, None),
+            await overhead(n_over, 3, None),
+            await overhead(n_over, 3, Path(tmp) / "requests.ndjson"),
+        ]
+
+    result["load_config"] = {
+        "requests": requests, "callers": callers, "servers": cfg["servers"], "reply_delay_s": cfg["delay"],
+        "fault_share": (len(RATE_LIMITED) + len(SERVER_ERROR)) / 20, "retry_after_s": cfg["retry_after"],
+        "max_concurrency": 64, "rest_seconds": 30.0,
+        "retry_policy": {cls.__name__: {"max_attempts": p.max_attempts, "base_delay": p.base_delay}
+                         for cls, p in RETRY_POLICY.items() if cls in (LLMRateLimited, LLMServerError)},
+    }
+    variants = {"clean": frozenset(), "faults": frozenset({"429", "5xx"})}
+    if not args.no_ablation:  # which fault kind costs the time: each alone (15% of answers)
+        variants |= {"only_429": frozenset({"429"}), "only_5xx": frozenset({"5xx"})}
+    runs = {}
+    for name, kinds in variants.items():
+        log(f"load {name}: {requests} requests, {callers} callers, faults {sorted(kinds)}")
+        runs[name] = await load(kinds, requests=requests, callers=callers, servers=cfg["servers"],
+                                delay=cfg["delay"], retry_after=cfg["retry_after"], deadline=args.deadline)
+        log(f"  -> {runs[name]['wall_s']} s, {runs[name]['goodput_rps']} calls/s")
+    result["load"] = runs
+    clean, faulty = runs["clean"], runs["faults"]
+    result["summary"] = {
+        "overhead_median_us": result["overhead"][1]["us"]["median"],
+        "overhead_p95_us": result["overhead"][1]["us"]["p95"],
+        "failed_calls": faulty["failed_calls"],
+        "retry_amplification": faulty["retry_amplification"],
+        "goodput_clean_rps": clean["goodput_rps"],
+        "goodput_faults_rps": faulty["goodput_rps"],
+        "goodput_ratio": round(faulty["goodput_rps"] / clean["goodput_rps"], 3) if clean["goodput_rps"] else None,
+        "goodput_ratio_only_429": round(runs["only_429"]["goodput_rps"] / clean["goodput_rps"], 3)
+        if "only_429" in runs else None,
+        "goodput_ratio_only_5xx": round(runs["only_5xx"]["goodput_rps"] / clean["goodput_rps"], 3)
+        if "only_5xx" in runs else None,
+        "targets_met": {
+            "failed_calls_0": faulty["failed_calls"] == 0,
+            "amplification_le_2": faulty["retry_amplification"] <= 2.0,
+            "goodput_ratio_ge_0.8": bool(clean["goodput_rps"]) and faulty["goodput_rps"] / clean["goodput_rps"] >= 0.8,
+        },
+    }
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="fewer calls (overhead 1,000; load 400 from 20 callers)")
+    parser.add_argument("--no-ablation", action="store_true", help="skip the 429-only and 5xx-only runs")
+    parser.add_argument("--deadline", type=float, default=900.0, help="seconds each load run may take (default 900)")
+    args = parser.parse_args()
+    print(json.dumps(asyncio.run(main_async(args)), indent=2))
+
+
+if __name__ == "__main__":
+    main()
