@@ -209,6 +209,10 @@ class Config(BaseSettings):
     """How a worker branch lands: fast-forward, rebase or merge-commit."""
     check_commands: Annotated[list[str] | None, NoDecode] = None
     """Build/test commands of the target, run on the final target branch: unset = auto-detect, ``none``, one command or a JSON list."""
+    scope_overlap: Literal["hold", "allow"] = "hold"
+    """hold: a task waits while a running task's scope shares a file with it; allow: run anyway."""
+    merge_gate: Literal["auto", "on", "off"] = "auto"
+    """Check every candidate before the target branch moves: auto (when check commands are known), on, or off."""
     check_timeout: float = Field(default=600.0, gt=0)
     """Time limit in seconds for running the check commands."""
     health_check_interval: float = Field(default=10.0, gt=0)

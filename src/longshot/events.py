@@ -150,6 +150,20 @@ class MergeLanded(Event):
     type: Literal["merge.landed"] = "merge.landed"
     commit: str
     branch: str
+    queue_depth: int = 0
+    seconds_to_land: float = 0.0
+    """From the handoff to the target branch moving."""
+
+
+class GateResult(Event):
+    """The merge gate's verdict on a candidate (the exact tree that would land)."""
+
+    type: Literal["merge.gate"] = "merge.gate"
+    commit: str
+    ok: bool
+    reason: str = ""
+    flaky: list[str] = Field(default_factory=list)
+    preexisting: list[str] = Field(default_factory=list)
 
 
 class MergeFailed(Event):
@@ -157,6 +171,7 @@ class MergeFailed(Event):
     branch: str
     reason: str
     conflicts: list[str] = Field(default_factory=list)
+    protected: list[str] = Field(default_factory=list)
 
 
 class CheckFinished(Event):
@@ -196,7 +211,7 @@ AnyEvent = Annotated[
         RunStarted, RunFinished, PlannerRequested, PlannerAnswered, PlannerParseError,
         TaskCreated, TaskRejected, TaskStatusChanged, WorkerStep, LLMUsage, LLMRetry, EndpointHealth,
         BudgetSpent, HandoffReceived,
-        MergeLanded, MergeFailed, CheckFinished, SandboxProfile, RunWarning, RunError,
+        MergeLanded, GateResult, MergeFailed, CheckFinished, SandboxProfile, RunWarning, RunError,
     ],
     Field(discriminator="type"),
 ]

@@ -20,7 +20,7 @@ from typing import Any
 from longshot.config import Config
 from longshot.errors import ConfigError, LongshotError
 from longshot.events import (
-    Bus, Emit, RunError, RunFinished, RunStarted, RunWarning, SandboxProfile,
+    Bus, Emit, RunError, TaskRejected, RunFinished, RunStarted, RunWarning, SandboxProfile,
 )
 from longshot.harnesses.base import Harness
 from longshot.harnesses.builtin import BuiltinHarness
@@ -35,6 +35,7 @@ from longshot.llm.requestlog import RequestLog
 from longshot.llm.router import Router
 from longshot.pipeline.dispatch import TaskRunner
 from longshot.pipeline.finalize import Verdict, detect_checks, run_checks, verdict
+from longshot.pipeline.gate import Gate
 from longshot.pipeline.merge import MergeQueue
 from longshot.pipeline.parse import TaskValidator
 from longshot.pipeline.converse import Conversation
@@ -123,9 +124,10 @@ class Orchestrator:
         work_dir = config.longshot_work_dir.resolve()
         self.hub = Hub(Hub.location(work_dir, config.git_repo_url), config.git_repo_url, config.git_main_branch, author)
         self.prompts = Prompts()
-        self.scheduler = Scheduler(self.emit)
-        self.merge_queue = MergeQueue(self.hub, config.merge_strategy, self.emit, self._merged)
-        self.ledger = Ledger(self.scheduler, self.merge_queue, self.budget, self.emit)
+        self.scheduler = Scheduler(self.emit, hold_overlaps=config.scope_overlap == "hold")
+        self.merge_queue = MergeQueue(self.hub, config.merge_strategy, self.emit, self._merged,
+                                      prefix=config.git_branch_prefix)
+        self.ledger = Ledger(self.scheduler, self.merge_queue, self.budget, self.emit, prefix=config.git_branch_prefix)
         self.validator = TaskValidator(prefix=config.git_branch_prefix, main_branch=config.git_main_branch,
                                        max_tasks=config.max_tasks_per_sprint)
         self.explorer = Explorer(self.hub.git, self.hub.tip)
@@ -152,6 +154,13 @@ class Orchestrator:
                              max_workers=self.config.max_workers, log_path=log_path))
         self._announce_isolation()
         await self.hub.open()
+        self.checks = await self._check_commands()
+        if self.config.merge_gate != "off" and self.checks:
+            self.merge_queue.gate = Gate(self.provider, self.hub, self.checks, self.emit,
+                                         timeout=self.config.check_timeout, branch=f"{self.config.git_branch_prefix}gate")
+        elif self.config.merge_gate == "on":
+            self.emit(RunWarning(message="MERGE_GATE=on but no check commands are configured or detected: "
+                                         "work lands unchecked (set CHECK_COMMANDS)"))
         async with asyncio.TaskGroup() as tg:
             tg.create_task(self.merge_queue.run())
             try:
@@ -190,7 +199,8 @@ class Orchestrator:
                 parent = self.scheduler.tasks[self.ledger.parents_to_review.pop(0)]
                 self._running.add(parent.id)
                 self._spawn(tg, self._subplan(parent, again=True))
-            for task in self.scheduler.ready()[: max(0, slots - len(self._running))]:
+            while len(self._running) < slots and (ready := self.scheduler.ready()):
+                task = ready[0]  # one at a time: a task started now may hold back the next (shared files)
                 self.scheduler.move(task, TaskStatus.RUNNING)
                 self._running.add(task.id)
                 job = self._subplan(task) if needs_split(task, self.rules) else self._work(task)
@@ -215,6 +225,10 @@ class Orchestrator:
 
     def _add(self, tasks: list[Task]) -> None:
         for task in tasks:
+            if task.id in self.scheduler.tasks:
+                self.emit(TaskRejected(task_id=task.id, reason="an id already used in this run",
+                                       description=task.description[:200]))
+                continue
             continued = self.scheduler.tasks.get(task.continue_from or "")
             if continued is not None:
                 task.base_branch = continued.branch
@@ -285,10 +299,16 @@ class Orchestrator:
         self.ledger.merged(task, result)
         self._changed.set()
 
+    async def _check_commands(self) -> list[str] | None:
+        """CHECK_COMMANDS, or what the target branch's files suggest; None when nothing is known."""
+        if self.config.check_commands is not None:
+            return self.config.check_commands
+        return detect_checks(await self.hub.files(await self.hub.tip())) or None
+
     async def _finish(self) -> Verdict:
         commands = self.config.check_commands
         if commands is None:
-            commands = detect_checks(await self.hub.files(await self.hub.tip())) or None
+            commands = await self._check_commands()
         checks = None
         if commands is not None:
             checks = await run_checks(self.provider, self.hub, commands, timeout=self.config.check_timeout,

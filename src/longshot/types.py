@@ -85,6 +85,7 @@ class RawTask(BaseModel):
     priority: int = 5
     depends_on: list[str] = Field(default_factory=list)
     continue_from: str | None = None
+    allow_protected: bool = False
 
 
 class Task(BaseModel):
@@ -111,6 +112,11 @@ class Task(BaseModel):
     """How many subplanners lie between this task and the root planner."""
     atomic: bool = False
     """A subplanner judged it small enough for one worker: never split again."""
+    kind: Literal["task", "conflict-fix"] = "task"
+    source_commit: str | None = None
+    """For a conflict fix: the commit whose change must be merged onto the tip."""
+    allow_protected: bool = False
+    """The planner allowed this task to touch tests, CI and check configuration."""
     status: TaskStatus = TaskStatus.PENDING
     attempts: int = 0
     reason: str = ""
@@ -165,6 +171,7 @@ class MergeResult(BaseModel):
     """The new tip of the target branch when landed."""
     reason: str = ""
     conflicts: list[str] = Field(default_factory=list)
+
 
 
 class CheckResult(BaseModel):

@@ -11,7 +11,7 @@ from longshot.types import Task, TaskStatus
 
 
 def make(task_id: str, priority: int = 5, depends_on: list[str] | None = None) -> Task:
-    return Task(id=task_id, description=f"do {task_id}", branch=f"worker/{task_id}", scope=["src"],
+    return Task(id=task_id, description=f"do {task_id}", branch=f"worker/{task_id}", scope=[f"src/{task_id}.py"],
                 priority=priority, depends_on=depends_on or [])
 
 
@@ -155,3 +155,23 @@ def test_open_work_ends_when_everything_ended() -> None:
     s.move(t, TaskStatus.UNCHANGED)
     assert not s.open_work()
     assert ids(s.with_status(TaskStatus.LANDED)) == ["a"]
+
+
+def test_overlapping_scope_waits_unless_allowed() -> None:
+    a, b, c = make("a"), make("b"), make("c")
+    b.scope = ["src/a.py", "src/b.py"]
+    s, _ = scheduler(a, b, c)
+    s.move(s.tasks["a"], TaskStatus.RUNNING)
+    assert ids(s.ready()) == ["c"]  # b shares src/a.py with the running a
+    s.hold_overlaps = False
+    assert ids(s.ready()) == ["b", "c"]
+
+
+def test_conflict_fixes_wait_for_each_other_even_when_overlaps_are_allowed() -> None:
+    f1, f2 = make("f1"), make("f2")
+    for f in (f1, f2):
+        f.kind, f.scope = "conflict-fix", ["shared.txt"]
+    s, _ = scheduler(f1, f2)
+    s.hold_overlaps = False
+    s.move(s.tasks["f1"], TaskStatus.RUNNING)
+    assert ids(s.ready()) == []

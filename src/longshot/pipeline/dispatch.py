@@ -15,6 +15,7 @@ from longshot.events import Emit, RunWarning
 from longshot.harnesses.base import Harness, HarnessResult
 from longshot.hub import Hub
 from longshot.pipeline.handoff import build_handoff, commit_message
+from longshot.pipeline.merge import with_markers
 from longshot.sandboxes.base import SandboxProvider, SandboxSpec
 from longshot.sandboxes.snapshot import SnapshotRefused
 from longshot.types import Handoff, Task
@@ -29,7 +30,11 @@ class TaskRunner:
         self.timeout = timeout
 
     async def _base(self, task: Task) -> str:
-        """The target tip, or the branch of the task a continuation carries on."""
+        """The target tip; for a conflict fix, the tip with the change and its markers; for a
+        continuation, the branch of the task it carries on."""
+        if task.source_commit:
+            message = f"Merge {task.continue_from} onto {self.hub.branch}, conflict markers left to resolve"
+            return await with_markers(self.hub.git, await self.hub.tip(), task.source_commit, message)
         if task.base_branch:
             wip = await self.hub.git.rev_parse(f"refs/heads/{task.base_branch}")
             if wip is not None:

@@ -18,8 +18,12 @@ from longshot.types import ENDED, TRANSITIONS, Handoff, MergeResult, Task, TaskS
 
 
 class Ledger:
-    def __init__(self, scheduler: Scheduler, merge_queue: MergeQueue, budget: RunBudget, emit: Emit) -> None:
+    def __init__(self, scheduler: Scheduler, merge_queue: MergeQueue, budget: RunBudget, emit: Emit, *,
+                 max_conflict_fixes: int = 30, prefix: str = "worker/") -> None:
         self.scheduler = scheduler
+        self.prefix = prefix
+        self.max_conflict_fixes = max_conflict_fixes
+        self.conflict_fixes = 0
         self.merge_queue = merge_queue
         self.budget = budget
         self.emit = emit
@@ -64,8 +68,32 @@ class Ledger:
         else:
             self.scheduler.move(task, TaskStatus.FAILED, result.reason)
             self.unlanded[task.id] = result.reason
-            self.notes.append(f"{task.id} did NOT land: {result.reason}")
+            fix = self._conflict_fix(task, result)
+            self.notes.append(f"{task.id} did NOT land: {result.reason}"
+                              + (f"; {fix.id} resolves the conflict" if fix else ""))
         self._ended(task)
+
+    def _conflict_fix(self, task: Task, result: MergeResult) -> Task | None:
+        """A priority-1 task that resolves the conflict markers on a branch from the current tip."""
+        source = self.handoffs[task.id].commit if task.id in self.handoffs else None
+        if not result.conflicts or task.kind == "conflict-fix" or source is None:
+            return None
+        if self.conflict_fixes >= self.max_conflict_fixes:
+            self.notes.append(f"no conflict fix for {task.id}: the run's {self.max_conflict_fixes} are used up")
+            return None
+        self.conflict_fixes += 1
+        fix = Task(
+            id=f"{task.id}-conflict-fix", kind="conflict-fix", priority=1, scope=result.conflicts,
+            branch=f"{self.prefix}{task.id}-conflict-fix", source_commit=source, continue_from=task.id,
+            parent=task.parent, depth=task.depth, atomic=True,
+            description=(f"Resolve the merge conflict markers (<<<<<<< ======= >>>>>>>) in {', '.join(result.conflicts)}. "
+                         f"They come from landing task {task.id} on top of newer work on the target branch. Keep "
+                         f"the intent of both sides, and make the project's tests pass. Task {task.id} was: "
+                         f"{task.description}"),
+            acceptance="No conflict markers remain; both sides' behaviour is kept; the tests pass.",
+        )
+        self.scheduler.add(fix)
+        return fix
 
     def _ended(self, task: Task) -> None:
         """When the last running child of a parent ends, queue the parent for review."""

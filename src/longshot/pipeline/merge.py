@@ -12,32 +12,41 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import time
 from collections.abc import Callable
 
-from longshot.errors import GitError, PushRejected, policy_for
+from longshot.errors import GitError, LongshotError, PushRejected, policy_for
 from longshot.events import Emit, MergeFailed, MergeLanded
+from longshot.git import Git
 from longshot.hub import Hub
+from longshot.pipeline.gate import Gate
+from longshot.pipeline.protect import protected_changes
 from longshot.types import MergeResult, Task
 
 OnResult = Callable[[Task, MergeResult], None]
 
 
 class MergeConflict(Exception):
-    """merge-tree found conflicting changes in ``files``."""
+    """merge-tree found conflicting changes in ``files``; ``tree`` holds them with markers."""
 
-    def __init__(self, files: list[str]) -> None:
+    def __init__(self, files: list[str], tree: str = "") -> None:
         self.files = files
+        self.tree = tree
         super().__init__(", ".join(files))
 
 
 class MergeQueue:
     """Lands (task, commit) pairs in priority order, then arrival order, one at a time."""
 
-    def __init__(self, hub: Hub, strategy: str, emit: Emit, on_result: OnResult) -> None:
+    def __init__(self, hub: Hub, strategy: str, emit: Emit, on_result: OnResult, *, gate: Gate | None = None,
+                 prefix: str = "worker/") -> None:
         self.hub = hub
         self.strategy = strategy
         self.emit = emit
         self.on_result = on_result
+        self.gate = gate
+        self.prefix = prefix
+        self._submitted: dict[str, float] = {}
         self._queue: asyncio.PriorityQueue[tuple[float, int, Task | None, str]] = asyncio.PriorityQueue()
         self._seq = itertools.count()
         self._queued: set[str] = set()
@@ -50,6 +59,7 @@ class MergeQueue:
         if task.id in self._queued:
             return
         self._queued.add(task.id)
+        self._submitted[task.id] = time.monotonic()
         self._queue.put_nowait((task.priority, next(self._seq), task, commit))
 
     def close(self) -> None:
@@ -63,9 +73,8 @@ class MergeQueue:
                 return
             try:
                 result = await self.land(task, commit)
-            except GitError as e:
-                result = MergeResult(task_id=task.id, landed=False, reason=f"git failed while landing: {e}")
-                self.emit(MergeFailed(task_id=task.id, branch=task.branch, reason=result.reason))
+            except LongshotError as e:  # git or the gate's sandbox failed: this task does not land
+                result = self._failed(task, f"landing failed: {e}")
             self._queued.discard(task.id)
             self.on_result(task, result)
 
@@ -76,19 +85,39 @@ class MergeQueue:
             try:
                 new = await self._build(task, commit, tip)
             except MergeConflict as c:
-                reason = f"merge conflict with {self.hub.branch} in {', '.join(c.files) or 'unknown files'}"
-                self.emit(MergeFailed(task_id=task.id, branch=task.branch, reason=reason, conflicts=c.files))
-                return MergeResult(task_id=task.id, landed=False, reason=reason, conflicts=c.files)
+                return await self._conflict(task, commit, tip, c)
+            if not task.allow_protected:
+                protected = await protected_changes(self.hub.git, tip, new)
+                if protected:
+                    reason = "touches protected paths without the task allowing it: " + ", ".join(protected)
+                    return self._failed(task, reason, protected=protected)
+            if self.gate is not None:
+                verdict = await self.gate.check(task.id, new, tip)
+                if not verdict.ok:
+                    return self._failed(task, verdict.reason)
             try:
                 await self.hub.push_tip(new, tip)
             except PushRejected:
-                await self.hub.refresh()
+                await self.hub.refresh()  # someone else moved it: rebuild on the new tip and check again
                 continue
-            self.emit(MergeLanded(task_id=task.id, commit=new, branch=task.branch))
+            waited = time.monotonic() - self._submitted.pop(task.id, time.monotonic())
+            self.emit(MergeLanded(task_id=task.id, commit=new, branch=task.branch, queue_depth=self.depth - 1,
+                                  seconds_to_land=round(waited, 3)))
             return MergeResult(task_id=task.id, landed=True, commit=new)
-        reason = f"{self.hub.branch} kept moving on the remote; gave up after {policy.max_attempts} attempts"
-        self.emit(MergeFailed(task_id=task.id, branch=task.branch, reason=reason))
-        return MergeResult(task_id=task.id, landed=False, reason=reason)
+        return self._failed(task, f"{self.hub.branch} kept moving on the remote; gave up after "
+                                  f"{policy.max_attempts} attempts")
+
+    def _failed(self, task: Task, reason: str, *, conflicts: list[str] | None = None,
+                protected: list[str] | None = None) -> MergeResult:
+        self.emit(MergeFailed(task_id=task.id, branch=task.branch, reason=reason, conflicts=conflicts or [],
+                              protected=protected or []))
+        return MergeResult(task_id=task.id, landed=False, reason=reason, conflicts=conflicts or [])
+
+    async def _conflict(self, task: Task, commit: str, tip: str, c: MergeConflict) -> MergeResult:
+        reason = f"merge conflict with {self.hub.branch} in {', '.join(c.files) or 'unknown files'}"
+        if task.kind == "conflict-fix":
+            reason = f"conflict retries exhausted on {', '.join(c.files)}"
+        return self._failed(task, reason, conflicts=c.files)
 
     async def _build(self, task: Task, commit: str, tip: str) -> str:
         """The commit to move the target branch to, per strategy."""
@@ -99,7 +128,7 @@ class MergeQueue:
         code, out, err = await git.run_full("merge-tree", "--write-tree", "--name-only", "--no-messages", tip, commit)
         lines = out.splitlines()
         if code == 1:
-            raise MergeConflict(sorted({line for line in lines[1:] if line.strip()}))
+            raise MergeConflict(sorted({line for line in lines[1:] if line.strip()}), lines[0].strip() if lines else "")
         if code != 0 or not lines:
             raise GitError(["merge-tree", tip, commit], code, err)
         tree = lines[0].strip()
@@ -109,3 +138,11 @@ class MergeQueue:
             message = f"Merge {task.branch}: {subject}\n{rest}"
             return await git.run("commit-tree", tree, "-p", tip, "-p", commit, "-m", message)
         return await git.run("commit-tree", tree, "-p", tip, "-m", message)
+
+
+async def with_markers(git: Git, tip: str, source: str, message: str) -> str:
+    """A commit on ``tip`` holding ``source``'s change merged in, conflict markers left in place."""
+    code, out, err = await git.run_full("merge-tree", "--write-tree", "--name-only", "--no-messages", tip, source)
+    if code not in (0, 1) or not out:
+        raise GitError(["merge-tree", tip, source], code, err)
+    return await git.run("commit-tree", out.splitlines()[0].strip(), "-p", tip, "-m", message)

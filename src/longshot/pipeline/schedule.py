@@ -17,8 +17,9 @@ DONE = frozenset({TaskStatus.LANDED, TaskStatus.SUPERSEDED, TaskStatus.COMPLETED
 
 
 class Scheduler:
-    def __init__(self, emit: Emit) -> None:
+    def __init__(self, emit: Emit, *, hold_overlaps: bool = True) -> None:
         self.emit = emit
+        self.hold_overlaps = hold_overlaps
         self.tasks: dict[str, Task] = {}
         self._order: dict[str, int] = {}
 
@@ -47,12 +48,18 @@ class Scheduler:
         return sorted(ready, key=lambda t: (t.priority, self._order[t.id]))
 
     def _sibling_overlap(self, task: Task) -> bool:
-        """Subtasks of one parent never run at the same time on a shared file."""
-        if task.parent is None or not task.scope:
+        """Whether ``task`` must wait for a running task that shares a file with it.
+
+        Subtasks of one parent and conflict fixes always wait; other tasks wait unless
+        overlaps are allowed (SCOPE_OVERLAP=allow).
+        """
+        if not task.scope:
             return False
         mine = set(task.scope)
+        always = task.parent is not None or task.kind == "conflict-fix"
         return any(
-            t.parent == task.parent and t.id != task.id and mine & set(t.scope)
+            t.id != task.id and mine & set(t.scope)
+            and (self.hold_overlaps or (always and (t.parent == task.parent or t.kind == task.kind)))
             for t in self.with_status(TaskStatus.RUNNING, TaskStatus.MERGING)
         )
 

@@ -1,0 +1,90 @@
+"""The merge gate: the target branch only moves to a tree that passed the checks.
+
+Before the merge queue moves the target branch, the check commands run on the candidate
+commit, exactly the tree that would land, in a sandbox with the same isolation as the
+workers. The commands come from trusted configuration (never from the branch checked).
+
+A failure is blamed on the change only if it is new and real:
+- a command that also fails on the base (the current tip, run without the change) is a
+  pre-existing failure: it does not block the change (it does not make things worse);
+- a command that fails on the candidate, passes on the base, and passes when re-run on
+  the candidate is a flake: recorded, not blamed.
+Base results are cached per base commit, so a queue of changes on one tip pays for the
+base once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from longshot.events import CheckFinished, Emit, GateResult
+from longshot.hub import Hub
+from longshot.sandboxes.base import SandboxProvider, SandboxSpec
+from longshot.sandboxes.output import cap_text
+from longshot.types import CheckResult
+
+
+@dataclass
+class Verdict:
+    ok: bool
+    reason: str = ""
+    failing: list[CheckResult] = field(default_factory=list)
+    flaky: list[str] = field(default_factory=list)
+    preexisting: list[str] = field(default_factory=list)
+
+
+class Gate:
+    def __init__(self, provider: SandboxProvider, hub: Hub, commands: list[str], emit: Emit, *,
+                 timeout: float, branch: str) -> None:
+        self.provider = provider
+        self.hub = hub
+        self.commands = commands
+        self.emit = emit
+        self.timeout = timeout
+        self.branch = branch
+        self.runs = 0
+        self.flakes: list[str] = []
+        self._base: dict[str, dict[str, CheckResult]] = {}
+
+    async def run(self, commit: str, commands: list[str], label: str) -> dict[str, CheckResult]:
+        """Run every command on ``commit`` in a fresh sandbox."""
+        self.runs += 1
+        results: dict[str, CheckResult] = {}
+        spec = SandboxSpec(task_id=f"gate-{label}", branch=self.branch, base_commit=commit, hub=self.hub.path)
+        async with self.provider.open(spec) as sandbox:
+            for command in commands:
+                r = await sandbox.exec(command, self.timeout)
+                tail = cap_text((r.stdout + "\n" + r.stderr).strip(), 4000)
+                results[command] = CheckResult(command=command, exit_code=r.exit_code, output_tail=tail,
+                                               timed_out=r.timed_out)
+        return results
+
+    async def check(self, task_id: str, candidate: str, base: str) -> Verdict:
+        result = await self.run(candidate, self.commands, task_id)
+        failing = [r for r in result.values() if not r.ok]
+        if not failing:
+            return self._done(task_id, candidate, Verdict(ok=True))
+        if base not in self._base:
+            self._base[base] = await self.run(base, self.commands, f"{task_id}-base")
+        on_base = self._base[base]
+        preexisting = [r.command for r in failing if r.command in on_base and not on_base[r.command].ok]
+        new = [r for r in failing if r.command not in preexisting]
+        if not new:
+            return self._done(task_id, candidate, Verdict(ok=True, preexisting=preexisting))
+        again = await self.run(candidate, self.commands, f"{task_id}-rerun")
+        if all(r.ok or r.command in preexisting for r in again.values()):
+            flaky = [r.command for r in new]
+            self.flakes += flaky
+            return self._done(task_id, candidate, Verdict(ok=True, flaky=flaky, preexisting=preexisting))
+        blamed = new[0]
+        reason = (f"check failed on the merged tree: {blamed.command} (exit {blamed.exit_code}; "
+                  f"it passes on {self.hub.branch} at {base[:10]} without this change)")
+        return self._done(task_id, candidate, Verdict(ok=False, reason=reason, failing=new, preexisting=preexisting))
+
+    def _done(self, task_id: str, candidate: str, v: Verdict) -> Verdict:
+        for r in v.failing:
+            self.emit(CheckFinished(task_id=task_id, command=r.command, exit_code=r.exit_code, ok=False,
+                                    output_tail=r.output_tail))
+        self.emit(GateResult(task_id=task_id, commit=candidate, ok=v.ok, reason=v.reason, flaky=v.flaky,
+                             preexisting=v.preexisting))
+        return v
