@@ -128,7 +128,7 @@ def test_events() -> None:
     s, events = scheduler(make("a", priority=2, depends_on=[]), make("b", depends_on=["a"]))
     created = [e for e in events if isinstance(e, TaskCreated)]
     assert [(e.task_id, e.branch, e.priority, e.depends_on, e.scope, e.description) for e in created] == [
-        ("a", "worker/a", 2, [], ["src"], "do a"), ("b", "worker/b", 5, ["a"], ["src"], "do b")]
+        ("a", "worker/a", 2, [], ["src/a.py"], "do a"), ("b", "worker/b", 5, ["a"], ["src/b.py"], "do b")]
     a = s.tasks["a"]
     s.move(a, TaskStatus.RUNNING)
     s.move(a, TaskStatus.BLOCKED, "needs input")
