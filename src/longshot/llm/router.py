@@ -195,7 +195,8 @@ class Router:
             raise type(error)(f"gave up{tried}: {error}", error.endpoint, error.retry_after) from error
         delay = backoff_delay(policy, attempts[kind]) * (1 + random.random() * 0.25)
         if isinstance(error, LLMRateLimited):
-            wait = max(error.retry_after or 0.0, delay)
+            # The server said how long to wait: that, exactly; otherwise our backoff.
+            wait = error.retry_after if error.retry_after is not None else delay
             state.cooldown_until = max(state.cooldown_until, time.monotonic() + wait)
             state.limit = max(1.0, state.limit / 2)
             return 0.0  # the endpoint's cooldown does the waiting

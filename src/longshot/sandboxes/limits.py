@@ -267,6 +267,45 @@ def disk_over(dirs: list[Path], limits: Limits) -> str | None:
     return None
 
 
+class DiskGuard:
+    """Decides when a full scan of a sandbox's directories is worth its cost.
+
+    A scan walks every file (milliseconds for a thousand). The file system's own counters
+    (statvfs: used blocks and inodes) cost one system call, so after each command the
+    guard scans only when the file system grew noticeably since the last scan, counted
+    across commands. Other writers on the same file system can only cause extra scans,
+    never a missed one.
+    """
+
+    BYTES = 1024 * 1024
+    INODES = 64
+
+    def __init__(self, dirs: list[Path], limits: Limits) -> None:
+        self.dirs = dirs
+        self.limits = limits
+        self._grown = (0, 0)
+
+    def counters(self) -> tuple[int, int] | None:
+        try:
+            st = os.statvfs(self.dirs[0])
+        except OSError:
+            return None
+        if st.f_files == 0:  # no inode accounting (some tmpfs): counters cannot tell
+            return None
+        return (st.f_blocks - st.f_bfree) * st.f_frsize, st.f_files - st.f_ffree
+
+    def after(self, before: tuple[int, int] | None) -> str | None:
+        """Call when a command ended, with `counters()` taken before it started."""
+        now = self.counters()
+        if before is not None and now is not None:
+            grown = (self._grown[0] + max(0, now[0] - before[0]), self._grown[1] + max(0, now[1] - before[1]))
+            if grown[0] < self.BYTES and grown[1] < self.INODES:
+                self._grown = grown
+                return None
+        self._grown = (0, 0)
+        return disk_over(self.dirs, self.limits)
+
+
 async def watch_disk(dirs: list[Path], limits: Limits, interval: float = 0.5) -> str:
     """Return the name of the disk limit once it is exceeded (runs until cancelled).
 

@@ -32,7 +32,7 @@ from longshot.errors import PathOutsideSandbox, SandboxError
 from longshot.git import Git
 from longshot.sandboxes.base import ExecResult, Profile, Sandbox, SandboxSpec
 from longshot.sandboxes.bwrap import RUN_DIR, SANDBOX_HOME, WORKSPACE, bwrap_argv, toolchain_paths
-from longshot.sandboxes.limits import Cgroup, Limits, describe, disk_over, launcher, sweep_stale, watch_disk
+from longshot.sandboxes.limits import Cgroup, DiskGuard, Limits, describe, launcher, sweep_stale, watch_disk
 from longshot.sandboxes.output import CappedReader
 from longshot.sandboxes.snapshot import check_nested_repos, check_staged
 
@@ -122,6 +122,7 @@ class LocalSandbox:
         self._opts = provider.options
         self._git = Git(root, git_dir=root / "git", work_tree=self.checkout, author=self._opts.author)
         self._groups: set[int] = set()
+        self._disk = DiskGuard([self.checkout, self.home, self.tmp], provider.options.limits)
 
     async def create(self) -> None:
         for d in (self.checkout, self.home, self.tmp):
@@ -170,6 +171,7 @@ class LocalSandbox:
                    binds: tuple[tuple[Path, str], ...]) -> ExecResult:
         limits = self._opts.limits
         before = self.cgroup.counters() if self.cgroup else {}
+        disk_before = self._disk.counters()
         prefix = launcher(limits, self.cgroup.procs_files if self.cgroup else [], memory_rlimit=self.cgroup is None)
         try:
             proc = await asyncio.create_subprocess_exec(
@@ -200,8 +202,7 @@ class LocalSandbox:
             await asyncio.wait_for(readers, 5)
         code = proc.returncode if proc.returncode is not None else -signal.SIGKILL
         # A burst that ended between two looks of the watch is caught here.
-        limit = limit or self._limit_hit(before, code, err) or await asyncio.to_thread(
-            disk_over, [self.checkout, self.home, self.tmp], self._opts.limits)
+        limit = limit or self._limit_hit(before, code, err) or await asyncio.to_thread(self._disk.after, disk_before)
         if limit and code == 0:
             code = 1  # the command finished, but over a limit: report it as failed
         return ExecResult(
