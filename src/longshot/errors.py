@@ -9,9 +9,9 @@
     │   └── PathOutsideSandbox (ValueError) a path escaping the checkout was refused
     ├── LLMError                            a model request failed (endpoint named)
     │   ├── LLMRateLimited                  HTTP 429 (carries Retry-After)
-    │   ├── LLMServerError                  HTTP 5xx
+    │   ├── LLMServerError                  HTTP 5xx, an empty or unreadable answer
     │   ├── LLMTimeout (TimeoutError)       no answer within LLM_TIMEOUT
-    │   ├── LLMConnectionError (ConnectionError)
+    │   ├── LLMConnectionError (ConnectionError)  no connection, or an answer cut mid-way
     │   ├── LLMContextOverflow              the prompt exceeds the model's window
     │   └── LLMBadRequest                   4xx other than 429: a permanent refusal
     ├── PlanParseError (ValueError)         a planner answer that is not usable JSON
@@ -77,7 +77,7 @@ class LLMRateLimited(LLMError):
 
 
 class LLMServerError(LLMError):
-    """HTTP 5xx or a cut response."""
+    """HTTP 5xx, or an answer that is empty or cannot be read."""
 
 
 class LLMTimeout(LLMError, TimeoutError):
@@ -121,9 +121,9 @@ class RetryPolicy:
 
 RETRY_POLICY: dict[type[LongshotError], RetryPolicy] = {
     LLMRateLimited: RetryPolicy(True, 30, 1.0, 60.0, "the endpoint is throttling; honour Retry-After"),
-    LLMServerError: RetryPolicy(True, 5, 1.0, 30.0, "the endpoint failed; it may recover"),
+    LLMServerError: RetryPolicy(True, 5, 0.25, 15.0, "the endpoint failed; it may recover"),
     LLMTimeout: RetryPolicy(True, 3, 1.0, 30.0, "raise LLM_TIMEOUT if the model is slow"),
-    LLMConnectionError: RetryPolicy(True, 5, 1.0, 30.0, "check LLM_BASE_URL and that the server runs"),
+    LLMConnectionError: RetryPolicy(True, 5, 0.5, 15.0, "check LLM_BASE_URL and that the server runs"),
     LLMContextOverflow: RetryPolicy(False, hint="the conversation must be compacted"),
     LLMBadRequest: RetryPolicy(False, hint="check the model name and the endpoint's API"),
     LLMError: RetryPolicy(False, hint="unexpected model error"),

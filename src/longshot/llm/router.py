@@ -4,13 +4,15 @@
   request now; each weight is scaled by observed latency (faster gets up to 2x, slower
   down to 0.5x).
 - **Health**: an endpoint that fails 3 times in a row (5xx, timeout, connection, cut
-  answer) rests for ``rest_seconds``; afterwards one probe request decides.
+  answer) with no success in the last second rests for ``rest_seconds``; afterwards one
+  probe request decides. (A flaky endpoint that keeps answering others stays in use.)
 - **Failover**: a failed request goes to another endpoint at once when one is free;
   otherwise it waits a jittered exponential backoff. Attempts are bounded per error kind
   by `RETRY_POLICY`; the final error names the endpoint and the cause.
-- **Rate limits**: a 429 puts its endpoint in cooldown for ``Retry-After`` (no request is
-  sent there before it ends) and halves its concurrency limit, which grows back by one per
-  limit's worth of successes (AIMD). Throttling slows the run; it does not fail tasks.
+- **Rate limits**: a request answered 429 waits its ``Retry-After`` (or a backoff) before it
+  is sent again, and the endpoint's concurrency limit shrinks by a quarter (at most once a
+  second) and grows back by one per limit's worth of successes (AIMD). Throttling slows the
+  run; it does not fail tasks.
 - **Budgets and accounting**: the run budget is checked before every attempt; usage and
   cost of every answer are added and reported as `LLMUsage` events.
 
@@ -34,6 +36,10 @@ from longshot.llm.prices import PriceTable
 from longshot.llm.requestlog import RequestLog
 
 FAILURES_TO_REST = 3
+DECREASE_FACTOR = 0.75
+DECREASE_EVERY = 1.0
+SUCCESS_WINDOW = 1.0
+"""An endpoint with a success this recent is flaky, not down: it does not rest."""
 
 
 @dataclass
@@ -49,6 +55,10 @@ class EndpointState:
     cooldown_until: float = 0.0
     probing: bool = False
     latency: float | None = None
+    last_decrease: float = 0.0
+    last_success: float = float("-inf")
+    probation: bool = False
+    """It rested; until a probe succeeds, one request at a time."""
     sent: int = 0
     errors: dict[str, int] = field(default_factory=dict)
 
@@ -87,6 +97,8 @@ class Router:
         attempt = 0
         while True:
             self._check_budget()
+            if len(failed_on) >= len(self.states):
+                failed_on.clear()  # every endpoint failed this request once: any may take it again
             state = await self._acquire(failed_on)
             attempt += 1
             started = time.monotonic()
@@ -99,7 +111,7 @@ class Router:
                 failed_on.add(state.name)
                 self.emit(LLMRetry(task_id=task_id, role=role, endpoint=state.name, attempt=attempt,
                                    error=f"{type(e).__name__}: {e}"[:300], delay_s=round(delay, 3)))
-                if delay > 0 and not self._free_elsewhere(failed_on):
+                if delay > 0 and (isinstance(e, LLMRateLimited) or not self._free_elsewhere(failed_on)):
                     await asyncio.sleep(delay)
                 continue
             await self._release(state)
@@ -135,7 +147,7 @@ class Router:
             return False
         if s.rest_until > now:
             return False
-        if s.failures >= FAILURES_TO_REST:  # rest is over: one probe at a time
+        if s.probation:  # rest is over: one probe at a time
             return not s.probing
         return True
 
@@ -151,7 +163,7 @@ class Router:
             s.current += weights[s.name]
         best = max(candidates, key=lambda s: s.current)
         best.current -= total
-        if best.failures >= FAILURES_TO_REST:
+        if best.probation:
             best.probing = True
         return best
 
@@ -193,22 +205,32 @@ class Router:
         if not policy.retry or attempts[kind] >= policy.max_attempts:
             tried = f" after {attempts[kind]} attempts" if policy.retry else ""
             raise type(error)(f"gave up{tried}: {error}", error.endpoint, error.retry_after) from error
-        delay = backoff_delay(policy, attempts[kind]) * (1 + random.random() * 0.25)
+        # Back off by rounds over the endpoints: trying the others first costs nothing.
+        rounds = max(1, -(-attempts[kind] // len(self.states)))
+        delay = backoff_delay(policy, rounds) * (1 + random.random() * 0.25)
         if isinstance(error, LLMRateLimited):
-            # The server said how long to wait: that, exactly; otherwise our backoff.
+            # The request waits what the server asked (or our backoff), then may go anywhere.
             wait = error.retry_after if error.retry_after is not None else delay
-            state.cooldown_until = max(state.cooldown_until, time.monotonic() + wait)
-            state.limit = max(1.0, state.limit / 2)
-            return 0.0  # the endpoint's cooldown does the waiting
+            now = time.monotonic()
+            # Multiplicative decrease at most once a second: a burst of 429s is one signal.
+            if now - state.last_decrease >= DECREASE_EVERY:
+                state.limit = max(1.0, state.limit * DECREASE_FACTOR)
+                state.last_decrease = now
+            return wait
         state.failures += 1
-        if state.failures >= FAILURES_TO_REST:
+        # A dead endpoint rests; a flaky one that keeps answering others does not.
+        quiet = time.monotonic() - state.last_success > SUCCESS_WINDOW
+        if state.failures >= FAILURES_TO_REST and quiet and state.rest_until <= time.monotonic():
             state.rest_until = time.monotonic() + self.rest_seconds
+            state.probation = True
             self.emit(EndpointHealth(endpoint=state.name, healthy=False,
                                      reason=f"{state.failures} failures in a row; resting {self.rest_seconds:g}s: {error}"[:300]))
         return delay
 
     def _succeeded(self, state: EndpointState, seconds: float) -> None:
-        if state.failures >= FAILURES_TO_REST:
+        state.last_success = time.monotonic()
+        if state.probation:
+            state.probation = False
             self.emit(EndpointHealth(endpoint=state.name, healthy=True, reason="probe succeeded"))
         state.failures = 0
         state.limit = min(state.max_limit, state.limit + 1.0 / state.limit)

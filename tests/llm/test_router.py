@@ -1,0 +1,366 @@
+"""The router over real HTTP: several FakeLLM servers on loopback are several endpoints.
+
+Covers weighted choice, failover and rest/probe, retries per `RETRY_POLICY`, timeouts,
+cut answers, context overflow, 429 cooldown and AIMD concurrency, empty answers and the
+run budget. Times come from `time.monotonic`, the clock the fake stamps its records with.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from typing import Any
+
+import pytest
+
+from longshot.errors import (
+    RETRY_POLICY, BudgetExceeded, LLMContextOverflow, LLMServerError,
+)
+from longshot.events import BudgetSpent, EndpointHealth, Event, LLMRetry, LLMUsage
+from longshot.llm.budget import RunBudget
+from longshot.llm.openai_compat import OpenAICompatEndpoint
+from longshot.llm.router import Router
+from longshot.testing.fake_llm import FakeLLM
+from longshot.testing.fake_script import Reply, ToolCallSpec, Turn, completion_body
+
+MODELS: dict[str, str] = {"planner": "fake-planner", "worker": "fake-worker",
+                          "subplanner": "fake-subplanner", "reconciler": "fake-reconciler"}
+USER = [{"role": "user", "content": "Task ID: t1\nDo the thing."}]
+SLACK = 0.01  # clock reads on both sides of a boundary
+
+
+class Recorder:
+    """An ``emit`` that keeps each event with the monotonic time it was emitted."""
+
+    def __init__(self) -> None:
+        self.timed: list[tuple[float, Event]] = []
+
+    def __call__(self, event: Event) -> None:
+        self.timed.append((time.monotonic(), event))
+
+    def of(self, cls: type[Event]) -> list[Any]:
+        return [e for _, e in self.timed if isinstance(e, cls)]
+
+    def times(self, cls: type[Event]) -> list[tuple[float, Any]]:
+        return [(t, e) for t, e in self.timed if isinstance(e, cls)]
+
+
+def endpoint(fake: FakeLLM, name: str, timeout: float = 10.0) -> OpenAICompatEndpoint:
+    return OpenAICompatEndpoint(name=name, base_url=fake.base_url, api_key="sk-test", timeout=timeout)
+
+
+def router(fakes: list[tuple[FakeLLM, float]], emit: Recorder, **kwargs: Any) -> Router:
+    """A router over ``fakes`` (endpoints named ep0, ep1, ...) with their weights."""
+    eps = [(endpoint(f, f"ep{i}"), w) for i, (f, w) in enumerate(fakes)]
+    return Router(eps, MODELS, emit, **kwargs)  # type: ignore[arg-type]
+
+
+def seq(*replies: Reply) -> Any:
+    """Replies in order of arrival at this server; the last one repeats."""
+    state = {"n": 0}
+
+    def play(turn: Turn) -> Reply:
+        i = state["n"]
+        state["n"] += 1
+        return replies[min(i, len(replies) - 1)]
+
+    return play
+
+
+def always(reply: Reply) -> Any:
+    return lambda turn: reply
+
+
+OK = always(Reply(content="ok"))
+
+
+async def test_weighted_distribution_over_three_endpoints(fake_llm) -> None:
+    """Weights 1, 2, 5 over 160 sequential requests give counts near 20, 40, 100.
+
+    All fakes answer after the same small delay, so the router's latency factor (0.5x-2x)
+    should stay near 1. Each endpoint client is warmed up first (outside the router), so
+    the one-off cost of a client's first request does not enter the latency averages.
+    A server that stalls busy keep-alive connections (Nagle's algorithm against delayed
+    ACKs: ~40 ms per answer) makes the busiest endpoint look slowest and skews the counts.
+    """
+    fakes = [fake_llm(always(Reply(content=f"from {i}", delay=0.005))) for i in range(3)]
+    eps = [endpoint(f, f"ep{i}") for i, f in enumerate(fakes)]
+    for ep in eps:
+        for _ in range(2):
+            await ep.send("fake-worker", USER)
+    warm = [f.count() for f in fakes]
+    emit = Recorder()
+    r = Router(list(zip(eps, [1.0, 2.0, 5.0])), MODELS, emit)  # type: ignore[arg-type]
+    try:
+        for _ in range(160):
+            await r.complete("worker", USER)
+    finally:
+        await r.aclose()
+    counts = [f.count() - w for f, w in zip(fakes, warm)]
+    latencies_ms = [round((s.latency or 0) * 1000, 1) for s in r.states]
+    why = f"counts {counts} for weights 1:2:5; router latency averages {latencies_ms} ms"
+    assert sum(counts) == 160
+    for count, expected in zip(counts, [20, 40, 100]):
+        assert abs(count - expected) <= 0.25 * expected, why
+    assert emit.of(LLMRetry) == []
+    assert all(f.errors == [] for f in fakes)
+
+
+async def test_failover_rest_probe_and_recovery(fake_llm) -> None:
+    good = fake_llm(OK)
+    # The flaky endpoint fails its first 4 requests: 3 in a row (then it rests), then the
+    # first probe after the rest (it rests again); the second probe succeeds.
+    flaky = fake_llm(seq(*[Reply.error(503)] * 4, Reply(content="back")))
+    emit = Recorder()
+    r = Router([(endpoint(good, "good"), 1.0), (endpoint(flaky, "flaky"), 1.0)], MODELS, emit, rest_seconds=0.5)  # type: ignore[arg-type]
+    answers: list[str | None] = []
+    started = time.monotonic()
+    try:
+        while time.monotonic() - started < 6:
+            answers.append((await r.complete("worker", USER)).content)
+            healthy = [t for t, e in emit.times(EndpointHealth) if e.healthy]
+            if healthy and sum(1 for q in flaky.requests if q.started > healthy[0]) >= 3:
+                break
+            await asyncio.sleep(0.01)
+    finally:
+        await r.aclose()
+
+    assert all(a in ("ok", "back") for a in answers)  # every request succeeded
+    health = emit.times(EndpointHealth)
+    assert [(e.endpoint, e.healthy) for _, e in health] == [("flaky", False), ("flaky", False), ("flaky", True)]
+    (t_rest1, _), (t_rest2, _), (t_back, _) = health
+    reqs = flaky.requests
+    assert [q.status for q in reqs[:5]] == [503, 503, 503, 503, 200]
+    # Nothing reached the resting endpoint during either rest; a probe came after each.
+    assert reqs[2].started < t_rest1
+    assert reqs[3].started >= t_rest1 + 0.5 - SLACK, (reqs[3].started - t_rest1)
+    assert reqs[3].ended is not None and reqs[3].ended <= t_rest2
+    assert reqs[4].started >= t_rest2 + 0.5 - SLACK, (reqs[4].started - t_rest2)
+    assert t_back >= reqs[4].ended  # healthy again once the probe answered 200
+    # The healthy endpoint carried the load meanwhile, and the flaky one has traffic again.
+    assert any(t_rest1 < q.started < t_rest1 + 0.5 for q in good.requests)
+    after = [q for q in reqs if q.started > t_back]
+    assert len(after) >= 3 and all(q.status == 200 for q in after)
+    assert r.states[1].failures == 0
+    assert len(emit.of(LLMRetry)) == 4  # one per failed attempt, each retried elsewhere
+
+
+async def test_server_error_bursts_then_success_with_backoff(fake_llm) -> None:
+    fake = fake_llm(seq(Reply.error(500), Reply.error(503), Reply(content="finally")))
+    emit = Recorder()
+    r = router([(fake, 1.0)], emit)
+    try:
+        result = await r.complete("worker", USER)
+    finally:
+        await r.aclose()
+    assert result.content == "finally"
+    retries = emit.of(LLMRetry)
+    assert [e.attempt for e in retries] == [1, 2]
+    assert "LLMServerError" in retries[0].error and "HTTP 500" in retries[0].error
+    assert "LLMServerError" in retries[1].error and "HTTP 503" in retries[1].error
+    q = fake.requests
+    assert [x.status for x in q] == [500, 503, 200]
+    # Exponential backoff from RETRY_POLICY: base, then twice the base (no other endpoint).
+    base = RETRY_POLICY[LLMServerError].base_delay
+    assert q[1].started - q[0].ended >= base - SLACK
+    assert q[2].started - q[1].ended >= 2 * base - SLACK
+    assert len(emit.of(LLMUsage)) == 1
+
+
+async def test_server_error_gives_up_after_policy_attempts_naming_the_endpoint(fake_llm) -> None:
+    # One always-failing endpoint per allowed attempt: failover is immediate (no backoff
+    # sleeps), so the attempt limit of the policy is reached quickly.
+    n = RETRY_POLICY[LLMServerError].max_attempts
+    fakes = [fake_llm(always(Reply.error(500, "boom"))) for _ in range(n)]
+    emit = Recorder()
+    # The heavy first endpoint would win every choice: a retry must prefer the others.
+    r = router([(f, 1000.0 if i == 0 else 1.0) for i, f in enumerate(fakes)], emit)
+    t0 = time.monotonic()
+    try:
+        with pytest.raises(LLMServerError) as info:
+            await r.complete("worker", USER)
+    finally:
+        await r.aclose()
+    elapsed = time.monotonic() - t0
+    message = str(info.value)
+    assert f"gave up after {n} attempts" in message
+    retried_on = [e.endpoint for e in emit.of(LLMRetry)]
+    assert len(set(retried_on)) == n - 1  # every retry went to another endpoint
+    tried_last = next(f"ep{i}" for i in range(n) if f"ep{i}" not in retried_on)
+    assert message.startswith(f"[{tried_last}] gave up"), message  # names the endpoint
+    assert info.value.endpoint == tried_last
+    assert "HTTP 500" in message and "boom" in message
+    assert sorted(f.count() for f in fakes) == [1] * n  # each endpoint tried once
+    assert len(emit.of(LLMRetry)) == n - 1
+    assert elapsed < RETRY_POLICY[LLMServerError].base_delay  # failover did not wait
+
+
+async def test_hang_times_out_and_is_retried(fake_llm) -> None:
+    fake = fake_llm(seq(Reply(hang=True), Reply(content="second")))
+    emit = Recorder()
+    r = Router([(endpoint(fake, "slow", timeout=0.5), 1.0)], MODELS, emit)  # type: ignore[arg-type]
+    t0 = time.monotonic()
+    try:
+        result = await r.complete("worker", USER)
+    finally:
+        await r.aclose()
+    elapsed = time.monotonic() - t0
+    assert result.content == "second"
+    assert elapsed >= 0.5
+    retries = emit.of(LLMRetry)
+    assert len(retries) == 1 and "LLMTimeout" in retries[0].error and retries[0].endpoint == "slow"
+    assert fake.count() == 2
+
+
+async def test_cut_answer_inside_a_tool_call_is_retried(fake_llm) -> None:
+    cut_args = {"path": "a.py", "content": "first version\n" * 40}
+    full_args = {"path": "a.py", "content": "second version\n" * 40}
+    cut_reply = Reply(tool_calls=[ToolCallSpec("write", cut_args)])
+    # Cut the body in the middle of the tool call's arguments.
+    body = json.dumps(completion_body(cut_reply, model="fake-worker", index=0, messages=USER))
+    cut_at = body.index("first version") + 100
+    assert cut_at < len(body) - 100
+    fake = fake_llm(seq(Reply(tool_calls=cut_reply.tool_calls, cut_after_bytes=cut_at),
+                        Reply(tool_calls=[ToolCallSpec("write", full_args)])))
+    emit = Recorder()
+    r = router([(fake, 1.0)], emit)
+    try:
+        result = await r.complete("worker", USER, tools=[{"type": "function", "function": {"name": "write"}}])
+    finally:
+        await r.aclose()
+    assert len(result.tool_calls) == 1
+    assert json.loads(result.tool_calls[0].arguments) == full_args  # the complete, second answer
+    assert fake.count() == 2
+    assert len(emit.of(LLMRetry)) == 1
+
+
+@pytest.mark.parametrize("reply", [
+    Reply(context_overflow=True),
+    Reply(status=400, error_message="Please reduce the length of the messages or completion."),
+], ids=["openai-code", "openrouter-text"])
+async def test_context_overflow_is_raised_at_once(fake_llm, reply: Reply) -> None:
+    fake = fake_llm(always(reply))
+    other = fake_llm(OK)  # a healthy endpoint must not be tried: the request itself is too big
+    emit = Recorder()
+    r = router([(fake, 1000.0), (other, 1.0)], emit)
+    t0 = time.monotonic()
+    try:
+        with pytest.raises(LLMContextOverflow) as info:
+            await r.complete("worker", USER)
+    finally:
+        await r.aclose()
+    assert time.monotonic() - t0 < 0.5
+    assert fake.count() == 1 and other.count() == 0
+    assert emit.of(LLMRetry) == []
+    assert info.value.endpoint == "ep0"
+
+
+async def test_429_cooldown_and_aimd_limit(fake_llm) -> None:
+    fake = fake_llm(seq(Reply.error(429, "slow down", retry_after=0.4), Reply(content="ok")))
+    emit = Recorder()
+    r = router([(fake, 1.0)], emit, max_concurrency=8)
+    try:
+        assert r.states[0].limit == 8
+        result = await r.complete("worker", USER)
+        assert result.content == "ok"
+        q = fake.requests
+        assert [x.status for x in q] == [429, 200]
+        assert q[1].started - q[0].ended >= 0.4 - SLACK  # Retry-After honoured
+        # Cut by a quarter by the 429, then one success added 1/limit.
+        assert r.states[0].limit == pytest.approx(6 + 1 / 6)
+        limits = [r.states[0].limit]
+        for _ in range(40):
+            await r.complete("worker", USER)
+            limits.append(r.states[0].limit)
+    finally:
+        await r.aclose()
+    assert limits == sorted(limits)  # grows back steadily...
+    assert limits[-1] == 8  # ...up to max_concurrency, not beyond
+    retries = emit.of(LLMRetry)
+    assert len(retries) == 1 and "LLMRateLimited" in retries[0].error
+
+
+def peak_in_flight(records: list[Any]) -> int:
+    """Most of ``records`` in flight at once, from their start and end times."""
+    return max((sum(1 for o in records if o.started <= q.started < (o.ended or float("inf"))) for q in records),
+               default=0)
+
+
+async def test_429_delays_only_its_own_request(fake_llm) -> None:
+    """The throttled request waits its Retry-After; another conversation is not held up."""
+    fake = fake_llm(lambda turn: Reply.error(429, retry_after=0.3) if turn.index == 0 else Reply(content="ok"))
+    emit = Recorder()
+    r = router([(fake, 1.0)], emit)
+    try:
+        first = asyncio.create_task(r.complete("worker", [{"role": "user", "content": "Task ID: a"}]))
+        while not emit.of(LLMRetry):  # the 429 has been handled
+            await asyncio.sleep(0.005)
+        other = await r.complete("worker", [{"role": "user", "content": "Task ID: b"}])
+        await first
+    finally:
+        await r.aclose()
+    assert other.content == "ok"
+    throttled = fake.requests[0]
+    assert throttled.status == 429 and throttled.ended is not None
+    b = next(q for q in fake.requests if q.task_id == "b")
+    retry = [q for q in fake.requests if q.task_id == "a"][1]
+    assert b.started - throttled.ended < 0.2, "another conversation waited for someone else's 429"
+    assert retry.started - throttled.ended >= 0.3 - SLACK, "retried before Retry-After"
+
+
+async def test_429_cuts_the_limit_of_requests_in_flight(fake_llm) -> None:
+    # After a 429 the limit is 8 -> 6: eight concurrent callers see at most 6 (7 once
+    # additive increase has added a whole slot) in flight, where 8 went at once before.
+    fake = fake_llm(seq(Reply(content="ok", delay=0.1), *[Reply(content="ok", delay=0.1)] * 7,
+                        Reply.error(429, retry_after=0.05), Reply(content="ok", delay=0.1)))
+    emit = Recorder()
+    r = router([(fake, 1.0)], emit, max_concurrency=8)
+    try:
+        await asyncio.gather(*(r.complete("worker", USER) for _ in range(8)))
+        before = fake.requests
+        await r.complete("worker", USER)  # 429, wait, ok
+        assert 6 <= r.states[0].limit < 7
+        t_mark = time.monotonic()
+        await asyncio.gather(*(r.complete("worker", USER) for _ in range(8)))
+    finally:
+        await r.aclose()
+    assert peak_in_flight(before) == 8
+    later = [q for q in fake.requests if q.started >= t_mark]
+    assert len(later) == 8
+    assert 6 <= peak_in_flight(later) <= 7
+
+
+async def test_empty_choices_are_retried_as_server_error(fake_llm) -> None:
+    fake = fake_llm(seq(Reply(content="x", empty_choices=True), Reply(content="full")))
+    emit = Recorder()
+    r = router([(fake, 1.0)], emit)
+    try:
+        result = await r.complete("worker", USER)
+    finally:
+        await r.aclose()
+    assert result.content == "full"
+    retries = emit.of(LLMRetry)
+    assert len(retries) == 1 and "LLMServerError" in retries[0].error and "no choices" in retries[0].error
+    assert fake.count() == 2
+
+
+async def test_run_budget_stops_new_requests(fake_llm) -> None:
+    fake = fake_llm(OK)
+    emit = Recorder()
+    budget = RunBudget(max_tokens=10)
+    r = router([(fake, 1.0)], emit, budget=budget)
+    try:
+        first = await r.complete("worker", USER, task_id="t1")
+        assert first.usage.total > 10  # one answer overshoots the small budget
+        assert budget.tokens == first.usage.total and budget.by_task["t1"] == first.usage.total
+        for _ in range(3):
+            with pytest.raises(BudgetExceeded) as info:
+                await r.complete("worker", USER, task_id="t1")
+            assert info.value.budget == "RUN_MAX_TOKENS"
+    finally:
+        await r.aclose()
+    assert fake.count() == 1  # nothing was sent once the budget was spent
+    spent = emit.of(BudgetSpent)
+    assert len(spent) == 1 and spent[0].budget == "RUN_MAX_TOKENS"
+    assert "RUN_MAX_TOKENS=10" in spent[0].message
