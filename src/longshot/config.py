@@ -14,25 +14,19 @@ import re
 from collections.abc import Mapping
 from contextvars import ContextVar
 from pathlib import Path
-from typing import Annotated, Any, Literal, get_args, get_origin
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, ValidationError, ValidationInfo
 from pydantic import field_validator
 from pydantic_settings import BaseSettings, EnvSettingsSource, NoDecode, SettingsConfigDict
 from pydantic_settings.sources.utils import parse_env_vars
 
+from longshot.config_errors import problems
 from longshot.errors import ConfigError
 from longshot.llm.base import ROLES, Role
 
 __all__ = ["Config", "Endpoint", "load_config"]
 
-_HINTS = {  # what a valid value looks like, for fields whose type does not say
-    "git_repo_url": "a git URL or the path of a local repository",
-    "llm_base_url": "the server's address, e.g. http://localhost:8000/v1",
-    "llm_endpoints": 'a non-empty JSON list, e.g. \'[{"name": "a", "endpoint": "http://10.0.0.1:8000", '
-    '"apiKey": "sk-...", "weight": 100}]\'',
-    "check_commands": """a command, "none", or a JSON list of commands such as '["pytest -q", "ruff check ."]'""",
-}
 _URL_RE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://|^[\w.-]+@[\w.-]+:")  # scheme:// or user@host:path
 _REF_RE = re.compile(r"^[A-Za-z0-9._/-]+$")
 
@@ -342,38 +336,6 @@ class Config(BaseSettings):
         return list(dict.fromkeys(k.get_secret_value() for k in keys if k is not None and k.get_secret_value()))
 
 
-def _expected(name: str) -> str:
-    """What a valid value of field ``name`` looks like, for the Fix hint."""
-    field = Config.model_fields[name]
-    ann = field.annotation
-    if get_origin(ann) is Literal:
-        return "one of " + ", ".join(str(a) for a in get_args(ann))
-    if ann is bool:
-        text = "true or false"
-    elif ann in (int, float):
-        text = "a whole number" if ann is int else "a number"
-        bounds = {"gt": ">", "ge": ">=", "lt": "<", "le": "<="}
-        limits = [f"{op} {getattr(m, k)}" for m in field.metadata for k, op in bounds.items() if hasattr(m, k)]
-        text += (" " + " and ".join(limits)) if limits else ""
-    else:
-        text = _HINTS.get(name, "a valid value")
-    default = None if field.is_required() else field.default
-    return text if default is None else f"{text} (or unset it for the default {default})"
-
-
-def _problems(error: ValidationError) -> list[str]:
-    """One ``ENV_VAR: what. Fix: how`` line per error; never the input value."""
-    lines = []
-    for err in error.errors(include_input=False, include_url=False):
-        env = (name := str(err["loc"][0])).upper()  # every check is a field check: loc names the field
-        if err["type"] == "value_error":
-            text = str(err["ctx"]["error"])
-        else:
-            text = "is not set" if err["type"] == "missing" else err["msg"][0].lower() + err["msg"][1:]
-        lines.append(f"{env}: {text}" + ("" if "Fix:" in text else f". Fix: set {env} to {_expected(name)}"))
-    return lines
-
-
 def load_config(
     env: Mapping[str, str] | None = None,
     *,
@@ -395,6 +357,6 @@ def load_config(
     try:
         return Config(_env_file=env_file, **kwargs)  # type: ignore[call-arg]
     except ValidationError as e:
-        raise ConfigError("\n".join(_problems(e))) from None
+        raise ConfigError("\n".join(problems(e, Config.model_fields))) from None
     finally:
         _ENV.reset(token)
