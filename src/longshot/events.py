@@ -166,6 +166,16 @@ class GateResult(Event):
     preexisting: list[str] = Field(default_factory=list)
 
 
+class MergeBatch(Event):
+    """A batch of stacked changes was checked as one; ``depth`` counts bisection steps."""
+
+    type: Literal["merge.batch"] = "merge.batch"
+    size: int
+    ok: bool
+    depth: int = 0
+    tasks: list[str] = Field(default_factory=list)
+
+
 class MergeFailed(Event):
     type: Literal["merge.failed"] = "merge.failed"
     branch: str
@@ -211,7 +221,7 @@ AnyEvent = Annotated[
         RunStarted, RunFinished, PlannerRequested, PlannerAnswered, PlannerParseError,
         TaskCreated, TaskRejected, TaskStatusChanged, WorkerStep, LLMUsage, LLMRetry, EndpointHealth,
         BudgetSpent, HandoffReceived,
-        MergeLanded, GateResult, MergeFailed, CheckFinished, SandboxProfile, RunWarning, RunError,
+        MergeLanded, GateResult, MergeBatch, MergeFailed, CheckFinished, SandboxProfile, RunWarning, RunError,
     ],
     Field(discriminator="type"),
 ]

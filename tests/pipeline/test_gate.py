@@ -143,3 +143,31 @@ def test_t23_protected_paths_are_refused_unless_allowed(tmp_path: Path, fake_llm
     assert refused["skip"] == ["tests/test_calc.py (adds a skip marker)"]
     assert refused["conf"] == ["conftest.py (CI or check configuration)"]
     assert "ok" not in refused and "pytest.ini" in git("ls-tree", "--name-only", "main", cwd=target).split()
+
+
+def test_batches_are_checked_once_and_a_bad_change_is_bisected_out(tmp_path: Path, fake_llm, remote) -> None:
+    target = remote(CALC)
+    n = 6
+    tasks = [{"id": f"b{i}", "description": f"add m{i}.py", "scope": [f"m{i}.py"]} for i in range(n)]
+    # b0 finishes first and lands alone; the others, b3 among them, queue up behind its check.
+    workers = {f"b{i}": worker_steps([(f"m{i}.py", f"X = {i}\n"),
+                                      (f"tests/test_m{i}.py", f"from m{i} import X\n\ndef test_x():\n    assert X == {i}\n")],
+                                     delay=0.0 if i == 0 else 0.3)
+               for i in range(n)}
+    workers["b3"] = worker_steps([("tests/test_m3.py", "def test_broken():\n    assert False\n")], delay=0.3)
+    fake = fake_llm(RoleScript({"planner": planner_then_done(plan_json(tasks)), "worker": workers}))
+
+    code = run_inprocess(tmp_path, target, fake, CHECK_COMMANDS=f"sleep 1 && {PYTEST}", MAX_WORKERS=str(n))
+
+    assert code == 1  # b3 does not land
+    events = run_log(tmp_path)
+    landed = sorted(e.task_id for e in events if isinstance(e, MergeLanded))
+    assert landed == ["b0", "b1", "b2", "b4", "b5"]
+    refused = [e for e in events if isinstance(e, MergeFailed)]
+    assert [e.task_id for e in refused] == ["b3"] and "check failed on the merged tree" in refused[0].reason
+    batches = [e for e in events if e.type == "merge.batch"]
+    assert any(b.size > 1 and not b.ok and b.depth == 0 and "b3" in b.tasks for b in batches)  # b3 sank a batch
+    assert any(b.depth >= 1 and b.ok for b in batches)  # ...which was bisected, the good half landing together
+    gate_runs = len([e for e in events if isinstance(e, GateResult)])
+    assert gate_runs <= n  # no more verdicts than checking each change alone, even with a bad one
+    assert green_history(target, tmp_path) == []

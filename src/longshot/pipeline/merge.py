@@ -1,5 +1,11 @@
 """The merge queue: one consumer lands completed task commits on the target branch.
 
+With the gate on, queued changes are taken in batches (adaptive, up to ``MERGE_BATCH``):
+they are stacked on the tip, one commit each, and the top of the stack is checked once;
+if it passes, the target branch moves to it and every change in the batch has landed. A
+failing batch is split in halves and each half settled the same way, down to single
+changes, so one bad change does not hold up the others.
+
 Serial by construction (a single asyncio task reads a priority queue), so no lock is
 needed. Landing commits are built in the hub without a checkout (`git merge-tree
 --write-tree`, `git commit-tree`), so a failed merge leaves no dirty state behind. The
@@ -16,7 +22,7 @@ import time
 from collections.abc import Callable
 
 from longshot.errors import GitError, LongshotError, PushRejected, policy_for
-from longshot.events import Emit, MergeFailed, MergeLanded
+from longshot.events import Emit, MergeBatch, MergeFailed, MergeLanded
 from longshot.git import Git
 from longshot.hub import Hub
 from longshot.pipeline.gate import Gate
@@ -39,13 +45,16 @@ class MergeQueue:
     """Lands (task, commit) pairs in priority order, then arrival order, one at a time."""
 
     def __init__(self, hub: Hub, strategy: str, emit: Emit, on_result: OnResult, *, gate: Gate | None = None,
-                 prefix: str = "worker/") -> None:
+                 prefix: str = "worker/", max_batch: int = 8) -> None:
         self.hub = hub
         self.strategy = strategy
         self.emit = emit
         self.on_result = on_result
         self.gate = gate
         self.prefix = prefix
+        self.max_batch = max_batch
+        self.batch_size = max_batch
+        """Adaptive: grows by one after a batch passes, halves when one fails."""
         self._submitted: dict[str, float] = {}
         self._queue: asyncio.PriorityQueue[tuple[float, int, Task | None, str]] = asyncio.PriorityQueue()
         self._seq = itertools.count()
@@ -71,12 +80,82 @@ class MergeQueue:
             _, _, task, commit = await self._queue.get()
             if task is None:
                 return
-            try:
-                result = await self.land(task, commit)
-            except LongshotError as e:  # git or the gate's sandbox failed: this task does not land
-                result = self._failed(task, f"landing failed: {e}")
-            self._queued.discard(task.id)
-            self.on_result(task, result)
+            batch = [(task, commit)]
+            while self.gate is not None and len(batch) < self.batch_size and not self._queue.empty():
+                item = self._queue.get_nowait()
+                if item[2] is None:  # closing: finish this batch first
+                    self._queue.put_nowait(item)
+                    break
+                batch.append((item[2], item[3]))
+            if len(batch) == 1:
+                await self._one(task, commit)
+            else:
+                await self._batch(batch)
+
+    async def _one(self, task: Task, commit: str) -> None:
+        try:
+            result = await self.land(task, commit)
+        except LongshotError as e:  # git or the gate's sandbox failed: this task does not land
+            result = self._failed(task, f"landing failed: {e}")
+        self._done(task, result)
+
+    def _done(self, task: Task, result: MergeResult) -> None:
+        self._queued.discard(task.id)
+        self.on_result(task, result)
+
+    async def _batch(self, items: list[tuple[Task, str]], depth: int = 0) -> None:
+        """Stack the changes on the tip, check the top once, land them all; bisect on failure."""
+        assert self.gate is not None
+        try:
+            tip = await self.hub.tip()
+            stack: list[tuple[Task, str, str]] = []  # (task, its commit, the candidate on the stack)
+            base = tip
+            for task, commit in items:
+                try:
+                    candidate = await self._build(task, commit, base)
+                except MergeConflict as c:
+                    self._done(task, await self._conflict(task, commit, base, c))
+                    continue
+                if not task.allow_protected and (protected := await protected_changes(self.hub.git, base, candidate)):
+                    reason = "touches protected paths without the task allowing it: " + ", ".join(protected)
+                    self._done(task, self._failed(task, reason, protected=protected))
+                    continue
+                stack.append((task, commit, candidate))
+                base = candidate
+            if not stack:
+                return
+            if len(stack) == 1:
+                await self._one(stack[0][0], stack[0][1])
+                return
+            verdict = await self.gate.check("+".join(t.id for t, _, _ in stack)[:80], stack[-1][2], tip)
+            self.emit(MergeBatch(size=len(stack), ok=verdict.ok, depth=depth, tasks=[t.id for t, _, _ in stack]))
+            if verdict.ok:
+                await self.hub.push_tip(stack[-1][2], tip)
+                self.batch_size = min(self.max_batch, self.batch_size + 1)
+                for task, _, candidate in stack:
+                    self._landed(task, candidate)
+                return
+        except PushRejected:
+            await self.hub.refresh()  # the remote moved under the batch: land its items one by one
+            for task, commit in items:
+                if task.id in self._queued:
+                    await self._one(task, commit)
+            return
+        except LongshotError as e:
+            for task, _ in items:
+                if task.id in self._queued:
+                    self._done(task, self._failed(task, f"landing failed: {e}"))
+            return
+        self.batch_size = max(1, self.batch_size // 2)
+        mid = len(stack) // 2
+        await self._batch([(t, c) for t, c, _ in stack[:mid]], depth + 1)
+        await self._batch([(t, c) for t, c, _ in stack[mid:]], depth + 1)
+
+    def _landed(self, task: Task, commit: str) -> None:
+        waited = time.monotonic() - self._submitted.pop(task.id, time.monotonic())
+        self.emit(MergeLanded(task_id=task.id, commit=commit, branch=task.branch, queue_depth=self.depth - 1,
+                              seconds_to_land=round(waited, 3)))
+        self._done(task, MergeResult(task_id=task.id, landed=True, commit=commit))
 
     async def land(self, task: Task, commit: str) -> MergeResult:
         policy = policy_for(PushRejected([], 1, ""))
