@@ -22,7 +22,8 @@ from longshot.types import Task
 
 SPEC_LIMIT = 20_000
 DOC_LIMIT = 10_000
-TREE_LIMIT = 300
+TREE_LIMIT = 5000
+"""Paths listed in the first message; beyond that the planner explores with ls and find."""
 DELTA_LIMIT = 50
 COMMITS_LIMIT = 30
 
@@ -90,8 +91,12 @@ class Planner:
         if len(added) + len(removed) > 2 * DELTA_LIMIT:
             delta += f"\n... ({len(added)} added, {len(removed)} removed in all)"
         commits = ""
-        if tip != self._last_tip:
-            commits = await self.hub.git.run("log", "-n", str(COMMITS_LIMIT), "--format=%h %s", f"{self._last_tip}..{tip}")
+        if tip != self._last_tip:  # handoffs already tell of Longshot's own commits
+            log = await self.hub.git.run("log", "-n", str(COMMITS_LIMIT),
+                                         "--format=%h %s%x00%(trailers:key=Longshot-Task,valueonly)",
+                                         f"{self._last_tip}..{tip}")
+            commits = "\n".join(line.split("\0")[0] for line in log.splitlines()
+                                if "\0" in line and not line.split("\0")[1].strip())
         self._last_tip = tip
         notes, self.notes = self.notes, []
         content = self.prompts.render("planner_followup", handoffs=handoffs, active=progress.active,
