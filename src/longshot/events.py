@@ -176,6 +176,22 @@ class MergeBatch(Event):
     tasks: list[str] = Field(default_factory=list)
 
 
+class MergeHealth(Event):
+    """The merge queue's figures so far, after each landing or refusal."""
+
+    type: Literal["merge.health"] = "merge.health"
+    queue_depth: int
+    landed: int
+    failed: int
+    conflicts: int
+    flakes: int
+    p50_seconds_to_land: float = 0.0
+    p95_seconds_to_land: float = 0.0
+    mean_batch: float = 0.0
+    max_bisection_depth: int = 0
+    landed_per_hour: float = 0.0
+
+
 class MergeFailed(Event):
     type: Literal["merge.failed"] = "merge.failed"
     branch: str
@@ -221,7 +237,7 @@ AnyEvent = Annotated[
         RunStarted, RunFinished, PlannerRequested, PlannerAnswered, PlannerParseError,
         TaskCreated, TaskRejected, TaskStatusChanged, WorkerStep, LLMUsage, LLMRetry, EndpointHealth,
         BudgetSpent, HandoffReceived,
-        MergeLanded, GateResult, MergeBatch, MergeFailed, CheckFinished, SandboxProfile, RunWarning, RunError,
+        MergeLanded, GateResult, MergeBatch, MergeHealth, MergeFailed, CheckFinished, SandboxProfile, RunWarning, RunError,
     ],
     Field(discriminator="type"),
 ]

@@ -170,4 +170,7 @@ def test_batches_are_checked_once_and_a_bad_change_is_bisected_out(tmp_path: Pat
     assert any(b.depth >= 1 and b.ok for b in batches)  # ...which was bisected, the good half landing together
     gate_runs = len([e for e in events if isinstance(e, GateResult)])
     assert gate_runs <= n  # no more verdicts than checking each change alone, even with a bad one
+    health = [e for e in events if e.type == "merge.health"][-1]
+    assert (health.landed, health.failed, health.queue_depth) == (5, 1, 0)
+    assert health.max_bisection_depth >= 1 and health.mean_batch > 1 and health.p95_seconds_to_land >= 1.0
     assert green_history(target, tmp_path) == []

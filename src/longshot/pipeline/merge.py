@@ -19,10 +19,11 @@ from __future__ import annotations
 import asyncio
 import itertools
 import time
+from dataclasses import dataclass, field
 from collections.abc import Callable
 
 from longshot.errors import GitError, LongshotError, PushRejected, policy_for
-from longshot.events import Emit, MergeBatch, MergeFailed, MergeLanded
+from longshot.events import Emit, MergeBatch, MergeFailed, MergeHealth, MergeLanded
 from longshot.git import Git
 from longshot.hub import Hub
 from longshot.pipeline.gate import Gate
@@ -30,6 +31,34 @@ from longshot.pipeline.protect import protected_changes
 from longshot.types import MergeResult, Task
 
 OnResult = Callable[[Task, MergeResult], None]
+
+
+@dataclass
+class MergeStats:
+    """Running figures for `MergeHealth` events."""
+
+    started: float = field(default_factory=time.monotonic)
+    landed: int = 0
+    failed: int = 0
+    conflicts: int = 0
+    waits: list[float] = field(default_factory=list)
+    batches: list[tuple[int, int]] = field(default_factory=list)
+
+    def record(self, result: MergeResult) -> None:
+        self.landed += result.landed
+        self.failed += not result.landed
+        self.conflicts += bool(result.conflicts)
+
+    def health(self, depth: int, flakes: list[str]) -> MergeHealth:
+        waits = sorted(self.waits)
+        pick = (lambda q: round(waits[min(len(waits) - 1, int(q * len(waits)))], 3)) if waits else (lambda q: 0.0)
+        hours = max(1e-9, (time.monotonic() - self.started) / 3600)
+        return MergeHealth(
+            queue_depth=depth, landed=self.landed, failed=self.failed, conflicts=self.conflicts, flakes=len(flakes),
+            p50_seconds_to_land=pick(0.5), p95_seconds_to_land=pick(0.95),
+            mean_batch=round(sum(b for b, _ in self.batches) / len(self.batches), 2) if self.batches else 0.0,
+            max_bisection_depth=max((d for _, d in self.batches), default=0),
+            landed_per_hour=round(self.landed / hours, 1))
 
 
 class MergeConflict(Exception):
@@ -55,6 +84,7 @@ class MergeQueue:
         self.max_batch = max_batch
         self.batch_size = max_batch
         """Adaptive: grows by one after a batch passes, halves when one fails."""
+        self.stats = MergeStats()
         self._submitted: dict[str, float] = {}
         self._queue: asyncio.PriorityQueue[tuple[float, int, Task | None, str]] = asyncio.PriorityQueue()
         self._seq = itertools.count()
@@ -101,6 +131,8 @@ class MergeQueue:
 
     def _done(self, task: Task, result: MergeResult) -> None:
         self._queued.discard(task.id)
+        self.stats.record(result)
+        self.emit(self.stats.health(self.depth, self.gate.flakes if self.gate else []))
         self.on_result(task, result)
 
     async def _batch(self, items: list[tuple[Task, str]], depth: int = 0) -> None:
@@ -129,6 +161,7 @@ class MergeQueue:
                 return
             verdict = await self.gate.check("+".join(t.id for t, _, _ in stack)[:80], stack[-1][2], tip)
             self.emit(MergeBatch(size=len(stack), ok=verdict.ok, depth=depth, tasks=[t.id for t, _, _ in stack]))
+            self.stats.batches.append((len(stack), depth))
             if verdict.ok:
                 await self.hub.push_tip(stack[-1][2], tip)
                 self.batch_size = min(self.max_batch, self.batch_size + 1)
@@ -153,6 +186,7 @@ class MergeQueue:
 
     def _landed(self, task: Task, commit: str) -> None:
         waited = time.monotonic() - self._submitted.pop(task.id, time.monotonic())
+        self.stats.waits.append(waited)
         self.emit(MergeLanded(task_id=task.id, commit=commit, branch=task.branch, queue_depth=self.depth - 1,
                               seconds_to_land=round(waited, 3)))
         self._done(task, MergeResult(task_id=task.id, landed=True, commit=commit))
@@ -180,6 +214,7 @@ class MergeQueue:
                 await self.hub.refresh()  # someone else moved it: rebuild on the new tip and check again
                 continue
             waited = time.monotonic() - self._submitted.pop(task.id, time.monotonic())
+            self.stats.waits.append(waited)
             self.emit(MergeLanded(task_id=task.id, commit=new, branch=task.branch, queue_depth=self.depth - 1,
                                   seconds_to_land=round(waited, 3)))
             return MergeResult(task_id=task.id, landed=True, commit=new)
