@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import subprocess
 import sys
+
+import pytest
 import threading
 import time
 from pathlib import Path
@@ -174,3 +176,31 @@ def test_batches_are_checked_once_and_a_bad_change_is_bisected_out(tmp_path: Pat
     assert (health.landed, health.failed, health.queue_depth) == (5, 1, 0)
     assert health.max_bisection_depth >= 1 and health.mean_batch > 1 and health.p95_seconds_to_land >= 1.0
     assert green_history(target, tmp_path) == []
+
+
+@pytest.mark.parametrize("resolution", ["drops", "keeps"])
+def test_a_conflict_resolution_must_keep_both_sides_tests(tmp_path: Path, fake_llm, remote, resolution: str) -> None:
+    target = remote({**CALC, "tests/test_extra.py": "def test_base():\n    assert True\n"})
+    one = "def test_base():\n    assert True\n\ndef test_one():\n    assert 1\n"
+    two = "def test_base():\n    assert True\n\ndef test_two():\n    assert 2\n"
+    fixed = {"drops": two, "keeps": one + "\ndef test_two():\n    assert 2\n"}[resolution]
+    tasks = [{"id": "one", "description": "add test_one", "scope": ["tests/test_extra.py"]},
+             {"id": "two", "description": "add test_two", "scope": ["tests/test_extra.py"]}]
+    workers = {"one": worker_steps([("tests/test_extra.py", one)]),  # lands first
+               "two": worker_steps([("tests/test_extra.py", two)], delay=0.5),  # conflicts with it
+               "two-conflict-fix": worker_steps([("tests/test_extra.py", fixed)])}
+    fake = fake_llm(RoleScript({"planner": planner_then_done(plan_json(tasks)), "worker": workers}))
+
+    code = run_inprocess(tmp_path, target, fake, CHECK_COMMANDS=PYTEST, SCOPE_OVERLAP="allow", MAX_WORKERS="2")
+
+    failed = {e.task_id: e.reason for e in run_log(tmp_path) if isinstance(e, MergeFailed)}
+    final = git("show", "main:tests/test_extra.py", cwd=target)
+    assert "merge conflict" in failed["two"]
+    if resolution == "drops":
+        assert code == 1
+        assert "drops tests one side added" in failed["two-conflict-fix"]
+        assert "tests/test_extra.py::test_one" in failed["two-conflict-fix"]
+        assert final == one.rstrip("\n")  # the bad resolution never landed (git show drops the last newline)
+    else:
+        assert code == 0 and "two-conflict-fix" not in failed
+        assert "def test_one" in final and "def test_two" in final

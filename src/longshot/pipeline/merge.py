@@ -27,7 +27,7 @@ from longshot.events import Emit, MergeBatch, MergeFailed, MergeHealth, MergeLan
 from longshot.git import Git
 from longshot.hub import Hub
 from longshot.pipeline.gate import Gate
-from longshot.pipeline.protect import protected_changes
+from longshot.pipeline.protect import lost_tests, protected_changes
 from longshot.types import MergeResult, Task
 
 OnResult = Callable[[Task, MergeResult], None]
@@ -136,6 +136,14 @@ class MergeQueue:
         self.on_result(task, result)
 
     async def _batch(self, items: list[tuple[Task, str]], depth: int = 0) -> None:
+        """Land a batch; conflict fixes go one by one afterwards (each is checked against the
+        tests both sides added, on its own tip)."""
+        await self._stack([(t, c) for t, c in items if t.kind != "conflict-fix"], depth)
+        for task, commit in items:
+            if task.kind == "conflict-fix":
+                await self._one(task, commit)
+
+    async def _stack(self, items: list[tuple[Task, str]], depth: int) -> None:
         """Stack the changes on the tip, check the top once, land them all; bisect on failure."""
         assert self.gate is not None
         try:
@@ -181,8 +189,8 @@ class MergeQueue:
             return
         self.batch_size = max(1, self.batch_size // 2)
         mid = len(stack) // 2
-        await self._batch([(t, c) for t, c, _ in stack[:mid]], depth + 1)
-        await self._batch([(t, c) for t, c, _ in stack[mid:]], depth + 1)
+        await self._stack([(t, c) for t, c, _ in stack[:mid]], depth + 1)
+        await self._stack([(t, c) for t, c, _ in stack[mid:]], depth + 1)
 
     def _landed(self, task: Task, commit: str) -> None:
         waited = time.monotonic() - self._submitted.pop(task.id, time.monotonic())
@@ -204,6 +212,10 @@ class MergeQueue:
                 if protected:
                     reason = "touches protected paths without the task allowing it: " + ", ".join(protected)
                     return self._failed(task, reason, protected=protected)
+            if task.kind == "conflict-fix" and task.source_commit:
+                lost = await lost_tests(self.hub.git, task.source_commit, tip, new)
+                if lost:
+                    return self._failed(task, "the conflict resolution drops tests one side added: " + ", ".join(lost))
             if self.gate is not None:
                 verdict = await self.gate.check(task.id, new, tip)
                 if not verdict.ok:

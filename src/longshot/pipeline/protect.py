@@ -40,3 +40,38 @@ async def protected_changes(git: Git, base: str, candidate: str) -> list[str]:
         elif SKIP.search(line) and f"{current} (adds a skip marker)" not in found:
             found.append(f"{current} (adds a skip marker)")
     return found
+
+
+TEST_NAME = re.compile(r"^\s*(?:async\s+)?def\s+(test_\w+)|^\s*(?:it|test)\(\s*['\"]([^'\"]+)", re.MULTILINE)
+
+
+async def _tests_changed(git: Git, base: str, rev: str) -> set[tuple[str, str]]:
+    """(file, test name) for the tests in files that ``base..rev`` added or changed."""
+    found: set[tuple[str, str]] = set()
+    status = await git.run("diff", "--name-status", "--no-renames", base, rev)
+    for line in status.splitlines():
+        kind, _, path = line.partition("\t")
+        if kind in ("A", "M") and TEST_FILE.search(path):
+            text = await git.run("show", f"{rev}:{path}")
+            found |= {(path, a or b) for a, b in TEST_NAME.findall(text)}
+    return found
+
+
+async def lost_tests(git: Git, source: str, tip: str, candidate: str) -> list[str]:
+    """Tests that either side of a conflict added or changed but ``candidate`` no longer has.
+
+    ``source`` is the change that conflicted, ``tip`` the target branch it conflicted with,
+    ``candidate`` the resolution about to land. A resolution must keep both sides' work.
+    """
+    base = await git.run("merge-base", source, tip)
+    wanted = await _tests_changed(git, base, source) | await _tests_changed(git, base, tip)
+    lost = []
+    texts: dict[str, str | None] = {}
+    for path, name in sorted(wanted):
+        if path not in texts:
+            code, out, _ = await git.run_full("show", f"{candidate}:{path}")
+            texts[path] = out if code == 0 else None
+        text = texts[path]
+        if text is None or name not in {a or b for a, b in TEST_NAME.findall(text)}:
+            lost.append(f"{path}::{name}")
+    return lost
