@@ -58,6 +58,8 @@ class PlainPrinter:
                 return f"{t}planned: {escape(e.description[:100])}"
             case TaskRejected():
                 return f"[yellow]rejected task[/] {t}{escape(e.reason)}"
+            case TaskStatusChanged() if e.after in ("merging", "landed"):
+                return None  # the merge events say it better
             case TaskStatusChanged():
                 colour = {"landed": "green", "failed": "red", "blocked": "red", "partial": "yellow"}.get(e.after, "blue")
                 why = f" ({escape(e.reason[:160])})" if e.reason and e.after != "merging" else ""
@@ -83,5 +85,5 @@ class PlainPrinter:
                 return f"{t}[red]error[/]: {escape(e.message)}"
             case RunFinished():
                 mark = "[green]✓ done[/]" if e.exit_code == 0 else f"[red]✗ exit {e.exit_code}[/]"
-                return f"{mark} in {e.duration_s:.1f}s, {e.tokens} tokens: {escape(e.summary)}"
+                return f"{mark} in {e.duration_s:.1f}s, {e.tokens} tokens, ${e.cost_usd:.4f}: {escape(e.summary)}"
         return None

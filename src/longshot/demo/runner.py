@@ -34,6 +34,8 @@ def run_demo(directory: Path | None, *, json_out: bool = False) -> int:
     isolation = "bubblewrap" if shutil.which("bwrap") else "none"
     if isolation == "none":
         console.print("[yellow]bubblewrap is not installed: the demo's scripted workers run without isolation.[/]")
+    prices = base / "prices.json"  # the scripted models, priced like a small hosted model
+    prices.write_text(json.dumps({name: [0.4, 1.6] for name in MODELS}))
     with FakeLLM(demo_script(sys.executable), models=MODELS) as fake:
         config = load_config({
             "GIT_REPO_URL": str(remote), "LLM_BASE_URL": fake.base_url, "LLM_API_KEY": "demo",
@@ -41,6 +43,7 @@ def run_demo(directory: Path | None, *, json_out: bool = False) -> int:
             "MAX_WORKERS": "4", "SANDBOX_ISOLATION": isolation,
             "CHECK_COMMANDS": json.dumps([f"{sys.executable} -m unittest discover -s tests -t ."]),
             "LONGSHOT_WORK_DIR": str(base / ".longshot"), "LONGSHOT_LOG_DIR": str(base / "logs"),
+            "LLM_PRICES_FILE": str(prices),
         }, env_file=None)
         code = execute(config, REQUEST, json_out=json_out)
         unscripted = fake.errors
