@@ -5,8 +5,9 @@ commit, exactly the tree that would land, in a sandbox with the same isolation a
 workers. The commands come from trusted configuration (never from the branch checked).
 
 A failure is blamed on the change only if it is new and real:
-- a command that also fails on the base (the current tip, run without the change) is a
-  pre-existing failure: it does not block the change (it does not make things worse);
+- a command that also fails on the base (the current tip, run without the change), twice,
+  is a pre-existing failure: it does not block the change (it does not make things worse);
+  a base failure that does not repeat is a flake on the base, and excuses nothing;
 - a command that fails on the candidate, passes on the base, and passes when re-run on
   the candidate is a flake: recorded, not blamed.
 Base results are cached per base commit, so a queue of changes on one tip pays for the
@@ -45,6 +46,8 @@ class Gate:
         self.runs = 0
         self.flakes: list[str] = []
         self._base: dict[str, dict[str, CheckResult]] = {}
+        self._confirmed: set[str] = set()
+        """Bases whose failures were seen twice (so they are real, not flakes)."""
 
     async def run(self, commit: str, commands: list[str], label: str) -> dict[str, CheckResult]:
         """Run every command on ``commit`` in a fresh sandbox."""
@@ -68,6 +71,17 @@ class Gate:
             self._base[base] = await self.run(base, self.commands, f"{task_id}-base")
         on_base = self._base[base]
         preexisting = [r.command for r in failing if r.command in on_base and not on_base[r.command].ok]
+        base_flakes: list[str] = []
+        if preexisting and base not in self._confirmed:
+            # A base failure excuses the change only if it repeats: a flaky failure on the base
+            # must not let a real breakage through.
+            again_on_base = await self.run(base, self.commands, f"{task_id}-base-again")
+            base_flakes = [c for c in preexisting if again_on_base[c].ok]
+            self.flakes += base_flakes
+            for c in base_flakes:
+                on_base[c] = again_on_base[c]
+            self._confirmed.add(base)
+            preexisting = [c for c in preexisting if c not in base_flakes]
         new = [r for r in failing if r.command not in preexisting]
         if not new:
             return self._done(task_id, candidate, Verdict(ok=True, preexisting=preexisting))
@@ -75,7 +89,7 @@ class Gate:
         if all(r.ok or r.command in preexisting for r in again.values()):
             flaky = [r.command for r in new]
             self.flakes += flaky
-            return self._done(task_id, candidate, Verdict(ok=True, flaky=flaky, preexisting=preexisting))
+            return self._done(task_id, candidate, Verdict(ok=True, flaky=flaky + base_flakes, preexisting=preexisting))
         blamed = new[0]
         reason = (f"check failed on the merged tree: {blamed.command} (exit {blamed.exit_code}; "
                   f"it passes on {self.hub.branch} at {base[:10]} without this change)")
