@@ -187,7 +187,7 @@ class MergeQueue:
                 if task.id in self._queued:
                     self._done(task, self._failed(task, f"landing failed: {e}"))
             return
-        self.batch_size = max(1, self.batch_size // 2)
+        self.batch_size = max(2, self.batch_size // 2)  # at 1 it would never batch (and grow) again
         mid = len(stack) // 2
         await self._stack([(t, c) for t, c, _ in stack[:mid]], depth + 1)
         await self._stack([(t, c) for t, c, _ in stack[mid:]], depth + 1)
