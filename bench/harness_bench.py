@@ -44,16 +44,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import cProfile
-import datetime
 import gc
 import io
 import json
-import os
-import platform
 import pstats
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -72,6 +68,7 @@ from longshot.sandboxes.local import LocalOptions, LocalSandboxProvider
 from longshot.sandboxes.output import cap_text
 from longshot.testing.repos import git, make_remote
 from longshot.types import Task
+from common import machine, percentile, stats
 
 BRANCH = "longshot/hbench"
 TASK_PREFIX = "hbench"
@@ -80,45 +77,6 @@ EDGE = 20  # steps compared at the start and at the end of a run
 
 def log(msg: str) -> None:
     print(f"[harness_bench] {msg}", file=sys.stderr, flush=True)
-
-
-def percentile(values: list[float], p: float) -> float:
-    s = sorted(values)
-    if len(s) == 1:
-        return s[0]
-    k = (len(s) - 1) * p / 100.0
-    lo = int(k)
-    hi = min(lo + 1, len(s) - 1)
-    return s[lo] + (s[hi] - s[lo]) * (k - lo)
-
-
-def stats(values: list[float], nd: int = 3) -> dict[str, float]:
-    return {"median": round(percentile(values, 50), nd), "p95": round(percentile(values, 95), nd),
-            "min": round(min(values), nd), "max": round(max(values), nd), "n": len(values)}
-
-
-def version(argv: list[str]) -> str:
-    try:
-        return subprocess.run(argv, capture_output=True, text=True, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError) as e:
-        return f"unavailable ({e})"
-
-
-def machine() -> dict[str, Any]:
-    mem_kb = 0
-    for line in Path("/proc/meminfo").read_text().splitlines():
-        if line.startswith("MemTotal:"):
-            mem_kb = int(line.split()[1])
-    return {
-        "nproc": len(os.sched_getaffinity(0)),
-        "cpu_count": os.cpu_count(),
-        "memory_total_mb": round(mem_kb / 1024),
-        "kernel": platform.release(),
-        "python": platform.python_version(),
-        "bwrap": version(["bwrap", "--version"]),
-        "loadavg_at_start": [round(x, 2) for x in os.getloadavg()],
-        "date_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-    }
 
 
 def rss_kb() -> int:

@@ -27,11 +27,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import datetime
 import json
-import os
-import platform
-import statistics
 import sys
 import tempfile
 import time
@@ -47,6 +43,7 @@ from longshot.llm.requestlog import RequestLog
 from longshot.llm.router import Router
 from longshot.testing.fake_llm import FakeLLM
 from longshot.testing.fake_script import Reply, Turn
+from common import machine, stats
 
 MODELS: dict[str, str] = {"planner": "bench-planner", "worker": "bench-worker",
                           "subplanner": "bench-subplanner", "reconciler": "bench-reconciler"}
@@ -59,30 +56,6 @@ SERVER_ERROR = {4, 11, 17}
 
 def log(msg: str) -> None:
     print(f"[llm_bench] {msg}", file=sys.stderr, flush=True)
-
-
-def percentile(values: list[float], p: float) -> float:
-    s = sorted(values)
-    if not s:
-        return float("nan")
-    if len(s) == 1:
-        return s[0]
-    k = (len(s) - 1) * p / 100.0
-    lo = int(k)
-    hi = min(lo + 1, len(s) - 1)
-    return s[lo] + (s[hi] - s[lo]) * (k - lo)
-
-
-def stats(values: list[float], digits: int = 2) -> dict[str, float]:
-    return {"median": round(percentile(values, 50), digits), "p95": round(percentile(values, 95), digits),
-            "p99": round(percentile(values, 99), digits), "max": round(max(values), digits),
-            "mean": round(statistics.fmean(values), digits), "n": len(values)}
-
-
-def machine() -> dict[str, Any]:
-    return {"nproc": len(os.sched_getaffinity(0)), "python": platform.python_version(),
-            "kernel": platform.release(),
-            "date_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
 
 
 # -- 1. router overhead ------------------------------------------------------------------------

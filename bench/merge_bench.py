@@ -32,11 +32,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import datetime
 import hashlib
 import json
 import os
-import platform
 import shutil
 import subprocess
 import sys
@@ -56,6 +54,7 @@ from longshot.sandboxes.base import SandboxSpec
 from longshot.sandboxes.local import LocalOptions, LocalSandboxProvider
 from longshot.testing.repos import make_remote
 from longshot.types import MergeResult, Task, TaskStatus
+from common import machine, percentile, version
 
 N_FILES = 1000
 AUTHOR = ("Longshot", "longshot@localhost")
@@ -71,36 +70,11 @@ def log(msg: str) -> None:
     print(f"[merge_bench {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
 
-def percentile(values: list[float], p: float) -> float:
-    s = sorted(values)
-    if not s:
-        return 0.0
-    k = (len(s) - 1) * p / 100.0
-    lo = int(k)
-    hi = min(lo + 1, len(s) - 1)
-    return s[lo] + (s[hi] - s[lo]) * (k - lo)
-
-
 def git(*args: str, cwd: Path, stdin: bytes | None = None, check: bool = True) -> str:
     done = subprocess.run(["git", *SAFE_CONFIG, *args], cwd=cwd, env=ENV, input=stdin, capture_output=True)
     if check and done.returncode != 0:
         raise RuntimeError(f"git {' '.join(args)} failed ({done.returncode}): {done.stderr.decode()[-2000:]}")
     return done.stdout.decode().strip()
-
-
-def version(argv: list[str]) -> str:
-    try:
-        return subprocess.run(argv, capture_output=True, text=True, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError) as e:
-        return f"unavailable ({e})"
-
-
-def machine() -> dict[str, Any]:
-    return {"nproc": len(os.sched_getaffinity(0)), "cpu_count": os.cpu_count(), "kernel": platform.release(),
-            "python": platform.python_version(), "git": version(["git", "--version"]),
-            "bwrap": version(["bwrap", "--version"]),
-            "date_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-            "loadavg_start": list(os.getloadavg())}
 
 
 # -- fixtures ----------------------------------------------------------------------------

@@ -67,13 +67,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import datetime
 import json
-import os
-import platform
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -92,6 +88,7 @@ from longshot.pipeline.plan import COMMITS_LIMIT, DELTA_LIMIT, TREE_LIMIT, PlanO
 from longshot.prompts import Prompts
 from longshot.testing.repos import git, make_remote
 from longshot.types import Task, TaskStatus
+from common import machine, percentile, stats
 
 FILES = 5_000
 SPRINT = 20  # handoffs per follow-up, tasks per answer
@@ -111,47 +108,6 @@ WORDS = ("inventory warehouse order pricing discount ledger invoice shipment cus
 
 def log(msg: str) -> None:
     print(f"[planner_bench] {msg}", file=sys.stderr, flush=True)
-
-
-def percentile(values: list[float], p: float) -> float:
-    s = sorted(values)
-    if not s:
-        return float("nan")
-    if len(s) == 1:
-        return s[0]
-    k = (len(s) - 1) * p / 100.0
-    lo = int(k)
-    hi = min(lo + 1, len(s) - 1)
-    return s[lo] + (s[hi] - s[lo]) * (k - lo)
-
-
-def stats(values: list[float], nd: int = 3) -> dict[str, float]:
-    return {"median": round(percentile(values, 50), nd), "p95": round(percentile(values, 95), nd),
-            "min": round(min(values), nd), "max": round(max(values), nd), "n": len(values)}
-
-
-def version(argv: list[str]) -> str:
-    try:
-        return subprocess.run(argv, capture_output=True, text=True, check=False).stdout.strip()
-    except OSError:
-        return ""
-
-
-def machine() -> dict[str, Any]:
-    mem_kb = 0
-    for line in Path("/proc/meminfo").read_text().splitlines():
-        if line.startswith("MemTotal:"):
-            mem_kb = int(line.split()[1])
-    return {
-        "nproc": len(os.sched_getaffinity(0)),
-        "cpu_count": os.cpu_count(),
-        "memory_total_mb": round(mem_kb / 1024),
-        "kernel": platform.release(),
-        "python": platform.python_version(),
-        "git": version(["git", "--version"]),
-        "loadavg_at_start": [round(x, 2) for x in os.getloadavg()],
-        "date_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-    }
 
 
 def text_of(n: int, seed: int) -> str:

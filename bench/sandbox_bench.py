@@ -28,10 +28,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import datetime
 import json
 import os
-import platform
 import resource
 import shutil
 import subprocess
@@ -47,6 +45,7 @@ from longshot.sandboxes.bwrap import SANDBOX_HOME, WORKSPACE, bwrap_argv, toolch
 from longshot.sandboxes.limits import Cgroup, Limits, launcher, usage
 from longshot.sandboxes.local import ENV_ALLOW, EXCLUDES, LocalOptions, LocalSandboxProvider
 from longshot.testing.repos import git, make_remote
+from common import machine, percentile, stats
 
 N_FILES = 1000
 BRANCH = "longshot/bench"
@@ -59,21 +58,6 @@ def log(msg: str) -> None:
 
 def ms(seconds: float) -> float:
     return seconds * 1000.0
-
-
-def percentile(values: list[float], p: float) -> float:
-    s = sorted(values)
-    if len(s) == 1:
-        return s[0]
-    k = (len(s) - 1) * p / 100.0
-    lo = int(k)
-    hi = min(lo + 1, len(s) - 1)
-    return s[lo] + (s[hi] - s[lo]) * (k - lo)
-
-
-def stats(values: list[float]) -> dict[str, float]:
-    return {"median": round(percentile(values, 50), 2), "p95": round(percentile(values, 95), 2),
-            "min": round(min(values), 2), "max": round(max(values), 2), "n": len(values)}
 
 
 def my_cgroups() -> list[Path]:
@@ -110,30 +94,6 @@ def rss_now_mb() -> float:
 
 def maxrss_mb(who: int = resource.RUSAGE_SELF) -> float:
     return round(resource.getrusage(who).ru_maxrss / 1024, 1)  # ru_maxrss is in KiB on Linux
-
-
-def version(argv: list[str]) -> str:
-    try:
-        return subprocess.run(argv, capture_output=True, text=True, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError) as e:
-        return f"unavailable ({e})"
-
-
-def machine() -> dict[str, Any]:
-    mem_kb = 0
-    for line in Path("/proc/meminfo").read_text().splitlines():
-        if line.startswith("MemTotal:"):
-            mem_kb = int(line.split()[1])
-    return {
-        "nproc": len(os.sched_getaffinity(0)),
-        "cpu_count": os.cpu_count(),
-        "memory_total_mb": round(mem_kb / 1024),
-        "kernel": platform.release(),
-        "python": platform.python_version(),
-        "bwrap": version(["bwrap", "--version"]),
-        "git": version(["git", "--version"]),
-        "date_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-    }
 
 
 # -- fixtures ------------------------------------------------------------------------
