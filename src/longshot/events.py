@@ -232,12 +232,95 @@ class RunError(Event):
     message: str
 
 
+class Metrics(Event):
+    """The monitor's figures, every HEALTH_CHECK_INTERVAL seconds."""
+
+    type: Literal["run.metrics"] = "run.metrics"
+    workers_active: int
+    workers_total: int
+    pending: int
+    done: int
+    failed: int
+    landed: int
+    landed_per_hour: float = 0.0
+    tasks_per_hour: float = 0.0
+    merge_success_rate: float = 1.0
+    queue_depth: int = 0
+    tokens: int = 0
+    cost_usd: float = 0.0
+
+
+class WorkerStuck(Event):
+    """A worker showed no progress for ``silent_s`` seconds; it is ended and its work salvaged."""
+
+    type: Literal["worker.stuck"] = "worker.stuck"
+    silent_s: float
+
+
+class SweepStarted(Event):
+    """The reconciler started checking the target branch at ``commit``."""
+
+    type: Literal["reconciler.sweep"] = "reconciler.sweep"
+    sweep: int
+    commit: str
+
+
+class SweepFinished(Event):
+    """A sweep's outcome: ``failures`` are failure signatures; ``discarded`` when the branch moved."""
+
+    type: Literal["reconciler.result"] = "reconciler.result"
+    sweep: int
+    commit: str
+    green: bool
+    failures: list[str] = Field(default_factory=list)
+    fixes: list[str] = Field(default_factory=list)
+    discarded: bool = False
+    preexisting: list[str] = Field(default_factory=list)
+
+
+class FinalizationAttempt(Event):
+    """Finalization round ``attempt`` of ``max_attempts`` started (drain, re-land, sweep, fix)."""
+
+    type: Literal["finalize.attempt"] = "finalize.attempt"
+    attempt: int
+    max_attempts: int
+
+
+class StateSaved(Event):
+    """The run's durable state was written to ``ref`` as ``commit`` (DESIGN §3.5)."""
+
+    type: Literal["state.saved"] = "state.saved"
+    ref: str
+    commit: str
+    reason: str = ""
+
+
+class RunResumed(Event):
+    """A run picked up from the durable state in the repository."""
+
+    type: Literal["run.resumed"] = "run.resumed"
+    landed: list[str] = Field(default_factory=list)
+    adopted: list[str] = Field(default_factory=list)
+    redispatched: list[str] = Field(default_factory=list)
+    set_aside: list[str] = Field(default_factory=list)
+
+
+class RunInterrupted(Event):
+    """SIGINT/SIGTERM: dispatching stopped; ``immediate`` when a second signal cut the grace short."""
+
+    type: Literal["run.interrupted"] = "run.interrupted"
+    signal: str
+    immediate: bool = False
+
+
 AnyEvent = Annotated[
     Union[
         RunStarted, RunFinished, PlannerRequested, PlannerAnswered, PlannerParseError,
         TaskCreated, TaskRejected, TaskStatusChanged, WorkerStep, LLMUsage, LLMRetry, EndpointHealth,
         BudgetSpent, HandoffReceived,
         MergeLanded, GateResult, MergeBatch, MergeHealth, MergeFailed, CheckFinished, SandboxProfile, RunWarning, RunError,
+        Metrics, WorkerStuck, SweepStarted, SweepFinished, FinalizationAttempt, StateSaved, RunResumed,
+        RunInterrupted,
     ],
     Field(discriminator="type"),
 ]
