@@ -214,7 +214,9 @@ class Config(BaseSettings):
     health_check_interval: float = Field(default=10.0, gt=0)
     """Seconds between monitor polls."""
     reconciler_interval: float = Field(default=300.0, gt=0)
-    """Seconds between reconciler sweeps (shorter while the target is red)."""
+    """Seconds between reconciler sweeps (RECONCILER_RED_INTERVAL while the target is red)."""
+    reconciler_red_interval: float = Field(default=60.0, gt=0)
+    """Seconds between sweeps from a red sweep until three green sweeps in a row."""
     finalization_enabled: bool = True
     """Whether the finalization phase (final checks and fixes) runs after planning ends."""
     finalization_max_attempts: int = Field(default=3, ge=1)

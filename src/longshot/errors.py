@@ -58,6 +58,15 @@ class SandboxError(LongshotError, RuntimeError):
     """A sandbox could not be created, used or cleaned up."""
 
 
+class SetupFailed(SandboxError):
+    """A trusted set-up command (SANDBOX_SETUP_COMMAND, or a check's dependency set-up) failed."""
+
+    def __init__(self, message: str, *, command: str, output: str) -> None:
+        super().__init__(message)
+        self.command = command
+        self.output = output
+
+
 class PathOutsideSandbox(SandboxError, ValueError):
     """A tool asked for an absolute path or one that escapes the checkout."""
 
@@ -130,6 +139,7 @@ RETRY_POLICY: dict[type[LongshotError], RetryPolicy] = {
     BudgetExceeded: RetryPolicy(False, hint="raise the budget or accept the partial result"),
     PushRejected: RetryPolicy(True, 5, 0.0, 0.0, "the target branch moved; rebuild on the new tip"),
     GitError: RetryPolicy(False, hint="see the git message"),
+    SetupFailed: RetryPolicy(False, hint="the set-up command or a dependency is wrong; see its output"),
     SandboxError: RetryPolicy(False, hint="see the sandbox message"),
 }
 

@@ -232,6 +232,16 @@ class RunError(Event):
     message: str
 
 
+class ChecksPlanned(Event):
+    """The checks that judge the target: ``source`` is configured, detected or none."""
+
+    type: Literal["checks.plan"] = "checks.plan"
+    source: Literal["configured", "detected", "none"]
+    commands: list[str] = Field(default_factory=list)
+    ecosystems: list[str] = Field(default_factory=list)
+    setup: bool = False
+
+
 class Metrics(Event):
     """The monitor's figures, every HEALTH_CHECK_INTERVAL seconds."""
 
@@ -319,7 +329,7 @@ AnyEvent = Annotated[
         TaskCreated, TaskRejected, TaskStatusChanged, WorkerStep, LLMUsage, LLMRetry, EndpointHealth,
         BudgetSpent, HandoffReceived,
         MergeLanded, GateResult, MergeBatch, MergeHealth, MergeFailed, CheckFinished, SandboxProfile, RunWarning, RunError,
-        Metrics, WorkerStuck, SweepStarted, SweepFinished, FinalizationAttempt, StateSaved, RunResumed,
+        ChecksPlanned, Metrics, WorkerStuck, SweepStarted, SweepFinished, FinalizationAttempt, StateSaved, RunResumed,
         RunInterrupted,
     ],
     Field(discriminator="type"),

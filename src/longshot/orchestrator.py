@@ -20,7 +20,8 @@ from typing import Any
 from longshot.config import Config
 from longshot.errors import ConfigError, LongshotError
 from longshot.events import (
-    Bus, Emit, RunError, TaskRejected, RunFinished, RunStarted, RunWarning, SandboxProfile,
+    Bus, CheckFinished, ChecksPlanned, Emit, FinalizationAttempt, RunError, TaskRejected, RunFinished, RunStarted, RunWarning,
+    SandboxProfile,
 )
 from longshot.harnesses.base import Harness
 from longshot.harnesses.builtin import BuiltinHarness
@@ -34,7 +35,9 @@ from longshot.llm.prices import PriceTable
 from longshot.llm.requestlog import RequestLog
 from longshot.llm.router import Router
 from longshot.pipeline.dispatch import TaskRunner
-from longshot.pipeline.finalize import Verdict, detect_checks, run_checks, verdict
+from longshot.pipeline.checks import CheckSource
+from longshot.pipeline.finalize import Account, Verdict, verdict
+from longshot.pipeline.reconcile import Reconciler
 from longshot.pipeline.gate import Gate
 from longshot.pipeline.merge import MergeQueue
 from longshot.pipeline.parse import TaskValidator
@@ -141,6 +144,8 @@ class Orchestrator:
         self._changed = asyncio.Event()
         self._running: set[str] = set()
         self._errors: list[str] = []
+        self._finalizing = False
+        self._final_rounds = 0
 
     def _conversation(self, role: Role, prompt: str, task_id: str | None = None) -> Conversation:
         window = context_window(self.config.model_for(role), self.config.llm_context_window or 128_000)
@@ -154,18 +159,24 @@ class Orchestrator:
                              max_workers=self.config.max_workers, log_path=log_path))
         self._announce_isolation()
         await self.hub.open()
-        self.checks = await self._check_commands()
-        if self.config.merge_gate != "off" and self.checks:
+        start = await self.hub.tip()
+        self.checks = CheckSource(self.hub, self.config.check_commands)
+        await self._announce_checks(start)
+        self.reconciler = Reconciler(
+            self.provider, self.hub, self.checks, self.scheduler, self.validator,
+            lambda: self._conversation("reconciler", "reconciler"), self.prompts, self.emit, start_commit=start,
+            timeout=self.config.check_timeout, prefix=self.config.git_branch_prefix,
+            interval=self.config.reconciler_interval, red_interval=self.config.reconciler_red_interval)
+        if self.config.merge_gate != "off":
             self.merge_queue.gate = Gate(self.provider, self.hub, self.checks, self.emit,
                                          timeout=self.config.check_timeout, branch=f"{self.config.git_branch_prefix}gate")
-        elif self.config.merge_gate == "on":
-            self.emit(RunWarning(message="MERGE_GATE=on but no check commands are configured or detected: "
-                                         "work lands unchecked (set CHECK_COMMANDS)"))
         async with asyncio.TaskGroup() as tg:
             tg.create_task(self.merge_queue.run())
+            self._sweeper = tg.create_task(self.reconciler.loop(self._fixes))
             try:
                 await self._drive(request, tg)
             finally:
+                self._sweeper.cancel()
                 self.merge_queue.close()
         result = await self._finish()
         self.emit(RunFinished(exit_code=result.exit_code, green=result.green, landed=result.landed,
@@ -173,6 +184,27 @@ class Orchestrator:
                               duration_s=round(time.monotonic() - started, 3), tokens=self.budget.tokens,
                               cost_usd=round(self.budget.cost_usd, 6)))
         return result
+
+    async def _announce_checks(self, tip: str) -> None:
+        if self.checks.explicit_none:
+            self.emit(ChecksPlanned(source="none"))
+            return
+        plan = await self.checks.plan_for(tip)
+        source = "configured" if self.checks.configured is not None else "detected"
+        self.emit(ChecksPlanned(source=source if plan.checks else "none", commands=plan.commands,
+                                ecosystems=plan.ecosystems, setup=bool(plan.setup)))
+        if not plan.checks:
+            self.emit(RunWarning(message="NO CHECKS: no check commands are configured and none were detected on "
+                                         f"{self.config.git_main_branch}, so nothing can tell a green branch from a red "
+                                         "one; detection runs again on each sweep. Set CHECK_COMMANDS (or "
+                                         "CHECK_COMMANDS=none to run without checks on purpose)."))
+            if self.config.merge_gate == "on":
+                self.emit(RunWarning(message="MERGE_GATE=on but no check commands are configured or detected: "
+                                             "work lands unchecked until checks appear (set CHECK_COMMANDS)"))
+
+    def _fixes(self, tasks: list[Task]) -> None:
+        self._add(tasks)
+        self._changed.set()
 
     def _announce_isolation(self) -> None:
         if self.config.sandbox_isolation == "none":
@@ -207,15 +239,21 @@ class Orchestrator:
                 self._spawn(tg, job)
             open_work = self.scheduler.open_work() or bool(self.ledger.parents_to_review)
             if planning is None:
-                if (last_proposed == 0 or self.budget.exhausted) and not open_work:
+                planned_out = last_proposed == 0 or self.budget.exhausted or self._finalizing
+                if planned_out and not open_work:
+                    if await self._finalize_round():
+                        continue
                     return
                 quiet = not open_work
-                if len(self._running) < slots and (len(self.ledger.unsent) >= REPLAN_AFTER_HANDOFFS or quiet):
+                if not planned_out and len(self._running) < slots and (
+                        len(self.ledger.unsent) >= REPLAN_AFTER_HANDOFFS or quiet):
                     if self.planner.iteration >= self.config.planner_max_iterations:
-                        self.emit(RunWarning(message=f"planner stopped at PLANNER_MAX_ITERATIONS="
-                                                     f"{self.config.planner_max_iterations}"))
+                        if not self._finalizing:
+                            self.emit(RunWarning(message=f"planner stopped at PLANNER_MAX_ITERATIONS="
+                                                         f"{self.config.planner_max_iterations}"))
+                        self._finalizing = self._finalizing or not open_work
                         if not open_work:
-                            return
+                            continue
                     else:
                         planning = self._spawn(tg, self._plan(self.planner.follow_up(
                             self.ledger.take_reports(), self._progress())))
@@ -241,8 +279,8 @@ class Orchestrator:
             budget = (f"tokens used {self.budget.tokens}" + (f" of {self.budget.max_tokens}" if self.budget.max_tokens else "")
                       + f"; cost ${self.budget.cost_usd:.2f}" + (f" of ${self.budget.max_cost_usd}" if self.budget.max_cost_usd else ""))
         summary = "\n".join(f"{t.id} [{t.status}] {t.description[:80]}" for t in tasks if t.parent is None)
-        self.planner.notes += self.ledger.notes
-        self.ledger.notes = []
+        self.planner.notes += self.ledger.notes + self.reconciler.notes
+        self.ledger.notes, self.reconciler.notes = [], []
         return Progress(active=self.scheduler.active, landed=sum(t.status == TaskStatus.LANDED for t in tasks),
                         failed=sum(t.status == TaskStatus.FAILED for t in tasks), queue_depth=self.merge_queue.depth,
                         budget=budget, summary=summary)
@@ -299,22 +337,41 @@ class Orchestrator:
         self.ledger.merged(task, result)
         self._changed.set()
 
-    async def _check_commands(self) -> list[str] | None:
-        """CHECK_COMMANDS, or what the target branch's files suggest; None when nothing is known."""
-        if self.config.check_commands is not None:
-            return self.config.check_commands
-        return detect_checks(await self.hub.files(await self.hub.tip())) or None
+    async def _finalize_round(self) -> bool:
+        """One round of finalization; True when it started work that must be waited for.
+
+        Re-land every completed but unlanded branch on the current tip, wait for the queue to
+        drain, sweep, and issue fixes for what is broken. Rounds stop at
+        FINALIZATION_MAX_ATTEMPTS, when nothing is broken, or when no fix can be issued.
+        """
+        self._finalizing = True
+        self._sweeper.cancel()  # finalization sweeps by itself, after each drain
+        if not self.config.finalization_enabled or self._final_rounds >= self.config.finalization_max_attempts:
+            return False
+        self._final_rounds += 1
+        self.emit(FinalizationAttempt(attempt=self._final_rounds, max_attempts=self.config.finalization_max_attempts))
+        for task in self.ledger.relandable(gated=self.merge_queue.gate is not None and self.checks.known):
+            self.ledger.reland(task)
+        while self.scheduler.with_status(TaskStatus.MERGING):
+            await self._changed.wait()
+            self._changed.clear()
+        outcome = await self.reconciler.sweep(fix=not self.budget.exhausted, final=True)
+        self._add(outcome.fixes)
+        return self.scheduler.open_work()
 
     async def _finish(self) -> Verdict:
-        commands = self.config.check_commands
-        if commands is None:
-            commands = await self._check_commands()
-        checks = None
-        if commands is not None:
-            checks = await run_checks(self.provider, self.hub, commands, timeout=self.config.check_timeout,
-                                      branch=f"{self.config.git_branch_prefix}final-checks", emit=self.emit)
+        outcome = self.reconciler.last
+        if outcome is None or outcome.commit != await self.hub.tip() or outcome.discarded:
+            outcome = await self.reconciler.sweep(fix=False)
+        plan = await self.checks.plan_for(outcome.commit)
+        checks = outcome.results if plan.checks or self.checks.explicit_none else None
+        for r in outcome.results:
+            self.emit(CheckFinished(command=r.command, exit_code=r.exit_code, ok=r.ok, output_tail=r.output_tail))
         errors = list(self._errors)
         if self.budget.exhausted and not any(self.budget.exhausted in e for e in errors):
             errors.append(f"stopped early: {self.budget.exhausted} spent")
-        return verdict(list(self.scheduler.tasks.values()), checks, sorted(self.ledger.unlanded), self.emit,
-                       errors=errors)
+        preexisting = sorted((self.reconciler.preexisting or set()) & {f.signature for f in outcome.failures})
+        return verdict(Account(tasks=list(self.scheduler.tasks.values()), checks=checks,
+                               unlanded=dict(self.ledger.unlanded), errors=errors, preexisting=preexisting,
+                               failures=[f.signature for f in outcome.failures], tokens=self.budget.tokens,
+                               cost_usd=self.budget.cost_usd), self.emit)

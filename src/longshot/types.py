@@ -58,9 +58,10 @@ TRANSITIONS: dict[TaskStatus, frozenset[TaskStatus]] = {
         }
     ),
     TaskStatus.MERGING: frozenset({TaskStatus.LANDED, TaskStatus.FAILED, TaskStatus.CANCELLED}),
-    TaskStatus.PARTIAL: frozenset({TaskStatus.PENDING, TaskStatus.CANCELLED, TaskStatus.SUPERSEDED}),
+    # Partial and failed work with a commit may be sent to the merge queue again by finalization.
+    TaskStatus.PARTIAL: frozenset({TaskStatus.PENDING, TaskStatus.MERGING, TaskStatus.CANCELLED, TaskStatus.SUPERSEDED}),
     TaskStatus.BLOCKED: frozenset({TaskStatus.PENDING, TaskStatus.CANCELLED, TaskStatus.SUPERSEDED}),
-    TaskStatus.FAILED: frozenset({TaskStatus.PENDING, TaskStatus.CANCELLED, TaskStatus.SUPERSEDED}),
+    TaskStatus.FAILED: frozenset({TaskStatus.PENDING, TaskStatus.MERGING, TaskStatus.CANCELLED, TaskStatus.SUPERSEDED}),
     TaskStatus.LANDED: frozenset(),
     TaskStatus.UNCHANGED: frozenset(),
     TaskStatus.CANCELLED: frozenset(),
@@ -86,6 +87,8 @@ class RawTask(BaseModel):
     depends_on: list[str] = Field(default_factory=list)
     continue_from: str | None = None
     allow_protected: bool = False
+    fixes: list[str] = Field(default_factory=list)
+    """Reconciler answers only: the labels (F1, F2 ...) of the failures this task fixes."""
 
 
 class Task(BaseModel):
@@ -112,7 +115,10 @@ class Task(BaseModel):
     """How many subplanners lie between this task and the root planner."""
     atomic: bool = False
     """A subplanner judged it small enough for one worker: never split again."""
-    kind: Literal["task", "conflict-fix"] = "task"
+    kind: Literal["task", "conflict-fix", "fix"] = "task"
+    """``fix``: issued by the reconciler for a failure on the target branch."""
+    fixes: list[str] = Field(default_factory=list)
+    """For a fix task: the failure signatures it was issued for (see `pipeline/failures.py`)."""
     source_commit: str | None = None
     """For a conflict fix: the commit whose change must be merged onto the tip."""
     allow_protected: bool = False
@@ -174,10 +180,15 @@ class MergeResult(BaseModel):
 
 
 
+CheckKind = Literal["build", "types", "test"]
+"""What breakage a check finds; the reconciler fixes build, then types, then tests."""
+
+
 class CheckResult(BaseModel):
     """One check command run on a tree."""
 
     command: str
+    kind: CheckKind = "test"
     exit_code: int
     output_tail: str = ""
     timed_out: bool = False

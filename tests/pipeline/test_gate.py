@@ -159,7 +159,9 @@ def test_batches_are_checked_once_and_a_bad_change_is_bisected_out(tmp_path: Pat
     workers["b3"] = worker_steps([("tests/test_m3.py", "def test_broken():\n    assert False\n")], delay=0.3)
     fake = fake_llm(RoleScript({"planner": planner_then_done(plan_json(tasks)), "worker": workers}))
 
-    code = run_inprocess(tmp_path, target, fake, CHECK_COMMANDS=f"sleep 1 && {PYTEST}", MAX_WORKERS=str(n))
+    # Without finalization, which would try b3 once more on the final tip (tested in test_finalize.py).
+    code = run_inprocess(tmp_path, target, fake, CHECK_COMMANDS=f"sleep 1 && {PYTEST}", MAX_WORKERS=str(n),
+                         FINALIZATION_ENABLED="false")
 
     assert code == 1  # b3 does not land
     events = run_log(tmp_path)

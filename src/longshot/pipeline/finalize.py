@@ -1,49 +1,20 @@
-"""Final checks on the target branch and the run's verdict (DESIGN §3.1 exit codes).
+"""The run's verdict (DESIGN §3.1 exit codes) and the account the final summary gives.
 
-The check commands come from trusted configuration (``CHECK_COMMANDS``) or are detected
-from the target's files; they run in a sandbox on a fresh checkout of the final tip. A
-run with no checks configured or detected is not called green, unless the user said
-``CHECK_COMMANDS=none`` explicitly.
+Exit 0 only when the final checks are green, no completed work was left unlanded and the
+run itself had no error. Tasks that failed, changed nothing, were split into subtasks,
+or were carried on by a continuation that landed are outcomes, not unlanded work: they
+never make the exit code 1 on their own. A run with no checks configured or detected is
+not called green, unless the user said ``CHECK_COMMANDS=none`` explicitly.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from longshot.events import CheckFinished, Emit, RunWarning
-from longshot.hub import Hub
-from longshot.sandboxes.base import SandboxProvider, SandboxSpec
-from longshot.sandboxes.output import cap_text
+from longshot.events import Emit, RunWarning
 from longshot.types import CheckResult, Task, TaskStatus
 
-DETECTORS: tuple[tuple[tuple[str, ...], str], ...] = (
-    (("pyproject.toml", "setup.py", "pytest.ini", "setup.cfg", "tox.ini"), "python -m pytest -q"),
-    (("package.json",), "npm test"),
-    (("Cargo.toml",), "cargo test"),
-    (("go.mod",), "go test ./..."),
-)
-
-
-def detect_checks(files: list[str]) -> list[str]:
-    """Check commands guessed from the files at the repository root."""
-    top = {f for f in files if "/" not in f}
-    return [command for markers, command in DETECTORS if top & set(markers)]
-
-
-async def run_checks(
-    provider: SandboxProvider, hub: Hub, commands: list[str], *, timeout: float, branch: str, emit: Emit
-) -> list[CheckResult]:
-    tip = await hub.tip()
-    results: list[CheckResult] = []
-    spec = SandboxSpec(task_id="final-checks", branch=branch, base_commit=tip, hub=hub.path)
-    async with provider.open(spec) as sandbox:
-        for command in commands:
-            r = await sandbox.exec(command, timeout)
-            tail = cap_text((r.stdout + "\n" + r.stderr).strip(), 4000)
-            result = CheckResult(command=command, exit_code=r.exit_code, output_tail=tail, timed_out=r.timed_out)
-            emit(CheckFinished(command=command, exit_code=r.exit_code, ok=result.ok, output_tail=tail))
-            results.append(result)
-    return results
+NO_CHECKS = "no check commands configured or detected (set CHECK_COMMANDS, or CHECK_COMMANDS=none to run without)"
 
 
 @dataclass
@@ -56,27 +27,68 @@ class Verdict:
     summary: str = ""
 
 
-def verdict(
-    tasks: list[Task], checks: list[CheckResult] | None, unlanded: list[str], emit: Emit,
-    *, errors: list[str] | None = None,
-) -> Verdict:
-    """Exit 0 only when the checks are green, no finished work was left unlanded, no run error."""
+@dataclass
+class Account:
+    """Everything the verdict weighs."""
+
+    tasks: list[Task]
+    checks: list[CheckResult] | None
+    """None: no checks known; []: CHECK_COMMANDS=none."""
+    unlanded: dict[str, str]
+    errors: list[str] = field(default_factory=list)
+    preexisting: list[str] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)
+    """Failure signatures of the last sweep (conflict markers included)."""
+    tokens: int = 0
+    cost_usd: float = 0.0
+
+
+def verdict(account: Account, emit: Emit) -> Verdict:
+    tasks = account.tasks
     landed = [t.id for t in tasks if t.status == TaskStatus.LANDED]
     failed = [t.id for t in tasks if t.status in (TaskStatus.FAILED, TaskStatus.BLOCKED)]
+    unlanded = {k: v for k, v in account.unlanded.items()
+                if next((t.status for t in tasks if t.id == k), None) not in (TaskStatus.LANDED, TaskStatus.SUPERSEDED)}
     reasons: list[str] = []
-    if checks is None:
+    if account.checks is None:
         green = False
-        reasons.append("no check commands configured or detected (set CHECK_COMMANDS, or CHECK_COMMANDS=none)")
-        emit(RunWarning(message=reasons[-1]))
+        reasons.append(NO_CHECKS)
+        emit(RunWarning(message=NO_CHECKS))
     else:
-        bad = [c.command for c in checks if not c.ok]
-        green = not bad
-        if bad:
-            reasons.append("failing checks: " + ", ".join(bad))
-    if unlanded:
-        reasons.append("work left unlanded: " + ", ".join(unlanded))
-    reasons.extend(errors or [])
-    code = 0 if green and not unlanded and not errors else 1
-    summary = f"{len(landed)} landed, {len(failed)} failed, {len(unlanded)} unlanded; checks " + (
-        "green" if green else "NOT green") + ("" if not reasons else " (" + "; ".join(reasons) + ")")
-    return Verdict(exit_code=code, green=green, landed=landed, failed=failed, unlanded=unlanded, summary=summary)
+        bad = [c for c in account.checks if not c.ok]
+        green = not bad and not account.failures
+        for c in bad:
+            reasons.append(f"failing check: {c.command} (exit {c.exit_code}{', timed out' if c.timed_out else ''})")
+        if account.failures and not bad:
+            reasons.append("still broken: " + ", ".join(account.failures[:10]))
+    if account.preexisting:
+        reasons.append("already failing when the run started: " + ", ".join(account.preexisting[:10]))
+    reasons += [f"not landed: {k} ({why})" for k, why in sorted(unlanded.items())]
+    reasons += account.errors
+    code = 0 if green and not unlanded and not account.errors else 1
+    return Verdict(exit_code=code, green=green, landed=landed, failed=failed, unlanded=sorted(unlanded),
+                   summary=_summary(account, green, landed, unlanded, reasons))
+
+
+def _summary(account: Account, green: bool, landed: list[str], unlanded: dict[str, str], reasons: list[str]) -> str:
+    by_status: dict[str, list[str]] = {}
+    for t in account.tasks:
+        by_status.setdefault(str(t.status), []).append(t.id)
+    outcome = ", ".join(f"{len(ids)} {status}" for status, ids in sorted(by_status.items())) or "no tasks"
+    if account.checks is None:
+        checks = "none known"
+    elif not account.checks:
+        checks = "none (CHECK_COMMANDS=none)"
+    else:
+        checks = ", ".join(f"{c.command}: {'ok' if c.ok else 'FAILED'}" for c in account.checks)
+    lines = [
+        f"{len(landed)} landed, {len(unlanded)} unlanded; checks {'green' if green else 'NOT green'}",
+        f"tasks: {outcome}",
+        f"final checks: {checks}",
+        f"tokens: {account.tokens:,}; cost: ${account.cost_usd:.4f}",
+    ]
+    not_landed = [t for t in account.tasks if t.status in (TaskStatus.FAILED, TaskStatus.BLOCKED, TaskStatus.PARTIAL,
+                                                            TaskStatus.CANCELLED) and t.reason]
+    lines += [f"{t.id} {t.status}: {t.reason[:200]}" for t in not_landed[:30]]
+    lines += [f"- {r}" for r in reasons]
+    return "\n".join(lines)

@@ -20,8 +20,9 @@ from dataclasses import dataclass, field
 
 from longshot.events import CheckFinished, Emit, GateResult
 from longshot.hub import Hub
-from longshot.sandboxes.base import SandboxProvider, SandboxSpec
-from longshot.sandboxes.output import cap_text
+from longshot.pipeline.checks import CheckPlan, CheckSource, run_commands
+from longshot.pipeline.failures import failures_of
+from longshot.sandboxes.base import SandboxProvider
 from longshot.types import CheckResult
 
 
@@ -35,11 +36,17 @@ class Verdict:
 
 
 class Gate:
-    def __init__(self, provider: SandboxProvider, hub: Hub, commands: list[str], emit: Emit, *,
+    def __init__(self, provider: SandboxProvider, hub: Hub, checks: CheckSource | CheckPlan | list[str], emit: Emit, *,
                  timeout: float, branch: str) -> None:
         self.provider = provider
         self.hub = hub
-        self.commands = commands
+        if isinstance(checks, CheckSource):
+            self.source = checks
+        else:
+            self.source = CheckSource(hub, checks.commands if isinstance(checks, CheckPlan) else checks)
+            if isinstance(checks, CheckPlan):
+                self.source.configured = checks
+        self.plan = CheckPlan()
         self.emit = emit
         self.timeout = timeout
         self.branch = branch
@@ -52,17 +59,17 @@ class Gate:
     async def run(self, commit: str, commands: list[str], label: str) -> dict[str, CheckResult]:
         """Run every command on ``commit`` in a fresh sandbox."""
         self.runs += 1
-        results: dict[str, CheckResult] = {}
-        spec = SandboxSpec(task_id=f"gate-{label}", branch=self.branch, base_commit=commit, hub=self.hub.path)
-        async with self.provider.open(spec) as sandbox:
-            for command in commands:
-                r = await sandbox.exec(command, self.timeout)
-                tail = cap_text((r.stdout + "\n" + r.stderr).strip(), 4000)
-                results[command] = CheckResult(command=command, exit_code=r.exit_code, output_tail=tail,
-                                               timed_out=r.timed_out)
-        return results
+        return await run_commands(self.provider, self.hub, commit, self.plan, timeout=self.timeout, branch=self.branch,
+                                  label=f"gate-{label}", commands=commands)
+
+    @property
+    def commands(self) -> list[str]:
+        return self.plan.commands
 
     async def check(self, task_id: str, candidate: str, base: str) -> Verdict:
+        self.plan = await self.source.plan_for(base)  # from the base: a change cannot switch off its own checks
+        if not self.plan.checks:
+            return self._done(task_id, candidate, Verdict(ok=True, reason="no checks known"))
         result = await self.run(candidate, self.commands, task_id)
         failing = [r for r in result.values() if not r.ok]
         if not failing:
@@ -70,7 +77,7 @@ class Gate:
         if base not in self._base:
             self._base[base] = await self.run(base, self.commands, f"{task_id}-base")
         on_base = self._base[base]
-        preexisting = [r.command for r in failing if r.command in on_base and not on_base[r.command].ok]
+        preexisting = [r.command for r in failing if r.command in on_base and _no_worse(r, on_base[r.command])]
         base_flakes: list[str] = []
         if preexisting and base not in self._confirmed:
             # A base failure excuses the change only if it repeats: a flaky failure on the base
@@ -91,8 +98,13 @@ class Gate:
             self.flakes += flaky
             return self._done(task_id, candidate, Verdict(ok=True, flaky=flaky + base_flakes, preexisting=preexisting))
         blamed = new[0]
-        reason = (f"check failed on the merged tree: {blamed.command} (exit {blamed.exit_code}; "
-                  f"it passes on {self.hub.branch} at {base[:10]} without this change)")
+        if on_base[blamed.command].ok:
+            why = f"it passes on {self.hub.branch} at {base[:10]} without this change"
+        else:
+            seen = {f.signature for f in failures_of(on_base[blamed.command])}
+            added = [f.signature for f in failures_of(blamed) if f.signature not in seen]
+            why = f"it fails on {self.hub.branch} at {base[:10]} too, but this change adds: {', '.join(added[:5])}"
+        reason = f"check failed on the merged tree: {blamed.command} (exit {blamed.exit_code}; {why})"
         return self._done(task_id, candidate, Verdict(ok=False, reason=reason, failing=new, preexisting=preexisting))
 
     def _done(self, task_id: str, candidate: str, v: Verdict) -> Verdict:
@@ -102,3 +114,10 @@ class Gate:
         self.emit(GateResult(task_id=task_id, commit=candidate, ok=v.ok, reason=v.reason, flaky=v.flaky,
                              preexisting=v.preexisting))
         return v
+
+
+def _no_worse(candidate: CheckResult, base: CheckResult) -> bool:
+    """A command failing on both trees excuses the change only if it adds no failure of its own."""
+    if base.ok:
+        return False
+    return {f.signature for f in failures_of(candidate)} <= {f.signature for f in failures_of(base)}

@@ -61,6 +61,7 @@ class Ledger:
         self.reports[task.id]["landed"] = result.landed
         if result.landed:
             self.scheduler.move(task, TaskStatus.LANDED)
+            self.unlanded.pop(task.id, None)
             continued = self.scheduler.tasks.get(task.continue_from or "")
             if continued is not None and TaskStatus.SUPERSEDED in TRANSITIONS[continued.status]:
                 self.scheduler.move(continued, TaskStatus.SUPERSEDED, f"carried on by {task.id}, which landed")
@@ -78,6 +79,8 @@ class Ledger:
         source = self.handoffs[task.id].commit if task.id in self.handoffs else None
         if not result.conflicts or task.kind == "conflict-fix" or source is None:
             return None
+        if f"{task.id}-conflict-fix" in self.scheduler.tasks:
+            return None  # finalization re-landed the task and it conflicted again: one fix per task
         if self.conflict_fixes >= self.max_conflict_fixes:
             self.notes.append(f"no conflict fix for {task.id}: the run's {self.max_conflict_fixes} are used up")
             return None
@@ -94,6 +97,26 @@ class Ledger:
         )
         self.scheduler.add(fix)
         return fix
+
+    def relandable(self, *, gated: bool) -> list[Task]:
+        """Completed (or, with a gate, partial) work on a branch that has not landed yet."""
+        found = []
+        for task_id in sorted(self.unlanded):
+            task = self.scheduler.tasks[task_id]
+            handoff = self.handoffs.get(task_id)
+            fix = self.scheduler.tasks.get(f"{task_id}-conflict-fix")
+            if handoff is None or handoff.commit is None or (fix is not None and fix.status not in ENDED):
+                continue
+            if task.status == TaskStatus.FAILED or (gated and task.status == TaskStatus.PARTIAL):
+                found.append(task)
+        return found
+
+    def reland(self, task: Task) -> None:
+        """Send a task's branch to the merge queue again (finalization)."""
+        commit = self.handoffs[task.id].commit
+        assert commit is not None
+        self.scheduler.move(task, TaskStatus.MERGING, "finalization: landing again on the current tip")
+        self.merge_queue.submit(task, commit)
 
     def _ended(self, task: Task) -> None:
         """When the last running child of a parent ends, queue the parent for review."""

@@ -37,6 +37,9 @@ class SandboxSpec(BaseModel):
     base_commit: str
     hub: Path
     """The orchestrator's clone, which holds ``base_commit`` and receives the snapshot."""
+    setup: str | None = None
+    """A trusted set-up command (built by Longshot, never read from a branch), run once in the
+    checkout with the network on before the sandbox is used; a failure raises SandboxError."""
 
 
 class Sandbox(Protocol):

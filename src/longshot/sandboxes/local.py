@@ -28,7 +28,7 @@ from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from longshot.errors import PathOutsideSandbox, SandboxError
+from longshot.errors import PathOutsideSandbox, SandboxError, SetupFailed
 from longshot.git import Git
 from longshot.sandboxes.base import ExecResult, Profile, Sandbox, SandboxSpec
 from longshot.sandboxes.bwrap import RUN_DIR, SANDBOX_HOME, WORKSPACE, bwrap_argv, toolchain_paths
@@ -134,6 +134,8 @@ class LocalSandbox:
         await self._git.run("checkout", "--quiet", "--force", "-B", self.spec.branch, self.spec.base_commit)
         if self._opts.setup_command:
             await self._setup(self._opts.setup_command)
+        if self.spec.setup:
+            await self._setup(self.spec.setup)
 
     async def _setup(self, command: str) -> None:
         """The trusted set-up command: network on, the shared download cache mounted."""
@@ -142,7 +144,8 @@ class LocalSandbox:
                                  binds=((self._provider.cache_dir, f"{SANDBOX_HOME}/.cache"),))
         if result.exit_code != 0:
             tail = (result.stdout + result.stderr)[-2000:]
-            raise SandboxError(f"the set-up command failed (exit {result.exit_code}): {command}\n{tail}")
+            raise SetupFailed(f"the set-up command failed (exit {result.exit_code}): {command}\n{tail}",
+                              command=command, output=tail)
 
     # -- commands --------------------------------------------------------------------
 
