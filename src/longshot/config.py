@@ -304,7 +304,9 @@ class Config(BaseSettings):
     def _checks(cls, v: object) -> object:
         if not isinstance(v, str):
             return v
-        if (text := v.strip()).lower() == "none":
+        if not (text := v.strip()):
+            return None  # empty is unset: detect
+        if text.lower() == "none":
             return []
         try:
             commands = json.loads(text) if text.startswith("[") else [text]

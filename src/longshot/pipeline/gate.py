@@ -117,7 +117,18 @@ class Gate:
 
 
 def _no_worse(candidate: CheckResult, base: CheckResult) -> bool:
-    """A command failing on both trees excuses the change only if it adds no failure of its own."""
+    """A command failing on both trees excuses the change only if it adds no failure of its own.
+
+    Failures the base could not even reach are not new: a test in a file that failed to
+    collect or import on the base was masked there, not passing.
+    """
     if base.ok:
         return False
-    return {f.signature for f in failures_of(candidate)} <= {f.signature for f in failures_of(base)}
+    on_base = failures_of(base)
+    known = {f.signature for f in on_base}
+    unreached = {f.file for f in on_base if f.level != "test" and f.file}
+    generic_base = any("`" in f.signature for f in on_base)
+    new = [f for f in failures_of(candidate) if f.signature not in known
+           and not (f.level == "test" and f.file in unreached)
+           and not ("`" in f.signature and generic_base)]
+    return not new
