@@ -36,8 +36,10 @@ def test_terminal_statuses_have_no_exits_and_others_do() -> None:
 
 def test_ended_statuses_may_be_retried_or_cancelled() -> None:
     for status in ENDED - TERMINAL:
-        # retried, given up, or carried on by a continuation that landed
-        assert TRANSITIONS[status] == {TaskStatus.PENDING, TaskStatus.CANCELLED, TaskStatus.SUPERSEDED}
+        # retried, given up, or carried on by a continuation that landed; partial and failed
+        # work with a commit may also go back to the merge queue (finalization re-lands it)
+        relandable = {TaskStatus.MERGING} if status in (TaskStatus.PARTIAL, TaskStatus.FAILED) else set()
+        assert TRANSITIONS[status] == {TaskStatus.PENDING, TaskStatus.CANCELLED, TaskStatus.SUPERSEDED, *relandable}
 
 
 def test_every_status_is_reachable_from_pending() -> None:
