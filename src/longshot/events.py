@@ -73,12 +73,17 @@ class PlannerParseError(Event):
 
 
 class TaskCreated(Event):
+    """A task joined the plan; a resumed run re-announces its tasks with their current ``status``."""
+
     type: Literal["task.created"] = "task.created"
     description: str
     branch: str
     scope: list[str] = Field(default_factory=list)
     priority: int = 5
     depends_on: list[str] = Field(default_factory=list)
+    parent: str | None = None
+    kind: str = "task"
+    status: str = "pending"
 
 
 class TaskRejected(Event):
@@ -100,6 +105,14 @@ class WorkerStep(Event):
     tool: str
     ok: bool
     detail: str = ""
+
+
+class WorkerOutput(Event):
+    """A worker's command is still running and printing (at most one event per few seconds)."""
+
+    type: Literal["worker.output"] = "worker.output"
+    bytes: int
+    """Output so far, stdout and stderr together."""
 
 
 class LLMUsage(Event):
@@ -326,7 +339,7 @@ class RunInterrupted(Event):
 AnyEvent = Annotated[
     Union[
         RunStarted, RunFinished, PlannerRequested, PlannerAnswered, PlannerParseError,
-        TaskCreated, TaskRejected, TaskStatusChanged, WorkerStep, LLMUsage, LLMRetry, EndpointHealth,
+        TaskCreated, TaskRejected, TaskStatusChanged, WorkerStep, WorkerOutput, LLMUsage, LLMRetry, EndpointHealth,
         BudgetSpent, HandoffReceived,
         MergeLanded, GateResult, MergeBatch, MergeHealth, MergeFailed, CheckFinished, SandboxProfile, RunWarning, RunError,
         ChecksPlanned, Metrics, WorkerStuck, SweepStarted, SweepFinished, FinalizationAttempt, StateSaved, RunResumed,

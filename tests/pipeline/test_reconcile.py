@@ -14,7 +14,7 @@ from longshot.events import (
     FinalizationAttempt, GateResult, MergeLanded, RunFinished, RunWarning, SweepFinished, TaskCreated,
     TaskStatusChanged,
 )
-from longshot.testing.fake_script import Reply, RoleScript, Turn
+from longshot.testing.fake_script import Reply, RoleScript, ToolCallSpec, Turn
 from longshot.testing.repos import git
 
 from helpers import plan_json, planner_then_done, run_inprocess, run_log, worker_steps
@@ -53,9 +53,18 @@ def test_a_breaking_change_landed_without_the_gate_is_found_and_fixed(tmp_path: 
     fix = {"description": "add() subtracts; make it add again", "scope": ["calc.py"], "fixes": ["F1"],
            "id": "task-999", "branch": "main", "priority": 9}
     bot = reconciler([fix])
+
+    def docs(turn: Turn) -> Reply:
+        """Keeps the run going (so it is a periodic sweep that finds the breakage, not finalization's)
+        until the reconciler has been asked; each step differs, so it is not a loop."""
+        if turn.turn == 0:
+            return worker_steps([("README.md", "# calc\n")])[0]
+        if not bot.asked and turn.turn < 80:
+            return Reply(tool_calls=[ToolCallSpec("bash", {"command": f"sleep 0.3; echo waiting {turn.turn}"})])
+        return worker_steps([])[-1]
+
     fake = fake_llm(RoleScript({"planner": planner_then_done(plan_json(tasks)), "reconciler": bot, "worker": {
-        "speedup": worker_steps([("calc.py", "def add(a, b):\n    return a - b\n")]),
-        "docs": worker_steps([("README.md", "# calc\n")], delay=2.5),  # keeps the run busy for a few sweeps
+        "speedup": worker_steps([("calc.py", "def add(a, b):\n    return a - b\n")]), "docs": docs,
         "fix-001": worker_steps([("calc.py", GOOD_CALC)]),
     }}))
 
