@@ -1,0 +1,329 @@
+"""The Ray provider: each sandbox is an actor on some node of a Ray cluster.
+
+For users who run their own machines: ``RAY_ADDRESS`` names the cluster (unset: a local
+cluster is started for the run). One actor per task asks Ray for ``SANDBOX_CPU_CORES``
+CPUs and ``SANDBOX_MEMORY_MB`` of memory, so Ray places it on a node with room.
+
+On its node the actor (`SandboxActor`) turns the base bundle (`longshot.sandboxes.bundle`)
+into a node-local hub and opens a `LocalSandbox` on it: the same bubblewrap profile,
+limits, output caps and snapshot checks as the local provider. The orchestrator sends
+only the bundle, commands and file contents; the result comes back as a bundle and is
+checked and committed by the orchestrator (`import_result`).
+
+Lifetime: the actor is killed when its task's ``async with`` block ends, however it
+ends. Actors are owned by the orchestrator's Ray driver, so Ray also kills them when the
+orchestrator dies; each is named ``<run id>:<owner>:<task>-<n>`` in the ``longshot``
+namespace, so `sweep_orphans` finds any a dead orchestrator left. A lost actor or node
+raises `SandboxLost`, which the retry table answers with a fresh sandbox.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import tempfile
+from collections.abc import AsyncIterator, Iterator
+from contextlib import AsyncExitStack, asynccontextmanager, contextmanager
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from longshot.errors import ConfigError, LongshotError, SandboxError, SandboxLost, SandboxUnavailable
+from longshot.git import Git
+from longshot.sandboxes.base import ExecResult, Profile, Sandbox, SandboxSpec
+from longshot.sandboxes.bundle import BASE_REF, BundleCache, ResultRules, import_result
+from longshot.sandboxes.local import ENV_ALLOW, LocalOptions, LocalSandbox, LocalSandboxProvider
+from longshot.sandboxes.orphans import Owner, start_time
+
+NAMESPACE = "longshot"
+NODE_PREFIX = "longshot-ray-"
+"""Actor directories on a node: ``<tmp>/longshot-ray-<actor pid>-<random>``."""
+GRACE = 60.0
+"""Seconds an actor may take beyond a command's own timeout before it counts as lost."""
+CLUSTER_ENV = (*ENV_ALLOW, "HOME", "USER", "LOGNAME", "TMPDIR", "PYTHONPATH", "VIRTUAL_ENV", "LD_LIBRARY_PATH")
+"""What a local cluster started by Longshot inherits (plus ``RAY_*``): never keys or tokens."""
+
+TRANSLATE: tuple[tuple[str, type[SandboxError]], ...] = (
+    ("RayActorError", SandboxLost), ("NodeDiedError", SandboxLost), ("WorkerCrashedError", SandboxLost),
+    ("LocalRayletDiedError", SandboxLost), ("ObjectLostError", SandboxLost), ("OutOfMemoryError", SandboxLost),
+    ("GetTimeoutError", SandboxUnavailable), ("ActorUnschedulableError", SandboxUnavailable),
+    ("RayError", SandboxError),
+)
+"""Ray exception (by class name, most specific first) → ours. See `map_errors`."""
+
+
+@dataclass
+class RayOptions:
+    """Where and how big Ray sandboxes are (built from Config by the composition root)."""
+
+    address: str | None = None
+    cpus: float = 4
+    memory_mb: int = 8192
+    local: LocalOptions = field(default_factory=LocalOptions)
+    """The profile applied on the node (isolation, limits, snapshot rules, set-up command)."""
+    actor_options: dict[str, Any] = field(default_factory=dict)
+    """Extra Ray actor options (e.g. custom ``resources`` to pin sandboxes to some nodes)."""
+
+
+@contextmanager
+def map_errors(what: str) -> Iterator[None]:
+    """Translate Ray's exceptions into ours; errors raised by our own code on the node pass through."""
+    import ray.exceptions as rex
+
+    try:
+        yield
+    except rex.RayTaskError as e:
+        cause = e.cause
+        if isinstance(cause, (LongshotError, OSError)) and not isinstance(cause, rex.RayError):
+            raise cause from None
+        raise SandboxError(f"{what} failed on the Ray node: {cause!r}") from e
+    except rex.RayError as e:
+        ours = next(cls for name, cls in TRANSLATE if isinstance(e, getattr(rex, name)))
+        lost = " (the actor or its node is gone)" if ours is SandboxLost else ""
+        raise ours(f"{what}{lost}: {type(e).__name__}: {str(e)[:500]}") from e
+
+
+def connect(address: str | None) -> Any:
+    """The ``ray`` module, connected to ``address`` or to a local cluster started with a clean environment."""
+    import ray
+
+    if ray.is_initialized():
+        return ray
+    if address:
+        try:
+            ray.init(address=address, namespace=NAMESPACE, log_to_driver=False)
+        except (ConnectionError, RuntimeError, ValueError) as e:
+            raise ConfigError(f"RAY_ADDRESS: cannot connect to the Ray cluster at {address}: {e}. Fix: start "
+                              "the cluster (ray start --head) or correct RAY_ADDRESS; unset it for a local one.") from e
+        return ray
+    # The cluster's processes inherit this process's environment, which holds the model keys:
+    # start them from an allow-list instead (briefly, before anything else runs).
+    saved = dict(os.environ)
+    os.environ.clear()
+    os.environ.update({k: v for k, v in saved.items() if k in CLUSTER_ENV or k.startswith("RAY_")})
+    try:
+        ray.init(namespace=NAMESPACE, include_dashboard=False, log_to_driver=False)
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+    return ray
+
+
+class RaySandboxProvider:
+    """Opens `RaySandbox` es on the cluster of ``options.address`` for run ``run_id``."""
+
+    def __init__(self, work_dir: Path, options: RayOptions, run_id: str, owner: Owner | None = None) -> None:
+        self.options = options
+        self.run_id = run_id
+        self.owner = owner or Owner.current()
+        self.ray = connect(options.address)
+        self.bundles = BundleCache(work_dir / "bundles")
+        self.scratch = work_dir / "imports"
+        self.rules = ResultRules(options.local.max_file_bytes, options.local.max_changed_files, options.local.author)
+        self._counter = 0
+        self._actor_class = self.ray.remote(SandboxActor)
+        self._nodes = [n for n in self.ray.nodes() if n.get("Alive")]
+        self._check_fits()
+
+    def _check_fits(self) -> None:
+        if "resources" in self.options.actor_options:
+            return  # custom placement: the user knows which nodes qualify
+        cpus = max((n["Resources"].get("CPU", 0) for n in self._nodes), default=0)
+        memory = max((n["Resources"].get("memory", 0) for n in self._nodes), default=0) / 2**20
+        if cpus < self.options.cpus:
+            raise ConfigError(f"SANDBOX_CPU_CORES: each sandbox asks Ray for {self.options.cpus:g} CPUs, but the "
+                              f"largest node of the cluster has {cpus:g}. Fix: lower SANDBOX_CPU_CORES or add bigger nodes.")
+        if memory < self.options.memory_mb:
+            raise ConfigError(f"SANDBOX_MEMORY_MB: each sandbox asks Ray for {self.options.memory_mb} MiB, but the "
+                              f"largest node offers {memory:.0f} MiB. Fix: lower SANDBOX_MEMORY_MB.")
+
+    def describe(self) -> Profile:
+        local = self.options.local
+        where = f"Ray cluster at {self.options.address}" if self.options.address else "a local Ray cluster"
+        isolation = ("bubblewrap on the node: no network, read-only system, private checkout, HOME and /tmp"
+                     if local.isolation == "bubblewrap" else "NO isolation on the node (SANDBOX_ISOLATION=none)")
+        network = "; network ON (SANDBOX_NETWORK=on)" if local.network else ""
+        return Profile(description=f"{where} ({len(self._nodes)} nodes): an actor per task asking "
+                                   f"{self.options.cpus:g} CPU and {self.options.memory_mb} MiB; {isolation}{network}; "
+                                   "code moves as git bundles, no credentials",
+                       weakened=local.isolation == "none" or local.network)
+
+    async def sweep_orphans(self) -> list[str]:
+        killed: list[str] = []
+        with map_errors("listing Ray actors"):
+            named = self.ray.util.list_named_actors(all_namespaces=True)
+        for entry in named:
+            parsed = _parse_name(entry["name"]) if entry.get("namespace") == NAMESPACE else None
+            if parsed is None or not parsed[1].dead():
+                continue
+            with map_errors(f"killing the orphaned actor {entry['name']}"):
+                handle = self.ray.get_actor(entry["name"], namespace=NAMESPACE)
+            await _destroy(self.ray, handle)
+            killed.append(f"Ray actor {entry['name']} (run {parsed[0]})")
+        return killed
+
+    @asynccontextmanager
+    async def open(self, spec: SandboxSpec) -> AsyncIterator[Sandbox]:
+        self._counter += 1
+        name = f"{self.run_id}:{self.owner.tag}:{spec.task_id}-{self._counter}"
+        bundle = await self.bundles.base(spec.hub, spec.base_commit)
+        data = await asyncio.to_thread(bundle.read_bytes)
+        node_options = replace(self.options.local, tasks_dir=None)
+        with map_errors(f"creating the Ray actor for {spec.task_id}"):
+            handle = self._actor_class.options(
+                name=name, namespace=NAMESPACE, num_cpus=self.options.cpus,
+                memory=self.options.memory_mb * 2**20, max_restarts=0, **self.options.actor_options,
+            ).remote(node_options)
+        sandbox = RaySandbox(handle, spec, self)
+        try:
+            with map_errors(f"starting the sandbox of {spec.task_id}"):
+                await handle.start.remote(data, spec.task_id, spec.branch, spec.base_commit, spec.setup)
+            yield sandbox
+        finally:
+            await asyncio.shield(_destroy(self.ray, handle))
+
+
+class RaySandbox:
+    """The orchestrator's handle on one task's actor."""
+
+    def __init__(self, handle: Any, spec: SandboxSpec, provider: RaySandboxProvider) -> None:
+        self.handle = handle
+        self.spec = spec
+        self._provider = provider
+        self._head = spec.base_commit
+
+    async def _call(self, what: str, method: str, *args: Any, timeout: float = GRACE) -> Any:
+        with map_errors(f"{what} in the sandbox of {self.spec.task_id}"):
+            try:
+                return await asyncio.wait_for(getattr(self.handle, method).remote(*args), timeout)
+            except TimeoutError:
+                raise SandboxLost(f"{what}: the Ray actor of {self.spec.task_id} did not answer in {timeout:g}s") from None
+
+    async def exec(self, command: str, timeout: float) -> ExecResult:
+        result: ExecResult = await self._call("running a command", "exec", command, timeout, timeout=timeout + GRACE)
+        return result
+
+    async def read_file(self, path: str) -> bytes:
+        data: bytes = await self._call("reading a file", "read_file", path)
+        return data
+
+    async def write_file(self, path: str, data: bytes) -> None:
+        await self._call("writing a file", "write_file", path, data)
+
+    async def list_dir(self, path: str) -> list[str]:
+        entries: list[str] = await self._call("listing a directory", "list_dir", path)
+        return entries
+
+    async def snapshot(self, message: str) -> str | None:
+        data = await self._call("taking the result", "snapshot", message, timeout=GRACE * 5)
+        if data is None:
+            return None
+        commit = await import_result(self.spec.hub, data, base=self.spec.base_commit, parent=self._head,
+                                     branch=self.spec.branch, message=message, rules=self._provider.rules,
+                                     scratch=self._provider.scratch)
+        self._head = commit or self._head
+        return commit
+
+    def socket_path(self, name: str) -> tuple[Path, str]:
+        raise SandboxError("a Ray sandbox runs on another node and cannot reach a Unix socket of the "
+                           "orchestrator; use WORKER_HARNESS=builtin")
+
+    async def probe(self) -> dict[str, Any]:
+        """Where the actor runs and what it holds (pid, root, environment, node): for checks and tests."""
+        info: dict[str, Any] = await self._call("probing", "probe")
+        return info
+
+
+async def _destroy(ray: Any, handle: Any) -> None:
+    """Let the actor clean its node directory, then kill it (also when the polite way fails)."""
+    try:
+        with map_errors("closing a Ray sandbox"):
+            await asyncio.wait_for(handle.close.remote(), 15)
+    except (SandboxError, TimeoutError):
+        pass  # a dead or hung actor cannot clean up; killing it below is what matters
+    finally:
+        with map_errors("killing a Ray actor"):
+            ray.kill(handle, no_restart=True)
+
+
+def _sweep_node_dirs() -> None:
+    """Remove what actors killed without their ``close`` left on this node (their pid is gone)."""
+    for leftover in Path(tempfile.gettempdir()).glob(f"{NODE_PREFIX}*"):
+        pid = leftover.name[len(NODE_PREFIX):].split("-", 1)[0]
+        if pid.isdigit() and start_time(int(pid)) is None:
+            shutil.rmtree(leftover, ignore_errors=True)
+
+
+def _parse_name(name: str) -> tuple[str, Owner] | None:
+    """(run id, owner) of an actor this provider named, or None."""
+    parts = name.split(":", 2)
+    owner = Owner.parse(parts[1]) if len(parts) == 3 else None
+    return (parts[0], owner) if owner is not None else None
+
+
+class SandboxActor:
+    """Runs on a Ray node: a node-local hub from the base bundle and a `LocalSandbox` on it."""
+
+    def __init__(self, options: LocalOptions) -> None:
+        self.options = options
+        _sweep_node_dirs()
+        self.root = Path(tempfile.mkdtemp(prefix=f"{NODE_PREFIX}{os.getpid()}-"))
+        self.stack = AsyncExitStack()
+        self.sandbox: LocalSandbox | None = None
+        self.branch = self.base = ""
+
+    async def start(self, bundle: bytes, task_id: str, branch: str, base: str, setup: str | None) -> None:
+        if self.options.isolation == "bubblewrap" and shutil.which("bwrap") is None:
+            raise SandboxError(f"bubblewrap (bwrap) is not installed on the Ray node {os.uname().nodename}; "
+                               "install it on every node (or set SANDBOX_ISOLATION=none at your own risk)")
+        self.branch, self.base = branch, base
+        (self.root / "in.bundle").write_bytes(bundle)
+        hub = Git(self.root / "hub.git")
+        await hub.run("init", "--quiet", "--bare")
+        await hub.run("fetch", "--quiet", "--no-tags", str(self.root / "in.bundle"), f"{BASE_REF}:{BASE_REF}")
+        (self.root / "in.bundle").unlink()
+        provider = LocalSandboxProvider(self.root / "work", self.options)
+        spec = SandboxSpec(task_id=task_id, branch=branch, base_commit=base, hub=self.root / "hub.git", setup=setup)
+        self.sandbox = await self.stack.enter_async_context(provider.open(spec))
+
+    def _open(self) -> LocalSandbox:
+        if self.sandbox is None:
+            raise SandboxError("the Ray sandbox was not started")
+        return self.sandbox
+
+    async def exec(self, command: str, timeout: float) -> ExecResult:
+        return await self._open().exec(command, timeout)
+
+    async def read_file(self, path: str) -> bytes:
+        return await self._open().read_file(path)
+
+    async def write_file(self, path: str, data: bytes) -> None:
+        await self._open().write_file(path, data)
+
+    async def list_dir(self, path: str) -> list[str]:
+        return await self._open().list_dir(path)
+
+    async def snapshot(self, message: str) -> bytes | None:
+        """A bundle of the task branch on top of the base, or None when nothing changed."""
+        if await self._open().snapshot(message) is None:
+            return None
+        out = self.root / "out.bundle"
+        await Git(self.root / "hub.git").run("bundle", "create", "--quiet", str(out), f"refs/heads/{self.branch}",
+                                             f"^{self.base}")
+        try:
+            return out.read_bytes()
+        finally:
+            out.unlink()
+
+    async def close(self) -> None:
+        try:
+            await self.stack.aclose()
+        finally:
+            shutil.rmtree(self.root, ignore_errors=True)
+
+    def probe(self) -> dict[str, Any]:
+        import ray
+
+        return {"pid": os.getpid(), "root": str(self.root), "environ": dict(os.environ),
+                "node_id": ray.get_runtime_context().get_node_id(), "host": os.uname().nodename}
