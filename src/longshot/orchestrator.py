@@ -51,6 +51,7 @@ from longshot.prompts import Prompts
 from longshot.sandboxes.base import SandboxProvider
 from longshot.sandboxes.limits import Limits
 from longshot.sandboxes.local import LocalOptions, LocalSandboxProvider
+from longshot.sandboxes.remote import remote_provider
 from longshot.types import Handoff, MergeResult, Task, TaskStatus
 
 REPLAN_AFTER_HANDOFFS = 3
@@ -83,24 +84,30 @@ def harness_paths(config: Config) -> list[str]:
     return sorted({os.path.dirname(os.path.dirname(p)) for p in (os.path.abspath(found), real)})
 
 
-def build_provider(config: Config) -> SandboxProvider:
+def build_provider(config: Config, run_id: str) -> SandboxProvider:
+    """The sandbox provider SANDBOX_PROVIDER names; remote ones label their sandboxes with ``run_id``."""
+    work_dir = config.longshot_work_dir.resolve()
     if config.sandbox_provider != "local":
-        raise ConfigError(f"SANDBOX_PROVIDER: {config.sandbox_provider!r} is not available in this version. "
-                          "Fix: set SANDBOX_PROVIDER=local.")
+        return remote_provider(config, work_dir, run_id, local_options)
     if config.sandbox_isolation == "bubblewrap" and shutil.which("bwrap") is None:
         raise ConfigError("SANDBOX_ISOLATION: bubblewrap (bwrap) is not installed, and workers must not run "
                           "model-written commands unisolated. Fix: install it (apt-get install bubblewrap), "
                           "or set SANDBOX_ISOLATION=none to run without isolation at your own risk.")
+    return LocalSandboxProvider(work_dir, local_options(config))
+
+
+def local_options(config: Config) -> LocalOptions:
+    """The bubblewrap profile and limits of local sandboxes (and of Ray sandboxes, on their nodes)."""
     limits = Limits(memory_mb=config.sandbox_memory_mb, cpu_cores=config.sandbox_cpu_cores,
                     processes=config.sandbox_max_processes, open_files=config.sandbox_max_open_files,
                     disk_mb=config.sandbox_disk_mb, files=config.sandbox_max_files)
-    return LocalSandboxProvider(config.longshot_work_dir.resolve(), LocalOptions(
+    return LocalOptions(
         isolation=config.sandbox_isolation, network=config.sandbox_network == "on", limits=limits,
         setup_command=config.sandbox_setup_command, setup_timeout=config.sandbox_setup_timeout,
         ro_paths=[p for p in config.sandbox_ro_paths.split(":") if p] + harness_paths(config),
         max_file_bytes=config.snapshot_max_file_mb * 1024 * 1024, max_changed_files=config.snapshot_max_files,
         author=(config.git_commit_name, config.git_commit_email), tasks_dir=config.sandbox_tasks_dir,
-    ))
+    )
 
 
 def build_harness(config: Config, model: ChatModel, prompts: Prompts, emit: Emit) -> Harness:
@@ -158,6 +165,9 @@ class Orchestrator:
                              target_branch=self.config.git_main_branch,
                              max_workers=self.config.max_workers, log_path=log_path))
         self._announce_isolation()
+        if swept := await self.provider.sweep_orphans():
+            self.emit(RunWarning(message=f"cleaned up {len(swept)} leftovers of runs whose orchestrator died: "
+                                         + "; ".join(swept[:20]) + (" ..." if len(swept) > 20 else "")))
         await self.hub.open()
         start = await self.hub.tip()
         self.checks = CheckSource(self.hub, self.config.check_commands)

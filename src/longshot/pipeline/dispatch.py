@@ -2,7 +2,9 @@
 
 Whatever way the worker ends (handoff, step limit, timeout, model failure), what it wrote
 is snapshotted onto its branch in the hub so nothing is lost; only a ``complete`` handoff
-with changes goes on to the merge queue (the orchestrator decides that).
+with changes goes on to the merge queue (the orchestrator decides that). When the sandbox
+itself is lost (a remote node or container died, `SandboxLost`), its work is gone with it,
+and the task starts again in a new sandbox as often as `RETRY_POLICY` allows.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import time
 
-from longshot.errors import LLMError, SandboxError
+from longshot.errors import LLMError, SandboxError, backoff_delay, policy_for
 from longshot.events import Emit, RunWarning
 from longshot.harnesses.base import Harness, HarnessResult
 from longshot.hub import Hub
@@ -46,6 +48,24 @@ class TaskRunner:
     async def run(self, task: Task) -> Handoff:
         started = time.monotonic()
         base = await self._base(task)
+        attempt = 1
+        while True:
+            try:
+                result, commit = await self._attempt(task, base)
+                break
+            except SandboxError as e:  # the sandbox itself failed: RETRY_POLICY says whether to start again
+                policy = policy_for(e)
+                if not policy.retry or attempt >= policy.max_attempts:
+                    raise
+                self.emit(RunWarning(task_id=task.id, message=f"{e}; starting the task again in a new sandbox "
+                                                              f"(attempt {attempt + 1} of {policy.max_attempts})"))
+                await asyncio.sleep(backoff_delay(policy, attempt))
+                attempt += 1
+        duration_ms = int((time.monotonic() - started) * 1000)
+        return await build_handoff(self.hub.git, task, result, base, commit, duration_ms)
+
+    async def _attempt(self, task: Task, base: str) -> tuple[HarnessResult, str | None]:
+        """One sandbox, the harness in it (WORKER_TIMEOUT), and the snapshot of what it wrote."""
         spec = SandboxSpec(task_id=task.id, branch=task.branch, base_commit=base, hub=self.hub.path)
         async with self.provider.open(spec) as sandbox:
             try:
@@ -55,6 +75,8 @@ class TaskRunner:
                 result = HarnessResult(status="partial", summary=f"the worker timed out after {self.timeout:g}s",
                                        concerns=["WORKER_TIMEOUT reached; work so far is on the branch"])
             except (LLMError, SandboxError) as e:
+                if isinstance(e, SandboxError) and policy_for(e).retry:
+                    raise  # the sandbox is gone with the work in it (a lost node): `run` starts again
                 self.emit(RunWarning(task_id=task.id, message=f"worker failed: {e}"))
                 result = HarnessResult(status="failed", summary=f"the worker failed: {e}")
             try:
@@ -64,5 +86,4 @@ class TaskRunner:
                 result = result.model_copy(update={"status": "failed", "summary": f"{e}. {result.summary}",
                                                    "concerns": [*result.concerns, str(e)]})
                 commit = None
-        duration_ms = int((time.monotonic() - started) * 1000)
-        return await build_handoff(self.hub.git, task, result, base, commit, duration_ms)
+        return result, commit
