@@ -13,32 +13,30 @@ checked and committed by the orchestrator (`import_result`).
 Lifetime: the actor is killed when its task's ``async with`` block ends, however it
 ends. Actors are owned by the orchestrator's Ray driver, so Ray also kills them when the
 orchestrator dies; each is named ``<run id>:<owner>:<task>-<n>`` in the ``longshot``
-namespace, so `sweep_orphans` finds any a dead orchestrator left. A lost actor or node
-raises `SandboxLost`, which the retry table answers with a fresh sandbox.
+namespace, so `sweep_orphans` finds any a dead orchestrator left, and it runs
+`longshot.sandboxes.ray_node.sweep_node` on every node for what a killed actor's
+sandbox still ran. A lost actor or node raises `SandboxLost`, which the retry table
+answers with a fresh sandbox.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
-import shutil
-import tempfile
 from collections.abc import AsyncIterator, Iterator
-from contextlib import AsyncExitStack, asynccontextmanager, contextmanager
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from longshot.errors import ConfigError, LongshotError, SandboxError, SandboxLost, SandboxUnavailable
-from longshot.git import Git
 from longshot.sandboxes.base import ExecResult, Profile, Sandbox, SandboxSpec
-from longshot.sandboxes.bundle import BASE_REF, BundleCache, ResultRules, import_result
-from longshot.sandboxes.local import ENV_ALLOW, LocalOptions, LocalSandbox, LocalSandboxProvider
-from longshot.sandboxes.orphans import Owner, start_time
+from longshot.sandboxes.bundle import BundleCache, ResultRules, import_result
+from longshot.sandboxes.local import ENV_ALLOW, LocalOptions
+from longshot.sandboxes.orphans import Owner
+from longshot.sandboxes.ray_node import SandboxActor, sweep_node
 
 NAMESPACE = "longshot"
-NODE_PREFIX = "longshot-ray-"
-"""Actor directories on a node: ``<tmp>/longshot-ray-<actor pid>-<random>``."""
 GRACE = 60.0
 """Seconds an actor may take beyond a command's own timeout before it counts as lost."""
 CLUSTER_ENV = (*ENV_ALLOW, "HOME", "USER", "LOGNAME", "TMPDIR", "PYTHONPATH", "VIRTUAL_ENV", "LD_LIBRARY_PATH")
@@ -94,8 +92,10 @@ def connect(address: str | None) -> Any:
         try:
             ray.init(address=address, namespace=NAMESPACE, log_to_driver=False)
         except (ConnectionError, RuntimeError, ValueError) as e:
-            raise ConfigError(f"RAY_ADDRESS: cannot connect to the Ray cluster at {address}: {e}. Fix: start "
-                              "the cluster (ray start --head) or correct RAY_ADDRESS; unset it for a local one.") from e
+            why = f"{e} ({str(e.__cause__)[:300]})" if e.__cause__ else str(e)
+            raise ConfigError(f"RAY_ADDRESS: cannot connect to the Ray cluster at {address}: {why}. Fix: start the "
+                              "cluster (ray start --head), correct RAY_ADDRESS (unset: a local cluster), and give this "
+                              "machine the cluster's auth token if it uses one (RAY_AUTH_MODE=token).") from e
         return ray
     # The cluster's processes inherit this process's environment, which holds the model keys:
     # start them from an allow-list instead (briefly, before anything else runs).
@@ -123,6 +123,7 @@ class RaySandboxProvider:
         self.rules = ResultRules(options.local.max_file_bytes, options.local.max_changed_files, options.local.author)
         self._counter = 0
         self._actor_class = self.ray.remote(SandboxActor)
+        self._sweeper: Any = None
         self._nodes = [n for n in self.ray.nodes() if n.get("Alive")]
         self._check_fits()
 
@@ -159,9 +160,22 @@ class RaySandboxProvider:
                 continue
             with map_errors(f"killing the orphaned actor {entry['name']}"):
                 handle = self.ray.get_actor(entry["name"], namespace=NAMESPACE)
-            await _destroy(self.ray, handle)
+            await _destroy(self, handle, None)
             killed.append(f"Ray actor {entry['name']} (run {parsed[0]})")
+        for node in [n for n in self.ray.nodes() if n.get("Alive")]:
+            killed += await self.sweep_node(node["NodeID"])
         return killed
+
+    async def sweep_node(self, node_id: str, wait_for_pid: int | None = None) -> list[str]:
+        """Run `sweep_node` on one node: what dead actors' sandboxes left there."""
+        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+        if self._sweeper is None:
+            self._sweeper = self.ray.remote(num_cpus=0)(sweep_node)
+        with map_errors(f"cleaning up Ray node {node_id[:12]}"):
+            found: list[str] = await asyncio.wait_for(self._sweeper.options(
+                scheduling_strategy=NodeAffinitySchedulingStrategy(node_id, soft=False)).remote(wait_for_pid), 60)
+        return [f"leftovers on Ray node {line}" for line in found]
 
     @asynccontextmanager
     async def open(self, spec: SandboxSpec) -> AsyncIterator[Sandbox]:
@@ -178,10 +192,11 @@ class RaySandboxProvider:
         sandbox = RaySandbox(handle, spec, self)
         try:
             with map_errors(f"starting the sandbox of {spec.task_id}"):
-                await handle.start.remote(data, spec.task_id, spec.branch, spec.base_commit, spec.setup)
+                sandbox.where = await handle.start.remote(data, spec.task_id, spec.branch, spec.base_commit,
+                                                          spec.setup)
             yield sandbox
         finally:
-            await asyncio.shield(_destroy(self.ray, handle))
+            await asyncio.shield(_destroy(self, handle, sandbox.where))
 
 
 class RaySandbox:
@@ -192,6 +207,8 @@ class RaySandbox:
         self.spec = spec
         self._provider = provider
         self._head = spec.base_commit
+        self.where: dict[str, Any] | None = None
+        """The node id and pid of the actor, once started."""
 
     async def _call(self, what: str, method: str, *args: Any, timeout: float = GRACE) -> Any:
         with map_errors(f"{what} in the sandbox of {self.spec.task_id}"):
@@ -235,24 +252,21 @@ class RaySandbox:
         return info
 
 
-async def _destroy(ray: Any, handle: Any) -> None:
-    """Let the actor clean its node directory, then kill it (also when the polite way fails)."""
+async def _destroy(provider: RaySandboxProvider, handle: Any, where: dict[str, Any] | None) -> None:
+    """Let the actor clean up its node directory and kill it; if it could not, sweep its node."""
+    closed = False
     try:
         with map_errors("closing a Ray sandbox"):
             await asyncio.wait_for(handle.close.remote(), 15)
+        closed = True
     except (SandboxError, TimeoutError):
-        pass  # a dead or hung actor cannot clean up; killing it below is what matters
+        closed = False  # dead or hung: the kill below and the node sweep clean up instead
     finally:
         with map_errors("killing a Ray actor"):
-            ray.kill(handle, no_restart=True)
-
-
-def _sweep_node_dirs() -> None:
-    """Remove what actors killed without their ``close`` left on this node (their pid is gone)."""
-    for leftover in Path(tempfile.gettempdir()).glob(f"{NODE_PREFIX}*"):
-        pid = leftover.name[len(NODE_PREFIX):].split("-", 1)[0]
-        if pid.isdigit() and start_time(int(pid)) is None:
-            shutil.rmtree(leftover, ignore_errors=True)
+            provider.ray.kill(handle, no_restart=True)
+    if not closed and where is not None and any(n["NodeID"] == where["node_id"] and n.get("Alive")
+                                                for n in provider.ray.nodes()):
+        await provider.sweep_node(where["node_id"], wait_for_pid=where["pid"])
 
 
 def _parse_name(name: str) -> tuple[str, Owner] | None:
@@ -260,70 +274,3 @@ def _parse_name(name: str) -> tuple[str, Owner] | None:
     parts = name.split(":", 2)
     owner = Owner.parse(parts[1]) if len(parts) == 3 else None
     return (parts[0], owner) if owner is not None else None
-
-
-class SandboxActor:
-    """Runs on a Ray node: a node-local hub from the base bundle and a `LocalSandbox` on it."""
-
-    def __init__(self, options: LocalOptions) -> None:
-        self.options = options
-        _sweep_node_dirs()
-        self.root = Path(tempfile.mkdtemp(prefix=f"{NODE_PREFIX}{os.getpid()}-"))
-        self.stack = AsyncExitStack()
-        self.sandbox: LocalSandbox | None = None
-        self.branch = self.base = ""
-
-    async def start(self, bundle: bytes, task_id: str, branch: str, base: str, setup: str | None) -> None:
-        if self.options.isolation == "bubblewrap" and shutil.which("bwrap") is None:
-            raise SandboxError(f"bubblewrap (bwrap) is not installed on the Ray node {os.uname().nodename}; "
-                               "install it on every node (or set SANDBOX_ISOLATION=none at your own risk)")
-        self.branch, self.base = branch, base
-        (self.root / "in.bundle").write_bytes(bundle)
-        hub = Git(self.root / "hub.git")
-        await hub.run("init", "--quiet", "--bare")
-        await hub.run("fetch", "--quiet", "--no-tags", str(self.root / "in.bundle"), f"{BASE_REF}:{BASE_REF}")
-        (self.root / "in.bundle").unlink()
-        provider = LocalSandboxProvider(self.root / "work", self.options)
-        spec = SandboxSpec(task_id=task_id, branch=branch, base_commit=base, hub=self.root / "hub.git", setup=setup)
-        self.sandbox = await self.stack.enter_async_context(provider.open(spec))
-
-    def _open(self) -> LocalSandbox:
-        if self.sandbox is None:
-            raise SandboxError("the Ray sandbox was not started")
-        return self.sandbox
-
-    async def exec(self, command: str, timeout: float) -> ExecResult:
-        return await self._open().exec(command, timeout)
-
-    async def read_file(self, path: str) -> bytes:
-        return await self._open().read_file(path)
-
-    async def write_file(self, path: str, data: bytes) -> None:
-        await self._open().write_file(path, data)
-
-    async def list_dir(self, path: str) -> list[str]:
-        return await self._open().list_dir(path)
-
-    async def snapshot(self, message: str) -> bytes | None:
-        """A bundle of the task branch on top of the base, or None when nothing changed."""
-        if await self._open().snapshot(message) is None:
-            return None
-        out = self.root / "out.bundle"
-        await Git(self.root / "hub.git").run("bundle", "create", "--quiet", str(out), f"refs/heads/{self.branch}",
-                                             f"^{self.base}")
-        try:
-            return out.read_bytes()
-        finally:
-            out.unlink()
-
-    async def close(self) -> None:
-        try:
-            await self.stack.aclose()
-        finally:
-            shutil.rmtree(self.root, ignore_errors=True)
-
-    def probe(self) -> dict[str, Any]:
-        import ray
-
-        return {"pid": os.getpid(), "root": str(self.root), "environ": dict(os.environ),
-                "node_id": ray.get_runtime_context().get_node_id(), "host": os.uname().nodename}
