@@ -18,7 +18,7 @@ from collections.abc import Awaitable
 from typing import Any
 
 from longshot.config import Config
-from longshot.errors import ConfigError, LongshotError
+from longshot.errors import ConfigError, LongshotError, SandboxError
 from longshot.events import (
     Bus, CheckFinished, ChecksPlanned, Emit, FinalizationAttempt, RunError, TaskRejected, RunFinished, RunStarted, RunWarning,
     SandboxProfile,
@@ -165,9 +165,7 @@ class Orchestrator:
                              target_branch=self.config.git_main_branch,
                              max_workers=self.config.max_workers, log_path=log_path))
         self._announce_isolation()
-        if swept := await self.provider.sweep_orphans():
-            self.emit(RunWarning(message=f"cleaned up {len(swept)} leftovers of runs whose orchestrator died: "
-                                         + "; ".join(swept[:20]) + (" ..." if len(swept) > 20 else "")))
+        await self._sweep_orphans()
         await self.hub.open()
         start = await self.hub.tip()
         self.checks = CheckSource(self.hub, self.config.check_commands)
@@ -215,6 +213,17 @@ class Orchestrator:
     def _fixes(self, tasks: list[Task]) -> None:
         self._add(tasks)
         self._changed.set()
+
+    async def _sweep_orphans(self) -> None:
+        """Destroy what runs whose orchestrator died left in the provider, and say what."""
+        try:
+            swept = await self.provider.sweep_orphans()
+        except SandboxError as e:  # the run may still work; the next one sweeps again
+            self.emit(RunWarning(message=f"could not look for leftovers of crashed runs: {e}"))
+            return
+        if swept:
+            self.emit(RunWarning(message=f"cleaned up {len(swept)} leftovers of runs whose orchestrator died: "
+                                         + "; ".join(swept[:20]) + (" ..." if len(swept) > 20 else "")))
 
     def _announce_isolation(self) -> None:
         if self.config.sandbox_isolation == "none":

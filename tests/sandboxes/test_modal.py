@@ -284,3 +284,21 @@ def test_a_whole_run_on_modal_cleans_up_after_a_crashed_run_and_sends_no_credent
     assert git("show", "main:calc/add.py", cwd=target).startswith("def add")
     sent = fake.transcript()
     assert "sk-test" not in sent and CANARY_TOKEN not in sent
+
+
+async def test_checks_whose_container_is_lost_run_again_in_a_new_one(tmp_path: Path) -> None:
+    from longshot.pipeline.checks import configured_plan, run_commands
+
+    remote = make_remote(tmp_path, {"README.md": "x\n"})
+    hub = Hub(tmp_path / "hub", str(remote), "main", ("Longshot", "l@localhost"))
+    tip = await hub.open()
+    fake = FakeModal(tmp_path / "modal")
+    fake.fail_next("Sandbox.exec", fake.exception.SandboxTerminatedError("worker preempted"))
+    events: list[Any] = []
+    results = await run_commands(provider(tmp_path, fake), hub, tip, configured_plan(["cat README.md"]), timeout=30,
+                                 branch="worker/gate", label="gate-t1", emit=events.append)
+    assert results["cat README.md"].exit_code == 0 and "x" in results["cat README.md"].output_tail
+    assert [e.message for e in events if isinstance(e, RunWarning)] == [
+        "checks (gate-t1): unpacking the base commit in the sandbox of gate-t1 (the container is gone): "
+        "SandboxTerminatedError: worker preempted; running them again in a new sandbox (attempt 2 of 3)"]
+    assert len(fake.sandboxes) == 2 and fake.running() == []
