@@ -1,9 +1,9 @@
 """The Ray provider on a real local cluster (started once per session by `ray_cluster`).
 
 Beyond the contract: no credential in the cluster's processes or the actor's files,
-resources asked of Ray per sandbox, a lost actor failing the attempt and the task
-retried, orphans of a dead orchestrator swept, and a SIGKILLed orchestrator taking its
-actors and their commands with it.
+resources asked of Ray per sandbox, a killed actor and a really removed node (on a second,
+throw-away cluster) failing the attempt with the task run again, orphans of a dead
+orchestrator swept, and nothing left running after a SIGKILLed orchestrator.
 """
 
 from __future__ import annotations
@@ -206,3 +206,63 @@ def test_remote_providers_refuse_harnesses_that_need_a_local_socket(tmp_path: Pa
 
 def _pgrep(pattern: str) -> list[str]:
     return subprocess.run(["pgrep", "-f", pattern], capture_output=True, text=True).stdout.split()
+
+
+NODE_LOSS = """
+import asyncio, json, sys
+from pathlib import Path
+from ray.cluster_utils import Cluster
+import ray
+from longshot.harnesses.base import HarnessResult
+from longshot.hub import Hub
+from longshot.pipeline.dispatch import TaskRunner
+from longshot.sandboxes.local import LocalOptions
+from longshot.sandboxes.ray import RayOptions, RaySandboxProvider
+from longshot.types import Task
+
+cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0, "include_dashboard": False})
+doomed = cluster.add_node(num_cpus=1)
+ray.init(address=cluster.address, log_to_driver=False)
+cluster.wait_for_nodes()
+
+class Harness:
+    attempts = 0
+    async def run(self, task, sandbox):
+        self.attempts += 1
+        if self.attempts == 1:  # the node this task runs on goes away mid-command
+            asyncio.get_running_loop().call_later(1.0, lambda: (cluster.remove_node(doomed), cluster.add_node(num_cpus=1)))
+            await sandbox.exec("sleep 876543", 120)
+        await sandbox.write_file("done.txt", b"on another node")
+        return HarnessResult(status="complete", summary="done")
+
+async def main():
+    hub = Hub(Path(sys.argv[2]), sys.argv[1], "main", ("Longshot", "l@localhost"))
+    await hub.open()
+    events = []
+    provider = RaySandboxProvider(Path(sys.argv[3]), RayOptions(cpus=1, memory_mb=256), "run-node-loss")
+    harness = Harness()
+    handoff = await TaskRunner(hub, provider, harness, events.append, timeout=120).run(
+        Task(id="t1", description="d", branch="worker/t1-x"))
+    print(json.dumps({"status": handoff.status, "attempts": harness.attempts,
+                      "warnings": [e.message for e in events]}), flush=True)
+
+try:
+    asyncio.run(main())
+finally:
+    ray.shutdown()
+    cluster.shutdown()
+"""
+
+
+def test_a_node_lost_mid_task_fails_that_attempt_and_the_task_runs_again_on_another(tmp_path: Path) -> None:
+    """A real node removed from a (second, throw-away) cluster while its sandbox runs a command."""
+    remote = make_remote(tmp_path, {"README.md": "x\n"})
+    done = subprocess.run([sys.executable, "-c", NODE_LOSS, str(remote), str(tmp_path / "hub"), str(tmp_path / "w")],
+                          capture_output=True, text=True, timeout=170)
+    assert done.returncode == 0, done.stderr[-3000:]
+    outcome = json.loads(done.stdout.strip().splitlines()[-1])
+    assert outcome["status"] == "complete" and outcome["attempts"] == 2
+    (warning,) = outcome["warnings"]
+    assert "actor or its node is gone" in warning and "attempt 2 of 3" in warning
+    assert git("show", "refs/heads/worker/t1-x:done.txt", cwd=tmp_path / "hub") == "on another node"
+    assert wait_for(lambda: not _pgrep("sleep 876543"), 5)  # nothing of the lost node's command keeps running
