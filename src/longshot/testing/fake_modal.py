@@ -168,7 +168,7 @@ class FakeSandbox:
         self.tags: dict[str, str] = dict(kwargs.get("tags") or {})
         self.dir = fake.root / object_id
         self.ended: str | None = None
-        self._groups: set[int] = set()
+        self._procs: dict[int, asyncio.subprocess.Process] = {}
         image = kwargs.get("image")
         if isinstance(image, FakeImage) and image.layer is not None:
             shutil.copytree(image.layer, self.dir, symlinks=True)
@@ -184,7 +184,7 @@ class FakeSandbox:
     def kill(self, why: str) -> None:
         if self.ended is None:
             self.ended = why
-        for pgid in list(self._groups):
+        for pgid in list(self._procs):
             with suppress(ProcessLookupError, PermissionError):
                 os.killpg(pgid, signal.SIGKILL)
         if self._expiry is not None:
@@ -203,6 +203,9 @@ class FakeSandbox:
     async def _terminate(self, **kwargs: Any) -> None:
         self.fake.record("Sandbox.terminate", (), kwargs, self.object_id)
         self.kill(self.ended or "terminated")
+        for proc in list(self._procs.values()):  # reap them, as the container's end would
+            with suppress(TimeoutError):
+                await asyncio.wait_for(proc.wait(), 5)
 
     async def _snapshot(self, *args: Any, **kwargs: Any) -> FakeImage:
         self.fake.record("Sandbox.snapshot_filesystem", args, kwargs, self.object_id)
@@ -227,7 +230,7 @@ class FakeSandbox:
         proc = await asyncio.create_subprocess_exec(
             *argv, *args, env=env, start_new_session=True,
             stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-        self._groups.add(proc.pid)
+        self._procs[proc.pid] = proc
         return FakeProcess(self, proc, kwargs.get("timeout"), text=kwargs.get("text", True))
 
 
@@ -255,7 +258,7 @@ class FakeProcess:
         code = await self.proc.wait()
         if self._watch is not None:
             self._watch.cancel()
-        self._sandbox._groups.discard(self.proc.pid)
+        self._sandbox._procs.pop(self.proc.pid, None)
         if self._sandbox.ended is not None:
             self._sandbox._alive()
         return -1 if self.timed_out else code
