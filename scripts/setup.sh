@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Set up Longshot from scratch: bubblewrap (Debian/Ubuntu), a virtual environment in .venv,
-# and the package with its test tools. Safe to run again. `--fresh` recreates .venv.
+# and the package with its test tools, Ray (the Ray provider's tests start a local cluster) and the
+# Modal SDK (its adapter is tested against a fake, and its calls against the real signatures).
+# Safe to run again. `--fresh` recreates .venv.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -17,7 +19,7 @@ fi
 
 if [ "${1:-}" = "--fresh" ]; then rm -rf .venv .venv-tools; fi
 [ -x .venv/bin/python ] || python3 -m venv .venv
-.venv/bin/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+.venv/bin/python -m pip install --quiet --disable-pip-version-check -e '.[dev,ray,modal]'
 
 # mini-swe-agent, an external worker harness (WORKER_HARNESS=mini-swe-agent), lives in its
 # own environment: it pins an older openai SDK through litellm. LONGSHOT_SKIP_HARNESSES=1 skips it.

@@ -7,12 +7,14 @@ from pathlib import Path
 
 from longshot.events import (
     parse_event, CheckFinished, HandoffReceived, MergeLanded, PlannerAnswered, PlannerRequested, RunFinished, RunStarted,
-    TaskCreated, TaskStatusChanged,
+    SandboxProfile, TaskCreated, TaskStatusChanged,
 )
 from longshot.testing.fake_script import RoleScript
 from longshot.testing.repos import git
 
-from helpers import last_tool_result, plan_json, planner_then_done, run_cli, run_env, run_log, worker_steps
+from helpers import (
+    last_tool_result, plan_json, planner_then_done, run_cli, run_env, run_inprocess, run_log, worker_steps,
+)
 
 PY = sys.executable
 TARGET = {
@@ -23,8 +25,8 @@ TARGET = {
 }
 
 
-def test_three_tasks_land_with_trailers_and_exit_0(tmp_path: Path, fake_llm, remote) -> None:
-    target = remote(TARGET)
+def skeleton_script() -> RoleScript:
+    """The walking skeleton: three tasks (one depending on another), each writing code and its test."""
     pytest_cmd = f"{PY} -m pytest -q -p no:cacheprovider"
     tasks = [
         {"id": "t1", "description": "Add calc/add.py with add(a, b) and its test.", "scope": ["calc/add.py"]},
@@ -42,7 +44,12 @@ def test_three_tasks_land_with_trailers_and_exit_0(tmp_path: Path, fake_llm, rem
                             ("tests/test_twice.py", "from calc.twice import twice\n\ndef test_twice():\n    assert twice(4) == 8\n")],
                            f"{pytest_cmd} tests/test_twice.py", summary="twice works"),
     }
-    fake = fake_llm(RoleScript({"planner": planner_then_done(plan_json(tasks)), "worker": workers}))
+    return RoleScript({"planner": planner_then_done(plan_json(tasks)), "worker": workers})
+
+
+def test_three_tasks_land_with_trailers_and_exit_0(tmp_path: Path, fake_llm, remote) -> None:
+    target = remote(TARGET)
+    fake = fake_llm(skeleton_script())
 
     done = run_cli(["Build calc according to SPEC.md"], run_env(tmp_path, target, fake), cwd=tmp_path)
 
@@ -98,3 +105,24 @@ def test_parallelism_is_capped_by_max_workers(tmp_path: Path, fake_llm, remote) 
     assert [e.type for e in streamed] == [e.type for e in run_log(tmp_path)]
     assert streamed[-1].type == "run.finished" and streamed[-1].exit_code == 0
     assert len(git("ls-tree", "--name-only", "main", cwd=target).splitlines()) == 7
+
+
+def test_walking_skeleton_on_ray(tmp_path: Path, fake_llm, remote, ray_cluster) -> None:
+    """The same run with SANDBOX_PROVIDER=ray: workers, gate and sweeps in actors of a real local cluster."""
+    target = remote(TARGET)
+    fake = fake_llm(skeleton_script())
+
+    code = run_inprocess(tmp_path, target, fake, "Build calc according to SPEC.md", SANDBOX_PROVIDER="ray",
+                         SANDBOX_CPU_CORES="1", SANDBOX_MEMORY_MB="512")
+
+    assert code == 0
+    assert fake.errors == []
+    t3_requests = [r for r in fake.requests if r.task_id == "t3"]
+    assert "1 passed" in last_tool_result(t3_requests[-1].body["messages"])  # t3 ran t1's code on a Ray node
+    log = git("log", "--format=%(trailers:key=Longshot-Task,valueonly,separator=)", "main", cwd=target)
+    assert sorted(line for line in log.splitlines() if line) == ["t1", "t2", "t3"]
+    events = run_log(tmp_path)
+    profile = next(e for e in events if isinstance(e, SandboxProfile))
+    assert profile.provider == "ray" and "Ray cluster" in profile.description
+    assert events[-1].exit_code == 0 and events[-1].landed == ["t1", "t2", "t3"]
+    assert ray_cluster.util.list_named_actors(all_namespaces=True) == []  # every actor ended with its task

@@ -144,7 +144,7 @@ def execute(config: Config, request: str | None, *, json_out: bool = False, debu
 
 async def _run(config: Config, bus: Bus, request: str | None, log_path: Path, *, resume: bool, reset: bool,
                yes: bool, confirm: Callable[[str], bool] | None, show: Callable[[str], None]) -> int:
-    provider = build_provider(config)
+    provider = build_provider(config, bus.run_id)
     budget = RunBudget(max_tokens=config.run_max_tokens, max_cost_usd=config.run_max_cost_usd)
     requests = log_path.with_name(log_path.name.replace("run-", "requests-", 1))
     model = build_model(config, bus, budget, requests)

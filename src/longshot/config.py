@@ -162,7 +162,7 @@ class Config(BaseSettings):
     sandbox_provider: Literal["local", "modal", "ray"] = "local"
     """Where workers run: local, modal or ray."""
     sandbox_isolation: Literal["bubblewrap", "none"] = "bubblewrap"
-    """Local sandbox isolation: bubblewrap, or none (explicitly unsafe)."""
+    """Isolation of local and Ray sandboxes: bubblewrap, or none (explicitly unsafe)."""
     sandbox_network: Literal["off", "on"] = "off"
     """Whether sandboxed commands may use the network: off or on."""
     sandbox_cpu_cores: int = Field(default=4, ge=1)
@@ -170,7 +170,7 @@ class Config(BaseSettings):
     sandbox_memory_mb: int = Field(default=8192, ge=1)
     """Memory per sandbox in MiB, where the provider can enforce it."""
     sandbox_idle_timeout: float = Field(default=300.0, gt=0)
-    """Seconds an idle sandbox is kept before it is removed."""
+    """Modal only: seconds a sandbox may go without a command before Modal ends it (keep it above the longest model turn); local and Ray sandboxes end with their task."""
     sandbox_max_processes: int = Field(default=512, ge=8)
     """Processes and threads one sandbox may run at once (needs a cgroup)."""
     sandbox_max_open_files: int = Field(default=4096, ge=64)
@@ -187,6 +187,12 @@ class Config(BaseSettings):
     """Where task checkouts live (default: LONGSHOT_WORK_DIR/tasks). A tmpfs such as /dev/shm starts sandboxes ~10x faster on slow disks."""
     sandbox_ro_paths: str = ""
     """Extra host directories (``:``-separated) a sandbox may read, for toolchains outside the system dirs."""
+    ray_address: str | None = None
+    """SANDBOX_PROVIDER=ray: address of the Ray cluster (e.g. ``ray://head:10001`` or ``head:6379``); unset: a local cluster for the run."""
+    modal_app_name: str = Field(default="longshot", min_length=1)
+    """SANDBOX_PROVIDER=modal: the Modal app that sandboxes are created in (made if missing)."""
+    modal_image: str | None = None
+    """SANDBOX_PROVIDER=modal: a registry image or a Dockerfile path with bash, git and the target's toolchains (default: Debian slim, Python 3.12, pytest, git, Node.js)."""
     snapshot_max_file_mb: int = Field(default=10, ge=1)
     """Largest file a task's result may add, in MiB."""
     snapshot_max_files: int = Field(default=5000, ge=1)

@@ -6,6 +6,9 @@
     ├── GitError (RuntimeError)             a git command failed (argv and stderr kept)
     │   └── PushRejected                    the remote refused a fast-forward-only push
     ├── SandboxError (RuntimeError)         a sandbox could not be made or used
+    │   ├── SetupFailed                     a trusted set-up command failed
+    │   ├── SandboxLost                     a remote sandbox died under us (node, actor, container gone)
+    │   ├── SandboxUnavailable              the provider could not be reached or had no room for now
     │   └── PathOutsideSandbox (ValueError) a path escaping the checkout was refused
     ├── LLMError                            a model request failed (endpoint named)
     │   ├── LLMRateLimited                  HTTP 429 (carries Retry-After)
@@ -17,8 +20,9 @@
     ├── PlanParseError (ValueError)         a planner answer that is not usable JSON
     └── BudgetExceeded                      a run budget (tokens, cost) is spent
 
-Backend errors (openai SDK, subprocess, git) are translated into these at the seam where
-they occur. ``RETRY_POLICY`` says which errors are worth retrying and how; every caller
+Backend errors (openai SDK, Modal and Ray SDKs, subprocess, git) are translated into these
+at the seam where they occur. Errors with extra fields pickle with them (`__reduce__`), so
+they cross a process boundary (a Ray actor) intact. ``RETRY_POLICY`` says which errors are worth retrying and how; every caller
 that retries reads it instead of deciding on its own.
 """
 
@@ -49,6 +53,9 @@ class GitError(LongshotError, RuntimeError):
         shown = " ".join(argv[:6]) + (" ..." if len(argv) > 6 else "")
         super().__init__(f"git failed ({returncode}): {shown}: {stderr.strip()[-2000:]}")
 
+    def __reduce__(self) -> tuple[object, ...]:
+        return type(self), (self.argv, self.returncode, self.stderr)
+
 
 class PushRejected(GitError):
     """The remote refused the push because the branch moved (not a fast-forward)."""
@@ -65,6 +72,24 @@ class SetupFailed(SandboxError):
         super().__init__(message)
         self.command = command
         self.output = output
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return _rebuild_setup_failed, (type(self), str(self), self.command, self.output)
+
+
+def _rebuild_setup_failed(cls: type[SetupFailed], message: str, command: str, output: str) -> SetupFailed:
+    return cls(message, command=command, output=output)
+
+
+class SandboxLost(SandboxError):
+    """A remote sandbox is gone: its node or actor died, or its container was terminated.
+
+    Its work since the last snapshot is lost; the task is retried in a new sandbox.
+    """
+
+
+class SandboxUnavailable(SandboxError):
+    """The provider could not be reached, or had no capacity, for now; worth another try."""
 
 
 class PathOutsideSandbox(SandboxError, ValueError):
@@ -140,7 +165,10 @@ RETRY_POLICY: dict[type[LongshotError], RetryPolicy] = {
     PushRejected: RetryPolicy(True, 5, 0.0, 0.0, "the target branch moved; rebuild on the new tip"),
     GitError: RetryPolicy(False, hint="see the git message"),
     SetupFailed: RetryPolicy(False, hint="the set-up command or a dependency is wrong; see its output"),
+    SandboxLost: RetryPolicy(True, 3, 1.0, 10.0, "the node or container was lost; the task starts again elsewhere"),
+    SandboxUnavailable: RetryPolicy(True, 4, 2.0, 30.0, "the provider is unreachable or full; check its status"),
     SandboxError: RetryPolicy(False, hint="see the sandbox message"),
+    ConfigError: RetryPolicy(False, hint="fix the setting the message names"),
 }
 
 

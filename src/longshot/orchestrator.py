@@ -24,7 +24,7 @@ from longshot.events import (
     Bus, CheckFinished, ChecksPlanned, Emit, Event, RunFinished, RunInterrupted, RunResumed, RunStarted, RunWarning,
     SandboxProfile,
 )
-from longshot.harnesses.base import Harness, HarnessResult
+from longshot.harnesses.base import Harness
 from longshot.harnesses.builtin import BuiltinHarness
 from longshot.harnesses.context import context_window
 from longshot.harnesses.external import ExternalHarness, load_agent
@@ -43,7 +43,7 @@ from longshot.pipeline.drive import DriveOptions, Driver
 from longshot.pipeline.explore import Explorer
 from longshot.pipeline.finalize import Account, Verdict, verdict
 from longshot.pipeline.gate import Gate
-from longshot.pipeline.handoff import commit_message
+from longshot.pipeline.leftovers import clean_leftovers
 from longshot.pipeline.ledger import Ledger
 from longshot.pipeline.merge import MergeQueue
 from longshot.pipeline.monitor import Monitor
@@ -59,6 +59,7 @@ from longshot.runlock import RunLock
 from longshot.sandboxes.base import SandboxProvider
 from longshot.sandboxes.limits import Limits
 from longshot.sandboxes.local import LocalOptions, LocalSandboxProvider
+from longshot.sandboxes.remote import remote_provider
 from longshot.types import Task
 
 def build_model(config: Config, bus: Bus, budget: RunBudget, request_log: Path | None = None) -> Router:
@@ -88,24 +89,30 @@ def harness_paths(config: Config) -> list[str]:
     return sorted({os.path.dirname(os.path.dirname(p)) for p in (os.path.abspath(found), real)})
 
 
-def build_provider(config: Config) -> SandboxProvider:
+def build_provider(config: Config, run_id: str) -> SandboxProvider:
+    """The sandbox provider SANDBOX_PROVIDER names; remote ones label their sandboxes with ``run_id``."""
+    work_dir = config.longshot_work_dir.resolve()
     if config.sandbox_provider != "local":
-        raise ConfigError(f"SANDBOX_PROVIDER: {config.sandbox_provider!r} is not available in this version. "
-                          "Fix: set SANDBOX_PROVIDER=local.")
+        return remote_provider(config, work_dir, run_id, local_options)
     if config.sandbox_isolation == "bubblewrap" and shutil.which("bwrap") is None:
         raise ConfigError("SANDBOX_ISOLATION: bubblewrap (bwrap) is not installed, and workers must not run "
                           "model-written commands unisolated. Fix: install it (apt-get install bubblewrap), "
                           "or set SANDBOX_ISOLATION=none to run without isolation at your own risk.")
+    return LocalSandboxProvider(work_dir, local_options(config))
+
+
+def local_options(config: Config) -> LocalOptions:
+    """The bubblewrap profile and limits of local sandboxes (and of Ray sandboxes, on their nodes)."""
     limits = Limits(memory_mb=config.sandbox_memory_mb, cpu_cores=config.sandbox_cpu_cores,
                     processes=config.sandbox_max_processes, open_files=config.sandbox_max_open_files,
                     disk_mb=config.sandbox_disk_mb, files=config.sandbox_max_files)
-    return LocalSandboxProvider(config.longshot_work_dir.resolve(), LocalOptions(
+    return LocalOptions(
         isolation=config.sandbox_isolation, network=config.sandbox_network == "on", limits=limits,
         setup_command=config.sandbox_setup_command, setup_timeout=config.sandbox_setup_timeout,
         ro_paths=[p for p in config.sandbox_ro_paths.split(":") if p] + harness_paths(config),
         max_file_bytes=config.snapshot_max_file_mb * 1024 * 1024, max_changed_files=config.snapshot_max_files,
         author=(config.git_commit_name, config.git_commit_email), tasks_dir=config.sandbox_tasks_dir,
-    ))
+    )
 
 
 def build_harness(config: Config, model: ChatModel, prompts: Prompts, emit: Emit) -> Harness:
@@ -228,7 +235,7 @@ class Orchestrator:
             run_id=self.bus.run_id, request=request or "", target_branch=self.config.git_main_branch,
             start_commit=tip, owner=owner_tag())
         self.record = self.record.model_copy(update={"owner": owner_tag()})
-        await self._salvage_leftovers()
+        await clean_leftovers(self.provider, self.hub, self.record, self.state, self.emit)
         recovered = await self._restore(tip) if resuming else None
         self.state.capture = self._capture
         await self._start_checks()
@@ -268,27 +275,6 @@ class Orchestrator:
                               duration_s=round(time.monotonic() - started, 3), tokens=self.budget.tokens,
                               cost_usd=round(self.budget.cost_usd, 6)))
         return result
-
-    async def _salvage_leftovers(self) -> None:
-        record = self.record
-        assert record is not None
-        by_branch = {t.branch: t for t in record.tasks}
-
-        def message(branch: str) -> str:
-            task = by_branch.get(branch)
-            if task is None:
-                return f"Salvaged work of {branch} from an interrupted run\n" if branch.startswith(self.hub.prefix) and \
-                    not branch.endswith(("/gate", "/reconciler")) else ""
-            note = HarnessResult(status="partial", summary="Salvaged from a run that was killed.")
-            return commit_message(task, note, status="interrupted")
-
-        for left in await self.provider.recover(self.hub.path, message):
-            if left.error:
-                self.emit(RunWarning(message=f"could not salvage sandbox {left.name} of a dead run: {left.error}"))
-            elif left.commit:
-                self.emit(RunWarning(message=f"salvaged the work left in sandbox {left.name} onto {left.branch} "
-                                             f"({left.commit[:10]})"))
-                self.state.mark("salvaged", left.branch)
 
     async def _restore(self, tip: str) -> Recovered:
         assert self.record is not None

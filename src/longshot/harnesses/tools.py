@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from longshot.errors import PathOutsideSandbox, SandboxError
+from longshot.errors import PathOutsideSandbox, SandboxError, SandboxLost
 from longshot.sandboxes.base import OnOutput, Sandbox
 from longshot.sandboxes.output import cap_text
 
@@ -178,6 +178,8 @@ class ToolBox:
             return ToolOutcome(f"error: {e}", False)
         except (FileNotFoundError, IsADirectoryError, NotADirectoryError) as e:
             return ToolOutcome(f"error: {type(e).__name__}: {e.filename or e}", False)
+        except SandboxLost:
+            raise  # nothing more can run there: the task is retried in a new sandbox
         except SandboxError as e:
             return ToolOutcome(f"error: the sandbox failed: {e}", False)
 

@@ -17,6 +17,7 @@ Every check has a kind, the reconciler's priority order: build, then types, then
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import shlex
@@ -24,7 +25,8 @@ import tomllib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-from longshot.errors import SetupFailed
+from longshot.errors import SandboxError, SetupFailed, backoff_delay, policy_for
+from longshot.events import Emit, RunWarning
 from longshot.hub import Hub
 from longshot.sandboxes.base import SandboxProvider, SandboxSpec
 from longshot.sandboxes.output import cap_text
@@ -214,13 +216,35 @@ class CheckSource:
 
 async def run_commands(
     provider: SandboxProvider, hub: Hub, commit: str, plan: CheckPlan, *, timeout: float, branch: str,
-    label: str, commands: list[str] | None = None,
+    label: str, commands: list[str] | None = None, emit: Emit | None = None,
 ) -> dict[str, CheckResult]:
     """Run the plan's commands (or ``commands``) on ``commit`` in one fresh sandbox.
 
     A failed dependency set-up is itself a failing check (``SETUP_CHECK``, kind build): a
     change can break it (a bad requirements file), and nothing else can run without it.
+    A sandbox lost on the way (a remote node or container died) is replaced and the
+    commands run again, as often as `RETRY_POLICY` allows; ``emit`` hears of each retry.
     """
+    attempt = 1
+    while True:
+        try:
+            return await _run_once(provider, hub, commit, plan, timeout=timeout, branch=branch, label=label,
+                                   commands=commands)
+        except SandboxError as e:
+            policy = policy_for(e)
+            if not policy.retry or attempt >= policy.max_attempts:
+                raise
+            if emit is not None:
+                emit(RunWarning(message=f"checks ({label}): {e}; running them again in a new sandbox "
+                                        f"(attempt {attempt + 1} of {policy.max_attempts})"))
+            await asyncio.sleep(backoff_delay(policy, attempt))
+            attempt += 1
+
+
+async def _run_once(
+    provider: SandboxProvider, hub: Hub, commit: str, plan: CheckPlan, *, timeout: float, branch: str,
+    label: str, commands: list[str] | None,
+) -> dict[str, CheckResult]:
     results: dict[str, CheckResult] = {}
     spec = SandboxSpec(task_id=label, branch=branch, base_commit=commit, hub=hub.path, setup=plan.setup_script)
     try:

@@ -4,7 +4,9 @@ Whatever way the worker ends (handoff, step limit, timeout, stuck, model failure
 being interrupted), what it wrote is snapshotted onto its branch in the hub so nothing is
 lost; only a ``complete`` handoff with changes goes on to the merge queue (the
 orchestrator decides that). A task dispatched again (a retry, or a resumed run) starts
-from its own branch, so earlier work is carried on, never thrown away.
+from its own branch, so earlier work is carried on, never thrown away. When the sandbox
+itself is lost (a remote node or container died, `SandboxLost`), its work is gone with it,
+and the task starts again in a new sandbox as often as `RETRY_POLICY` allows.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import time
 from collections.abc import Callable
 
 from longshot.crash import CrashPoints
-from longshot.errors import LLMError, SandboxError
+from longshot.errors import LLMError, SandboxError, backoff_delay, policy_for
 from longshot.events import Emit, RunWarning
 from longshot.harnesses.base import Harness, HarnessResult
 from longshot.hub import Hub
@@ -70,20 +72,22 @@ class TaskRunner:
         return await self.hub.tip(), False
 
     async def run(self, task: Task) -> Handoff:
-        started = self.started[task.id] = time.monotonic()
+        started = time.monotonic()
         try:
             base, own = await self._base(task)
-            spec = SandboxSpec(task_id=task.id, branch=task.branch, base_commit=base, hub=self.hub.path)
-            async with self.provider.open(spec) as sandbox:
-                self.crash.reached("dispatch")
-                result = await self._work(task, sandbox)
+            attempt = 1
+            while True:
                 try:
-                    commit = await sandbox.snapshot(commit_message(task, result))
-                except SnapshotRefused as e:
-                    self.emit(RunWarning(task_id=task.id, message=str(e)))
-                    result = result.model_copy(update={"status": "failed", "summary": f"{e}. {result.summary}",
-                                                       "concerns": [*result.concerns, str(e)]})
-                    commit = None
+                    result, commit = await self._attempt(task, base)
+                    break
+                except SandboxError as e:  # the sandbox itself failed: RETRY_POLICY says whether to start again
+                    policy = policy_for(e)
+                    if not policy.retry or attempt >= policy.max_attempts:
+                        raise
+                    self.emit(RunWarning(task_id=task.id, message=f"{e}; starting the task again in a new sandbox "
+                                                                  f"(attempt {attempt + 1} of {policy.max_attempts})"))
+                    await asyncio.sleep(backoff_delay(policy, attempt))
+                    attempt += 1
         finally:
             self.started.pop(task.id, None)
         counted_from = base
@@ -94,6 +98,22 @@ class TaskRunner:
         self.crash.reached("worker.result")
         duration_ms = int((time.monotonic() - started) * 1000)
         return await build_handoff(self.hub.git, task, result, counted_from, commit, duration_ms)
+
+    async def _attempt(self, task: Task, base: str) -> tuple[HarnessResult, str | None]:
+        """One sandbox, the harness in it (WORKER_TIMEOUT), and the snapshot of what it wrote."""
+        self.started[task.id] = time.monotonic()
+        spec = SandboxSpec(task_id=task.id, branch=task.branch, base_commit=base, hub=self.hub.path)
+        async with self.provider.open(spec) as sandbox:
+            self.crash.reached("dispatch")
+            result = await self._work(task, sandbox)
+            try:
+                commit = await sandbox.snapshot(commit_message(task, result))
+            except SnapshotRefused as e:
+                self.emit(RunWarning(task_id=task.id, message=str(e)))
+                result = result.model_copy(update={"status": "failed", "summary": f"{e}. {result.summary}",
+                                                   "concerns": [*result.concerns, str(e)]})
+                commit = None
+        return result, commit
 
     async def _carried(self, task: Task, result: HarnessResult, base: str, commit: str | None) -> tuple[str, str | None]:
         """A task that started from its own branch: the work earlier attempts left there is its
@@ -120,6 +140,8 @@ class TaskRunner:
             return HarnessResult(status="partial", summary=why,
                                  concerns=[f"{why}; its work so far is on the branch"])
         except (LLMError, SandboxError) as e:
+            if isinstance(e, SandboxError) and policy_for(e).retry:
+                raise  # the sandbox is gone with the work in it (a lost node): `run` starts again
             self.emit(RunWarning(task_id=task.id, message=f"worker failed: {e}"))
             return HarnessResult(status="failed", summary=f"the worker failed: {e}")
         except asyncio.CancelledError:

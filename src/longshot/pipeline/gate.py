@@ -60,7 +60,7 @@ class Gate:
         """Run every command on ``commit`` in a fresh sandbox."""
         self.runs += 1
         return await run_commands(self.provider, self.hub, commit, self.plan, timeout=self.timeout, branch=self.branch,
-                                  label=f"gate-{label}", commands=commands)
+                                  label=f"gate-{label}", commands=commands, emit=self.emit)
 
     @property
     def commands(self) -> list[str]:

@@ -124,7 +124,8 @@ class Reconciler:
         if not plan.checks:
             return failures, []
         results = list((await run_commands(self.provider, self.hub, commit, plan, timeout=self.timeout,
-                                           branch=f"{self.prefix}reconciler", label="reconciler")).values())
+                                           branch=f"{self.prefix}reconciler", label="reconciler",
+                                           emit=self.emit)).values())
         for r in results:
             failures += failures_of(r)
         return failures, results

@@ -5,7 +5,13 @@ branch. Every tool call of a worker goes through the sandbox: commands via `exec
 via `read_file` / `write_file` / `list_dir`, with paths relative to the checkout root.
 When the worker is done the orchestrator calls `snapshot`, which turns the checkout into
 one commit on the task branch *in the hub* (the orchestrator's clone) and returns it.
-Leaving the ``async with`` block destroys the sandbox and everything running in it.
+Leaving the ``async with`` block destroys the sandbox and everything running in it, also
+when the block is left by an error or a cancellation.
+
+Providers: `local` (this machine, bubblewrap), `ray` (an actor on a node of a Ray
+cluster, bubblewrap there) and `modal` (a Modal cloud container). Remote providers move
+code in and out as git bundles (`longshot.sandboxes.bundle`): no credential ever leaves
+the orchestrator.
 """
 
 from __future__ import annotations
@@ -74,7 +80,10 @@ class Sandbox(Protocol):
         ...
 
     def socket_path(self, name: str) -> tuple[Path, str]:
-        """Where the orchestrator may serve a Unix socket for the sandbox: (host path, path inside)."""
+        """Where the orchestrator may serve a Unix socket for the sandbox: (host path, path inside).
+
+        Only a sandbox on this machine can have one; remote sandboxes raise SandboxError.
+        """
         ...
 
 
@@ -107,6 +116,15 @@ class SandboxProvider(Protocol):
         ...
 
     async def recover(self, hub: Path, message: Callable[[str], str]) -> list[Leftover]:
-        """Sandboxes of dead runs: commit each one's work to its branch in ``hub`` (the commit
-        message is ``message(branch)``), under the same snapshot rules, then remove it."""
+        """Sandboxes of dead runs whose files are still at hand: commit each one's work to its
+        branch in ``hub`` (the commit message is ``message(branch)``), under the same snapshot
+        rules, then remove it. Called at the start of a run, before `sweep_orphans`."""
+        ...
+
+    async def sweep_orphans(self) -> list[str]:
+        """Destroy what runs whose orchestrator died left behind; name each thing destroyed.
+
+        Called once at the start of a run. Only leftovers of orchestrators known to be dead
+        (same host, process gone) are touched, never those of a run still going.
+        """
         ...

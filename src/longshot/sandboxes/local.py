@@ -34,6 +34,7 @@ from longshot.sandboxes.base import ExecResult, Leftover, OnOutput, Profile, San
 from longshot.sandboxes.bwrap import RUN_DIR, SANDBOX_HOME, WORKSPACE, bwrap_argv, toolchain_paths
 from longshot.sandboxes.limits import Cgroup, DiskGuard, Limits, describe, launcher, sweep_stale, watch_disk
 from longshot.sandboxes.leftovers import recover_leftovers
+from longshot.sandboxes.orphans import start_time
 from longshot.sandboxes.output import CappedReader
 from longshot.sandboxes.snapshot import check_nested_repos, check_staged
 
@@ -93,6 +94,23 @@ class LocalSandboxProvider:
 
     async def recover(self, hub: Path, message: Callable[[str], str]) -> list[Leftover]:
         return await recover_leftovers(self, hub, message)
+
+    async def sweep_orphans(self) -> list[str]:
+        """Cgroups (removed at start-up) and task directories that dead Longshot processes left here.
+
+        No process can outlive its orchestrator (``--die-with-parent``, PID namespaces), so
+        only files are left: a directory is ``<task>-<pid>-<n>`` and is removed when that pid
+        is gone. `recover` has salvaged their work first; this removes what it could not read.
+        """
+        found = [f"empty cgroup {c}" for c in self.stale_cgroups]
+        self.stale_cgroups = []
+        tasks = self.options.tasks_dir or self.work_dir / "tasks"
+        for entry in sorted(tasks.iterdir()) if tasks.is_dir() else []:
+            pid = entry.name.rsplit("-", 2)[1] if entry.name.count("-") >= 2 else ""
+            if pid.isdigit() and int(pid) != os.getpid() and start_time(int(pid)) is None:
+                await asyncio.to_thread(shutil.rmtree, entry, ignore_errors=True)
+                found.append(f"task directory {entry}")
+        return found
 
     @asynccontextmanager
     async def open(self, spec: SandboxSpec) -> AsyncIterator[Sandbox]:

@@ -27,19 +27,27 @@ class CappedReader:
     async def drain(self, stream: asyncio.StreamReader | None) -> None:
         if stream is None:
             return
-        half = self.limit // 2
         while chunk := await stream.read(65536):
-            self.total += len(chunk)
-            if self.on_output is not None:
-                self.on_output(self.total)
-            room = half - len(self._head)
-            if room > 0:
-                self._head += chunk[:room]
-                chunk = chunk[room:]
-            if chunk:
-                self._tail += chunk
-                if len(self._tail) > half:
-                    del self._tail[: len(self._tail) - half]
+            self.feed(chunk)
+
+    def feed(self, chunk: bytes) -> None:
+        """Take the next piece of the stream (for sources that are not an asyncio stream)."""
+        half = self.limit // 2
+        self.total += len(chunk)
+        if self.on_output is not None:
+            self.on_output(self.total)
+        room = half - len(self._head)
+        if room > 0:
+            self._head += chunk[:room]
+            chunk = chunk[room:]
+        if chunk:
+            self._tail += chunk
+            if len(self._tail) > half:
+                del self._tail[: len(self._tail) - half]
+
+    def data(self) -> bytes:
+        """Every byte read; only meaningful when nothing was cut (`truncated` is False)."""
+        return bytes(self._head + self._tail)
 
     def text(self) -> str:
         head = self._head.decode("utf-8", "replace")

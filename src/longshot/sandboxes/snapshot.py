@@ -1,9 +1,10 @@
 """Checks on a task's result before it becomes a commit in the hub.
 
-Run on the staged index of the task's own git dir, so a refused result never reaches the
-hub. Each refusal names the rule and the paths: symlinks that point outside the checkout
-(or are absolute), submodules and gitlinks, files over the size limit, and more changed
-files than the limit.
+Run on the staged index of the task's own git dir (`check_staged`, local sandboxes), or on
+a commit that came back from a remote sandbox (`check_commit`), so a refused result never
+reaches the hub. Each refusal names the rule and the paths: symlinks that point outside
+the checkout (or are absolute), submodules and gitlinks, files over the size limit, and
+more changed files than the limit.
 """
 
 from __future__ import annotations
@@ -24,6 +25,9 @@ class SnapshotRefused(SandboxError):
         self.paths = paths
         shown = ", ".join(paths[:10]) + (f" and {len(paths) - 10} more" if len(paths) > 10 else "")
         super().__init__(f"result refused ({rule}): {shown}")
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return type(self), (self.rule, self.paths)
 
 
 SKIP_DIRS = {"node_modules", ".venv", "__pycache__", ".pytest_cache", ".mypy_cache"}
@@ -48,6 +52,16 @@ def check_nested_repos(checkout: Path) -> None:
 async def check_staged(git: Git, base: str, *, max_file_bytes: int, max_files: int) -> None:
     """Raise SnapshotRefused if the index (against ``base``) breaks a rule."""
     raw = await git.run("diff", "--cached", "--raw", "--no-renames", "-z", base)
+    await _check_diff(git, raw, max_file_bytes=max_file_bytes, max_files=max_files)
+
+
+async def check_commit(git: Git, base: str, commit: str, *, max_file_bytes: int, max_files: int) -> None:
+    """Raise SnapshotRefused if ``commit`` (against ``base``) breaks a rule."""
+    raw = await git.run("diff", "--raw", "--no-abbrev", "--no-renames", "-z", base, commit)
+    await _check_diff(git, raw, max_file_bytes=max_file_bytes, max_files=max_files)
+
+
+async def _check_diff(git: Git, raw: str, *, max_file_bytes: int, max_files: int) -> None:
     entries: list[tuple[str, str, str]] = []  # (new mode, new blob, path)
     fields = raw.split("\0")
     i = 0
