@@ -46,6 +46,8 @@ class RequestRecord:
     turn: int = 0
     body: dict[str, Any] = field(default_factory=dict)
     status: int = 0
+    answered: float | None = None
+    """When the status line went out (a client may act on the answer before ``ended``)."""
     ended: float | None = None
 
 
@@ -206,7 +208,7 @@ class FakeLLM:
 
     def _sent(self, record: RequestRecord, status: int) -> None:
         with self._lock:
-            record.status = status
+            record.status, record.answered = status, time.monotonic()
 
     def _disconnected(self, record: RequestRecord, exc: BaseException) -> None:
         with self._lock:
