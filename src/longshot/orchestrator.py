@@ -156,7 +156,8 @@ class Orchestrator:
         started = time.monotonic()
         self.emit(RunStarted(request=request, repo=self.config.git_repo_url,
                              target_branch=self.config.git_main_branch,
-                             max_workers=self.config.max_workers, log_path=log_path))
+                             max_workers=self.config.max_workers, log_path=log_path,
+                             max_tokens=self.config.run_max_tokens, max_cost_usd=self.config.run_max_cost_usd))
         self._announce_isolation()
         await self.hub.open()
         start = await self.hub.tip()

@@ -27,7 +27,8 @@ class Scheduler:
         self.tasks[task.id] = task
         self._order[task.id] = len(self._order)
         self.emit(TaskCreated(task_id=task.id, description=task.description, branch=task.branch,
-                              scope=task.scope, priority=task.priority, depends_on=task.depends_on))
+                              scope=task.scope, priority=task.priority, depends_on=task.depends_on,
+                              parent=task.parent, kind=task.kind))
 
     def move(self, task: Task, to: TaskStatus, reason: str = "") -> None:
         before = task.move(to, reason)
