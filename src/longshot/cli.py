@@ -18,13 +18,14 @@ from rich.console import Console
 from longshot import __version__
 from longshot.config import Config, load_config
 from longshot.errors import ConfigError
-from longshot.dashboard.plain import JsonStdoutSink, PlainPrinter
+from longshot.dashboard.commands import register
+from longshot.dashboard.output import RunOutput, choose_mode
 from longshot.events import Bus, NdjsonSink, new_run_id
 from longshot.llm.budget import RunBudget
-from longshot.orchestrator import Orchestrator, build_model, build_provider
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Massively parallel autonomous coding.")
-SUBCOMMANDS = {"run", "demo"}
+SUBCOMMANDS = {"run", "demo", "replay", "watch", "report"}
+DASHBOARD_HELP = "The live dashboard (the default on a terminal), or plain lines."
 
 
 def _version(value: bool) -> None:
@@ -45,27 +46,31 @@ def run(
     request: Annotated[str, typer.Argument(help='What to build, e.g. "Build the API in SPEC.md".')],
     json_out: Annotated[bool, typer.Option("--json", help="Print NDJSON events on stdout, nothing else.")] = False,
     debug: Annotated[bool, typer.Option("--debug", help="Print every event, with details.")] = False,
+    dashboard: Annotated[bool | None, typer.Option("--dashboard/--no-dashboard", help=DASHBOARD_HELP)] = None,
 ) -> None:
     """Run a job on GIT_REPO_URL (configured by environment variables or .env)."""
     try:
         config = load_config()
     except ConfigError as e:
         _fail_config(e)
-    raise typer.Exit(execute(config, request, json_out=json_out, debug=debug))
+    raise typer.Exit(execute(config, request, json_out=json_out, debug=debug, dashboard=dashboard))
 
 
 @app.command()
 def demo(
     json_out: Annotated[bool, typer.Option("--json", help="Print NDJSON events on stdout, nothing else.")] = False,
     keep: Annotated[Path | None, typer.Option(help="Directory for the demo (default: a new temporary one).")] = None,
+    dashboard: Annotated[bool | None, typer.Option("--dashboard/--no-dashboard", help=DASHBOARD_HELP)] = None,
+    pace: Annotated[float, typer.Option(min=0, help="Scales the scripted model's thinking time (0: at once).")] = 1.0,
 ) -> None:
     """Build the bundled sample project offline with the bundled scripted model."""
     from longshot.demo.runner import run_demo
 
-    raise typer.Exit(run_demo(keep, json_out=json_out))
+    raise typer.Exit(run_demo(keep, json_out=json_out, dashboard=dashboard, pace=pace))
 
 
-def execute(config: Config, request: str, *, json_out: bool = False, debug: bool = False) -> int:
+def execute(config: Config, request: str, *, json_out: bool = False, debug: bool = False,
+            dashboard: bool | None = None) -> int:
     """Run one job with ``config``; return the exit code. Used by `run` and `demo`."""
     run_id = new_run_id()
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
@@ -73,12 +78,11 @@ def execute(config: Config, request: str, *, json_out: bool = False, debug: bool
     log = NdjsonSink.open(log_path)
     bus = Bus(run_id, [log])
     console = Console(stderr=False, highlight=False, soft_wrap=True)
-    if json_out:
-        bus.add_sink(JsonStdoutSink(sys.stdout))
-    else:
-        bus.add_sink(PlainPrinter(console, debug=debug))
+    output = RunOutput(choose_mode(dashboard, json_out), console, debug=debug)
+    bus.add_sink(output.sink)
     try:
-        return asyncio.run(_run(config, bus, request, log_path))
+        with output:
+            return asyncio.run(_run(config, bus, request, log_path))
     except ConfigError as e:
         _fail_config(e)
     except KeyboardInterrupt:
@@ -87,10 +91,13 @@ def execute(config: Config, request: str, *, json_out: bool = False, debug: bool
         return 130
     finally:
         log.close()
+        output.finish(log_path)
     return 1
 
 
 async def _run(config: Config, bus: Bus, request: str, log_path: Path) -> int:
+    from longshot.orchestrator import Orchestrator, build_model, build_provider  # heavy: only a run needs it
+
     provider = build_provider(config)
     budget = RunBudget(max_tokens=config.run_max_tokens, max_cost_usd=config.run_max_cost_usd)
     requests = log_path.with_name(log_path.name.replace("run-", "requests-", 1))
@@ -108,11 +115,14 @@ def _fail_config(e: ConfigError) -> None:
     raise typer.Exit(2)
 
 
+register(app)
+
+
 def main() -> None:
     """Entry point: ``longshot "<request>"`` is ``longshot run "<request>"``."""
     args = sys.argv[1:]
     if args and args[0] not in SUBCOMMANDS and not args[0].startswith("-"):
         args = ["run", *args]
-    elif args and args[0] in ("--json", "--debug"):
+    elif args and args[0] in ("--json", "--debug", "--dashboard", "--no-dashboard"):
         args = ["run", *args]
     app(args=args, prog_name="longshot")

@@ -1,0 +1,79 @@
+"""What a run shows on the terminal, chosen once: the dashboard, plain lines, or NDJSON.
+
+`RunOutput` gives the bus its sink, keeps the dashboard's screen up while the run goes
+on (and restores the terminal however the run ends), then writes the run's report and
+prints the summary. ``--json`` keeps stdout for events only: the report is still written,
+and its path goes to stderr.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from types import TracebackType
+from typing import IO, Literal
+
+from rich.console import Console
+
+from longshot.dashboard.app import Dashboard
+from longshot.dashboard.plain import JsonStdoutSink, PlainPrinter
+from longshot.dashboard.report import load, summary, write_report
+from longshot.dashboard.view import ViewState
+from longshot.events import Sink
+
+Mode = Literal["dashboard", "plain", "json"]
+
+
+def choose_mode(dashboard: bool | None, json_out: bool, stream: IO[str] | None = None) -> Mode:
+    """``--json`` wins; then ``--dashboard``/``--no-dashboard``; by default the dashboard on a terminal."""
+    if json_out:
+        return "json"
+    if dashboard is None:
+        stream = stream or sys.stdout
+        dashboard = stream.isatty()
+    return "dashboard" if dashboard else "plain"
+
+
+class RunOutput:
+    """The terminal side of one run."""
+
+    def __init__(self, mode: Mode, console: Console, *, debug: bool = False) -> None:
+        self.mode = mode
+        self.console = console
+        self.dashboard: Dashboard | None = None
+        self.sink: Sink
+        if mode == "json":
+            self.sink = JsonStdoutSink(sys.stdout)
+        elif mode == "dashboard":
+            view = ViewState(debug=debug, footer="Ctrl-C stops the run")
+            self.dashboard = Dashboard(console, view=view, quittable=False)
+            self.sink = self.dashboard
+        else:
+            self.sink = PlainPrinter(console, debug=debug)
+
+    def __enter__(self) -> RunOutput:
+        if self.dashboard is not None:
+            self.dashboard.start()
+        return self
+
+    def __exit__(self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None) -> None:
+        if self.dashboard is not None:
+            self.dashboard.stop()
+
+    def finish(self, log_path: Path) -> Path | None:
+        """Write the report of the run logged at ``log_path`` and print the summary; the report's path."""
+        state = load(log_path) if log_path.is_file() else None
+        if state is None or state.started is None:
+            return None  # the run never started (bad configuration): nothing to report
+        report: Path | None = None
+        err = Console(stderr=True, highlight=False)
+        try:
+            report = write_report(log_path, state)
+        except (OSError, ValueError, ImportError) as e:
+            err.print(f"[yellow]the run report could not be written: {e}[/]")
+        if self.mode == "json":
+            if report is not None:
+                err.print(f"report: {report}", highlight=False)
+            return report
+        self.console.print(summary(state, report))
+        return report
