@@ -9,7 +9,7 @@ from rich.console import Console
 
 from longshot.dashboard.plain import PlainPrinter
 from longshot.events import (
-    LLMUsage, MergeLanded, Metrics, RunStarted, TaskCreated, TaskStatusChanged, WorkerStep, read_events,
+    LLMUsage, MergeLanded, Metrics, RunFinished, RunStarted, TaskCreated, TaskStatusChanged, WorkerStep, read_events,
 )
 
 LOG = Path(__file__).resolve().parent / "data" / "demo.ndjson"
@@ -35,6 +35,19 @@ def test_one_line_per_meaningful_event_and_a_status_line_every_interval() -> Non
     status = [line for line in lines if line.startswith("status ")]
     assert status == ["status 0:16 · workers 1/4 · tasks 0/1 done, 0 failed, 0 pending · landed 0 (0/h) · queue 0 · "
                       "1.2k tokens $0.0000"]
+
+
+def test_a_quiet_live_run_still_gets_its_status_line_from_the_clock() -> None:
+    p, out = printer(status_every=15)
+    p(RunStarted(ts=100, request="r", repo="r", target_branch="main", max_workers=2))
+    p.tick(110)
+    assert "status" not in out.getvalue()
+    p.tick(116)
+    p.tick(117)  # not due again yet
+    assert out.getvalue().count("status 0:16 · workers 0/2") == 1
+    p(RunFinished(ts=200, exit_code=0, green=True))
+    p.tick(300)
+    assert out.getvalue().count("status ") == 1  # none after the end
 
 
 def test_a_monitor_report_prints_a_status_line_with_its_figures() -> None:

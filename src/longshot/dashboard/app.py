@@ -112,6 +112,7 @@ class Dashboard:
         self.quit = threading.Event()
         self.frames: list[tuple[float, float, int]] = []
         """(started, drawn, events folded in) of every frame, monotonic seconds: for the benchmark."""
+        self.error: Exception | None = None
         self._queue: queue.SimpleQueue[Event | Reset] = queue.SimpleQueue()
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
@@ -167,8 +168,17 @@ class Dashboard:
                 self._wake.clear()
 
     def start(self) -> None:
-        """Draw from a background thread (a live run: the orchestrator owns the main thread)."""
-        self._thread = threading.Thread(target=self.run, name="longshot-dashboard", daemon=True)
+        """Draw from a background thread (a live run: the orchestrator owns the main thread).
+
+        A failure while drawing ends the dashboard, not the run: it is kept in ``error``.
+        """
+        def draw() -> None:
+            try:
+                self.run()
+            except Exception as e:  # noqa: BLE001 - reported by the caller after the run (RunOutput)
+                self.error = e
+
+        self._thread = threading.Thread(target=draw, name="longshot-dashboard", daemon=True)
         self._thread.start()
 
     def stop(self) -> None:

@@ -8,8 +8,12 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from longshot.dashboard.state import DONE, FAILED, RunState
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 COLOURS = {"done": "#2e9e44", "failed": "#d62728", "other": "#9e9e9e", "worker": "#1f77b4", "wait": "#2ca02c"}
 
@@ -37,7 +41,7 @@ def draw(state: RunState, directory: Path) -> list[tuple[str, str]]:
     return written
 
 
-def _progress(plt, state: RunState, start: float, end: float):  # noqa: ANN001, ANN202 - pyplot
+def _progress(plt: Any, state: RunState, start: float, end: float) -> Figure | None:
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(8, 4.8), sharex=True, constrained_layout=True)
     landed_x = [0.0] + [t - start for t in state.landings] + [end - start]
     landed_y = list(range(len(state.landings) + 1)) + [len(state.landings)]
@@ -59,7 +63,7 @@ def _progress(plt, state: RunState, start: float, end: float):  # noqa: ANN001, 
     return fig
 
 
-def _time_to_land(plt, state: RunState, start: float, end: float):  # noqa: ANN001, ANN202
+def _time_to_land(plt: Any, state: RunState, start: float, end: float) -> Figure | None:
     rows = sorted((t for t in state.tasks.values() if t.landed_at is not None), key=lambda t: t.landed_at or 0)
     if not rows:
         return None
@@ -76,7 +80,7 @@ def _time_to_land(plt, state: RunState, start: float, end: float):  # noqa: ANN0
     return fig
 
 
-def _timeline(plt, state: RunState, start: float, end: float):  # noqa: ANN001, ANN202
+def _timeline(plt: Any, state: RunState, start: float, end: float) -> Figure | None:
     rows = [t for t in state.tasks.values() if t.started is not None]
     if not rows:
         return None

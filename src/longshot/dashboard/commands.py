@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import Annotated
 
@@ -113,10 +114,18 @@ def watch(
     def sink(event: Event) -> None:
         printer[0](event)
 
+    def tick() -> None:  # the status line of a quiet run, by the wall clock
+        while not stop.wait(1.0):
+            if isinstance(printer[0], PlainPrinter):
+                printer[0].tick(time.time())
+
+    threading.Thread(target=tick, daemon=True).start()
     try:
         follow(where, sink, switch, stop=stop)
     except KeyboardInterrupt:
         pass
+    finally:
+        stop.set()
 
 
 def report(file: Annotated[Path, typer.Argument(help="A run log (logs/run-*.ndjson).")]) -> None:

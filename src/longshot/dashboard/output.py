@@ -9,6 +9,8 @@ and its path goes to stderr.
 from __future__ import annotations
 
 import sys
+import threading
+import time
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Literal
@@ -41,6 +43,8 @@ class RunOutput:
         self.mode = mode
         self.console = console
         self.dashboard: Dashboard | None = None
+        self.printer: PlainPrinter | None = None
+        self._stop = threading.Event()
         self.sink: Sink
         if mode == "json":
             self.sink = JsonStdoutSink(sys.stdout)
@@ -49,16 +53,27 @@ class RunOutput:
             self.dashboard = Dashboard(console, view=view, quittable=False)
             self.sink = self.dashboard
         else:
-            self.sink = PlainPrinter(console, debug=debug)
+            self.sink = self.printer = PlainPrinter(console, debug=debug)
 
     def __enter__(self) -> RunOutput:
         if self.dashboard is not None:
             self.dashboard.start()
+        if self.printer is not None:
+            threading.Thread(target=self._tick, args=(self.printer,), name="longshot-status", daemon=True).start()
         return self
 
     def __exit__(self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None) -> None:
+        self._stop.set()
         if self.dashboard is not None:
             self.dashboard.stop()
+            if self.dashboard.error is not None:
+                Console(stderr=True, highlight=False).print(
+                    f"[yellow]the dashboard stopped drawing ({self.dashboard.error!r}); the run went on, "
+                    "its events are in the run log[/]")
+
+    def _tick(self, printer: PlainPrinter) -> None:
+        while not self._stop.wait(1.0):
+            printer.tick(time.time())
 
     def finish(self, log_path: Path) -> Path | None:
         """Write the report of the run logged at ``log_path`` and print the summary; the report's path."""

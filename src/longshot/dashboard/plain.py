@@ -7,6 +7,7 @@ The plain printer shows one readable line per meaningful event, and a status lin
 
 from __future__ import annotations
 
+import threading
 from typing import IO
 
 from rich.console import Console
@@ -15,7 +16,7 @@ from rich.markup import escape
 from longshot.dashboard.lines import describe
 from longshot.dashboard.state import RunState
 from longshot.dashboard.draw import amount, duration
-from longshot.events import Event, Metrics, RunFinished
+from longshot.events import Event, Metrics
 
 STATUS_EVERY = 15.0
 
@@ -32,7 +33,12 @@ class JsonStdoutSink:
 
 
 class PlainPrinter:
-    """One line per meaningful event, coloured by kind, and a periodic status line."""
+    """One line per meaningful event, coloured by kind, and a status line every ``status_every`` seconds.
+
+    The status line is due by the events' clock (so a replay prints it where the run did)
+    and, in a live run, by the wall clock too: `tick` is called every second from a thread,
+    so a quiet stretch still shows the run is alive.
+    """
 
     def __init__(self, console: Console, *, debug: bool = False, status_every: float = STATUS_EVERY) -> None:
         self.console = console
@@ -40,20 +46,34 @@ class PlainPrinter:
         self.status_every = status_every
         self.state = RunState()
         self._status_at: float | None = None
+        self._lock = threading.Lock()
 
     def __call__(self, event: Event) -> None:
-        self.state.apply(event)
-        line = describe(event)
-        if line is None and self.debug:
-            line = f"[dim]{escape(event.model_dump_json(exclude={'ts', 'run_id'}))}[/]"
-        if line is not None:
-            self.console.print(line)
+        with self._lock:
+            self.state.apply(event)
+            line = describe(event)
+            if line is None and self.debug:
+                line = f"[dim]{escape(event.model_dump_json(exclude={'ts', 'run_id'}))}[/]"
+            if line is not None:
+                self.console.print(line)
+            if isinstance(event, Metrics) or self._due(event.ts):
+                self._status(event.ts)
+
+    def tick(self, now: float) -> None:
+        """Print the status line if one is due at ``now`` (wall time of a live run)."""
+        with self._lock:
+            if self._due(now):
+                self._status(now)
+
+    def _due(self, now: float) -> bool:
         if self._status_at is None and self.state.started is not None:
             self._status_at = self.state.started
-        due = self._status_at is not None and event.ts - self._status_at >= self.status_every
-        if (isinstance(event, Metrics) or due) and not isinstance(event, RunFinished):
-            self._status_at = event.ts
-            self.console.print(status_line(self.state, event.ts))
+        return self._status_at is not None and self.state.finished is None and now - self._status_at >= self.status_every
+
+    def _status(self, now: float) -> None:
+        if self.state.finished is None:
+            self._status_at = now
+            self.console.print(status_line(self.state, now))
 
 
 def status_line(state: RunState, now: float) -> str:
