@@ -16,7 +16,7 @@ FEATURES = {"slug", "counts", "case", "wrap", "truncate", "stats", "api", "cli"}
 
 
 def test_demo_ends_green(tmp_path: Path) -> None:
-    done = run_cli(["demo", "--keep", str(tmp_path / "demo"), "--pace", "0.5"], {}, cwd=tmp_path, timeout=180)
+    done = run_cli(["demo", "--keep", str(tmp_path / "demo"), "--pace", "0.75"], {}, cwd=tmp_path, timeout=180)
 
     assert done.returncode == 0, done.stdout + done.stderr
     out = done.stdout.replace("\n", "")

@@ -79,13 +79,18 @@ def test_replaying_the_demo_shows_its_tasks_and_switches_tabs_on_a_key(tmp_path:
 
 
 def test_the_demo_shows_the_dashboard_by_default_in_a_terminal(tmp_path: Path) -> None:
-    term = Terminal(f"{sys.executable} -m longshot demo --keep {tmp_path / 'demo'} --pace 0.6", tmp_path)
+    """A live run: the dashboard comes up by itself, answers a key, and leaves the summary behind.
+
+    Whether the demo ends green is ``tests/test_demo.py``'s business, not this test's.
+    """
+    term = Terminal(f"{sys.executable} -m longshot demo --keep {tmp_path / 'demo'} --pace 0.3", tmp_path)
     try:
         screen = term.wait_for("─ tasks", " slug ", "running", timeout=60)
-        assert "LONGSHOT" in screen and "workers " in screen
+        assert "LONGSHOT" in screen and "workers " in screen and "Ctrl-C stops the run" in screen
         term.keys("Tab")
         term.wait_for("─ activity", "planner", timeout=10)
-        screen = term.wait_for("EXIT=0", timeout=120)
-        assert "run finished" in screen and "The result is in" in screen
+        screen = term.wait_for("EXIT=", timeout=120)
+        assert ("run finished" in screen or "run summary" in screen) and "The result is in" in screen
+        assert "─ activity" not in screen  # the dashboard left the screen to the summary
     finally:
         term.close()
