@@ -64,7 +64,9 @@ def test_unsafe_tasks_are_rejected_and_never_dispatched(tmp_path: Path, fake_llm
     assert "worker/" in rejected["main"]
     assert {r.task_id for r in fake.requests if r.role == "worker"} == {"ok"}
     refs = git("for-each-ref", "--format=%(refname)", cwd=target).splitlines()
-    assert refs == ["refs/heads/main"]
+    # Only the target, the one accepted task's branch and the run state: no ref for a rejected task.
+    assert [r for r in refs if not r.startswith("refs/longshot/")] == ["refs/heads/main", "refs/heads/worker/ok-write-ok-txt"]
+    assert refs[-1] == "refs/longshot/state/main"
     # The planner is told why on its next turn.
     followup = [r for r in fake.requests if r.role == "planner"][1].body["messages"][-1]["content"]
     assert "task up was rejected" in followup

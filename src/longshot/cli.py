@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
 
 from longshot import __version__
 from longshot.config import Config, load_config
@@ -22,9 +25,10 @@ from longshot.dashboard.commands import register
 from longshot.dashboard.output import RunOutput, choose_mode
 from longshot.events import Bus, NdjsonSink, new_run_id
 from longshot.llm.budget import RunBudget
+from longshot.pipeline.status import RunStatus, read_status
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Massively parallel autonomous coding.")
-SUBCOMMANDS = {"run", "demo", "replay", "watch", "report"}
+SUBCOMMANDS = {"run", "demo", "status", "replay", "watch", "report"}
 DASHBOARD_HELP = "The live dashboard (the default on a terminal), or plain lines."
 
 
@@ -43,9 +47,12 @@ def _root(
 
 @app.command()
 def run(
-    request: Annotated[str, typer.Argument(help='What to build, e.g. "Build the API in SPEC.md".')],
+    request: Annotated[str | None, typer.Argument(help='What to build, e.g. "Build the API in SPEC.md".')] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print NDJSON events on stdout, nothing else.")] = False,
     debug: Annotated[bool, typer.Option("--debug", help="Print every event, with details.")] = False,
+    resume: Annotated[bool, typer.Option("--resume", help="Resume the unfinished run recorded in the repository.")] = False,
+    reset: Annotated[bool, typer.Option("--reset", help="Start over: show what would be deleted, ask, back up, delete.")] = False,
+    yes: Annotated[bool, typer.Option("--yes", help="With --reset: do it without asking, and rewind the target branch.")] = False,
     dashboard: Annotated[bool | None, typer.Option("--dashboard/--no-dashboard", help=DASHBOARD_HELP)] = None,
 ) -> None:
     """Run a job on GIT_REPO_URL (configured by environment variables or .env)."""
@@ -53,7 +60,13 @@ def run(
         config = load_config()
     except ConfigError as e:
         _fail_config(e)
-    raise typer.Exit(execute(config, request, json_out=json_out, debug=debug, dashboard=dashboard))
+    if resume and reset:
+        _fail_config(ConfigError("--resume and --reset: choose one. Fix: --resume continues the recorded run; "
+                                 "--reset starts over"))
+    if not request and not resume and not reset:
+        _fail_config(ConfigError('a request is needed. Fix: longshot "<what to build>", or longshot --resume'))
+    raise typer.Exit(execute(config, request, json_out=json_out, debug=debug, resume=resume, reset=reset, yes=yes,
+                             dashboard=dashboard))
 
 
 @app.command()
@@ -69,20 +82,59 @@ def demo(
     raise typer.Exit(run_demo(keep, json_out=json_out, dashboard=dashboard, pace=pace))
 
 
-def execute(config: Config, request: str, *, json_out: bool = False, debug: bool = False,
-            dashboard: bool | None = None) -> int:
+@app.command()
+def status() -> None:
+    """Show the run recorded in GIT_REPO_URL: its plan, and what is running, landed and failed."""
+    try:
+        config = load_config()
+        found = asyncio.run(read_status(config.git_repo_url, config.git_main_branch,
+                                        (config.git_commit_name, config.git_commit_email)))
+    except ConfigError as e:
+        _fail_config(e)
+    console = Console(highlight=False, soft_wrap=True)
+    if found is None:
+        console.print(f"No run is recorded in {config.git_repo_url} for branch {config.git_main_branch}.")
+        raise typer.Exit(1)
+    _render_status(console, found)
+
+
+def _render_status(console: Console, found: RunStatus) -> None:
+    state = found.state
+    done = "finished (exit {})".format(state.exit_code) if state.finished else "unfinished (resume with --resume)"
+    console.print(f"[bold]{state.run_id}[/]: {escape(state.request[:200])}")
+    console.print(f"  {state.target_branch} from {state.start_commit[:10]} to {found.tip[:10]}; {done}; "
+                  f"{state.spent.tokens:,} tokens, ${state.spent.cost_usd:.4f}")
+    groups = found.by_status()
+    console.print("  " + ", ".join(f"{len(ts)} {name}" for name, ts in sorted(groups.items())))
+    table = Table(box=None, pad_edge=False)
+    for column in ("task", "status", "attempts", "description", "why"):
+        table.add_column(column, overflow="fold")
+    for task in found.tasks:
+        table.add_row(task.id, str(task.status), str(task.attempts), escape(task.description[:80]),
+                      escape(task.reason[:120]))
+    console.print(table)
+
+
+def _ask(question: str) -> bool:
+    return typer.confirm(question, default=True)
+
+
+def execute(config: Config, request: str | None, *, json_out: bool = False, debug: bool = False,
+            resume: bool = False, reset: bool = False, yes: bool = False, dashboard: bool | None = None) -> int:
     """Run one job with ``config``; return the exit code. Used by `run` and `demo`."""
     run_id = new_run_id()
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     log_path = config.longshot_log_dir / f"run-{stamp}-{run_id[-4:]}.ndjson"
     log = NdjsonSink.open(log_path)
     bus = Bus(run_id, [log])
-    console = Console(stderr=False, highlight=False, soft_wrap=True)
+    console = Console(stderr=json_out, highlight=False, soft_wrap=True)
     output = RunOutput(choose_mode(dashboard, json_out), console, debug=debug)
     bus.add_sink(output.sink)
+    confirm = _ask if sys.stdin.isatty() and not json_out else None
     try:
         with output:
-            return asyncio.run(_run(config, bus, request, log_path))
+            return asyncio.run(_run(config, bus, request, log_path, resume=resume, reset=reset, yes=yes,
+                                    confirm=confirm, show=console.print))
     except ConfigError as e:
         _fail_config(e)
     except KeyboardInterrupt:
@@ -95,7 +147,8 @@ def execute(config: Config, request: str, *, json_out: bool = False, debug: bool
     return 1
 
 
-async def _run(config: Config, bus: Bus, request: str, log_path: Path) -> int:
+async def _run(config: Config, bus: Bus, request: str | None, log_path: Path, *, resume: bool, reset: bool,
+               yes: bool, confirm: Callable[[str], bool] | None, show: Callable[[str], None]) -> int:
     from longshot.orchestrator import Orchestrator, build_model, build_provider  # heavy: only a run needs it
 
     provider = build_provider(config)
@@ -104,7 +157,13 @@ async def _run(config: Config, bus: Bus, request: str, log_path: Path) -> int:
     model = build_model(config, bus, budget, requests)
     try:
         orchestrator = Orchestrator(config, bus, model, provider, budget)
-        result = await orchestrator.run(request, log_path=str(log_path))
+        if reset:
+            if not await orchestrator.reset(yes=yes, confirm=confirm, show=show):
+                return 2
+            if not request:
+                return 0
+            orchestrator = Orchestrator(config, bus, model, provider, budget)
+        result = await orchestrator.run(request, log_path=str(log_path), resume=resume, confirm=confirm)
         return result.exit_code
     finally:
         await model.aclose()
@@ -119,10 +178,8 @@ register(app)
 
 
 def main() -> None:
-    """Entry point: ``longshot "<request>"`` is ``longshot run "<request>"``."""
+    """Entry point: ``longshot "<request>"`` is ``longshot run "<request>"``, and so are its flags."""
     args = sys.argv[1:]
-    if args and args[0] not in SUBCOMMANDS and not args[0].startswith("-"):
-        args = ["run", *args]
-    elif args and args[0] in ("--json", "--debug", "--dashboard", "--no-dashboard"):
+    if args and args[0] not in SUBCOMMANDS and args[0] not in ("--help", "-h", "--version"):
         args = ["run", *args]
     app(args=args, prog_name="longshot")

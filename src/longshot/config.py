@@ -212,7 +212,13 @@ class Config(BaseSettings):
     check_timeout: float = Field(default=600.0, gt=0)
     """Time limit in seconds for running the check commands."""
     health_check_interval: float = Field(default=10.0, gt=0)
-    """Seconds between monitor polls."""
+    """Seconds between the monitor's metrics events and stuck-worker checks."""
+    worker_stuck_after: float = Field(default=600.0, gt=0)
+    """Seconds a worker may show no progress (tool call, command output, model answer) before it is ended and salvaged."""
+    shutdown_grace: float = Field(default=10.0, ge=0)
+    """Seconds running workers get to hand off after SIGINT/SIGTERM before their work is salvaged."""
+    longshot_crash_at: str | None = None
+    """Tests only: ``<point>[:<n>]`` kills the run with SIGKILL at a named crash point (see longshot/crash.py)."""
     reconciler_interval: float = Field(default=300.0, gt=0)
     """Seconds between reconciler sweeps (RECONCILER_RED_INTERVAL while the target is red)."""
     reconciler_red_interval: float = Field(default=60.0, gt=0)

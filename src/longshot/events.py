@@ -77,6 +77,8 @@ class PlannerParseError(Event):
 
 
 class TaskCreated(Event):
+    """A task joined the plan; a resumed run re-announces its tasks with their current ``status``."""
+
     type: Literal["task.created"] = "task.created"
     description: str
     branch: str
@@ -87,6 +89,8 @@ class TaskCreated(Event):
     """The task a subplanner split into this one (None for the planner's and reconciler's tasks)."""
     kind: str = "task"
     """``task``, ``conflict-fix`` or ``fix`` (a reconciler fix), as in `Task.kind`."""
+    status: str = "pending"
+    """Not pending only when a resumed run re-announces a task it recorded."""
 
 
 class TaskRejected(Event):
@@ -108,6 +112,14 @@ class WorkerStep(Event):
     tool: str
     ok: bool
     detail: str = ""
+
+
+class WorkerOutput(Event):
+    """A worker's command is still running and printing (at most one event per few seconds)."""
+
+    type: Literal["worker.output"] = "worker.output"
+    bytes: int
+    """Output so far, stdout and stderr together."""
 
 
 class LLMUsage(Event):
@@ -334,7 +346,7 @@ class RunInterrupted(Event):
 AnyEvent = Annotated[
     Union[
         RunStarted, RunFinished, PlannerRequested, PlannerAnswered, PlannerParseError,
-        TaskCreated, TaskRejected, TaskStatusChanged, WorkerStep, LLMUsage, LLMRetry, EndpointHealth,
+        TaskCreated, TaskRejected, TaskStatusChanged, WorkerStep, WorkerOutput, LLMUsage, LLMRetry, EndpointHealth,
         BudgetSpent, HandoffReceived,
         MergeLanded, GateResult, MergeBatch, MergeHealth, MergeFailed, CheckFinished, SandboxProfile, RunWarning, RunError,
         ChecksPlanned, Metrics, WorkerStuck, SweepStarted, SweepFinished, FinalizationAttempt, StateSaved, RunResumed,

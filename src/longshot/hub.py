@@ -4,25 +4,41 @@ Worker branches are fetched into the hub, the merge queue builds landing commits
 without a checkout, and the target branch is pushed back with a fast-forward-only push
 (the remote side of the compare-and-swap). The hub's target branch only ever moves to
 what the remote accepted.
+
+When ``GIT_REPO_URL`` is a non-bare local repository with the target branch checked out,
+git refuses pushes to that branch, and the user's working tree must never be touched
+behind their back. Then work lands on ``refs/longshot/result/<branch>`` in that repository
+instead, and `deliver` fast-forwards the user's branch at the end only if their working
+tree is clean and the branch did not move; otherwise it says how to get the result.
 """
 
 from __future__ import annotations
 
 import hashlib
+import shutil
 from pathlib import Path
 
 from longshot.errors import ConfigError, GitError
 from longshot.git import Git
 
+STALE_STATE = ("MERGE_HEAD", "MERGE_MSG", "MERGE_MODE", "CHERRY_PICK_HEAD", "REVERT_HEAD", "REBASE_HEAD",
+               "rebase-merge", "rebase-apply", "BISECT_LOG")
+"""Leftovers of an operation that never finished; a bare hub never starts one, so they are stale."""
+
 
 class Hub:
     """A bare clone with remote ``origin`` = the target repository."""
 
-    def __init__(self, path: Path, url: str, branch: str, author: tuple[str, str]) -> None:
+    def __init__(self, path: Path, url: str, branch: str, author: tuple[str, str], *, prefix: str = "worker/") -> None:
         self.path = path
         self.url = url
         self.branch = branch
+        self.prefix = prefix
         self.git = Git(path, author=author)
+        self.checkout: Path | None = None
+        """The user's work tree when the target is a local repository with the branch checked out."""
+        self.repaired: list[str] = []
+        """Stale locks and unfinished operations removed by `open` (said in a warning)."""
 
     @classmethod
     def location(cls, work_dir: Path, url: str) -> Path:
@@ -32,14 +48,26 @@ class Hub:
     def ref(self) -> str:
         return f"refs/heads/{self.branch}"
 
+    @property
+    def published_ref(self) -> str:
+        """Where landings are pushed in the target repository (see the module docstring)."""
+        return f"refs/longshot/result/{self.branch}" if self.checkout else self.ref
+
     async def open(self) -> str:
-        """Create or refresh the hub; return the target branch tip."""
+        """Create or refresh the hub; return the target branch tip.
+
+        Also fetches the run state (`longshot.pipeline.state`) and the worker branches, so a
+        run can resume from the target repository alone. Call it only while holding the work
+        directory's lock: stale git locks in the hub are removed here.
+        """
         if not (self.path / "HEAD").exists():
             self.path.mkdir(parents=True, exist_ok=True)
             await self.git.run("init", "--quiet", "--bare")
             await self.git.run("remote", "add", "origin", self.url)
         else:
+            self.repaired = self._repair()
             await self.git.run("remote", "set-url", "origin", self.url)
+        self.checkout = await self._checked_out()
         try:
             await self.git.run("fetch", "--quiet", "--no-tags", "origin",
                                f"+refs/heads/{self.branch}:refs/remotes/origin/{self.branch}")
@@ -50,8 +78,69 @@ class Hub:
             ) from e
         remote_tip = await self.git.rev_parse(f"refs/remotes/origin/{self.branch}")
         assert remote_tip is not None
+        if self.checkout is not None:  # a run that landed work before: continue from its result
+            await self.git.run_full("fetch", "--quiet", "--no-tags", "origin",
+                                    f"+{self.published_ref}:refs/longshot/origin/result/{self.branch}")
+            result = await self.git.rev_parse(f"refs/longshot/origin/result/{self.branch}")
+            if result and await self.git.is_ancestor(remote_tip, result):
+                remote_tip = result
         await self.git.run("update-ref", self.ref, remote_tip)
+        # Non-forced: a branch the hub holds newer work on (not yet published) is kept as it is.
+        await self.git.run_full("fetch", "--quiet", "--no-tags", "origin",
+                                f"+refs/longshot/state/{self.branch}:refs/longshot/origin/state/{self.branch}",
+                                f"refs/heads/{self.prefix}*:refs/heads/{self.prefix}*")
         return remote_tip
+
+    def _repair(self) -> list[str]:
+        """Remove stale lock files and unfinished operations left by a killed run."""
+        found = sorted(p for p in [*self.path.glob("*.lock"), *(self.path / "refs").rglob("*.lock")] if p.is_file())
+        found += [self.path / name for name in STALE_STATE if (self.path / name).exists()]
+        for p in found:
+            shutil.rmtree(p) if p.is_dir() else p.unlink()
+        return [str(p.relative_to(self.path)) for p in found]
+
+    async def _checked_out(self) -> Path | None:
+        """The work tree where the target branch is checked out, for a local non-bare target."""
+        local = Path(self.url)
+        if not local.is_dir():
+            return None
+        user = Git(local)
+        code, out, _ = await user.run_full("worktree", "list", "--porcelain")
+        if code != 0:
+            return None
+        tree: Path | None = None
+        for line in out.splitlines():
+            if line.startswith("worktree "):
+                tree = Path(line.removeprefix("worktree "))
+            elif line == "bare":
+                tree = None
+            elif line == f"branch {self.ref}" and tree is not None:
+                return tree
+        return None
+
+    async def deliver(self) -> str | None:
+        """For a checked-out local target: fast-forward the user's branch to the result when
+        that is safe, else say how to get it. None when there is nothing to say."""
+        if self.checkout is None:
+            return None
+        tip = await self.tip()
+        user = Git(self.checkout)
+        theirs = await user.rev_parse(self.ref)
+        if theirs == tip:
+            return None
+        how = (f"the result is at {self.published_ref} in {self.url}; to take it: "
+               f"git -C {self.checkout} merge --ff-only {self.published_ref}")
+        if theirs is None or not await self.git.is_ancestor(theirs, tip):
+            return f"{self.branch} moved in {self.checkout} during the run, so it was left as it is; {how} (or git merge)"
+        dirty = await user.run("status", "--porcelain", "--untracked-files=no")
+        busy = [name for name in STALE_STATE if (self.checkout / ".git" / name).exists()]
+        if dirty or busy:
+            why = "uncommitted changes" if dirty else f"an unfinished {busy[0]}"
+            return f"{self.checkout} has {why}, so {self.branch} was not updated; {how}"
+        code, _, err = await user.run_full("merge", "--ff-only", "--quiet", tip)
+        if code != 0:
+            return f"{self.branch} could not be fast-forwarded in {self.checkout} ({err.strip()[-200:]}); {how}"
+        return f"{self.branch} in {self.checkout} was fast-forwarded to the result ({tip[:10]})"
 
     async def tip(self) -> str:
         tip = await self.git.rev_parse(self.ref)
@@ -63,16 +152,21 @@ class Hub:
 
         Raises PushRejected when the remote branch moved; call `refresh` and rebuild.
         """
-        await self.git.run("push", "--quiet", "--porcelain", "origin", f"{new}:{self.ref}")
+        await self.git.run("push", "--quiet", "--porcelain", "origin", f"{new}:{self.published_ref}")
         await self.git.update_ref(self.ref, new, old)
-        await self.git.run("update-ref", f"refs/remotes/origin/{self.branch}", new)
+        await self.git.run("update-ref", self._tracking, new)
+
+    @property
+    def _tracking(self) -> str:
+        if self.checkout is not None:
+            return f"refs/longshot/origin/result/{self.branch}"
+        return f"refs/remotes/origin/{self.branch}"
 
     async def refresh(self) -> str:
         """Fetch the remote's branch after a rejected push; move the hub to it; return it."""
         old = await self.tip()
-        await self.git.run("fetch", "--quiet", "--no-tags", "origin",
-                           f"+refs/heads/{self.branch}:refs/remotes/origin/{self.branch}")
-        remote = await self.git.rev_parse(f"refs/remotes/origin/{self.branch}")
+        await self.git.run("fetch", "--quiet", "--no-tags", "origin", f"+{self.published_ref}:{self._tracking}")
+        remote = await self.git.rev_parse(self._tracking)
         assert remote is not None
         if not await self.git.is_ancestor(old, remote):
             raise GitError(["fetch"], 1, f"the remote {self.branch} was rewritten: {old[:10]} is not an ancestor of {remote[:10]}")

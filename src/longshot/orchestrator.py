@@ -1,10 +1,10 @@
-"""The composition root: builds every component from `Config` and drives a run.
+"""The composition root: builds every component from `Config` and runs one job.
 
-`Orchestrator.run` is the main loop on one screen: ask the planner, start ready tasks
-while worker slots are free, send completed work to the merge queue, feed handoffs back
-to the planner, and stop when the planner has nothing more and nothing is open. Workers,
-the merge consumer and planner calls run in one `asyncio.TaskGroup`, so an unexpected
-error stops everything cleanly instead of being lost in a background task.
+`Orchestrator.run` starts a run or resumes the one recorded in the target repository
+(`pipeline/state.py`, `pipeline/resume.py`), runs the main loop (`pipeline/drive.py`)
+beside the merge queue, the reconciler's sweeps, the monitor and the state writer in one
+`asyncio.TaskGroup`, and ends with the verdict. SIGINT/SIGTERM stop it cleanly and
+resumably (exit 130); a second signal exits at once, still resumable.
 """
 
 from __future__ import annotations
@@ -12,49 +12,54 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+import signal
 import time
+from collections.abc import Callable
 from pathlib import Path
-from collections.abc import Awaitable
-from typing import Any
 
 from longshot.config import Config
-from longshot.errors import ConfigError, LongshotError
+from longshot.crash import CrashPoints
+from longshot.errors import ConfigError
 from longshot.events import (
-    Bus, CheckFinished, ChecksPlanned, Emit, FinalizationAttempt, RunError, TaskRejected, RunFinished, RunStarted, RunWarning,
+    Bus, CheckFinished, ChecksPlanned, Emit, Event, RunFinished, RunInterrupted, RunResumed, RunStarted, RunWarning,
     SandboxProfile,
 )
-from longshot.harnesses.base import Harness
+from longshot.harnesses.base import Harness, HarnessResult
 from longshot.harnesses.builtin import BuiltinHarness
+from longshot.harnesses.context import context_window
 from longshot.harnesses.external import ExternalHarness, load_agent
 from longshot.hub import Hub
-from longshot.harnesses.context import context_window
 from longshot.llm.base import ROLES, ChatModel, Role
 from longshot.llm.budget import RunBudget
 from longshot.llm.openai_compat import OpenAICompatEndpoint
 from longshot.llm.prices import PriceTable
 from longshot.llm.requestlog import RequestLog
 from longshot.llm.router import Router
-from longshot.pipeline.dispatch import TaskRunner
 from longshot.pipeline.checks import CheckSource
-from longshot.pipeline.finalize import Account, Verdict, verdict
-from longshot.pipeline.reconcile import Reconciler
-from longshot.pipeline.gate import Gate
-from longshot.pipeline.merge import MergeQueue
-from longshot.pipeline.parse import TaskValidator
 from longshot.pipeline.converse import Conversation
-from longshot.pipeline.decompose import SplitRules, Subplanner, aggregate, needs_split
+from longshot.pipeline.decompose import SplitRules, Subplanner
+from longshot.pipeline.dispatch import TaskRunner
+from longshot.pipeline.drive import DriveOptions, Driver
 from longshot.pipeline.explore import Explorer
+from longshot.pipeline.finalize import Account, Verdict, verdict
+from longshot.pipeline.gate import Gate
+from longshot.pipeline.handoff import commit_message
 from longshot.pipeline.ledger import Ledger
-from longshot.pipeline.plan import PlanOutcome, Planner, Progress
+from longshot.pipeline.merge import MergeQueue
+from longshot.pipeline.monitor import Monitor
+from longshot.pipeline.parse import TaskValidator
+from longshot.pipeline.plan import Planner
+from longshot.pipeline.reconcile import Reconciler
+from longshot.pipeline.reset import reset
+from longshot.pipeline.resume import Recovered, capture, recover, restore_reconciler
 from longshot.pipeline.schedule import Scheduler
+from longshot.pipeline.state import RunState, StateStore, decide, owner_tag
 from longshot.prompts import Prompts
+from longshot.runlock import RunLock
 from longshot.sandboxes.base import SandboxProvider
 from longshot.sandboxes.limits import Limits
 from longshot.sandboxes.local import LocalOptions, LocalSandboxProvider
-from longshot.types import Handoff, MergeResult, Task, TaskStatus
-
-REPLAN_AFTER_HANDOFFS = 3
-
+from longshot.types import Task
 
 def build_model(config: Config, bus: Bus, budget: RunBudget, request_log: Path | None = None) -> Router:
     """The router over every configured endpoint, with the run's budget and request log."""
@@ -114,77 +119,233 @@ def build_harness(config: Config, model: ChatModel, prompts: Prompts, emit: Emit
 
 
 class Orchestrator:
-    """One run: owns the scheduler, the merge queue, the ledger and the planner conversation."""
+    """One run: wires the stages from `Config`, starts or resumes, and gives the verdict."""
 
     def __init__(self, config: Config, bus: Bus, model: ChatModel, provider: SandboxProvider,
                  budget: RunBudget | None = None) -> None:
         self.config = config
+        self.bus = bus
         self.emit = bus.emit
         self.model = model
         self.provider = provider
         self.budget = budget or RunBudget()
+        self.crash = CrashPoints(config.longshot_crash_at)
         author = (config.git_commit_name, config.git_commit_email)
         work_dir = config.longshot_work_dir.resolve()
-        self.hub = Hub(Hub.location(work_dir, config.git_repo_url), config.git_repo_url, config.git_main_branch, author)
+        self.hub = Hub(Hub.location(work_dir, config.git_repo_url), config.git_repo_url, config.git_main_branch,
+                       author, prefix=config.git_branch_prefix)
+        self.lock = RunLock(self.hub.path.with_name(self.hub.path.name + ".lock"))
+        self.state = StateStore(self.hub, self.emit, self.crash)
         self.prompts = Prompts()
         self.scheduler = Scheduler(self.emit, hold_overlaps=config.scope_overlap == "hold")
-        self.merge_queue = MergeQueue(self.hub, config.merge_strategy, self.emit, self._merged,
-                                      prefix=config.git_branch_prefix, max_batch=config.merge_batch)
-        self.ledger = Ledger(self.scheduler, self.merge_queue, self.budget, self.emit, prefix=config.git_branch_prefix)
         self.validator = TaskValidator(prefix=config.git_branch_prefix, main_branch=config.git_main_branch,
                                        max_tasks=config.max_tasks_per_sprint)
+        self.merge_queue = MergeQueue(self.hub, config.merge_strategy, self.emit, lambda t, r: self.driver.merged(t, r),
+                                      prefix=config.git_branch_prefix, max_batch=config.merge_batch, crash=self.crash)
+        self.ledger = Ledger(self.scheduler, self.merge_queue, self.budget, self.emit, prefix=config.git_branch_prefix,
+                             free_branch=self.validator.free_branch)
         self.explorer = Explorer(self.hub.git, self.hub.tip)
         self.planner = Planner(self._conversation("planner", "planner"), self.prompts, self.validator, self.hub,
                                self.emit)
         self.rules = SplitRules(max_files=config.subplan_max_files, max_modules=config.subplan_max_modules,
                                 max_depth=config.subplan_max_depth)
-        self.subplanners: dict[str, Subplanner] = {}
-        self.runner = TaskRunner(self.hub, provider, build_harness(config, model, self.prompts, self.emit),
-                                 self.emit, timeout=config.worker_timeout)
-        self._changed = asyncio.Event()
-        self._running: set[str] = set()
-        self._errors: list[str] = []
-        self._finalizing = False
-        self._final_rounds = 0
+        self.runner = TaskRunner(self.hub, provider, build_harness(config, model, self.prompts, self.emit), self.emit,
+                                 timeout=config.worker_timeout, crash=self.crash,
+                                 on_branch=lambda b: self.state.mark("worker result", b))
+        self.driver = Driver(
+            DriveOptions(max_workers=config.max_workers, planner_max_iterations=config.planner_max_iterations,
+                         finalization_enabled=config.finalization_enabled,
+                         finalization_max_attempts=config.finalization_max_attempts, grace=config.shutdown_grace,
+                         rules=self.rules),
+            self.scheduler, self.ledger, self.planner, self.merge_queue, self.runner, self.budget, self.state,
+            self._subplanner, self.emit, self.crash)
+        self.monitor = Monitor(self.scheduler, self.runner, self.merge_queue, self.budget, self.emit,
+                               interval=config.health_check_interval, stuck_after=config.worker_stuck_after,
+                               max_workers=config.max_workers)
+        bus.add_sink(self.monitor)
+        bus.add_sink(self._record_changes)
+        self.record: RunState | None = None
+        self.signal: str | None = None
 
     def _conversation(self, role: Role, prompt: str, task_id: str | None = None) -> Conversation:
         window = context_window(self.config.model_for(role), self.config.llm_context_window or 128_000)
         return Conversation(role, self.model, self.explorer, self.emit, self.prompts.render(prompt), window=window,
                             task_id=task_id)
 
-    async def run(self, request: str, *, log_path: str = "") -> Verdict:
+    def _subplanner(self, task: Task) -> Subplanner:
+        sub = Subplanner(task, self._conversation("subplanner", "subplanner", task.id), self.prompts, self.hub,
+                         self.validator, self.emit, self.rules)
+        sub.made = len(self.scheduler.children(task.id))  # a resumed run never repeats a subtask id
+        return sub
+
+    def _record_changes(self, event: Event) -> None:
+        """A bus sink: the changes worth recording ask for a (batched) state write."""
+        if event.type in ("task.created", "task.status", "handoff.received", "planner.answered"):
+            self.state.mark(event.type)
+
+    def _capture(self) -> RunState:
+        assert self.record is not None
+        return capture(self.record, self.scheduler, self.ledger, self.planner, self.driver.reconciler, self.budget,
+                       self.validator, self.driver.flags)
+
+    async def run(self, request: str | None, *, log_path: str = "", resume: bool = False,
+                  confirm: Callable[[str], bool] | None = None) -> Verdict:
+        """Run ``request``, or resume the recorded run (``resume``; a run of the same request is
+        resumed too, after ``confirm`` when given). Raises ConfigError for what cannot be done."""
+        stale = self.lock.acquire(self.bus.run_id)
+        try:
+            return await self._run(request, log_path, resume, confirm, stale)
+        finally:
+            self.lock.release()
+
+    async def reset(self, *, yes: bool, confirm: Callable[[str], bool] | None, show: Callable[[str], None]) -> bool:
+        """``--reset`` (see `pipeline/reset.py`); False when the user declined."""
+        stale = self.lock.acquire(self.bus.run_id)
+        try:
+            if stale:
+                self.emit(RunWarning(message=stale))
+            await self.hub.open()
+            return await reset(self.hub, self.state, yes=yes, confirm=confirm, show=show, emit=self.emit)
+        finally:
+            self.lock.release()
+
+    async def _run(self, request: str | None, log_path: str, resume: bool, confirm: Callable[[str], bool] | None,
+                   stale: str | None) -> Verdict:
         started = time.monotonic()
-        self.emit(RunStarted(request=request, repo=self.config.git_repo_url,
-                             target_branch=self.config.git_main_branch,
-                             max_workers=self.config.max_workers, log_path=log_path,
-                             max_tokens=self.config.run_max_tokens, max_cost_usd=self.config.run_max_cost_usd))
+        self.emit(RunStarted(request=request or "(resume)", repo=self.config.git_repo_url,
+                             target_branch=self.config.git_main_branch, max_workers=self.config.max_workers,
+                             log_path=log_path, max_tokens=self.config.run_max_tokens,
+                             max_cost_usd=self.config.run_max_cost_usd))
+        for note in [stale] if stale else []:
+            self.emit(RunWarning(message=note))
         self._announce_isolation()
-        await self.hub.open()
-        start = await self.hub.tip()
-        self.checks = CheckSource(self.hub, self.config.check_commands)
-        await self._announce_checks(start)
-        self.reconciler = Reconciler(
-            self.provider, self.hub, self.checks, self.scheduler, self.validator,
-            lambda: self._conversation("reconciler", "reconciler"), self.prompts, self.emit, start_commit=start,
-            timeout=self.config.check_timeout, prefix=self.config.git_branch_prefix,
-            interval=self.config.reconciler_interval, red_interval=self.config.reconciler_red_interval)
-        if self.config.merge_gate != "off":
-            self.merge_queue.gate = Gate(self.provider, self.hub, self.checks, self.emit,
-                                         timeout=self.config.check_timeout, branch=f"{self.config.git_branch_prefix}gate")
-        async with asyncio.TaskGroup() as tg:
-            tg.create_task(self.merge_queue.run())
-            self._sweeper = tg.create_task(self.reconciler.loop(self._fixes))
-            try:
-                await self._drive(request, tg)
-            finally:
-                self._sweeper.cancel()
-                self.merge_queue.close()
+        tip = await self.hub.open()
+        if self.hub.repaired:
+            self.emit(RunWarning(message="removed what a killed run left in the hub: " + ", ".join(self.hub.repaired)))
+        stored = await self.state.load()
+        resuming = decide(stored, request, resume=resume, confirm=confirm,
+                          where=f"{self.state.ref} of {self.config.git_repo_url}")
+        self.record = stored if resuming and stored else RunState(
+            run_id=self.bus.run_id, request=request or "", target_branch=self.config.git_main_branch,
+            start_commit=tip, owner=owner_tag())
+        self.record = self.record.model_copy(update={"owner": owner_tag()})
+        await self._salvage_leftovers()
+        recovered = await self._restore(tip) if resuming else None
+        self.state.capture = self._capture
+        await self._start_checks()
+        await self.state.flush("run resumed" if resuming else "run started")
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, self._on_signal, sig)
+        try:
+            async with asyncio.TaskGroup() as tg:
+                background = [tg.create_task(self.state.run()), tg.create_task(self.monitor.run()),
+                              tg.create_task(self.driver.reconciler.loop(self.driver.add_fixes))]  # type: ignore[union-attr]
+                merging = tg.create_task(self.merge_queue.run())
+                self._adopt(recovered)
+                try:
+                    await self.driver.drive(self.record.request, tg, resumed=resuming)
+                    left = await self.driver.shutdown() if self.signal else []
+                finally:
+                    for job in background:
+                        job.cancel()
+                    self.merge_queue.close(now=bool(self.signal))
+                if self.signal:
+                    await asyncio.wait([merging], timeout=self.config.shutdown_grace)
+                    merging.cancel()
+        finally:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(sig)
+        if self.signal:
+            return await self._interrupted(left, started)
         result = await self._finish()
+        self.record = self.record.model_copy(update={"finished": True, "exit_code": result.exit_code})
+        await self.state.flush("run finished")
+        delivered = await self.hub.deliver()
+        if delivered:
+            self.emit(RunWarning(message=delivered))
         self.emit(RunFinished(exit_code=result.exit_code, green=result.green, landed=result.landed,
                               failed=result.failed, unlanded=result.unlanded, summary=result.summary,
                               duration_s=round(time.monotonic() - started, 3), tokens=self.budget.tokens,
                               cost_usd=round(self.budget.cost_usd, 6)))
         return result
+
+    async def _salvage_leftovers(self) -> None:
+        record = self.record
+        assert record is not None
+        by_branch = {t.branch: t for t in record.tasks}
+
+        def message(branch: str) -> str:
+            task = by_branch.get(branch)
+            if task is None:
+                return f"Salvaged work of {branch} from an interrupted run\n" if branch.startswith(self.hub.prefix) and \
+                    not branch.endswith(("/gate", "/reconciler")) else ""
+            note = HarnessResult(status="partial", summary="Salvaged from a run that was killed.")
+            return commit_message(task, note, status="interrupted")
+
+        for left in await self.provider.recover(self.hub.path, message):
+            if left.error:
+                self.emit(RunWarning(message=f"could not salvage sandbox {left.name} of a dead run: {left.error}"))
+            elif left.commit:
+                self.emit(RunWarning(message=f"salvaged the work left in sandbox {left.name} onto {left.branch} "
+                                             f"({left.commit[:10]})"))
+                self.state.mark("salvaged", left.branch)
+
+    async def _restore(self, tip: str) -> Recovered:
+        assert self.record is not None
+        found = await recover(self.record, self.hub, self.scheduler, self.ledger, self.planner, self.budget,
+                              self.validator, self.emit)
+        self.driver.flags = self.record.planner.model_copy()
+        self.planner.files = await self.hub.files(self.planner.last_tip or tip)
+        self.emit(RunResumed(landed=found.landed, adopted=found.adopted, redispatched=found.redispatched,
+                             set_aside=found.set_aside))
+        return found
+
+    def _adopt(self, found: Recovered | None) -> None:
+        """Results found by `recover`: recorded as fresh handoffs, or sent to the merge queue."""
+        if found is None:
+            return
+        for task, handoff in found.results:
+            self.ledger.handoff(task, handoff)
+        for task, commit in found.requeue:
+            self.merge_queue.submit(task, commit)
+
+    async def _start_checks(self) -> None:
+        assert self.record is not None
+        if not self.scheduler.tasks:  # a new run: branches of earlier runs keep their names
+            out = await self.hub.git.run("for-each-ref", "--format=%(refname:short)", f"refs/heads/{self.hub.prefix}")
+            self.validator.taken_branches.update(out.splitlines())
+        self.checks = CheckSource(self.hub, self.config.check_commands)
+        await self._announce_checks(await self.hub.tip())
+        reconciler = Reconciler(
+            self.provider, self.hub, self.checks, self.scheduler, self.validator,
+            lambda: self._conversation("reconciler", "reconciler"), self.prompts, self.emit,
+            start_commit=self.record.start_commit, timeout=self.config.check_timeout,
+            prefix=self.config.git_branch_prefix, interval=self.config.reconciler_interval,
+            red_interval=self.config.reconciler_red_interval)
+        restore_reconciler(reconciler, self.record.reconciler)
+        self.driver.reconciler = reconciler
+        if self.config.merge_gate != "off":
+            self.merge_queue.gate = Gate(self.provider, self.hub, self.checks, self.emit,
+                                         timeout=self.config.check_timeout, branch=f"{self.config.git_branch_prefix}gate")
+        self.driver.gated_checks = self.merge_queue.gate is not None and self.checks.known
+
+    def _on_signal(self, sig: signal.Signals) -> None:
+        if self.signal is None:
+            self.signal = sig.name
+            self.emit(RunInterrupted(signal=sig.name))
+            self.driver.stop()
+            return
+        self.emit(RunInterrupted(signal=sig.name, immediate=True))
+        os._exit(130)  # the state written so far is enough to resume; nothing more is waited for
+
+    async def _interrupted(self, left: list[str], started: float) -> Verdict:
+        await self.state.flush("interrupted")
+        summary = (f"interrupted by {self.signal}; {len(left)} running task(s) stopped, their work kept on their "
+                   "branches. Resume with: longshot --resume")
+        self.emit(RunFinished(exit_code=130, green=False, summary=summary, tokens=self.budget.tokens,
+                              duration_s=round(time.monotonic() - started, 3), cost_usd=round(self.budget.cost_usd, 6)))
+        return Verdict(exit_code=130, green=False, summary=summary)
 
     async def _announce_checks(self, tip: str) -> None:
         if self.checks.explicit_none:
@@ -203,10 +364,6 @@ class Orchestrator:
                 self.emit(RunWarning(message="MERGE_GATE=on but no check commands are configured or detected: "
                                              "work lands unchecked until checks appear (set CHECK_COMMANDS)"))
 
-    def _fixes(self, tasks: list[Task]) -> None:
-        self._add(tasks)
-        self._changed.set()
-
     def _announce_isolation(self) -> None:
         if self.config.sandbox_isolation == "none":
             self.emit(RunWarning(message="SANDBOX_ISOLATION=none: model-written commands run on this machine "
@@ -215,163 +372,20 @@ class Orchestrator:
         self.emit(SandboxProfile(provider=self.config.sandbox_provider, isolation=self.config.sandbox_isolation,
                                  description=profile.description, weakened=profile.weakened))
 
-    async def _drive(self, request: str, tg: asyncio.TaskGroup) -> None:
-        """The main loop: plan, start what is ready while slots are free, replan, stop when done."""
-        slots = self.config.max_workers
-        planning: asyncio.Task[PlanOutcome] | None = self._spawn(tg, self._plan(self.planner.initial(request)))
-        last_proposed = -1
-        while True:
-            if planning is not None and planning.done():
-                outcome = planning.result()
-                planning, last_proposed = None, outcome.proposed
-                self._add(outcome.tasks)
-            if self.budget.exhausted:
-                for task in self.scheduler.with_status(TaskStatus.PENDING):
-                    self.scheduler.move(task, TaskStatus.CANCELLED, f"{self.budget.exhausted} spent before it started")
-            while self.ledger.parents_to_review and len(self._running) < slots:
-                parent = self.scheduler.tasks[self.ledger.parents_to_review.pop(0)]
-                self._running.add(parent.id)
-                self._spawn(tg, self._subplan(parent, again=True))
-            while len(self._running) < slots and (ready := self.scheduler.ready()):
-                task = ready[0]  # one at a time: a task started now may hold back the next (shared files)
-                self.scheduler.move(task, TaskStatus.RUNNING)
-                self._running.add(task.id)
-                job = self._subplan(task) if needs_split(task, self.rules) else self._work(task)
-                self._spawn(tg, job)
-            open_work = self.scheduler.open_work() or bool(self.ledger.parents_to_review)
-            if planning is None:
-                planned_out = last_proposed == 0 or self.budget.exhausted or self._finalizing
-                if planned_out and not open_work:
-                    if await self._finalize_round():
-                        continue
-                    return
-                quiet = not open_work
-                if not planned_out and len(self._running) < slots and (
-                        len(self.ledger.unsent) >= REPLAN_AFTER_HANDOFFS or quiet):
-                    if self.planner.iteration >= self.config.planner_max_iterations:
-                        if not self._finalizing:
-                            self.emit(RunWarning(message=f"planner stopped at PLANNER_MAX_ITERATIONS="
-                                                         f"{self.config.planner_max_iterations}"))
-                        self._finalizing = self._finalizing or not open_work
-                        if not open_work:
-                            continue
-                    else:
-                        planning = self._spawn(tg, self._plan(self.planner.follow_up(
-                            self.ledger.take_reports(), self._progress())))
-                        continue
-            await self._changed.wait()
-            self._changed.clear()
-
-    def _add(self, tasks: list[Task]) -> None:
-        for task in tasks:
-            if task.id in self.scheduler.tasks:
-                self.emit(TaskRejected(task_id=task.id, reason="an id already used in this run",
-                                       description=task.description[:200]))
-                continue
-            continued = self.scheduler.tasks.get(task.continue_from or "")
-            if continued is not None:
-                task.base_branch = continued.branch
-            self.scheduler.add(task)
-
-    def _progress(self) -> Progress:
-        tasks = list(self.scheduler.tasks.values())
-        budget = ""
-        if self.budget.max_tokens or self.budget.max_cost_usd:
-            budget = (f"tokens used {self.budget.tokens}" + (f" of {self.budget.max_tokens}" if self.budget.max_tokens else "")
-                      + f"; cost ${self.budget.cost_usd:.2f}" + (f" of ${self.budget.max_cost_usd}" if self.budget.max_cost_usd else ""))
-        summary = "\n".join(f"{t.id} [{t.status}] {t.description[:80]}" for t in tasks if t.parent is None)
-        self.planner.notes += self.ledger.notes + self.reconciler.notes
-        self.ledger.notes, self.reconciler.notes = [], []
-        return Progress(active=self.scheduler.active, landed=sum(t.status == TaskStatus.LANDED for t in tasks),
-                        failed=sum(t.status == TaskStatus.FAILED for t in tasks), queue_depth=self.merge_queue.depth,
-                        budget=budget, summary=summary)
-
-    async def _plan(self, call: Awaitable[PlanOutcome]) -> PlanOutcome:
-        """A planner call that cannot take the task group down: failure ends planning."""
-        try:
-            return await call
-        except LongshotError as e:
-            self._errors.append(f"planning failed: {e}")
-            self.emit(RunError(message=self._errors[-1]))
-            return PlanOutcome(tasks=[], proposed=0)
-
-    def _spawn(self, tg: asyncio.TaskGroup, coro: Any) -> asyncio.Task[Any]:
-        task = tg.create_task(coro)
-        task.add_done_callback(lambda _: self._changed.set())
-        return task
-
-    async def _work(self, task: Task) -> None:
-        try:
-            handoff = await self.runner.run(task)
-        except LongshotError as e:
-            handoff = Handoff(task_id=task.id, status="failed", summary=f"the task could not run: {e}")
-        finally:
-            self._running.discard(task.id)
-        self.ledger.handoff(task, handoff)
-
-    async def _subplan(self, task: Task, *, again: bool = False) -> None:
-        """Split ``task`` (or review its finished subtasks); holds a worker slot meanwhile."""
-        sub = self.subplanners.get(task.id)
-        if sub is None:
-            sub = self.subplanners[task.id] = Subplanner(
-                task, self._conversation("subplanner", "subplanner", task.id), self.prompts, self.hub,
-                self.validator, self.emit, self.rules)
-        try:
-            children = await (sub.again(self.ledger.take_child_reports(task.id)) if again else sub.first())
-        except LongshotError as e:
-            self.emit(RunWarning(task_id=task.id, message=f"subplanner failed: {e}"))
-            children = []
-        if not again and not children:
-            task.atomic = True  # the subplanner's word (or its failure): one worker does it as it is
-            await self._work(task)
-            return
-        self._running.discard(task.id)
-        if children:
-            if task.status == TaskStatus.RUNNING:
-                self.scheduler.move(task, TaskStatus.DECOMPOSED, f"split into {len(children)} subtasks")
-            self._add(children)
-        else:
-            kids = self.scheduler.children(task.id)
-            self.ledger.handoff(task, aggregate(task, kids, self.ledger.handoffs))
-
-    def _merged(self, task: Task, result: MergeResult) -> None:
-        self.ledger.merged(task, result)
-        self._changed.set()
-
-    async def _finalize_round(self) -> bool:
-        """One round of finalization; True when it started work that must be waited for.
-
-        Re-land every completed but unlanded branch on the current tip, wait for the queue to
-        drain, sweep, and issue fixes for what is broken. Rounds stop at
-        FINALIZATION_MAX_ATTEMPTS, when nothing is broken, or when no fix can be issued.
-        """
-        self._finalizing = True
-        self._sweeper.cancel()  # finalization sweeps by itself, after each drain
-        if not self.config.finalization_enabled or self._final_rounds >= self.config.finalization_max_attempts:
-            return False
-        self._final_rounds += 1
-        self.emit(FinalizationAttempt(attempt=self._final_rounds, max_attempts=self.config.finalization_max_attempts))
-        for task in self.ledger.relandable(gated=self.merge_queue.gate is not None and self.checks.known):
-            self.ledger.reland(task)
-        while self.scheduler.with_status(TaskStatus.MERGING):
-            await self._changed.wait()
-            self._changed.clear()
-        outcome = await self.reconciler.sweep(fix=not self.budget.exhausted, final=True)
-        self._add(outcome.fixes)
-        return self.scheduler.open_work()
-
     async def _finish(self) -> Verdict:
-        outcome = self.reconciler.last
+        reconciler = self.driver.reconciler
+        assert reconciler is not None
+        outcome = reconciler.last
         if outcome is None or outcome.commit != await self.hub.tip() or outcome.discarded:
-            outcome = await self.reconciler.sweep(fix=False)
+            outcome = await reconciler.sweep(fix=False)
         plan = await self.checks.plan_for(outcome.commit)
         checks = outcome.results if plan.checks or self.checks.explicit_none else None
         for r in outcome.results:
             self.emit(CheckFinished(command=r.command, exit_code=r.exit_code, ok=r.ok, output_tail=r.output_tail))
-        errors = list(self._errors)
+        errors = list(self.driver.errors)
         if self.budget.exhausted and not any(self.budget.exhausted in e for e in errors):
             errors.append(f"stopped early: {self.budget.exhausted} spent")
-        preexisting = sorted((self.reconciler.preexisting or set()) & {f.signature for f in outcome.failures})
+        preexisting = sorted((reconciler.preexisting or set()) & {f.signature for f in outcome.failures})
         return verdict(Account(tasks=list(self.scheduler.tasks.values()), checks=checks,
                                unlanded=dict(self.ledger.unlanded), errors=errors, preexisting=preexisting,
                                failures=[f.signature for f in outcome.failures], tokens=self.budget.tokens,

@@ -48,6 +48,7 @@ TRANSITIONS: dict[TaskStatus, frozenset[TaskStatus]] = {
     TaskStatus.PENDING: frozenset({TaskStatus.RUNNING, TaskStatus.FAILED, TaskStatus.CANCELLED}),
     TaskStatus.RUNNING: frozenset(
         {
+            TaskStatus.PENDING,  # the run was interrupted: its work is salvaged and it is dispatched again
             TaskStatus.DECOMPOSED,
             TaskStatus.MERGING,
             TaskStatus.UNCHANGED,
@@ -125,6 +126,9 @@ class Task(BaseModel):
     """The planner allowed this task to touch tests, CI and check configuration."""
     status: TaskStatus = TaskStatus.PENDING
     attempts: int = 0
+    """How many times a worker was started on it (retries and re-dispatches after a crash included)."""
+    history: list[str] = Field(default_factory=list)
+    """How earlier attempts ended, oldest first (shown to the worker of the next attempt)."""
     reason: str = ""
     """Why the task is failed, blocked or partial (empty otherwise)."""
 

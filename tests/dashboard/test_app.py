@@ -8,8 +8,9 @@ import threading
 from rich.console import Console
 
 from longshot.dashboard.app import Dashboard
+from longshot.dashboard.output import RunOutput
 from longshot.dashboard.view import ViewState
-from longshot.events import RunStarted, RunWarning
+from longshot.events import PlannerRequested, RunStarted, RunWarning
 
 
 def dashboard(**kwargs: object) -> Dashboard:
@@ -51,3 +52,18 @@ def test_a_live_dashboard_draws_until_stopped_and_shows_what_was_queued_last() -
     assert dash.error is None and len(dash.frames) >= 3
     assert dash.state.feed[-1].text.endswith("the very last event")
     assert "the very last event" in dash.console.file.getvalue()  # type: ignore[attr-defined]
+
+
+def test_a_live_run_prints_plain_lines_until_it_is_under_way_then_the_dashboard_has_every_event() -> None:
+    out = io.StringIO()
+    output = RunOutput("dashboard", Console(file=out, force_terminal=True, width=120, height=30))
+    with output:
+        output.sink(RunStarted(ts=0, request="the request", repo="x", target_branch="main", max_workers=2))
+        output.sink(RunWarning(ts=1, message="printed before the dashboard"))  # e.g. what --reset would delete
+        assert "printed before the dashboard" in out.getvalue() and output.dashboard is not None
+        assert output.dashboard._thread is None  # not drawing yet: a question would still be readable
+        output.sink(PlannerRequested(ts=2, iteration=1))
+        output.sink(RunWarning(ts=3, message="only on the dashboard"))
+        assert output.dashboard._thread is not None
+    state = output.dashboard.state
+    assert state.events == 4 and state.request == "the request" and state.planner_iteration == 1

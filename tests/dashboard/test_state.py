@@ -14,7 +14,7 @@ from longshot.dashboard.sources import parse_lines
 from longshot.dashboard.state import RunState
 from longshot.events import (
     Event, LLMUsage, MergeFailed, MergeLanded, Metrics, PlannerAnswered, PlannerRequested, RunFinished, RunStarted,
-    TaskCreated, TaskStatusChanged, WorkerStep, WorkerStuck, read_events,
+    TaskCreated, TaskStatusChanged, WorkerOutput, WorkerStep, WorkerStuck, read_events,
 )
 
 LOG = Path(__file__).resolve().parent / "data" / "demo.ndjson"
@@ -131,16 +131,28 @@ def test_monitor_figures_are_used_while_they_are_the_freshest_source() -> None:
     assert (state.figures().source, state.figures().workers_active) == ("events", 2)
 
 
+def test_a_resumed_run_re_announces_its_tasks_with_their_status() -> None:
+    state = RunState()
+    state.apply(TaskCreated(ts=1, task_id="a", description="a", branch="worker/a", status="landed"))
+    state.apply(TaskCreated(ts=1, task_id="b", description="b", branch="worker/b", status="failed"))
+    state.apply(TaskCreated(ts=1, task_id="c", description="c", branch="worker/c"))
+
+    f = state.figures()
+    assert (f.done, f.failed, f.pending, f.total) == (1, 1, 1, 3)
+    assert state.tasks["a"].status == "landed"
+
+
 def test_subtasks_nest_under_their_parent_and_steps_and_stuck_workers_show() -> None:
     state = RunState()
     for event in [TaskCreated(ts=1, task_id="p", description="parent", branch="worker/p"),
                   TaskCreated(ts=2, task_id="p-1", description="child", branch="worker/p-1", parent="p"),
                   TaskStatusChanged(ts=3, task_id="p-1", before="pending", after="running"),
                   WorkerStep(ts=4, task_id="p-1", step=3, tool="bash", ok=False, detail="pytest -q"),
+                  WorkerOutput(ts=5, task_id="p-1", bytes=2048),
                   WorkerStuck(ts=9, task_id="p-1", silent_s=300)]:
         state.apply(event)
 
     assert state.tasks["p"].children == ["p-1"] and [t.id for t in state.roots()] == ["p"]
     child = state.tasks["p-1"]
-    assert (child.started, child.steps, child.step, child.step_ok) == (3, 3, "bash pytest -q", False)
+    assert (child.started, child.steps, child.step, child.step_ok, child.output) == (3, 3, "bash pytest -q", False, 2048)
     assert state.warnings == 1 and "no progress for 300s" in state.feed[-1].text

@@ -73,7 +73,7 @@ def test_t14_malformed_calls_run_nothing_and_fail_after_five(tmp_path: Path, fak
     ]
     fake = fake_llm(RoleScript({"planner": planner_then_done(ONE_TASK), "worker": {"t1": shapes}}))
     run_inprocess(tmp_path, target, fake, CHECK_COMMANDS="none")
-    texts = [last_tool_result(m) for m in worker_messages(fake)[1:]]
+    texts = [last_tool_result(m) for m in worker_messages(fake)[1:5]]  # the first attempt
     assert "not valid JSON" in texts[0] and "line 1" in texts[0]
     assert "unknown tool 'delete_everything'" in texts[1]
     assert "content" in texts[2] and "Field required" in texts[2]
@@ -82,6 +82,9 @@ def test_t14_malformed_calls_run_nothing_and_fail_after_five(tmp_path: Path, fak
     assert h.status == "failed" and "repeated malformed tool calls" in h.summary
     assert h.commit is None  # nothing ran, nothing written
     assert all(not s.ok for s in run_log(tmp_path) if isinstance(s, WorkerStep))
+    retried = [e for e in run_log(tmp_path) if isinstance(e, TaskStatusChanged) and e.after == "pending"]
+    assert [e.reason for e in retried] == ["attempt 2 of 2 after it failed"]  # once, then the planner decides
+    assert len(worker_messages(fake)) == 10
 
 
 def test_t15_big_file_is_capped_and_overflow_compacts_boundedly(tmp_path: Path, fake_llm, remote) -> None:

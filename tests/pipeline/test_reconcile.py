@@ -14,7 +14,7 @@ from longshot.events import (
     FinalizationAttempt, GateResult, MergeLanded, RunFinished, RunWarning, SweepFinished, TaskCreated,
     TaskStatusChanged,
 )
-from longshot.testing.fake_script import Reply, RoleScript, Turn
+from longshot.testing.fake_script import Reply, RoleScript, ToolCallSpec, Turn
 from longshot.testing.repos import git
 
 from helpers import plan_json, planner_then_done, run_inprocess, run_log, worker_steps
@@ -53,9 +53,18 @@ def test_a_breaking_change_landed_without_the_gate_is_found_and_fixed(tmp_path: 
     fix = {"description": "add() subtracts; make it add again", "scope": ["calc.py"], "fixes": ["F1"],
            "id": "task-999", "branch": "main", "priority": 9}
     bot = reconciler([fix])
+
+    def docs(turn: Turn) -> Reply:
+        """Keeps the run going (so it is a periodic sweep that finds the breakage, not finalization's)
+        until the reconciler has been asked; each step differs, so it is not a loop."""
+        if turn.turn == 0:
+            return worker_steps([("README.md", "# calc\n")])[0]
+        if not bot.asked and turn.turn < 80:
+            return Reply(tool_calls=[ToolCallSpec("bash", {"command": f"sleep 0.3; echo waiting {turn.turn}"})])
+        return worker_steps([])[-1]
+
     fake = fake_llm(RoleScript({"planner": planner_then_done(plan_json(tasks)), "reconciler": bot, "worker": {
-        "speedup": worker_steps([("calc.py", "def add(a, b):\n    return a - b\n")]),
-        "docs": worker_steps([("README.md", "# calc\n")], delay=2.5),  # keeps the run busy for a few sweeps
+        "speedup": worker_steps([("calc.py", "def add(a, b):\n    return a - b\n")]), "docs": docs,
         "fix-001": worker_steps([("calc.py", GOOD_CALC)]),
     }}))
 
@@ -211,3 +220,70 @@ def test_no_checks_detected_is_said_loudly_and_not_called_green(tmp_path: Path, 
     assert plan["source"] == "none"
     code = run_inprocess(tmp_path / "again", target, fake, CHECK_COMMANDS="none")
     assert code == 0
+
+
+def test_partial_work_is_decided_in_finalization_landed_if_it_passes_else_reported(
+        tmp_path: Path, fake_llm, remote) -> None:
+    target = remote(CALC)
+    tasks = [{"id": "half", "description": "add sub and mul", "scope": ["ops.py"]},
+             {"id": "half-broken", "description": "speed up add", "scope": ["calc.py"]}]
+    fake = fake_llm(RoleScript({"planner": planner_then_done(plan_json(tasks)), "worker": {
+        "half": worker_steps([("ops.py", "def sub(a, b):\n    return a - b\n")], status="partial",
+                             summary="sub is done; mul is not started"),
+        "half-broken": worker_steps([("calc.py", "def add(a, b):\n    return a * b\n")], status="partial",
+                                    summary="half way through"),
+    }}))
+
+    code = run_inprocess(tmp_path, target, fake, **FAST)
+
+    events = run_log(tmp_path)
+    final = events[-1]
+    assert isinstance(final, RunFinished)
+    moves = [(i, e.task_id, e.after) for i, e in enumerate(events) if isinstance(e, TaskStatusChanged)]
+    finalization = next(i for i, e in enumerate(events) if isinstance(e, FinalizationAttempt))
+    assert any(t == "half" and after == "partial" for _, t, after in moves)
+    landed_at = next(i for i, t, after in moves if t == "half" and after == "landed")
+    assert landed_at > finalization  # decided in finalization, by the gate
+    assert "def sub" in git("show", "main:ops.py", cwd=target)
+    # The broken half is refused by the gate and reported, never landed; the exit code says so.
+    assert git("show", "main:calc.py", cwd=target) == GOOD_CALC.strip()
+    assert code == 1 and final.unlanded == ["half-broken"], final.summary
+    assert "not landed: half-broken" in final.summary and "check failed on the merged tree" in final.summary
+
+
+async def test_a_sweep_of_a_tip_that_moved_meanwhile_is_discarded(tmp_path: Path, remote) -> None:
+    import asyncio
+
+    from longshot.events import MemorySink
+    from longshot.hub import Hub
+    from longshot.pipeline.checks import CheckSource
+    from longshot.pipeline.parse import TaskValidator
+    from longshot.pipeline.reconcile import Reconciler
+    from longshot.pipeline.schedule import Scheduler
+    from longshot.prompts import Prompts
+    from longshot.sandboxes.local import LocalOptions, LocalSandboxProvider
+
+    target = remote(CALC)
+    hub = Hub(tmp_path / "hub", str(target), "main", ("Longshot", "longshot@localhost"))
+    start = await hub.open()
+    sink = MemorySink()
+
+    def no_model():  # a discarded sweep must not ask for fixes
+        raise AssertionError("the reconciler asked the model about a tree that is gone")
+
+    reconciler = Reconciler(
+        LocalSandboxProvider(tmp_path / "work", LocalOptions(tasks_dir=tmp_path / "tasks")), hub,
+        CheckSource(hub, ["sleep 1.5; exit 1"]), Scheduler(sink), TaskValidator(prefix="worker/", main_branch="main"),
+        no_model, Prompts(), sink, start_commit=start, timeout=30, prefix="worker/")
+    sweep = asyncio.create_task(reconciler.sweep())
+    await asyncio.sleep(0.7)  # the check is running: the merge queue lands something meanwhile
+    tree = await hub.git.run("rev-parse", f"{start}^{{tree}}")
+    moved = await hub.git.run("commit-tree", tree, "-p", start, "-m", "landed during the sweep")
+    await hub.git.update_ref(hub.ref, moved, start)
+
+    outcome = await sweep
+
+    assert outcome.discarded and outcome.fixes == [] and outcome.commit == start
+    finished = sink.of_type(SweepFinished)
+    assert len(finished) == 1 and finished[0].discarded and finished[0].commit == start
+    assert reconciler.last is None  # nothing is concluded from a tree that is gone

@@ -57,18 +57,26 @@ def decode_keys(data: str) -> list[str]:
     return keys
 
 
+def _stdin_fd() -> int:
+    """The file descriptor of stdin, or -1 when there is none (closed, or replaced by a test runner)."""
+    try:
+        return sys.stdin.fileno()
+    except (AttributeError, ValueError, OSError):
+        return -1
+
+
 class KeyReader:
     """Reads keys from a terminal in a thread while the dashboard draws; restores the terminal."""
 
     def __init__(self, on_key: Callable[[str], None], fd: int | None = None) -> None:
         self.on_key = on_key
-        self.fd = sys.stdin.fileno() if fd is None else fd
+        self.fd = _stdin_fd() if fd is None else fd
         self._saved: list | None = None  # type: ignore[type-arg]
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._read, name="longshot-keys", daemon=True)
 
     def __enter__(self) -> KeyReader:
-        if os.isatty(self.fd):
+        if self.fd >= 0 and os.isatty(self.fd):
             self._saved = termios.tcgetattr(self.fd)
             tty.setcbreak(self.fd)
             self._thread.start()

@@ -1,8 +1,9 @@
 """What a run shows on the terminal, chosen once: the dashboard, plain lines, or NDJSON.
 
 `RunOutput` gives the bus its sink, keeps the dashboard's screen up while the run goes
-on (and restores the terminal however the run ends), then writes the run's report and
-prints the summary. ``--json`` keeps stdout for events only: the report is still written,
+on (from the first planner request or task; until then plain lines, so questions and the
+``--reset`` listing stay readable) and restores the terminal however the run ends, then
+writes the run's report and prints the summary. ``--json`` keeps stdout for events only: the report is still written,
 and its path goes to stderr.
 """
 
@@ -21,7 +22,7 @@ from longshot.dashboard.app import Dashboard
 from longshot.dashboard.plain import JsonStdoutSink, PlainPrinter
 from longshot.dashboard.report import load, summary, write_report
 from longshot.dashboard.view import ViewState
-from longshot.events import Sink
+from longshot.events import Event, PlannerRequested, RunResumed, Sink, TaskCreated
 
 Mode = Literal["dashboard", "plain", "json"]
 
@@ -36,6 +37,11 @@ def choose_mode(dashboard: bool | None, json_out: bool, stream: IO[str] | None =
     return "dashboard" if dashboard else "plain"
 
 
+DASHBOARD_FROM = (PlannerRequested, TaskCreated, RunResumed)
+"""The dashboard takes the screen at the first of these: before, the run may still print
+what ``--reset`` would delete and ask whether to resume, which a full-screen view would hide."""
+
+
 class RunOutput:
     """The terminal side of one run."""
 
@@ -45,21 +51,41 @@ class RunOutput:
         self.dashboard: Dashboard | None = None
         self.printer: PlainPrinter | None = None
         self._stop = threading.Event()
+        self._entered = False
         self.sink: Sink
         if mode == "json":
             self.sink = JsonStdoutSink(sys.stdout)
-        elif mode == "dashboard":
-            view = ViewState(debug=debug, footer="Ctrl-C stops the run")
-            self.dashboard = Dashboard(console, view=view, quittable=False)
-            self.sink = self.dashboard
+            return
+        self.printer = PlainPrinter(console, debug=debug)
+        if mode == "dashboard":
+            self.dashboard = Dashboard(console, view=ViewState(debug=debug, footer="Ctrl-C stops the run"),
+                                       quittable=False)
+            self._early: list[Event] = []
+            self.sink = self._until_dashboard
         else:
-            self.sink = self.printer = PlainPrinter(console, debug=debug)
+            self.sink = self.printer
+
+    def _until_dashboard(self, event: Event) -> None:
+        """Plain lines until the run is under way, then the dashboard (given every event so far)."""
+        assert self.dashboard is not None
+        if self._early is None:
+            self.dashboard(event)
+            return
+        assert self.printer is not None
+        self._early.append(event)
+        if not (self._entered and isinstance(event, DASHBOARD_FROM)):
+            self.printer(event)
+            return
+        for early in self._early:
+            self.dashboard(early)
+        self._early = None  # type: ignore[assignment]
+        self.printer = None
+        self.dashboard.start()
 
     def __enter__(self) -> RunOutput:
-        if self.dashboard is not None:
-            self.dashboard.start()
+        self._entered = True
         if self.printer is not None:
-            threading.Thread(target=self._tick, args=(self.printer,), name="longshot-status", daemon=True).start()
+            threading.Thread(target=self._tick, name="longshot-status", daemon=True).start()
         return self
 
     def __exit__(self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None) -> None:
@@ -71,8 +97,11 @@ class RunOutput:
                     f"[yellow]the dashboard stopped drawing ({self.dashboard.error!r}); the run went on, "
                     "its events are in the run log[/]")
 
-    def _tick(self, printer: PlainPrinter) -> None:
+    def _tick(self) -> None:
         while not self._stop.wait(1.0):
+            printer = self.printer  # None once the dashboard has the screen
+            if printer is None:
+                return
             printer.tick(time.time())
 
     def finish(self, log_path: Path) -> Path | None:

@@ -20,7 +20,7 @@ from longshot.dashboard.lines import describe, level
 from longshot.events import (
     EVENT_TYPES, CheckFinished, Event, FinalizationAttempt, GateResult, HandoffReceived, LLMUsage, MergeBatch, MergeFailed,
     MergeHealth, MergeLanded, Metrics, PlannerAnswered, PlannerRequested, RunFinished, RunInterrupted, RunStarted,
-    SweepFinished, TaskCreated, TaskStatusChanged, WorkerStep,
+    SweepFinished, TaskCreated, TaskStatusChanged, WorkerOutput, WorkerStep,
 )
 from longshot.types import HandoffMetrics
 
@@ -52,6 +52,8 @@ class TaskRow:
     steps: int = 0
     step: str = ""
     step_ok: bool = True
+    output: int = 0
+    """Bytes the current command has printed so far (`worker.output`), 0 when none is running."""
     handoff: HandoffMetrics | None = None
     handoff_status: str = ""
     files: int = 0
@@ -260,8 +262,8 @@ def _task_created(s: RunState, e: TaskCreated) -> None:
     if e.task_id is None or e.task_id in s.tasks:
         return
     s.tasks[e.task_id] = TaskRow(id=e.task_id, description=e.description, created=e.ts, parent=e.parent,
-                                 kind=e.kind, depends_on=list(e.depends_on))
-    s.statuses["pending"] += 1
+                                 kind=e.kind, depends_on=list(e.depends_on), status=e.status)
+    s.statuses[e.status] += 1  # a resumed run re-announces its tasks with their current status
     s._changed = e.ts
     if e.parent in s.tasks:
         s.tasks[e.parent].children.append(e.task_id)
@@ -277,8 +279,14 @@ def _task_status(s: RunState, e: TaskStatusChanged) -> None:
 def _worker_step(s: RunState, e: WorkerStep) -> None:
     row = s.tasks.get(e.task_id or "")
     if row is not None:
-        row.steps, row.step_ok = e.step, e.ok
+        row.steps, row.step_ok, row.output = e.step, e.ok, 0
         row.step = f"{e.tool} {e.detail}".strip()
+
+
+def _output(s: RunState, e: WorkerOutput) -> None:
+    row = s.tasks.get(e.task_id or "")
+    if row is not None:
+        row.output = e.bytes
 
 
 def _usage(s: RunState, e: LLMUsage) -> None:
@@ -331,7 +339,7 @@ def _check(s: RunState, e: CheckFinished) -> None:
 _HANDLERS: dict[type[Event], Callable[[RunState, Any], None]] = {
     RunStarted: _run_started, RunFinished: _run_finished, PlannerRequested: _planner_requested,
     PlannerAnswered: _planner_answered, TaskCreated: _task_created, TaskStatusChanged: _task_status,
-    WorkerStep: _worker_step, LLMUsage: _usage, HandoffReceived: _handoff, MergeLanded: _landed,
+    WorkerStep: _worker_step, WorkerOutput: _output, LLMUsage: _usage, HandoffReceived: _handoff, MergeLanded: _landed,
     MergeFailed: _merge_failed, GateResult: _gate, CheckFinished: _check,
     MergeBatch: lambda s, e: setattr(s, "batch", e), MergeHealth: lambda s, e: setattr(s, "health", e),
     Metrics: lambda s, e: setattr(s, "metrics", e), SweepFinished: lambda s, e: setattr(s, "sweep", e),

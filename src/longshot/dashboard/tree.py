@@ -101,6 +101,8 @@ def task_row(row: TaskRow, view: ViewState, now: float, prefix: str) -> tuple[Te
     elif row.status == "running" and row.step:
         detail.append(f"#{row.steps} ", style="dim")
         detail.append(row.step.splitlines()[0][: 300 if view.debug else 100], style="" if row.step_ok else "red")
+        if row.output:
+            detail.append(f" · a command printing, {amount(row.output)}B so far", style="dim")
     elif row.reason:
         detail.append(row.reason.splitlines()[0][:120], style="red" if row.status in FAILED else "dim")
     else:

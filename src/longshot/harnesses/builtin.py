@@ -15,9 +15,10 @@ can end, besides ``handoff``:
 from __future__ import annotations
 
 import json
+import time
 
 from longshot.errors import BudgetExceeded, LLMContextOverflow
-from longshot.events import Emit, RunWarning, WorkerStep
+from longshot.events import Emit, RunWarning, WorkerOutput, WorkerStep
 from longshot.harnesses.base import HarnessResult
 from longshot.harnesses.context import LoopGuard, compact, context_window, estimate_tokens
 from longshot.harnesses.tools import WORKER_TOOLS, HandoffArgs, ToolBox, ToolCallError, parse_call, tool_schemas
@@ -59,7 +60,7 @@ class BuiltinHarness:
         self._schemas = tool_schemas(WORKER_TOOLS)
 
     async def run(self, task: Task, sandbox: Sandbox) -> HarnessResult:
-        run = _Run(self, task, ToolBox(sandbox))
+        run = _Run(self, task, ToolBox(sandbox, on_output=OutputBeat(self.emit, task.id)))
         try:
             return await run.loop()
         except Stop as stop:
@@ -169,6 +170,22 @@ class _Run:
     def record(self, call: ToolCall, ok: bool, text: str, detail: str) -> None:
         self.h.emit(WorkerStep(task_id=self.task.id, step=self.step, tool=call.name, ok=ok, detail=detail[:200]))
         self.add({"role": "tool", "tool_call_id": call.id, "content": text})
+
+
+class OutputBeat:
+    """Turns a running command's output into a `WorkerOutput` event at most every ``every`` seconds."""
+
+    def __init__(self, emit: Emit, task_id: str, every: float = 2.0) -> None:
+        self.emit = emit
+        self.task_id = task_id
+        self.every = every
+        self._last = 0.0
+
+    def __call__(self, total: int) -> None:
+        now = time.monotonic()
+        if now - self._last >= self.every:
+            self._last = now
+            self.emit(WorkerOutput(task_id=self.task_id, bytes=total))
 
 
 def _brief(arguments: str) -> str:

@@ -17,7 +17,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from longshot.errors import PathOutsideSandbox, SandboxError
-from longshot.sandboxes.base import Sandbox
+from longshot.sandboxes.base import OnOutput, Sandbox
 from longshot.sandboxes.output import cap_text
 
 
@@ -158,9 +158,10 @@ class ToolBox:
 
     def __init__(
         self, sandbox: Sandbox, *, default_timeout: float = 120.0, max_timeout: float = 900.0,
-        output_limit: int = 20_000, page_lines: int = 400,
+        output_limit: int = 20_000, page_lines: int = 400, on_output: OnOutput | None = None,
     ) -> None:
         self.sandbox = sandbox
+        self.on_output = on_output
         self.default_timeout = default_timeout
         self.max_timeout = max_timeout
         self.output_limit = output_limit
@@ -213,7 +214,7 @@ class ToolBox:
 
     async def _bash(self, a: BashArgs) -> str:
         timeout = min(a.timeout or self.default_timeout, self.max_timeout)
-        r = await self.sandbox.exec(a.command, timeout)
+        r = await self.sandbox.exec(a.command, timeout, self.on_output)
         head = f"exit code: {r.exit_code}"
         if r.timed_out:
             head += f" (timed out after {timeout:g}s; the command and everything it started were killed)"

@@ -138,10 +138,13 @@ async def _python(plan: CheckPlan, top: set[str], read: Reader) -> None:
             packages += [d for d in extras.get(name, []) if isinstance(d, str)]
     install = " ".join([*(f"-r {r}" for r in requirements), *(shlex.quote(p) for p in dict.fromkeys(packages))])
     venv = '"$HOME/.venv/bin/python"'
+    # The real interpreter, not a version manager's shim: a pyenv shim's `pip install` exits 1
+    # when it cannot rehash its (read-only, in a sandbox) shims, although the install worked.
     steps = [
-        "python3 -m venv --system-site-packages --without-pip \"$HOME/.venv\"",
-        *([f"python3 -m pip --python {venv} install --quiet --prefer-binary {install}"] if install else []),
-        f"{venv} -c 'import pytest' 2>/dev/null || python3 -m pip --python {venv} install --quiet pytest",
+        "PY=\"$(python3 -c 'import sys; print(sys.executable)')\"",
+        "\"$PY\" -m venv --system-site-packages --without-pip \"$HOME/.venv\"",
+        *([f"\"$PY\" -m pip --python {venv} install --quiet --prefer-binary {install}"] if install else []),
+        f"{{ {venv} -c 'import pytest' 2>/dev/null || \"$PY\" -m pip --python {venv} install --quiet pytest; }}",
         f'echo "export PATH=$HOME/.venv/bin:\\$PATH PYTHONPATH=$PWD/src:$PWD" >> "$HOME/{ENV_FILE}"',
     ]
     plan.setup.append(" && ".join(steps))

@@ -95,6 +95,19 @@ class Conversation:
                                                                    f"retrying in {delay:g}s"[:300]))
                 await asyncio.sleep(delay)
 
+    def restore(self, scratchpad: str, summary: str) -> None:
+        """Start from a recorded scratchpad and summary (a resumed run), as after a compaction."""
+        self.scratchpad, self.summary = scratchpad, summary
+        self.messages = [self.messages[0], {"role": "user", "content": self._memory("The run was interrupted "
+                                                                                     "and has been resumed.")},
+                         {"role": "assistant", "content": "Understood; continuing from my scratchpad."}]
+
+    def _memory(self, headline: str) -> str:
+        memory = f"[{headline}]\nYour last scratchpad:\n{self.scratchpad or '(none)'}\n"
+        if self.summary:
+            memory += f"\nWhat you knew before:\n{self.summary[:4000]}\n"
+        return memory
+
     def _maybe_compact(self, incoming: str) -> None:
         if estimate_tokens(self.messages) + len(incoming) // 4 > 0.7 * self.window:
             self._compact(keep_last_user=False)
@@ -109,10 +122,7 @@ class Conversation:
         last_user = next((m for m in reversed(self.messages) if m.get("role") == "user"), None)
         if not keep_last_user:
             last_user = None
-        memory = ("[Earlier turns were compacted to save context.]\n"
-                  f"Your last scratchpad:\n{self.scratchpad or '(none)'}\n")
-        if self.summary:
-            memory += f"\nWhat you knew before:\n{self.summary[:4000]}\n"
+        memory = self._memory("Earlier turns were compacted to save context.")
         self.messages = [self.messages[0], {"role": "user", "content": memory}]
         if last_user is not None:
             self.messages.append({"role": "assistant", "content": "Understood; continuing from my scratchpad."})

@@ -53,7 +53,7 @@ class Subplanner:
     validator: TaskValidator
     emit: Emit
     rules: SplitRules
-    _made: int = 0
+    made: int = 0
     _ids: dict[str, str] = field(default_factory=dict)
     iteration: int = 0
 
@@ -84,8 +84,8 @@ class Subplanner:
             if problem:
                 self.emit(TaskRejected(task_id=raw.id, reason=problem, description=raw.description[:200]))
                 continue
-            self._made += 1
-            sub_id = f"{parent.id}-sub-{self._made}"
+            self.made += 1
+            sub_id = f"{parent.id}-sub-{self.made}"
             if raw.id:
                 self._ids[raw.id] = sub_id
             raw = raw.model_copy(update={"id": sub_id, "branch": None, "continue_from": None,

@@ -20,11 +20,13 @@ from longshot.types import CheckResult
 LEVELS = ("markers", "build", "types", "test")
 DETAIL_LIMIT = 1500
 
-_PYTEST = re.compile(r"^(FAILED|ERROR) (\S+?\.py(?:::\S+)?)(?: - (.*))?$", re.MULTILINE)
+_PYTEST = re.compile(r"^(FAILED|ERROR) (\S+?\.py(?:::[^\s\[]+(?:\[[^\n]*?\])?)*)(?: - (.*))?$", re.MULTILINE)
+"""A pytest summary line; a parametrize id in brackets may hold spaces (``test_p[a b]``)."""
 _IMPORT = re.compile(r"^ImportError: Failed to import test module: ([\w.]+)", re.MULTILINE)
 _UNITTEST = re.compile(r"^(FAIL|ERROR): (\w+) \(([\w.]+)\)", re.MULTILINE)
 _TAP = re.compile(r"^\s*not ok \d+ - (.+?)\s*$", re.MULTILINE)
-_SPEC = re.compile(r"^\s*[✖✕×] (.+?)(?: \(\d[\d.]*m?s\))?\s*$", re.MULTILINE)
+_SPEC = re.compile(r"^\s*[✖✕×] (?!failing tests:)(.+?)(?: \(\d[\d.]*m?s\))?\s*$", re.MULTILINE)
+"""A failing test of node's spec reporter; its ``✖ failing tests:`` summary header is not one."""
 _TSC = re.compile(r"^(\S+?)\(\d+,\d+\): error (TS\d+)", re.MULTILINE)
 _CARGO_TEST = re.compile(r"^test (\S+) \.\.\. FAILED", re.MULTILINE)
 _RUST_ERROR = re.compile(r"^error(?:\[(E\d+)\])?: .*?\n\s*--> ([^:\s]+)", re.MULTILINE)
@@ -100,12 +102,13 @@ def _excerpt(text: str, needle: str) -> str:
 
 async def marker_failures(git: Git, commit: str) -> list[Failure]:
     """Conflict markers (``<<<<<<<`` / ``>>>>>>>`` at a line start) in tracked text files at ``commit``."""
-    out = await git.run("grep", "-I", "-n", "-E", "^(<{7}|>{7})( |$)", commit, "--", check=False)
+    out = await git.run("grep", "-I", "-n", "-z", "-E", "^(<{7}|>{7})( |$)", commit, "--", check=False)
     by_file: dict[str, list[str]] = {}
     for line in out.splitlines():
-        _, _, rest = line.partition(":")  # "<commit>:<path>:<line>:<text>"
-        path, _, rest = rest.partition(":")
-        number, _, content = rest.partition(":")
+        # "<commit>:<path>\0<line>\0<text>": with -z the path is neither quoted nor cut at a ':'
+        where, _, rest = line.partition("\0")
+        path = where.removeprefix(f"{commit}:")
+        number, _, content = rest.partition("\0")
         if path and _MARKER.match(content):
             by_file.setdefault(path, []).append(f"{path}:{number}: {content[:80]}")
     return [Failure(f"markers {path}", "markers", "conflict-marker scan", "\n".join(lines[:20]), path)

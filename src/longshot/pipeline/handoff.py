@@ -13,6 +13,10 @@ from longshot.types import Handoff, HandoffMetrics, Task
 
 TRAILER = "Longshot-Task"
 CONTINUES = "Longshot-Continues"
+STATUS = "Longshot-Status"
+"""How the worker ended (complete, partial, blocked, failed; ``interrupted`` when the run stopped it)."""
+ATTEMPT = "Longshot-Attempt"
+"""Which attempt at the task made the commit: a resumed run adopts a result of the current attempt."""
 GENERATED = ("node_modules/", "vendor/", "dist/", "build/", ".venv/", "__pycache__/", "third_party/")
 GENERATED_SUFFIXES = (".min.js", ".min.css", ".map", ".lock", "package-lock.json", ".pyc", ".snap")
 """Paths whose lines are not counted in a handoff's line figures (generated or vendored)."""
@@ -22,14 +26,33 @@ def generated(path: str) -> bool:
     return path.endswith(GENERATED_SUFFIXES) or any(path.startswith(p) or f"/{p}" in path for p in GENERATED)
 
 
-def commit_message(task: Task, result: HarnessResult) -> str:
-    """The task commit's message, ending with the ``Longshot-Task`` trailer."""
+def commit_message(task: Task, result: HarnessResult, *, status: str | None = None) -> str:
+    """The task commit's message, ending with the ``Longshot-Task`` trailer and how the worker ended."""
     subject = " ".join(task.description.split())[:72] or task.id
     body = result.summary.strip()[:4000].replace("Longshot-", "Longshot -")
     trailers = f"{TRAILER}: {task.id}\n"
     if task.continue_from:
         trailers += f"{CONTINUES}: {task.continue_from}\n"
+    trailers += f"{STATUS}: {status or result.status}\n{ATTEMPT}: {task.attempts}\n"
     return f"{subject}\n\n{body}\n\n{trailers}" if body else f"{subject}\n\n{trailers}"
+
+
+async def commit_result(git: Git, commit: str) -> tuple[dict[str, str], HarnessResult | None]:
+    """The trailers of a task commit, and the worker's result it records (None if it records none).
+
+    Used when a resumed run finds a worker's commit that the dead run never recorded.
+    """
+    keys = (TRAILER, STATUS, ATTEMPT)
+    fmt = "%B%x00" + "%x00".join(f"%(trailers:key={k},valueonly,separator=%x01)" for k in keys)
+    out = await git.run("log", "-1", f"--format={fmt}", commit)
+    message, *values = out.split("\0")
+    trailers = {k: v.strip().split("\x01")[0] for k, v in zip(keys, values) if v.strip()}
+    status = trailers.get(STATUS)
+    if status not in ("complete", "partial", "blocked", "failed"):
+        return trailers, None
+    body = message.split("\n\n", 1)[1] if "\n\n" in message else ""
+    summary = "\n".join(line for line in body.splitlines() if not line.startswith("Longshot-")).strip()
+    return trailers, HarnessResult(status=status, summary=summary or "(recovered from its commit)")  # type: ignore[arg-type]
 
 
 async def build_handoff(

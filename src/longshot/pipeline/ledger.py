@@ -8,6 +8,7 @@ subtask of a decomposed parent has ended.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from longshot.events import Emit, HandoffReceived
@@ -17,11 +18,18 @@ from longshot.pipeline.schedule import Scheduler
 from longshot.types import ENDED, TRANSITIONS, Handoff, MergeResult, Task, TaskStatus
 
 
+RETRIED = ("failed", "blocked")
+"""Worker outcomes retried once automatically before the planner hears of them."""
+
+
 class Ledger:
     def __init__(self, scheduler: Scheduler, merge_queue: MergeQueue, budget: RunBudget, emit: Emit, *,
-                 max_conflict_fixes: int = 30, prefix: str = "worker/") -> None:
+                 max_conflict_fixes: int = 30, prefix: str = "worker/", max_attempts: int = 2,
+                 free_branch: Callable[[str], str] = lambda b: b) -> None:
         self.scheduler = scheduler
         self.prefix = prefix
+        self.max_attempts = max_attempts
+        self.free_branch = free_branch
         self.max_conflict_fixes = max_conflict_fixes
         self.conflict_fixes = 0
         self.merge_queue = merge_queue
@@ -41,6 +49,8 @@ class Ledger:
         handoff.metrics.tokens_used = self.budget.by_task.get(task.id, handoff.metrics.tokens_used)
         self.handoffs[task.id] = handoff
         self.emit(HandoffReceived(task_id=task.id, handoff=handoff))
+        if self._retry(task, handoff):
+            return
         self._report(task, handoff)
         if task.status == TaskStatus.DECOMPOSED:
             done = handoff.status == "complete"
@@ -56,6 +66,18 @@ class Ledger:
             if handoff.status == "partial" and handoff.commit:
                 self.unlanded[task.id] = "partial work on its branch"
         self._ended(task)
+
+    def _retry(self, task: Task, handoff: Handoff) -> bool:
+        """A worker that failed or was blocked gets one more attempt (from its own branch) before
+        the planner decides; a spent budget means no more attempts."""
+        if (handoff.status not in RETRIED or task.status != TaskStatus.RUNNING or task.attempts >= self.max_attempts
+                or self.budget.exhausted):
+            return False
+        self.scheduler.move(task, TaskStatus(handoff.status), handoff.summary[:300])
+        task.history.append(f"{handoff.status}: {handoff.summary[:500]}")
+        self.scheduler.move(task, TaskStatus.PENDING, f"attempt {task.attempts + 1} of {self.max_attempts} after "
+                                                      f"it {handoff.status}")
+        return True
 
     def merged(self, task: Task, result: MergeResult) -> None:
         self.reports[task.id]["landed"] = result.landed
@@ -87,7 +109,7 @@ class Ledger:
         self.conflict_fixes += 1
         fix = Task(
             id=f"{task.id}-conflict-fix", kind="conflict-fix", priority=1, scope=result.conflicts,
-            branch=f"{self.prefix}{task.id}-conflict-fix", source_commit=source, continue_from=task.id,
+            branch=self.free_branch(f"{self.prefix}{task.id}-conflict-fix"), source_commit=source, continue_from=task.id,
             parent=task.parent, depth=task.depth, atomic=True,
             description=(f"Resolve the merge conflict markers (<<<<<<< ======= >>>>>>>) in {', '.join(result.conflicts)}. "
                          f"They come from landing task {task.id} on top of newer work on the target branch. Keep "

@@ -22,6 +22,7 @@ import time
 from dataclasses import dataclass, field
 from collections.abc import Callable
 
+from longshot.crash import CrashPoints
 from longshot.errors import GitError, LongshotError, PushRejected, policy_for
 from longshot.events import Emit, MergeBatch, MergeFailed, MergeHealth, MergeLanded
 from longshot.git import Git
@@ -74,8 +75,9 @@ class MergeQueue:
     """Lands (task, commit) pairs in priority order, then arrival order, one at a time."""
 
     def __init__(self, hub: Hub, strategy: str, emit: Emit, on_result: OnResult, *, gate: Gate | None = None,
-                 prefix: str = "worker/", max_batch: int = 8) -> None:
+                 prefix: str = "worker/", max_batch: int = 8, crash: CrashPoints | None = None) -> None:
         self.hub = hub
+        self.crash = crash or CrashPoints()
         self.strategy = strategy
         self.emit = emit
         self.on_result = on_result
@@ -101,9 +103,10 @@ class MergeQueue:
         self._submitted[task.id] = time.monotonic()
         self._queue.put_nowait((task.priority, next(self._seq), task, commit))
 
-    def close(self) -> None:
-        """Stop after everything already queued has been handled."""
-        self._queue.put_nowait((float("inf"), next(self._seq), None, ""))
+    def close(self, *, now: bool = False) -> None:
+        """Stop after everything already queued has been handled, or (``now``) after the landing
+        under way: what is still queued stays merging, for a resumed run to land."""
+        self._queue.put_nowait((float("-inf") if now else float("inf"), next(self._seq), None, ""))
 
     async def run(self) -> None:
         while True:
@@ -171,7 +174,9 @@ class MergeQueue:
             self.emit(MergeBatch(size=len(stack), ok=verdict.ok, depth=depth, tasks=[t.id for t, _, _ in stack]))
             self.stats.batches.append((len(stack), depth))
             if verdict.ok:
+                self.crash.reached("merge.checked")
                 await self.hub.push_tip(stack[-1][2], tip)
+                self.crash.reached("merge.landed")
                 self.batch_size = min(self.max_batch, self.batch_size + 1)
                 for task, _, candidate in stack:
                     self._landed(task, candidate)
@@ -220,11 +225,13 @@ class MergeQueue:
                 verdict = await self.gate.check(task.id, new, tip)
                 if not verdict.ok:
                     return self._failed(task, verdict.reason)
+            self.crash.reached("merge.checked")
             try:
                 await self.hub.push_tip(new, tip)
             except PushRejected:
                 await self.hub.refresh()  # someone else moved it: rebuild on the new tip and check again
                 continue
+            self.crash.reached("merge.landed")
             waited = time.monotonic() - self._submitted.pop(task.id, time.monotonic())
             self.stats.waits.append(waited)
             self.emit(MergeLanded(task_id=task.id, commit=new, branch=task.branch, queue_depth=self.depth - 1,

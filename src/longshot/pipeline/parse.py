@@ -124,13 +124,23 @@ class TaskValidator:
     max_tasks: int = 200
     known_ids: set[str] = field(default_factory=set)
     known_branches: set[str] = field(default_factory=set)
-    _counter: int = 0
+    taken_branches: set[str] = field(default_factory=set)
+    """Branches already in the repository from earlier runs: a new task gets a free variant."""
+    counter: int = 0
+
+    def free_branch(self, branch: str) -> str:
+        """``branch``, or ``branch-2``, ``branch-3`` ... when an earlier run left a branch of that name."""
+        candidate, n = branch, 1
+        while candidate in self.taken_branches or candidate in self.known_branches:
+            n += 1
+            candidate = f"{branch}-{n}"
+        return candidate
 
     def next_id(self, reserved: Collection[str | None] = ()) -> str:
         """A fresh ``task-NNN`` id, not used before and not ``reserved`` by this batch."""
         while True:
-            self._counter += 1
-            candidate = f"task-{self._counter:03d}"
+            self.counter += 1
+            candidate = f"task-{self.counter:03d}"
             if candidate not in self.known_ids and candidate not in reserved:
                 return candidate
 
@@ -152,6 +162,7 @@ class TaskValidator:
             if branch in self.known_branches:
                 rejected.append(Rejection(raw.id, raw.description[:200], f"branch {branch!r} is already used"))
                 continue
+            branch = self.free_branch(branch)
             self.known_ids.add(task_id)
             self.known_branches.add(branch)
             accepted.append(Task(id=task_id, description=raw.description, scope=scope,

@@ -57,25 +57,25 @@ class Planner:
     emit: Emit
     iteration: int = 0
     notes: list[str] = field(default_factory=list)
-    _files: list[str] = field(default_factory=list)
-    _last_tip: str = ""
+    files: list[str] = field(default_factory=list)
+    last_tip: str = ""
 
     @property
     def scratchpad(self) -> str:
         return self.conversation.scratchpad
 
     async def initial(self, request: str) -> PlanOutcome:
-        tip = self._last_tip = await self.hub.tip()
-        self._files = await self.hub.files(tip)
-        tree = "\n".join(self._files[:TREE_LIMIT])
-        if len(self._files) > TREE_LIMIT:
-            tree += f"\n... ({len(self._files) - TREE_LIMIT} more files; use the ls and find tools)"
+        tip = self.last_tip = await self.hub.tip()
+        self.files = await self.hub.files(tip)
+        tree = "\n".join(self.files[:TREE_LIMIT])
+        if len(self.files) > TREE_LIMIT:
+            tree += f"\n... ({len(self.files) - TREE_LIMIT} more files; use the ls and find tools)"
         commits = await self.hub.git.run("log", "-n", "20", "--format=%h %s", tip)
         docs = {name: _cap(await self.hub.show(tip, name), limit)
                 for name, limit in (("SPEC.md", SPEC_LIMIT), ("FEATURES.json", SPEC_LIMIT),
                                     ("AGENTS.md", DOC_LIMIT), ("DECISIONS.md", DOC_LIMIT))}
         content = self.prompts.render(
-            "planner_initial", request=request, tree=tree, file_count=len(self._files), commits=commits,
+            "planner_initial", request=request, tree=tree, file_count=len(self.files), commits=commits,
             spec=docs["SPEC.md"], features=docs["FEATURES.json"], agents=docs["AGENTS.md"],
             decisions=docs["DECISIONS.md"],
         )
@@ -84,20 +84,20 @@ class Planner:
     async def follow_up(self, handoffs: list[dict[str, Any]], progress: Progress) -> PlanOutcome:
         tip = await self.hub.tip()
         files = await self.hub.files(tip)
-        before, after = set(self._files), set(files)
-        self._files = files
+        before, after = set(self.files), set(files)
+        self.files = files
         added, removed = sorted(after - before), sorted(before - after)
         delta = "\n".join([f"+ {p}" for p in added[:DELTA_LIMIT]] + [f"- {p}" for p in removed[:DELTA_LIMIT]])
         if len(added) + len(removed) > 2 * DELTA_LIMIT:
             delta += f"\n... ({len(added)} added, {len(removed)} removed in all)"
         commits = ""
-        if tip != self._last_tip:  # handoffs already tell of Longshot's own commits
+        if tip != self.last_tip:  # handoffs already tell of Longshot's own commits
             log = await self.hub.git.run("log", "-n", str(COMMITS_LIMIT),
                                          "--format=%h %s%x00%(trailers:key=Longshot-Task,valueonly)",
-                                         f"{self._last_tip}..{tip}")
+                                         f"{self.last_tip}..{tip}")
             commits = "\n".join(line.split("\0")[0] for line in log.splitlines()
                                 if "\0" in line and not line.split("\0")[1].strip())
-        self._last_tip = tip
+        self.last_tip = tip
         notes, self.notes = self.notes, []
         content = self.prompts.render("planner_followup", handoffs=handoffs, active=progress.active,
                                       tree_delta=delta, commits=commits, notes=notes, progress=progress)

@@ -80,7 +80,7 @@ class Reconciler:
         self.notes: list[str] = []
         """For the planner: pre-existing failures, once each."""
         self._lock = asyncio.Lock()
-        self._fix_counter = 0
+        self.fix_counter = 0
 
     @property
     def delay(self) -> float:
@@ -191,8 +191,8 @@ class Reconciler:
 
     def _task(self, raw: RawTask | None, failures: list[Failure]) -> Task:
         while True:
-            self._fix_counter += 1
-            task_id = f"fix-{self._fix_counter:03d}"
+            self.fix_counter += 1
+            task_id = f"fix-{self.fix_counter:03d}"
             if task_id not in self.validator.known_ids:
                 break
         cited = "\n\n".join(f"Failure {f.signature} (from `{f.command}`):\n```\n{f.detail}\n```" for f in failures)
@@ -208,7 +208,7 @@ class Reconciler:
         if failures[0].level == "markers":
             description += ("\n\nResolve every conflict marker (<<<<<<<, =======, >>>>>>>) in these files, keeping "
                             "the intent of both sides.")
-        branch = f"{self.prefix}{task_id}-{slugify(failures[0].signature)}"
+        branch = self.validator.free_branch(f"{self.prefix}{task_id}-{slugify(failures[0].signature)}")
         self.validator.known_ids.add(task_id)
         self.validator.known_branches.add(branch)
         for f in failures:

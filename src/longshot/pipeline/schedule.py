@@ -24,14 +24,17 @@ class Scheduler:
         self._order: dict[str, int] = {}
 
     def add(self, task: Task) -> None:
+        """A new task (pending), or one restored from the durable state in whatever status it had."""
         self.tasks[task.id] = task
         self._order[task.id] = len(self._order)
         self.emit(TaskCreated(task_id=task.id, description=task.description, branch=task.branch,
                               scope=task.scope, priority=task.priority, depends_on=task.depends_on,
-                              parent=task.parent, kind=task.kind))
+                              parent=task.parent, kind=task.kind, status=task.status))
 
     def move(self, task: Task, to: TaskStatus, reason: str = "") -> None:
         before = task.move(to, reason)
+        if to == TaskStatus.RUNNING:
+            task.attempts += 1
         self.emit(TaskStatusChanged(task_id=task.id, before=before, after=to, reason=reason))
 
     def with_status(self, *statuses: TaskStatus) -> list[Task]:

@@ -10,11 +10,15 @@ Leaving the ``async with`` block destroys the sandbox and everything running in 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Protocol
 
 from pydantic import BaseModel
+
+OnOutput = Callable[[int], None]
+"""Called with the byte count of the output so far, each time a running command prints."""
 
 
 class ExecResult(BaseModel):
@@ -45,8 +49,12 @@ class SandboxSpec(BaseModel):
 class Sandbox(Protocol):
     """One task's isolated checkout and the place its commands run."""
 
-    async def exec(self, command: str, timeout: float) -> ExecResult:
-        """Run a shell command in the checkout root; kill its whole tree at ``timeout``."""
+    async def exec(self, command: str, timeout: float, on_output: OnOutput | None = None) -> ExecResult:
+        """Run a shell command in the checkout root; kill its whole tree at ``timeout``.
+
+        ``on_output`` (optional) hears of output as it arrives, so a long command that keeps
+        printing counts as progress; a provider that cannot stream may ignore it.
+        """
         ...
 
     async def read_file(self, path: str) -> bytes:
@@ -78,6 +86,17 @@ class Profile(BaseModel):
     """True when a promised protection (isolation, a limit) is missing here."""
 
 
+class Leftover(BaseModel):
+    """A sandbox left behind by a run that died, and what became of its work."""
+
+    name: str
+    branch: str | None = None
+    commit: str | None = None
+    """The salvaged work, now the tip of ``branch`` in the hub (None: nothing to salvage)."""
+    error: str = ""
+    """Why its work could not be salvaged (it was kept on disk then, never deleted)."""
+
+
 class SandboxProvider(Protocol):
     """Opens sandboxes. ``open`` is an async context manager; exit destroys the sandbox."""
 
@@ -85,4 +104,9 @@ class SandboxProvider(Protocol):
 
     def describe(self) -> Profile:
         """The isolation and limits in force on this host."""
+        ...
+
+    async def recover(self, hub: Path, message: Callable[[str], str]) -> list[Leftover]:
+        """Sandboxes of dead runs: commit each one's work to its branch in ``hub`` (the commit
+        message is ``message(branch)``), under the same snapshot rules, then remove it."""
         ...

@@ -22,6 +22,8 @@ from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 
+from longshot.procs import alive
+
 V1_ROOT = Path("/sys/fs/cgroup")
 
 
@@ -133,22 +135,12 @@ def sweep_stale(prefix: str = "longshot-") -> list[str]:
             parts = child.name.rsplit("-", 2)
             if len(parts) < 3 or not parts[1].isdigit() or not child.is_dir():
                 continue
-            if _alive(int(parts[1])):
+            if alive(int(parts[1])):
                 continue
             if not (child / "cgroup.procs").read_text().strip():
                 child.rmdir()
                 removed.append(str(child))
     return removed
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _write(path: Path, value: str) -> None:

@@ -23,16 +23,17 @@ import os
 import shutil
 import signal
 import tempfile
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from longshot.errors import PathOutsideSandbox, SandboxError, SetupFailed
 from longshot.git import Git
-from longshot.sandboxes.base import ExecResult, Profile, Sandbox, SandboxSpec
+from longshot.sandboxes.base import ExecResult, Leftover, OnOutput, Profile, Sandbox, SandboxSpec
 from longshot.sandboxes.bwrap import RUN_DIR, SANDBOX_HOME, WORKSPACE, bwrap_argv, toolchain_paths
 from longshot.sandboxes.limits import Cgroup, DiskGuard, Limits, describe, launcher, sweep_stale, watch_disk
+from longshot.sandboxes.leftovers import recover_leftovers
 from longshot.sandboxes.output import CappedReader
 from longshot.sandboxes.snapshot import check_nested_repos, check_staged
 
@@ -89,6 +90,9 @@ class LocalSandboxProvider:
         network = "; network ON (SANDBOX_NETWORK=on)" if self.options.network else ""
         weakened = probe is None or self.options.isolation == "none" or self.options.network
         return Profile(description=f"{isolation}{network}; {text}", weakened=weakened)
+
+    async def recover(self, hub: Path, message: Callable[[str], str]) -> list[Leftover]:
+        return await recover_leftovers(self, hub, message)
 
     @asynccontextmanager
     async def open(self, spec: SandboxSpec) -> AsyncIterator[Sandbox]:
@@ -149,8 +153,8 @@ class LocalSandbox:
 
     # -- commands --------------------------------------------------------------------
 
-    async def exec(self, command: str, timeout: float) -> ExecResult:
-        return await self._run(command, timeout, network=self._opts.network, binds=())
+    async def exec(self, command: str, timeout: float, on_output: OnOutput | None = None) -> ExecResult:
+        return await self._run(command, timeout, network=self._opts.network, binds=(), on_output=on_output)
 
     def _argv(self, command: str, network: bool, binds: tuple[tuple[Path, str], ...]) -> list[str]:
         if self._opts.isolation == "none":
@@ -171,7 +175,7 @@ class LocalSandbox:
         return env
 
     async def _run(self, command: str, timeout: float, *, network: bool,
-                   binds: tuple[tuple[Path, str], ...]) -> ExecResult:
+                   binds: tuple[tuple[Path, str], ...], on_output: OnOutput | None = None) -> ExecResult:
         limits = self._opts.limits
         before = self.cgroup.counters() if self.cgroup else {}
         disk_before = self._disk.counters()
@@ -186,6 +190,8 @@ class LocalSandbox:
             raise SandboxError(f"could not start a command in {self.checkout}: {e}") from e
         self._groups.add(proc.pid)
         out, err = CappedReader(self._opts.output_limit), CappedReader(self._opts.output_limit)
+        if on_output is not None:
+            out.on_output = err.on_output = lambda _: on_output(out.total + err.total)
         readers = asyncio.gather(out.drain(proc.stdout), err.drain(proc.stderr))
         exited = asyncio.ensure_future(_exited(proc))
         watcher = asyncio.ensure_future(watch_disk([self.checkout, self.home, self.tmp], limits))

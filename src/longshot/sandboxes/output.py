@@ -7,16 +7,18 @@ what the model sees must show both how the output started and how it ended.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 
 class CappedReader:
     """Reads a stream to its end, keeping at most ``limit`` bytes (half head, half tail)."""
 
-    def __init__(self, limit: int) -> None:
+    def __init__(self, limit: int, on_output: Callable[[int], None] | None = None) -> None:
         self.limit = max(2, limit)
         self._head = bytearray()
         self._tail = bytearray()
         self.total = 0
+        self.on_output = on_output
 
     @property
     def truncated(self) -> bool:
@@ -28,6 +30,8 @@ class CappedReader:
         half = self.limit // 2
         while chunk := await stream.read(65536):
             self.total += len(chunk)
+            if self.on_output is not None:
+                self.on_output(self.total)
             room = half - len(self._head)
             if room > 0:
                 self._head += chunk[:room]

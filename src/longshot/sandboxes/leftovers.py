@@ -1,0 +1,82 @@
+"""Sandboxes a dead run left behind: salvage their work, then remove them.
+
+A local sandbox directory is named ``<task>-<pid>-<n>``. When process ``pid`` is gone (the
+orchestrator was killed: its sandboxes died with it, but their checkouts stayed on disk),
+whatever the worker had written is committed to the task's branch in the hub with the
+usual snapshot rules (escaping symlinks, nested repositories, size and count limits) and
+the directory is removed. Work that breaks a rule cannot be committed; it is moved to
+``set-aside/`` beside the tasks directory and reported, never deleted. Stale git locks and
+unfinished operations in the sandbox's own git directory are cleared first.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from longshot.errors import LongshotError
+from longshot.git import Git
+from longshot.procs import alive
+from longshot.sandboxes.base import Leftover, SandboxSpec
+
+if TYPE_CHECKING:
+    from longshot.sandboxes.local import LocalSandboxProvider
+
+STALE_GIT = ("index.lock", "HEAD.lock", "config.lock", "packed-refs.lock", "MERGE_HEAD", "MERGE_MSG",
+             "CHERRY_PICK_HEAD", "REBASE_HEAD", "rebase-merge", "rebase-apply")
+
+
+def _dead(name: str) -> bool:
+    parts = name.rsplit("-", 2)
+    if len(parts) != 3 or not parts[1].isdigit():
+        return False  # not a sandbox directory of ours
+    pid = int(parts[1])
+    return pid != os.getpid() and not alive(pid)
+
+
+async def recover_leftovers(provider: LocalSandboxProvider, hub: Path, message: Callable[[str], str]) -> list[Leftover]:
+    """Salvage and remove every sandbox directory whose run is dead (see the module docstring)."""
+    from longshot.sandboxes.local import LocalSandbox
+
+    tasks = provider.options.tasks_dir or provider.work_dir / "tasks"
+    found: list[Leftover] = []
+    for root in sorted(tasks.iterdir()) if tasks.is_dir() else []:
+        if not root.is_dir() or not _dead(root.name):
+            continue
+        gitdir = root / "git"
+        for name in STALE_GIT:
+            stale = gitdir / name
+            if stale.is_dir():
+                shutil.rmtree(stale)
+            elif stale.exists():
+                stale.unlink()
+        git = Git(root, git_dir=gitdir, work_tree=root / "checkout")
+        code, branch, _ = await git.run_full("symbolic-ref", "--short", "-q", "HEAD") if gitdir.is_dir() else (1, "", "")
+        branch = branch.strip()
+        head = await git.rev_parse("HEAD") if code == 0 else None
+        text = message(branch) if branch and head else ""
+        if not text:  # a check sandbox, or one that never got its checkout: nothing to keep
+            shutil.rmtree(root, ignore_errors=True)
+            found.append(Leftover(name=root.name, branch=branch or None))
+            continue
+        spec = SandboxSpec(task_id=root.name, branch=branch, base_commit=head or "", hub=hub)
+        sandbox = LocalSandbox(root, spec, provider, None)
+        try:
+            commit = await sandbox.snapshot(text)
+            if commit is None and head and not await Git(hub).rev_parse(head):
+                await Git(hub).run("fetch", "--quiet", "--no-tags", str(gitdir), f"+refs/heads/{branch}:refs/heads/{branch}")
+                commit = head  # committed before the crash, never fetched
+        except (LongshotError, OSError) as e:
+            aside = tasks.parent / "set-aside" / root.name
+            aside.parent.mkdir(parents=True, exist_ok=True)
+            shutil.move(str(root), str(aside))
+            found.append(Leftover(name=root.name, branch=branch, error=f"{e}; kept in {aside}"))
+            continue
+        finally:
+            sandbox.close()
+        shutil.rmtree(root, ignore_errors=True)
+        found.append(Leftover(name=root.name, branch=branch, commit=commit))
+    return found
