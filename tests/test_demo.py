@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
 
-from longshot.events import MergeFailed, SweepFinished, TaskCreated
+from longshot.events import MergeFailed, SweepFinished, TaskCreated, TaskStatusChanged
 from longshot.testing.repos import git
 
 from dashboard.report_check import check_report
@@ -16,9 +17,9 @@ FEATURES = {"slug", "counts", "case", "wrap", "truncate", "stats", "api", "cli"}
 
 
 def test_demo_ends_green(tmp_path: Path) -> None:
-    done = run_cli(["demo", "--keep", str(tmp_path / "demo"), "--pace", "0.75"], {}, cwd=tmp_path, timeout=180)
+    done = run_cli(["demo", "--keep", str(tmp_path / "demo"), "--pace", "0.5"], {}, cwd=tmp_path, timeout=180)
 
-    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
     out = done.stdout.replace("\n", "")
     result = tmp_path / "demo" / "wordkit"
     assert f"The result is in {result}" in out
@@ -41,3 +42,12 @@ def test_demo_ends_green(tmp_path: Path) -> None:
     [report] = (tmp_path / "demo" / "logs").glob("report-*/report.md")
     assert f"The report is in {report}" in out
     check_report(report, events)
+    # `longshot status` reads the run back from the repository alone: every task with its outcome.
+    env = {"GIT_REPO_URL": str(tmp_path / "demo" / "wordkit.git"), "LLM_BASE_URL": "http://127.0.0.1:9",
+           "LLM_MODEL": "unused"}
+    status = run_cli(["status"], env, cwd=tmp_path)
+    assert status.returncode == 0, status.stdout + status.stderr
+    final = {e.task_id: e.after for e in events if isinstance(e, TaskStatusChanged)}
+    listed = dict(re.findall(r"^([\w-]+) +(\w+) +\d+ ", status.stdout, re.MULTILINE))
+    assert listed == final and len(listed) == len(created) == 10
+    assert "9 landed, 1 superseded" in status.stdout

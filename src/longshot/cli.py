@@ -74,7 +74,7 @@ def demo(
     json_out: Annotated[bool, typer.Option("--json", help="Print NDJSON events on stdout, nothing else.")] = False,
     keep: Annotated[Path | None, typer.Option(help="Directory for the demo (default: a new temporary one).")] = None,
     dashboard: Annotated[bool | None, typer.Option("--dashboard/--no-dashboard", help=DASHBOARD_HELP)] = None,
-    pace: Annotated[float, typer.Option(min=0.25, help="Scales the scripted model's thinking time (at least 0.25).")] = 1.0,
+    pace: Annotated[float, typer.Option(min=0, help="Scales the scripted model's thinking time (0: at once).")] = 1.0,
 ) -> None:
     """Build the bundled sample project offline with the bundled scripted model."""
     from longshot.demo.runner import run_demo

@@ -41,10 +41,8 @@ MODULES: dict[str, tuple[str, str, str, str]] = {
 }
 SPRINT_1 = ["slug", "counts", "case", "wrap", "truncate", "stats"]
 PACE = {"slug": 0.5, "counts": 0.7, "case": 0.9, "wrap": 0.6, "truncate": 0.4, "stats": 1.1, "api": 0.5, "cli": 0.6}
-"""Seconds per reply of each task's worker: uneven, as real workers are. Stats hands off
-well after truncate has landed, so it conflicts with truncate's helper on the target branch
-(a conflict inside one gate batch is reported before the batch lands, and its fix would
-start from a tip without the other side: below ``--pace 0.25`` that race decides the run)."""
+"""Seconds per reply of each task's worker: uneven, as real workers are. Whichever of truncate
+and stats lands second conflicts (usually stats); either way its conflict fix keeps both."""
 
 
 def _task(task_id: str, priority: int = 3, depends_on: list[str] | None = None) -> dict[str, object]:
