@@ -12,8 +12,9 @@ from pathlib import Path
 
 from longshot.dashboard.sources import parse_lines
 from longshot.dashboard.state import RunState
+from longshot.types import Handoff
 from longshot.events import (
-    Event, LLMUsage, MergeFailed, MergeLanded, Metrics, PlannerAnswered, PlannerRequested, RunFinished, RunStarted,
+    Event, HandoffReceived, LLMUsage, MergeFailed, MergeLanded, Metrics, PlannerAnswered, PlannerRequested, RunFinished, RunStarted,
     TaskCreated, TaskStatusChanged, WorkerOutput, WorkerStep, WorkerStuck, read_events,
 )
 
@@ -129,6 +130,20 @@ def test_monitor_figures_are_used_while_they_are_the_freshest_source() -> None:
 
     state.apply(TaskStatusChanged(ts=4, task_id="b", before="pending", after="running"))
     assert (state.figures().source, state.figures().workers_active) == ("events", 2)
+
+
+def test_a_retried_task_times_its_new_attempt() -> None:
+    state = RunState()
+    handoff = Handoff(task_id="a", status="failed", summary="tests fail")
+    for event in [TaskCreated(ts=1, task_id="a", description="a", branch="worker/a"),
+                  TaskStatusChanged(ts=2, task_id="a", before="pending", after="running"),
+                  HandoffReceived(ts=30, task_id="a", handoff=handoff),
+                  TaskStatusChanged(ts=30, task_id="a", before="running", after="pending"),
+                  TaskStatusChanged(ts=40, task_id="a", before="pending", after="running")]:
+        state.apply(event)
+
+    row = state.tasks["a"]
+    assert (row.started, row.worked, row.status, state.workers_active) == (40, None, "running", 1)
 
 
 def test_a_resumed_run_re_announces_its_tasks_with_their_status() -> None:

@@ -226,8 +226,8 @@ class RunState:
         self.statuses[status] += 1
         was_running = row.status == "running"
         row.status = status
-        if status == "running" and row.started is None:
-            row.started = ts
+        if status == "running" and (row.started is None or row.worked is not None):
+            row.started, row.worked, row.output = ts, None, 0  # a new attempt: its own timer
         if status not in ACTIVE and status != "pending":
             row.ended = ts
         elif status in ACTIVE:
