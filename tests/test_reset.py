@@ -75,4 +75,5 @@ def test_status_lists_every_task_with_its_outcome_from_git(tmp_path: Path, fake_
     finished = run_cli(["status"], env, cwd=tmp_path).stdout
     lines = {line.split()[0]: line for line in finished.splitlines() if line.split()[:1] in (["a"], ["b"])}
     assert "finished (exit 0)" in finished
-    assert "landed" in lines["a"] and "failed" in lines["b"] and " 2 " in lines["b"]  # two attempts
+    attempts = int(lines["b"].split()[2])
+    assert "landed" in lines["a"] and "failed" in lines["b"] and attempts >= 2  # retried before it was given up

@@ -125,10 +125,13 @@ def test_resume_from_a_fresh_clone_in_another_directory_finishes_the_run(tmp_pat
     other = run_env(tmp_path / "machine-b", target, fake, **ENV)
     done = run_cli(["--resume"], other, cwd=tmp_path)
 
-    assert done.returncode == 0, done.stdout[-3000:]
+    assert done.returncode == 0, done.stdout[-1500:] + done.stderr[-3000:]
     check_invariants(target, tmp_path / "machine-b", {t["id"]: 1 for t in TASKS[:5]} | {"fix-001": 1})
     resumed = next(e for e in logs(tmp_path / "machine-b")[0] if isinstance(e, RunResumed))
     assert len(resumed.landed) >= 1  # what machine A landed was read from the target's trailers
+    memory = [str(m.get("content")) for r in fake.requests if r.role == "planner" for m in r.body["messages"]
+              if "has been resumed" in str(m.get("content"))]
+    assert memory and "Your last scratchpad:\nnotes" in memory[0]  # the planner continues from its record
 
 
 def test_t3_a_dirty_start_is_repaired_or_set_aside_and_nothing_unlanded_is_deleted(

@@ -36,7 +36,7 @@ def test_a_silent_worker_is_ended_and_salvaged_a_chatty_one_is_not(tmp_path: Pat
 
     events = run_log(tmp_path)
     stuck = [e for e in events if isinstance(e, WorkerStuck)]
-    assert [e.task_id for e in stuck] == ["silent"] and stuck[0].silent_s > 2.5
+    assert [e.task_id for e in stuck] == ["silent"] and stuck[0].silent_s >= 2.5
     handoffs = {e.task_id: e.handoff for e in events if isinstance(e, HandoffReceived)}
     assert handoffs["silent"].status == "partial" and "stuck: no progress" in handoffs["silent"].summary
     assert handoffs["chatty"].status == "complete"  # 6 s of command, never silent for 2.5 s

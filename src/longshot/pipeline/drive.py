@@ -84,6 +84,10 @@ class Driver:
                 outcome = self._planning.result()
                 self._planning, self.flags.last_proposed = None, outcome.proposed
                 self.add(outcome.tasks)
+                # Recorded with its tasks, never before them: a resumed run asks again for an
+                # answer that was lost, instead of believing it was applied.
+                self.flags.iteration, self.flags.scratchpad = self.planner.iteration, self.planner.scratchpad
+                self.flags.summary = self.planner.conversation.summary
                 await self.state.flush("planner answered")
             if self.budget.exhausted:
                 for task in self.scheduler.with_status(TaskStatus.PENDING):

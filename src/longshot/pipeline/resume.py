@@ -50,9 +50,7 @@ class Recovered:
 def capture(state: RunState, scheduler: Scheduler, ledger: Ledger, planner: Planner, reconciler: Reconciler | None,
             budget: RunBudget, validator: TaskValidator, flags: PlannerState) -> RunState:
     """``state`` (its fixed fields: id, request, start) brought up to date from the live run."""
-    flags = flags.model_copy(update={"iteration": planner.iteration, "scratchpad": planner.scratchpad,
-                                     "summary": planner.conversation.summary, "notes": list(planner.notes),
-                                     "last_tip": planner.last_tip})
+    flags = flags.model_copy(update={"notes": list(planner.notes), "last_tip": planner.last_tip})
     ledger_state = LedgerState(
         unlanded=dict(ledger.unlanded), conflict_fixes=ledger.conflict_fixes, reports=dict(ledger.reports),
         unsent=list(ledger.unsent), child_reports={k: list(v) for k, v in ledger.child_reports.items()},
@@ -162,7 +160,8 @@ def _restore_counters(state: RunState, ledger: Ledger, planner: Planner, budget:
     p = state.planner
     planner.iteration = p.iteration
     planner.notes += p.notes
-    planner.conversation.restore(p.scratchpad, p.summary)
+    if p.iteration:  # else no answer was ever applied: the planner starts over, from the request
+        planner.conversation.restore(p.scratchpad, p.summary)
     planner.last_tip = p.last_tip
     budget.tokens, budget.cost_usd = state.spent.tokens, state.spent.cost_usd
     budget.by_task.update(state.spent.by_task)

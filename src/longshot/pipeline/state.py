@@ -193,7 +193,9 @@ class StateStore:
         while True:
             await self._dirty.wait()
             await asyncio.sleep(self.interval)
-            await self.flush()
+            # Shielded: a write cut off by the run's end would leave the ref ahead of ``_head``;
+            # the final flush waits for it on the lock instead.
+            await asyncio.shield(self.flush())
 
     async def flush(self, reason: str = "") -> str | None:
         """Write the current state now, with everything marked so far."""
