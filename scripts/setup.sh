@@ -1,21 +1,27 @@
 #!/usr/bin/env bash
-# Set up Longshot from scratch: bubblewrap (Debian/Ubuntu), a virtual environment in .venv,
-# and the package with its test tools, Ray (the Ray provider's tests start a local cluster) and the
-# Modal SDK (its adapter is tested against a fake, and its calls against the real signatures).
-# Safe to run again. `--fresh` recreates .venv.
+# Set up Longshot from scratch: bubblewrap and tmux (Debian/Ubuntu), a virtual environment in
+# .venv, and the package with its test tools, Ray (the Ray provider's tests start a local
+# cluster) and the Modal SDK (its adapter is tested against a fake, and its calls against the
+# real signatures). Safe to run again. `--fresh` recreates .venv.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if ! command -v bwrap >/dev/null 2>&1; then
-  echo "setup: installing bubblewrap (the workers' sandbox)"
+# apt_install COMMAND PACKAGE WHY: install PACKAGE with apt-get when COMMAND is missing.
+apt_install() {
+  command -v "$1" >/dev/null 2>&1 && return 0
+  echo "setup: installing $2 ($3)"
   if [ "$(id -u)" = 0 ]; then
-    apt-get update -qq && apt-get install -y -qq bubblewrap
+    apt-get update -qq && apt-get install -y -qq "$2"
   elif command -v sudo >/dev/null 2>&1; then
-    sudo apt-get update -qq && sudo apt-get install -y -qq bubblewrap
+    sudo apt-get update -qq && sudo apt-get install -y -qq "$2"
   else
-    echo "setup: cannot install bubblewrap (not root, no sudo). Install it, or run with SANDBOX_ISOLATION=none." >&2
+    echo "setup: cannot install $2 (not root, no sudo): $4" >&2
   fi
-fi
+}
+apt_install bwrap bubblewrap "the workers' sandbox" \
+  "install it, or run with SANDBOX_ISOLATION=none"
+apt_install tmux tmux "the dashboard's terminal tests" \
+  "install it, or the tests that drive the dashboard in a real terminal are skipped"
 
 if [ "${1:-}" = "--fresh" ]; then rm -rf .venv .venv-tools; fi
 [ -x .venv/bin/python ] || python3 -m venv .venv

@@ -43,7 +43,8 @@ def test_canaries_never_leave_the_orchestrator(tmp_path: Path, fake_llm, remote)
     haystacks = {
         "git objects": objects,
         "request log": request_log.read_text(),
-        "run logs": "".join(p.read_text() for p in (tmp_path / "logs").glob("*")),
+        "run logs and reports": "".join(p.read_text() for p in (tmp_path / "logs").rglob("*")
+                                        if p.is_file() and p.suffix != ".png"),
         "stdout": done.stdout + done.stderr,
     }
     for name, text in haystacks.items():

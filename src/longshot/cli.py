@@ -21,14 +21,15 @@ from rich.table import Table
 from longshot import __version__
 from longshot.config import Config, load_config
 from longshot.errors import ConfigError
-from longshot.dashboard.plain import JsonStdoutSink, PlainPrinter
+from longshot.dashboard.commands import register
+from longshot.dashboard.output import RunOutput, choose_mode
 from longshot.events import Bus, NdjsonSink, new_run_id
 from longshot.llm.budget import RunBudget
-from longshot.orchestrator import Orchestrator, build_model, build_provider
 from longshot.pipeline.status import RunStatus, read_status
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Massively parallel autonomous coding.")
-SUBCOMMANDS = {"run", "demo", "status"}
+SUBCOMMANDS = {"run", "demo", "status", "replay", "watch", "report"}
+DASHBOARD_HELP = "The live dashboard (the default on a terminal), or plain lines."
 
 
 def _version(value: bool) -> None:
@@ -52,6 +53,7 @@ def run(
     resume: Annotated[bool, typer.Option("--resume", help="Resume the unfinished run recorded in the repository.")] = False,
     reset: Annotated[bool, typer.Option("--reset", help="Start over: show what would be deleted, ask, back up, delete.")] = False,
     yes: Annotated[bool, typer.Option("--yes", help="With --reset: do it without asking, and rewind the target branch.")] = False,
+    dashboard: Annotated[bool | None, typer.Option("--dashboard/--no-dashboard", help=DASHBOARD_HELP)] = None,
 ) -> None:
     """Run a job on GIT_REPO_URL (configured by environment variables or .env)."""
     try:
@@ -63,18 +65,21 @@ def run(
                                  "--reset starts over"))
     if not request and not resume and not reset:
         _fail_config(ConfigError('a request is needed. Fix: longshot "<what to build>", or longshot --resume'))
-    raise typer.Exit(execute(config, request, json_out=json_out, debug=debug, resume=resume, reset=reset, yes=yes))
+    raise typer.Exit(execute(config, request, json_out=json_out, debug=debug, resume=resume, reset=reset, yes=yes,
+                             dashboard=dashboard))
 
 
 @app.command()
 def demo(
     json_out: Annotated[bool, typer.Option("--json", help="Print NDJSON events on stdout, nothing else.")] = False,
     keep: Annotated[Path | None, typer.Option(help="Directory for the demo (default: a new temporary one).")] = None,
+    dashboard: Annotated[bool | None, typer.Option("--dashboard/--no-dashboard", help=DASHBOARD_HELP)] = None,
+    pace: Annotated[float, typer.Option(min=0, help="Scales the scripted model's thinking time (0: at once).")] = 1.0,
 ) -> None:
     """Build the bundled sample project offline with the bundled scripted model."""
     from longshot.demo.runner import run_demo
 
-    raise typer.Exit(run_demo(keep, json_out=json_out))
+    raise typer.Exit(run_demo(keep, json_out=json_out, dashboard=dashboard, pace=pace))
 
 
 @app.command()
@@ -115,7 +120,7 @@ def _ask(question: str) -> bool:
 
 
 def execute(config: Config, request: str | None, *, json_out: bool = False, debug: bool = False,
-            resume: bool = False, reset: bool = False, yes: bool = False) -> int:
+            resume: bool = False, reset: bool = False, yes: bool = False, dashboard: bool | None = None) -> int:
     """Run one job with ``config``; return the exit code. Used by `run` and `demo`."""
     run_id = new_run_id()
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
@@ -123,14 +128,13 @@ def execute(config: Config, request: str | None, *, json_out: bool = False, debu
     log = NdjsonSink.open(log_path)
     bus = Bus(run_id, [log])
     console = Console(stderr=json_out, highlight=False, soft_wrap=True)
-    if json_out:
-        bus.add_sink(JsonStdoutSink(sys.stdout))
-    else:
-        bus.add_sink(PlainPrinter(console, debug=debug))
+    output = RunOutput(choose_mode(dashboard, json_out), console, debug=debug)
+    bus.add_sink(output.sink)
     confirm = _ask if sys.stdin.isatty() and not json_out else None
     try:
-        return asyncio.run(_run(config, bus, request, log_path, resume=resume, reset=reset, yes=yes,
-                                confirm=confirm, show=console.print))
+        with output:
+            return asyncio.run(_run(config, bus, request, log_path, resume=resume, reset=reset, yes=yes,
+                                    confirm=confirm, show=console.print))
     except ConfigError as e:
         _fail_config(e)
     except KeyboardInterrupt:
@@ -139,11 +143,14 @@ def execute(config: Config, request: str | None, *, json_out: bool = False, debu
         return 130
     finally:
         log.close()
+        output.finish(log_path)
     return 1
 
 
 async def _run(config: Config, bus: Bus, request: str | None, log_path: Path, *, resume: bool, reset: bool,
                yes: bool, confirm: Callable[[str], bool] | None, show: Callable[[str], None]) -> int:
+    from longshot.orchestrator import Orchestrator, build_model, build_provider  # heavy: only a run needs it
+
     provider = build_provider(config, bus.run_id)
     budget = RunBudget(max_tokens=config.run_max_tokens, max_cost_usd=config.run_max_cost_usd)
     requests = log_path.with_name(log_path.name.replace("run-", "requests-", 1))
@@ -165,6 +172,9 @@ async def _run(config: Config, bus: Bus, request: str | None, log_path: Path, *,
 def _fail_config(e: ConfigError) -> None:
     Console(stderr=True, highlight=False).print(f"[red]configuration error[/]\n{e}", markup=True)
     raise typer.Exit(2)
+
+
+register(app)
 
 
 def main() -> None:

@@ -38,6 +38,10 @@ class RunStarted(Event):
     target_branch: str
     max_workers: int
     log_path: str = ""
+    max_tokens: int | None = None
+    """RUN_MAX_TOKENS, when set: the budget the dashboard and report measure against."""
+    max_cost_usd: float | None = None
+    """RUN_MAX_COST_USD, when set."""
 
 
 class RunFinished(Event):
@@ -82,8 +86,11 @@ class TaskCreated(Event):
     priority: int = 5
     depends_on: list[str] = Field(default_factory=list)
     parent: str | None = None
+    """The task a subplanner split into this one (None for the planner's and reconciler's tasks)."""
     kind: str = "task"
+    """``task``, ``conflict-fix`` or ``fix`` (a reconciler fix), as in `Task.kind`."""
     status: str = "pending"
+    """Not pending only when a resumed run re-announces a task it recorded."""
 
 
 class TaskRejected(Event):

@@ -221,7 +221,8 @@ class Orchestrator:
         started = time.monotonic()
         self.emit(RunStarted(request=request or "(resume)", repo=self.config.git_repo_url,
                              target_branch=self.config.git_main_branch, max_workers=self.config.max_workers,
-                             log_path=log_path))
+                             log_path=log_path, max_tokens=self.config.run_max_tokens,
+                             max_cost_usd=self.config.run_max_cost_usd))
         for note in [stale] if stale else []:
             self.emit(RunWarning(message=note))
         self._announce_isolation()

@@ -12,6 +12,7 @@ import pytest
 from longshot.events import Event, MergeFailed, MergeLanded
 from longshot.git import Git, trailers
 from longshot.hub import Hub
+from longshot.pipeline.gate import Verdict
 from longshot.pipeline.merge import MergeQueue
 from longshot.testing.repos import git, make_remote
 from longshot.types import MergeResult, Task, TaskStatus
@@ -221,3 +222,33 @@ async def test_run_reports_a_git_failure_and_continues(world: World) -> None:
     assert not by_id["bad"].landed and by_id["bad"].reason
     assert by_id["good"].landed
     assert world.remote_main() == by_id["good"].commit
+
+
+class PassingGate:
+    """A gate that passes every candidate after a short check (so a batch is in flight meanwhile)."""
+
+    flakes: list[str] = []
+
+    async def check(self, task_id: str, candidate: str, base: str) -> Verdict:
+        await asyncio.sleep(0.05)
+        return Verdict(ok=True)
+
+
+async def test_a_conflict_inside_a_batch_is_reported_against_the_tip_the_batch_left(world: World) -> None:
+    """b conflicts with a, which is in the same batch and not landed yet: b's conflict (and so its
+    conflict fix) must be about the tip with a on it, not the tip before the batch."""
+    a = world.task_commit("a", {"a.txt": "one\ntwo\nthree\nfrom a\n"})
+    b = world.task_commit("b", {"a.txt": "one\ntwo\nthree\nfrom b\n"})
+    c = world.task_commit("c", {"c.txt": "c changed\n"})
+    queue = MergeQueue(world.hub, "rebase", world.events.append,
+                       lambda task, result: world.results.append((task.id, result)), gate=PassingGate())  # type: ignore[arg-type]
+    for task_id, sha in (("a", a), ("b", b), ("c", c)):
+        queue.submit(merging_task(task_id), sha)
+    queue.close()
+
+    await queue.run()
+
+    order = [(e.type, e.task_id) for e in world.events if isinstance(e, (MergeLanded, MergeFailed))]
+    assert order == [("merge.landed", "a"), ("merge.landed", "c"), ("merge.failed", "b")]
+    assert [r.conflicts for task_id, r in world.results if task_id == "b"] == [["a.txt"]]
+    assert "from a" in git("show", "main:a.txt", cwd=world.remote)

@@ -1,20 +1,24 @@
 """Plain terminal output and ``--json`` stdout: two sinks over the same events.
 
-The plain printer shows one readable line per meaningful event; ``--debug`` shows every
-event. It reads event types and fields only, never message text.
+The plain printer shows one readable line per meaningful event, and a status line every
+``status_every`` seconds of run time and at each monitor report (`run.metrics`);
+``--debug`` shows every event. It reads event types and fields only, never message text.
 """
 
 from __future__ import annotations
 
+import threading
 from typing import IO
 
 from rich.console import Console
 from rich.markup import escape
 
-from longshot.events import (
-    CheckFinished, Event, HandoffReceived, MergeFailed, MergeLanded, PlannerAnswered, PlannerParseError,
-    PlannerRequested, RunError, SandboxProfile, RunFinished, RunStarted, RunWarning, TaskCreated, TaskRejected, TaskStatusChanged,
-)
+from longshot.dashboard.lines import describe
+from longshot.dashboard.state import RunState
+from longshot.dashboard.draw import amount, duration
+from longshot.events import Event, Metrics
+
+STATUS_EVERY = 15.0
 
 
 class JsonStdoutSink:
@@ -29,61 +33,56 @@ class JsonStdoutSink:
 
 
 class PlainPrinter:
-    """One line per meaningful event, coloured by kind."""
+    """One line per meaningful event, coloured by kind, and a status line every ``status_every`` seconds.
 
-    def __init__(self, console: Console, *, debug: bool = False) -> None:
+    The status line is due by the events' clock (so a replay prints it where the run did)
+    and, in a live run, by the wall clock too: `tick` is called every second from a thread,
+    so a quiet stretch still shows the run is alive.
+    """
+
+    def __init__(self, console: Console, *, debug: bool = False, status_every: float = STATUS_EVERY) -> None:
         self.console = console
         self.debug = debug
+        self.status_every = status_every
+        self.state = RunState()
+        self._status_at: float | None = None
+        self._lock = threading.Lock()
 
     def __call__(self, event: Event) -> None:
-        line = self._line(event)
-        if line is None and self.debug:
-            line = f"[dim]{escape(event.model_dump_json(exclude={'ts', 'run_id'}))}[/]"
-        if line is not None:
-            self.console.print(line)
+        with self._lock:
+            self.state.apply(event)
+            line = describe(event)
+            if line is None and self.debug:
+                line = f"[dim]{escape(event.model_dump_json(exclude={'ts', 'run_id'}))}[/]"
+            if line is not None:
+                self.console.print(line)
+            if isinstance(event, Metrics) or self._due(event.ts):
+                self._status(event.ts)
 
-    def _line(self, e: Event) -> str | None:
-        t = f"[cyan]{escape(e.task_id)}[/] " if e.task_id else ""
-        match e:
-            case RunStarted():
-                return f"[bold]longshot[/] {escape(e.request[:120])}\n  repo {escape(e.repo)} → {e.target_branch}, " \
-                       f"{e.max_workers} workers, log {escape(e.log_path)}"
-            case PlannerRequested():
-                return f"[magenta]planner[/] thinking (iteration {e.iteration}, {e.handoffs} new handoffs)"
-            case PlannerAnswered():
-                return f"[magenta]planner[/] {e.tasks} new tasks"
-            case PlannerParseError():
-                return f"[yellow]planner answer unusable[/]: {escape(e.error[:200])}"
-            case TaskCreated():
-                return f"{t}planned: {escape(e.description[:100])}"
-            case TaskRejected():
-                return f"[yellow]rejected task[/] {t}{escape(e.reason)}"
-            case TaskStatusChanged() if e.after in ("merging", "landed"):
-                return None  # the merge events say it better
-            case TaskStatusChanged():
-                colour = {"landed": "green", "failed": "red", "blocked": "red", "partial": "yellow"}.get(e.after, "blue")
-                why = f" ({escape(e.reason[:160])})" if e.reason and e.after != "merging" else ""
-                return f"{t}[{colour}]{e.after}[/]{why}"
-            case HandoffReceived():
-                m = e.handoff.metrics
-                return f"{t}handoff {e.handoff.status}: +{m.lines_added}/-{m.lines_removed} in " \
-                       f"{len(e.handoff.files_changed)} files, {m.tool_calls} tool calls, {m.tokens_used} tokens"
-            case MergeLanded():
-                return f"{t}[green]landed[/] as {e.commit[:10]}"
-            case MergeFailed():
-                return f"{t}[red]merge failed[/]: {escape(e.reason)}"
-            case CheckFinished():
-                mark = "[green]✓[/]" if e.ok else "[red]✗[/]"
-                tail = "" if e.ok else "\n" + escape(e.output_tail[-1500:])
-                return f"check {mark} {escape(e.command)} (exit {e.exit_code}){tail}"
-            case SandboxProfile():
-                colour = "yellow" if e.weakened else "dim"
-                return f"[{colour}]sandbox ({e.provider}): {escape(e.description)}[/]"
-            case RunWarning():
-                return f"{t}[yellow]warning[/]: {escape(e.message)}"
-            case RunError():
-                return f"{t}[red]error[/]: {escape(e.message)}"
-            case RunFinished():
-                mark = "[green]✓ done[/]" if e.exit_code == 0 else f"[red]✗ exit {e.exit_code}[/]"
-                return f"{mark} in {e.duration_s:.1f}s, {e.tokens} tokens, ${e.cost_usd:.4f}: {escape(e.summary)}"
-        return None
+    def tick(self, now: float) -> None:
+        """Print the status line if one is due at ``now`` (wall time of a live run)."""
+        with self._lock:
+            if self._due(now):
+                self._status(now)
+
+    def _due(self, now: float) -> bool:
+        if self._status_at is None and self.state.started is not None:
+            self._status_at = self.state.started
+        return self._status_at is not None and self.state.finished is None and now - self._status_at >= self.status_every
+
+    def _status(self, now: float) -> None:
+        if self.state.finished is None:
+            self._status_at = now
+            self.console.print(status_line(self.state, now))
+
+
+def status_line(state: RunState, now: float) -> str:
+    """``status 0:45 · workers 3/4 · tasks 5/9 done, 1 failed, 2 pending · landed 5 (400/h) · queue 1 · ...``."""
+    f = state.figures()
+    parts = [f"[bold]status[/] {duration(state.elapsed(now))}", f"workers {f.workers_active}/{f.workers_total}",
+             f"tasks {f.done}/{f.total} done, {f.failed} failed, {f.pending} pending",
+             f"landed {f.landed} ({state.landed_per_hour(now):.0f}/h)", f"queue {f.queue_depth}",
+             f"{amount(f.tokens)} tokens ${f.cost_usd:.4f}"]
+    if state.planner_since is not None:
+        parts.insert(1, f"[magenta]planning {duration(now - state.planner_since)}[/]")
+    return " · ".join(parts)

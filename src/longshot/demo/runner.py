@@ -18,14 +18,16 @@ from rich.console import Console
 
 from longshot.cli import execute
 from longshot.config import load_config
+from longshot.dashboard.report import report_dir
+from longshot.dashboard.sources import newest_log
 from longshot.demo.script import MODELS, REQUEST, demo_script
 from longshot.testing.fake_llm import FakeLLM
 from longshot.testing.repos import git, make_remote
 
 
-
-
-def run_demo(directory: Path | None, *, json_out: bool = False) -> int:
+def run_demo(directory: Path | None, *, json_out: bool = False, dashboard: bool | None = None,
+             pace: float = 1.0) -> int:
+    """Run the demo in ``directory`` (a new temporary one by default); the run's exit code."""
     console = Console(stderr=json_out, highlight=False, soft_wrap=True)
     base = (directory or Path(tempfile.mkdtemp(prefix="longshot-demo-"))).resolve()
     base.mkdir(parents=True, exist_ok=True)
@@ -36,20 +38,24 @@ def run_demo(directory: Path | None, *, json_out: bool = False) -> int:
         console.print("[yellow]bubblewrap is not installed: the demo's scripted workers run without isolation.[/]")
     prices = base / "prices.json"  # the scripted models, priced like a small hosted model
     prices.write_text(json.dumps({name: [0.4, 1.6] for name in MODELS}))
-    with FakeLLM(demo_script(sys.executable), models=MODELS) as fake:
+    with FakeLLM(demo_script(sys.executable, pace), models=MODELS) as fake:
         config = load_config({
             "GIT_REPO_URL": str(remote), "LLM_BASE_URL": fake.base_url, "LLM_API_KEY": "demo",
             "PLANNER_MODEL": "demo-planner", "WORKER_MODEL": "demo-worker", "LLM_MODEL": "demo-worker",
+            "RECONCILER_MODEL": "demo-reconciler",
             "MAX_WORKERS": "4", "SANDBOX_ISOLATION": isolation,
             "CHECK_COMMANDS": json.dumps([f"{sys.executable} -m unittest discover -s tests -t ."]),
             "LONGSHOT_WORK_DIR": str(base / ".longshot"), "LONGSHOT_LOG_DIR": str(base / "logs"),
             "LLM_PRICES_FILE": str(prices),
         }, env_file=None)
-        code = execute(config, REQUEST, json_out=json_out)
+        code = execute(config, REQUEST, json_out=json_out, dashboard=dashboard)
         unscripted = fake.errors
     result = base / "wordkit"
     git("clone", "--quiet", str(remote), str(result), cwd=base)
-    console.print(f"\nThe result is in [bold]{result}[/] (remote: {remote}); the event log is in {base / 'logs'}.")
+    log = newest_log(base / "logs")
+    report = report_dir(log) / "report.md" if log is not None else base / "logs"
+    console.print(f"\nThe result is in [bold]{result}[/] (remote: {remote}).\nThe report is in [bold]{report}[/]; "
+                  f"the event log is {log}.\nWatch it again: longshot replay {log}")
     if unscripted:
         console.print(f"[red]the scripted model was asked for something it had no answer to: {unscripted[0]}[/]")
         return code or 1

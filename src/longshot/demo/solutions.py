@@ -1,88 +1,39 @@
-"""The code the demo's scripted workers write: real implementations of the sample SPEC."""
+"""What the demo's scripted workers write: real code and tests for the sample's SPEC.
 
-SLUG = '''"""URL slugs."""
+The files under ``work/`` are the modules and tests each task adds. ``WORDS`` is the
+sample's shared helper module as it ships, with a latent bug in ``sentences``; the
+truncate and stats tasks each add a helper at its end (the demo's merge conflict), and
+the reconciler's fix corrects ``sentences``.
+"""
 
-import re
+from importlib.resources import files
 
 
-def slugify(text: str, max_length: int = 60) -> str:
-    """Lower-case ASCII slug with single dashes and no dash at either end."""
-    slug = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
-    return slug[:max_length].rstrip("-")
+def work(path: str) -> str:
+    """The content a worker writes at ``path`` (relative to the project root)."""
+    return files("longshot.demo").joinpath("work", path).read_text(encoding="utf-8")
+
+
+WORDS = files("longshot.demo").joinpath("sample/wordkit/_words.py").read_text(encoding="utf-8")
+SENTENCES_BUG = 'parts = re.split(r"(?<=\\.)\\s+", text.strip())'
+SENTENCES_FIX = 'parts = re.split(r"(?<=[.!?])\\s+", text.strip())'
+
+CUT_AT_WORD = '''
+
+def cut_at_word(text: str, limit: int) -> str:
+    """The longest prefix of ``text`` within ``limit`` characters that ends at a word boundary."""
+    if len(text) <= limit:
+        return text
+    cut = text[: limit + 1].rfind(" ")
+    return text[:cut].rstrip() if cut > 0 else text[:limit]
 '''
 
-COUNTS = '''"""Word frequencies."""
+SYLLABLES = '''
 
-import re
-from collections import Counter
-
-_WORD = re.compile(r"[A-Za-z0-9']+")
-
-
-def word_count(text: str) -> dict[str, int]:
-    """Occurrences of each word, case-insensitively (keys lower-case)."""
-    return dict(Counter(w.lower() for w in _WORD.findall(text)))
-
-
-def top_words(text: str, n: int) -> list[tuple[str, int]]:
-    """The n most frequent words; ties broken alphabetically."""
-    counts = word_count(text)
-    return sorted(counts.items(), key=lambda item: (-item[1], item[0]))[:n]
-'''
-
-CASE = '''"""snake_case and camelCase conversion."""
-
-import re
-
-_PARTS = re.compile(r"[A-Z]+(?=[A-Z][a-z]|[0-9]|\\b|_|$)|[A-Z]?[a-z]+|[A-Z]+|[0-9]+")
-
-
-def _words(text: str) -> list[str]:
-    words: list[str] = []
-    for chunk in re.split(r"[\\s_-]+", text):
-        words.extend(m.group(0).lower() for m in _PARTS.finditer(chunk))
-    return words
-
-
-def snake_case(text: str) -> str:
-    """Words joined lower-case with underscores."""
-    return "_".join(_words(text))
-
-
-def camel_case(text: str) -> str:
-    """First word lower-case, the rest capitalised, no separators."""
-    words = _words(text)
-    return words[0] + "".join(w.capitalize() for w in words[1:]) if words else ""
-'''
-
-WRAP = '''"""Greedy word wrap."""
-
-
-def wrap(text: str, width: int) -> list[str]:
-    """Lines of at most width characters; a longer word stands alone."""
-    if width < 1:
-        raise ValueError("width must be at least 1")
-    lines: list[str] = []
-    current = ""
-    for word in text.split():
-        if not current:
-            current = word
-        elif len(current) + 1 + len(word) <= width:
-            current += " " + word
-        else:
-            lines.append(current)
-            current = word
-    if current:
-        lines.append(current)
-    return lines
-'''
-
-API = '''"""wordkit: a small text toolkit (see SPEC.md)."""
-
-from wordkit.case import camel_case, snake_case
-from wordkit.counts import top_words, word_count
-from wordkit.slug import slugify
-from wordkit.wrap import wrap
-
-__all__ = ["slugify", "word_count", "top_words", "snake_case", "camel_case", "wrap"]
+def syllables(word: str) -> int:
+    """A rough syllable count: vowel groups, a silent final e dropped (not -le), at least 1."""
+    w = word.lower().strip("'")
+    groups = re.findall(r"[aeiouy]+", w)
+    silent = w.endswith("e") and not w.endswith("le") and len(groups) > 1
+    return max(1, len(groups) - silent)
 '''

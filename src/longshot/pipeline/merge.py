@@ -147,7 +147,19 @@ class MergeQueue:
                 await self._one(task, commit)
 
     async def _stack(self, items: list[tuple[Task, str]], depth: int) -> None:
-        """Stack the changes on the tip, check the top once, land them all; bisect on failure."""
+        """Stack the changes on the tip, check the top once, land them all; bisect on failure.
+
+        A change that conflicts with another change of the batch (not with the target branch)
+        is tried again alone once the batch has settled: its conflict, if any is left, is then
+        reported against the tip the batch left, which is where a conflict fix must start.
+        """
+        deferred: list[tuple[Task, str]] = []
+        await self._settle(items, depth, deferred)
+        for task, commit in deferred:
+            if task.id in self._queued:  # not settled meanwhile (a rejected push retries every item)
+                await self._one(task, commit)
+
+    async def _settle(self, items: list[tuple[Task, str]], depth: int, deferred: list[tuple[Task, str]]) -> None:
         assert self.gate is not None
         try:
             tip = await self.hub.tip()
@@ -157,7 +169,10 @@ class MergeQueue:
                 try:
                     candidate = await self._build(task, commit, base)
                 except MergeConflict as c:
-                    self._done(task, await self._conflict(task, commit, base, c))
+                    if base != tip:
+                        deferred.append((task, commit))
+                    else:
+                        self._done(task, await self._conflict(task, commit, base, c))
                     continue
                 if not task.allow_protected and (protected := await protected_changes(self.hub.git, base, candidate)):
                     reason = "touches protected paths without the task allowing it: " + ", ".join(protected)
@@ -194,8 +209,8 @@ class MergeQueue:
             return
         self.batch_size = max(2, self.batch_size // 2)  # at 1 it would never batch (and grow) again
         mid = len(stack) // 2
-        await self._stack([(t, c) for t, c, _ in stack[:mid]], depth + 1)
-        await self._stack([(t, c) for t, c, _ in stack[mid:]], depth + 1)
+        await self._settle([(t, c) for t, c, _ in stack[:mid]], depth + 1, deferred)
+        await self._settle([(t, c) for t, c, _ in stack[mid:]], depth + 1, deferred)
 
     def _landed(self, task: Task, commit: str) -> None:
         waited = time.monotonic() - self._submitted.pop(task.id, time.monotonic())
