@@ -77,7 +77,7 @@ async def test_load_prefers_this_machine_s_newer_state_and_else_the_published_on
     await store.flush("one")
     # Written here but not published (the push of the second write failed or was cut off):
     store.capture = lambda: state(start, "t1", "t2")
-    local = await store._write(store.capture(), "two")  # noqa: SLF001 - a write whose publish never happened
+    local = await store._write(store.capture().model_dump_json().encode(), "two")  # noqa: SLF001 - a write whose publish never happened
     assert git("rev-parse", "refs/longshot/state/main", cwd=target) != local
 
     hub2 = Hub(tmp_path / "hub", str(target), "main", AUTHOR)  # the same machine, after a crash
