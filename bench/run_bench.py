@@ -210,8 +210,8 @@ def one_run(base: Path, *, n_tasks: int, workers: int, delay: float, tasks_dir: 
         started = time.monotonic()
         with (base / "orchestrator.out").open("w") as out:
             argv = [sys.executable, str(SCRIPT), "_orchestrate", str(usage_path), REQUEST]
-            if profile is not None:  # sampled by py-spy (its parent), CPU only: idle threads are left out
-                argv = [str(Path(sys.executable).with_name("py-spy")), "record", "--format", "raw", "--rate", "200",
+            if profile is not None:  # sampled by py-spy (its parent), only threads holding the GIL: Python CPU
+                argv = [str(Path(sys.executable).with_name("py-spy")), "record", "--format", "raw", "--rate", "200", "--gil",
                         "--output", str(profile), "--", *argv]
             orch = subprocess.Popen(argv, env=env, cwd=base, stdout=out, stderr=subprocess.STDOUT)
             _, status, _ = os.wait4(orch.pid, 0)
@@ -273,6 +273,7 @@ def analyse(path: Path, *, n_tasks: int, workers: int, delay: float) -> dict[str
         if e.task_id:
             model_s[e.task_id] = model_s.get(e.task_id, 0.0) + e.duration_ms / 1000
         requests[e.role] = requests.get(e.role, 0) + 1
+    phases = worker_phases(events, running, handed)
     land_ts = {e.task_id: e.ts for e in landed if e.task_id}
     planned = min(running.values()) if running else start
     worker_s = [handed[t] - running[t] for t in handed if t in running]
@@ -302,6 +303,7 @@ def analyse(path: Path, *, n_tasks: int, workers: int, delay: float) -> dict[str
             "worker_minus_model": stats(other_s) if other_s else {},
             "handoff_to_landed": stats(merge_s) if merge_s else {},
         },
+        "worker_phases_s": {name: stats(values) for name, values in phases.items() if values},
         "state_writes": {"count": len(saved), "total_s": round(state_s, 3),
                          "share_of_makespan": round(state_s / makespan, 4),
                          "per_write_s": stats([e.seconds for e in saved]) if saved else {},
@@ -331,6 +333,38 @@ def git_processes(trace: Path, n_tasks: int) -> dict[str, Any]:
             "wall_s_total": round(sum(sum(v) for v in by.values()), 2),
             "by_command": {k: {"count": len(v), "wall_s": round(sum(v), 2), "ms_each": round(1000 * sum(v) / len(v), 1)}
                            for k, v in rows}}
+
+
+def worker_phases(events: list[Any], running: dict[str, float], handed: dict[str, float]) -> dict[str, list[float]]:
+    """Where a worker's time goes, per task, from its events: ``open`` (dispatched to its first
+    model request sent: the sandbox), ``model`` (requests in flight), ``tools`` (an answer to its
+    tool's result), ``loop`` (a tool's result to the next request sent: the harness and the event
+    loop), ``close`` (the handoff tool to the handoff recorded: snapshot, sandbox removal, figures)."""
+    from longshot.events import LLMUsage, WorkerStep
+
+    timeline: dict[str, list[tuple[str, float, float]]] = {}
+    for e in events:
+        if isinstance(e, LLMUsage) and e.task_id in running and e.role == "worker":
+            timeline.setdefault(e.task_id, []).append(("usage", e.ts, e.duration_ms / 1000))
+        elif isinstance(e, WorkerStep) and e.task_id in running:
+            timeline.setdefault(e.task_id, []).append(("step", e.ts, 0.0))
+    phases: dict[str, list[float]] = {"open": [], "model": [], "tools": [], "loop": [], "close": []}
+    for task, items in timeline.items():
+        if task not in handed:
+            continue
+        tally = dict.fromkeys(phases, 0.0)
+        last = running[task]
+        for kind, ts, duration in items:
+            if kind == "usage":
+                tally["open" if last == running[task] else "loop"] += ts - duration - last
+                tally["model"] += duration
+            else:
+                tally["tools"] += ts - last
+            last = ts
+        tally["close"] = handed[task] - last
+        for name, value in tally.items():
+            phases[name].append(value)
+    return phases
 
 
 # -- main -----------------------------------------------------------------------------------
