@@ -26,6 +26,7 @@ from longshot.events import Bus, NdjsonSink, new_run_id
 from longshot.llm.budget import RunBudget
 from longshot.orchestrator import Orchestrator, build_model, build_provider
 from longshot.pipeline.status import RunStatus, read_status
+from longshot.procs import pidfd_child_watcher
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Massively parallel autonomous coding.")
 SUBCOMMANDS = {"run", "demo", "status"}
@@ -129,8 +130,9 @@ def execute(config: Config, request: str | None, *, json_out: bool = False, debu
         bus.add_sink(PlainPrinter(console, debug=debug))
     confirm = _ask if sys.stdin.isatty() and not json_out else None
     try:
-        return asyncio.run(_run(config, bus, request, log_path, resume=resume, reset=reset, yes=yes,
-                                confirm=confirm, show=console.print))
+        with pidfd_child_watcher():
+            return asyncio.run(_run(config, bus, request, log_path, resume=resume, reset=reset, yes=yes,
+                                    confirm=confirm, show=console.print))
     except ConfigError as e:
         _fail_config(e)
     except KeyboardInterrupt:
