@@ -36,14 +36,23 @@ def check_nested_repos(checkout: Path) -> None:
     Checked on the files, before ``git add``, which would otherwise record it as a gitlink
     or stop on a nested repository that has no commit yet.
     """
+    root = os.fspath(checkout)
     found: list[str] = []
-    for here, dirs, files in os.walk(checkout):
-        rel = os.path.relpath(here, checkout)
-        if rel != "." and (".git" in dirs or ".git" in files):  # git never adds the root's own .git
-            found.append(rel)
-        dirs[:] = [d for d in dirs if d not in SKIP_DIRS and d != ".git"]
+    stack = [root]
+    while stack:  # os.walk without its per-directory lists and paths: a checkout may hold thousands
+        here = stack.pop()
+        try:
+            with os.scandir(here) as entries:
+                for entry in entries:
+                    if entry.name == ".git":
+                        if here != root:  # git never adds the root's own .git
+                            found.append(here[len(root) + 1:])
+                    elif entry.name not in SKIP_DIRS and entry.is_dir(follow_symlinks=False):
+                        stack.append(entry.path)
+        except OSError:
+            continue  # unreadable: git add cannot take anything from it either
     if found:
-        raise SnapshotRefused("submodules and nested repositories are not allowed", found)
+        raise SnapshotRefused("submodules and nested repositories are not allowed", sorted(found))
 
 
 async def check_staged(git: Git, base: str, *, max_file_bytes: int, max_files: int) -> bool:
