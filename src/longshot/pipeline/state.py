@@ -196,9 +196,17 @@ class StateStore:
             await self.flush()
 
     async def flush(self, reason: str = "") -> str | None:
-        """Write the current state now, with everything marked so far."""
+        """Write the current state now, with everything marked so far.
+
+        A write, once begun, finishes even when its caller is cancelled (the writer is, at the
+        end of every run): cancelled after its ref update but before noting it, a write would
+        fail the next one's compare-and-swap, and lose the branches it was to publish.
+        """
         if reason:
             self._reasons.append(reason)
+        return await asyncio.shield(self._flush())
+
+    async def _flush(self) -> str | None:
         async with self._lock:
             if not self._reasons or self.capture is None:
                 return None
