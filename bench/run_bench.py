@@ -27,14 +27,22 @@ The run is the real thing end to end, in three processes:
 Figures: makespan from ``run.started`` to ``run.finished`` and to the last
 ``merge.landed``; the lower bound ``N x 5 x delay / MAX_WORKERS``; their ratio; the
 orchestrator's CPU per task (self) and its children's; peak RSS; state writes (count and
-total seconds from ``state.saved`` events, and their share of the makespan); landings per
-second; and per task where the time went (waiting for a worker slot, the model, everything
-else the worker did, the merge queue).
+total seconds from ``state.saved`` events, their share of the makespan, and, measured alone
+after the run on its final document, the CPU one write costs, times the count, as a share
+of the run's CPU); landings per second and merge batches; and per task where the time went
+(``worker_phases_s``: the sandbox opening, the model, the tools, the harness, the snapshot
+and handoff; then the merge queue).
+
+Diagnosis: ``--git-trace`` counts and times git processes by command (trace2), ``--profile
+PREFIX`` samples the orchestrator with py-spy, ``--keep`` keeps the directories. With
+``PYTHONPATH=<another checkout>/src`` the orchestrator runs that code (e.g. an older commit,
+to measure before and after with the same script).
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import resource
@@ -205,6 +213,8 @@ def one_run(base: Path, *, n_tasks: int, workers: int, delay: float, tasks_dir: 
                "LONGSHOT_WORK_DIR": str(base / "work"), "LONGSHOT_LOG_DIR": str(base / "logs")}
         if tasks_dir is not None:
             env["SANDBOX_TASKS_DIR"] = str(tasks_dir)
+        if os.environ.get("PYTHONPATH"):  # to measure another checkout's src/ with this script
+            env["PYTHONPATH"] = os.environ["PYTHONPATH"]
         usage_path = base / "usage.json"
         log(f"run: {n_tasks} tasks, MAX_WORKERS={workers}, delay {delay:g} s, tasks dir {tasks_dir or 'work disk'}")
         started = time.monotonic()
@@ -241,6 +251,7 @@ def one_run(base: Path, *, n_tasks: int, workers: int, delay: float, tasks_dir: 
     )
     if git_trace:
         figures["git_processes"] = git_processes(trace, n_tasks)
+    figures["state_writes"].update(asyncio.run(state_write_cost(base, figures)))
     figures["met"] = {
         "makespan_ratio_le_1.10": figures["makespan"]["ratio"] <= 1.10,
         "cpu_self_per_task_le_50ms": figures["cpu_self_per_task_ms"] <= 50,
@@ -251,14 +262,15 @@ def one_run(base: Path, *, n_tasks: int, workers: int, delay: float, tasks_dir: 
 
 def analyse(path: Path, *, n_tasks: int, workers: int, delay: float) -> dict[str, Any]:
     """The figures of one run, from its typed events."""
-    from longshot.events import (HandoffReceived, LLMUsage, MergeLanded, RunFinished, RunStarted, StateSaved,
-                                 TaskStatusChanged, read_events)
+    from longshot.events import (HandoffReceived, LLMUsage, MergeBatch, MergeLanded, RunFinished, RunStarted,
+                                 StateSaved, TaskStatusChanged, read_events)
 
     events = list(read_events(path))
     start = next(e for e in events if isinstance(e, RunStarted)).ts
     finished = next(e for e in events if isinstance(e, RunFinished))
     landed = [e for e in events if isinstance(e, MergeLanded)]
     saved = [e for e in events if isinstance(e, StateSaved)]
+    batches = [e for e in events if isinstance(e, MergeBatch)]
     usage = [e for e in events if isinstance(e, LLMUsage)]
     running: dict[str, float] = {}
     handed: dict[str, float] = {}
@@ -297,6 +309,8 @@ def analyse(path: Path, *, n_tasks: int, workers: int, delay: float) -> dict[str
         "model_requests": requests, "requests_per_task": round(requests.get("worker", 0) / max(1, n_tasks), 2),
         "mean_active_workers": round(busy / max(1e-9, max(handed.values(), default=start) - planned), 1),
         "landings_per_s": round(len(land_ts) / max(1e-9, last_land - first_land), 2),
+        "merge_batches": {"count": len(batches), "landed_in_batches": sum(b.size for b in batches if b.ok),
+                          "largest": max((b.size for b in batches), default=0)},
         "per_task_s": {
             "worker": stats(worker_s) if worker_s else {},
             "model": stats(list(model_s.values())) if model_s else {},
@@ -310,6 +324,39 @@ def analyse(path: Path, *, n_tasks: int, workers: int, delay: float) -> dict[str
                          "largest_document_kb": round(max((e.bytes for e in saved), default=0) / 1024, 1)},
         "events": len(events),
     }
+
+
+async def state_write_cost(base: Path, figures: dict[str, Any], repeat: int = 5) -> dict[str, Any]:
+    """What one state write of the run's final document costs on its own, serially, after the
+    run: wall, this process's CPU (capture is free here: the document is ready) and its git
+    processes' CPU; times the run's writes, the CPU all of them took at most (the document
+    grows during the run), as a share of the orchestrator's CPU (self and children)."""
+    from longshot.crash import CrashPoints
+    from longshot.hub import Hub
+    from longshot.pipeline.state import StateStore
+
+    hub_path = next((base / "work").glob("hub-*[!k]"))
+    hub = Hub(hub_path, str(base / "target.git"), "main", ("Longshot", "longshot@localhost"))
+    store = StateStore(hub, lambda e: None, CrashPoints())
+    state = await store.load()
+    if state is None:
+        return {}
+    store.capture = lambda: state
+    walls, selfs, kids = [], [], []
+    for i in range(repeat):
+        store.mark(f"bench {i}")
+        s0, c0, w0 = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN), time.perf_counter()
+        await store.flush()
+        s1, c1 = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+        walls.append(time.perf_counter() - w0)
+        selfs.append((s1.ru_utime + s1.ru_stime) - (s0.ru_utime + s0.ru_stime))
+        kids.append((c1.ru_utime + c1.ru_stime) - (c0.ru_utime + c0.ru_stime))
+    cpu = stats(selfs)["median"] + stats(kids)["median"]
+    writes = figures["state_writes"]["count"]
+    run_cpu = figures["orchestrator"]["cpu_self_s"] + figures["orchestrator"]["cpu_children_s"]
+    return {"alone_final_document": {"wall_s": stats(walls)["median"], "self_cpu_s": stats(selfs)["median"],
+                                     "children_cpu_s": stats(kids)["median"]},
+            "cpu_s_at_most": round(cpu * writes, 2), "cpu_share_at_most": round(cpu * writes / run_cpu, 4)}
 
 
 def git_processes(trace: Path, n_tasks: int) -> dict[str, Any]:
@@ -431,6 +478,7 @@ def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
             "cpu_children_per_task_ms": pick(lambda r: r["cpu_children_per_task_ms"]),
             "peak_rss_mb": pick(lambda r: r["orchestrator"]["peak_rss_mb"]),
             "state_share": pick(lambda r: r["state_writes"]["share_of_makespan"]),
+            "state_cpu_share_at_most": pick(lambda r: r["state_writes"].get("cpu_share_at_most", float("nan"))),
             "landings_per_s": pick(lambda r: r["landings_per_s"])}
 
 
