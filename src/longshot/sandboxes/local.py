@@ -108,7 +108,9 @@ class LocalSandboxProvider:
             yield sandbox
         finally:
             sandbox.close()
-            shutil.rmtree(root, ignore_errors=True)
+            # Off the event loop: a checkout holds the whole repository, and a hundred of them
+            # end together when tasks are alike. Cancelled, the removal still finishes.
+            await asyncio.shield(asyncio.to_thread(shutil.rmtree, root, True))
 
 
 class LocalSandbox:
