@@ -26,6 +26,7 @@ from longshot.dashboard.output import RunOutput, choose_mode
 from longshot.events import Bus, NdjsonSink, new_run_id
 from longshot.llm.budget import RunBudget
 from longshot.pipeline.status import RunStatus, read_status
+from longshot.procs import pidfd_child_watcher
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Massively parallel autonomous coding.")
 SUBCOMMANDS = {"run", "demo", "status", "replay", "watch", "report"}
@@ -132,7 +133,7 @@ def execute(config: Config, request: str | None, *, json_out: bool = False, debu
     bus.add_sink(output.sink)
     confirm = _ask if sys.stdin.isatty() and not json_out else None
     try:
-        with output:
+        with output, pidfd_child_watcher():
             return asyncio.run(_run(config, bus, request, log_path, resume=resume, reset=reset, yes=yes,
                                     confirm=confirm, show=console.print))
     except ConfigError as e:

@@ -214,7 +214,7 @@ class Config(BaseSettings):
     merge_gate: Literal["auto", "on", "off"] = "auto"
     """Check every candidate before the target branch moves: auto (when check commands are known), on, or off."""
     merge_batch: int = Field(default=8, ge=1)
-    """Most queued changes the gate checks together (adaptive: grows on success, halves on failure)."""
+    """Most queued changes the gate checks together (adaptive: grows on success, halves on failure); unchecked batches take all queued."""
     check_timeout: float = Field(default=600.0, gt=0)
     """Time limit in seconds for running the check commands."""
     health_check_interval: float = Field(default=10.0, gt=0)

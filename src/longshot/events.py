@@ -323,6 +323,10 @@ class StateSaved(Event):
     ref: str
     commit: str
     reason: str = ""
+    seconds: float = 0.0
+    """Wall time of this write: capturing the state, the commit, the ref update and the push."""
+    bytes: int = 0
+    """Size of the JSON document written."""
 
 
 class RunResumed(Event):

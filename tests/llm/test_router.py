@@ -364,3 +364,40 @@ async def test_run_budget_stops_new_requests(fake_llm) -> None:
     spent = emit.of(BudgetSpent)
     assert len(spent) == 1 and spent[0].budget == "RUN_MAX_TOKENS"
     assert "RUN_MAX_TOKENS=10" in spent[0].message
+
+
+async def test_the_request_body_is_the_conversation_as_given(fake_llm) -> None:
+    """The endpoint sends the messages and tools untouched, with the role's model and the limits."""
+    fake = fake_llm(always(Reply(tool_calls=[ToolCallSpec("read", {"path": "a.txt"})])))
+    messages = [{"role": "system", "content": "sys"}, *USER,
+                {"role": "assistant", "content": None, "tool_calls": [
+                    {"id": "c1", "type": "function", "function": {"name": "ls", "arguments": "{}"}}]},
+                {"role": "tool", "tool_call_id": "c1", "content": "a.txt"}]
+    tools = [{"type": "function", "function": {"name": "read", "description": "Read a file.",
+                                                "parameters": {"type": "object", "properties": {}}}}]
+    ep = OpenAICompatEndpoint(name="only", base_url=fake.base_url, api_key="sk-test", max_tokens=123,
+                              temperature=0.25)
+    try:
+        completion = await ep.send("fake-worker", messages, tools)
+    finally:
+        await ep.aclose()
+    assert fake.requests[0].body == {"model": "fake-worker", "messages": messages, "max_tokens": 123,
+                                     "temperature": 0.25, "tools": tools}
+    assert [(c.name, json.loads(c.arguments)) for c in completion.tool_calls] == [("read", {"path": "a.txt"})]
+
+
+async def test_many_requests_at_once_spread_over_small_connection_pools(fake_llm) -> None:
+    from longshot.llm.openai_compat import POOL_SIZE
+
+    fake = fake_llm(always(Reply(content="ok", delay=0.3)))
+    ep = OpenAICompatEndpoint(name="only", base_url=fake.base_url, api_key="sk-test")
+    n = 2 * POOL_SIZE + 5
+    try:
+        answers = await asyncio.gather(*(ep.send("fake-worker", USER) for _ in range(n)))
+        assert [a.content for a in answers] == ["ok"] * n
+        assert fake.peak_in_flight() == n  # all at once: no pool held a request back
+        assert len(ep._clients) == 3 and ep._in_flight == [0, 0, 0]  # noqa: SLF001 - the pools are the point
+        await ep.send("fake-worker", USER)
+        assert len(ep._clients) == 3  # noqa: SLF001 - an idle pool is reused, not a new one made
+    finally:
+        await ep.aclose()

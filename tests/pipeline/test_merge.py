@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import asyncio
 import subprocess
 from dataclasses import dataclass, field
@@ -228,6 +230,7 @@ class PassingGate:
     """A gate that passes every candidate after a short check (so a batch is in flight meanwhile)."""
 
     flakes: list[str] = []
+    source = SimpleNamespace(known=True)  # it has checks: batches are checked, not unlimited
 
     async def check(self, task_id: str, candidate: str, base: str) -> Verdict:
         await asyncio.sleep(0.05)
@@ -252,3 +255,44 @@ async def test_a_conflict_inside_a_batch_is_reported_against_the_tip_the_batch_l
     assert order == [("merge.landed", "a"), ("merge.landed", "c"), ("merge.failed", "b")]
     assert [r.conflicts for task_id, r in world.results if task_id == "b"] == [["a.txt"]]
     assert "from a" in git("show", "main:a.txt", cwd=world.remote)
+
+
+async def test_without_a_gate_everything_queued_is_stacked_and_pushed_once(world: World) -> None:
+    git("config", "core.logAllRefUpdates", "always", cwd=world.remote)  # one reflog entry per push
+    tasks = [merging_task(f"s{i}") for i in range(12)]  # more than MERGE_BATCH: no check, no limit
+    commits = [world.task_commit(t.id, {f"s{i}.txt": f"{i}\n"}) for i, t in enumerate(tasks)]
+    queue = world.queue("rebase")
+    assert queue.gate is None and not queue.checked
+    for task, commit in zip(tasks, commits):
+        queue.submit(task, commit)
+    queue.close()
+    await asyncio.wait_for(queue.run(), 60)
+
+    assert [t for t, r in world.results if r.landed] == [t.id for t in tasks]
+    landed = [e for e in world.events if isinstance(e, MergeLanded)]
+    assert [e.task_id for e in landed] == [t.id for t in tasks]  # one event per task, in order
+    # one commit per task on main, each with its own trailer, in queue order
+    found = await trailers(Git(world.remote), f"{world.base}..refs/heads/main")
+    assert [value for _, value in reversed(found)] == [t.id for t in tasks]
+    assert [e.commit for e in landed] == [c for c, _ in reversed(found)]
+    pushes = (world.remote / "logs" / "refs" / "heads" / "main").read_text().splitlines()
+    assert len(pushes) == 1 and world.remote_main() == landed[-1].commit
+
+
+async def test_a_protected_change_in_a_batch_fails_alone_and_the_rest_land_without_it(world: World) -> None:
+    tasks = [merging_task(n) for n in ("p1", "p2", "p3")]
+    commits = [world.task_commit("p1", {"p1.txt": "1\n"}),
+               world.task_commit("p2", {"tox.ini": "[tox]\n", "p2.txt": "2\n"}),
+               world.task_commit("p3", {"p3.txt": "3\n"})]
+    queue = world.queue("rebase")
+    for task, commit in zip(tasks, commits):
+        queue.submit(task, commit)
+    queue.close()
+    await asyncio.wait_for(queue.run(), 60)
+
+    results = dict(world.results)
+    assert results["p1"].landed and results["p3"].landed and not results["p2"].landed
+    refused = [e for e in world.events if isinstance(e, MergeFailed)]
+    assert [(e.task_id, e.protected) for e in refused] == [("p2", ["tox.ini (CI or check configuration)"])]
+    files = git("ls-tree", "--name-only", "refs/heads/main", cwd=world.remote).split()
+    assert "p1.txt" in files and "p3.txt" in files and "tox.ini" not in files and "p2.txt" not in files

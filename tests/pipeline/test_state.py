@@ -77,7 +77,7 @@ async def test_load_prefers_this_machine_s_newer_state_and_else_the_published_on
     await store.flush("one")
     # Written here but not published (the push of the second write failed or was cut off):
     store.capture = lambda: state(start, "t1", "t2")
-    local = await store._write(store.capture(), "two")  # noqa: SLF001 - a write whose publish never happened
+    local = await store._write(store.capture().model_dump_json().encode(), "two")  # noqa: SLF001 - a write whose publish never happened
     assert git("rev-parse", "refs/longshot/state/main", cwd=target) != local
 
     hub2 = Hub(tmp_path / "hub", str(target), "main", AUTHOR)  # the same machine, after a crash
@@ -145,3 +145,25 @@ async def test_a_killed_runs_git_leftovers_in_the_hub_are_removed(tmp_path: Path
     await hub.open()
     assert sorted(hub.repaired) == ["MERGE_HEAD", "refs/heads/main.lock"]
     assert not (hub.path / "MERGE_HEAD").exists()
+
+
+async def test_a_writer_cancelled_at_any_point_of_a_write_leaves_the_next_write_sound(tmp_path: Path, remote) -> None:
+    """The run cancels the background writer at its end, then writes once more: wherever the
+    cancellation lands (here: every millisecond of a write), that last write must succeed."""
+    import asyncio
+
+    target = remote({"a.txt": "a\n"})
+    hub, store, sink = await opened(tmp_path, target)
+    start = await hub.tip()
+    store.capture = lambda: state(start, "t1")
+    await store.flush("first")
+    for delay_ms in range(0, 80, 2):
+        store.mark(f"change at {delay_ms} ms")
+        writer = asyncio.create_task(store.flush())
+        await asyncio.sleep(delay_ms / 1000)
+        writer.cancel()
+        await store.flush(f"after {delay_ms} ms")  # raised GitError (CAS) when cut mid-update-ref
+        last = sink.of_type(StateSaved)[-1]  # this write, or the cut one if it had not taken its marks yet
+        assert f"after {delay_ms} ms" in last.reason
+        assert git("rev-parse", "refs/longshot/state/main", cwd=target) == last.commit
+        assert await hub.git.rev_parse("refs/longshot/state/main") == last.commit

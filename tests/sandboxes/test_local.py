@@ -384,3 +384,72 @@ async def test_two_sandboxes_are_separate(env: Env) -> None:
         r = await b.exec(f"touch {a.checkout}/from-b", 20)
         assert r.exit_code != 0
         assert not (a.checkout / "from-b").exists()
+
+
+async def test_a_refused_result_leaves_no_object_in_the_hub(env: Env) -> None:
+    async with env.provider().open(env.spec) as sb:
+        await sb.write_file("ok.txt", b"fine\n")
+        r = await sb.exec("ln -s /etc/passwd pw", 20)
+        assert r.exit_code == 0, r.stderr
+        with pytest.raises(SnapshotRefused):
+            await sb.snapshot("smuggle")
+        blob = subprocess.run(["git", "hash-object", "--stdin"], input=b"fine\n", capture_output=True).stdout.decode()
+        assert git("cat-file", "-t", blob.strip(), cwd=sb.root / "git") == "blob"  # staged in the task's repository
+        missing = subprocess.run(["git", "cat-file", "-e", blob.strip()], cwd=env.hub, capture_output=True)
+        assert missing.returncode != 0  # the staged file stayed in the task's own repository
+
+
+def write_blob(repo: Path, data: bytes) -> str:
+    done = subprocess.run(["git", "hash-object", "-w", "--stdin"], cwd=repo, input=data, capture_output=True, check=True)
+    return done.stdout.decode().strip()
+
+
+async def test_copy_objects_brings_loose_objects_and_packs_pack_before_index(env: Env, tmp_path: Path) -> None:
+    from longshot.sandboxes.snapshot import copy_objects
+
+    source = tmp_path / "source.git"
+    git("clone", "--quiet", "--bare", "--shared", str(env.hub), str(source), cwd=tmp_path)
+    loose, packed = write_blob(source, b"loose\n"), write_blob(source, b"packed\n")
+    git("repack", "-q", "-l", "-d", cwd=source)  # both into a pack of the source's own objects...
+    loose2 = write_blob(source, b"loose again\n")  # ...and one loose object beside it
+    target = tmp_path / "empty.git"
+    git("init", "--quiet", "--bare", str(target), cwd=tmp_path)
+
+    assert copy_objects(source / "objects", target / "objects") >= 3  # a pack, its index, a loose object
+    for sha, text in ((loose, "loose"), (packed, "packed"), (loose2, "loose again")):
+        assert git("cat-file", "blob", sha, cwd=target) == text
+    assert copy_objects(source / "objects", target / "objects") == 0  # what the target has is not copied again
+    assert not list((target / "objects").rglob("tmp_*"))
+
+
+async def test_a_dead_run_killed_between_copying_objects_and_moving_the_branch_is_salvaged(env: Env) -> None:
+    from longshot.sandboxes.snapshot import copy_objects
+
+    provider = env.provider("none")
+    gone = subprocess.Popen(["true"])
+    gone.wait()  # a pid whose process has ended: the "dead run"
+    async with provider.open(env.spec) as sb:
+        await sb.write_file("work.txt", b"done before the crash\n")
+        await sb._git.run("add", "--all")  # noqa: SLF001 - the snapshot's first steps, as a killed run did them
+        await sb._git.run("commit", "--quiet", "-m", "work\n\nLongshot-Task: t1")  # noqa: SLF001
+        head = await sb._git.run("rev-parse", "HEAD")  # noqa: SLF001
+        copy_objects(sb.root / "git" / "objects", env.hub / "objects")  # killed here, before update-ref
+        left = sb.root.with_name(f"t1-{gone.pid}-1")
+        shutil.copytree(sb.root, left, symlinks=True)
+    assert git("cat-file", "-t", head, cwd=env.hub) == "commit"
+
+    found = await provider.recover(env.hub, lambda branch: "salvaged\n\nLongshot-Task: t1")
+
+    assert [(f.branch, f.commit) for f in found] == [(BRANCH, head)]
+    assert git("rev-parse", f"refs/heads/{BRANCH}", cwd=env.hub) == head
+    assert not left.exists()
+
+
+async def test_the_task_repository_borrows_the_hub_s_objects_and_holds_only_its_branch(env: Env) -> None:
+    git("update-ref", "refs/heads/worker/other", env.base, cwd=env.hub)
+    async with env.provider().open(env.spec) as sb:
+        task_git = sb.root / "git"
+        assert git("for-each-ref", "--format=%(refname)", cwd=task_git) == f"refs/heads/{BRANCH}"
+        assert git("cat-file", "-t", env.base, cwd=task_git) == "commit"  # from the hub, through alternates
+        assert not list((task_git / "objects").glob("??/*"))  # nothing copied
+        assert not (task_git / "hooks").exists()

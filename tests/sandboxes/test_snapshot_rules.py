@@ -285,3 +285,22 @@ async def test_changed_file_count_boundary(env: Env) -> None:
         assert sorted(info.value.paths) == ["README.md", "a", "b", "c"]
         # the branch still holds the last accepted commit
         assert git("rev-parse", f"refs/heads/{BRANCH}", cwd=env.hub) == first
+
+
+def test_nested_repositories_are_found_at_any_depth_but_not_in_skipped_or_linked_directories(tmp_path: Path) -> None:
+    from longshot.sandboxes.snapshot import check_nested_repos
+
+    checkout = tmp_path / "checkout"
+    for d in (".git", "a/b/c/.git", "a/x", "file_repo", "node_modules/dep/.git", "real/inner/.git"):
+        (checkout / d).mkdir(parents=True)
+    (checkout / "file_repo" / ".git").write_text("gitdir: /elsewhere\n")
+    (checkout / "a" / "x" / ".git").symlink_to(tmp_path)
+    (checkout / "linked").symlink_to(checkout / "real")  # walked once, through "real" only
+    with pytest.raises(SnapshotRefused) as info:
+        check_nested_repos(checkout)
+    assert info.value.paths == ["a/b/c", "a/x", "file_repo", "real/inner"]
+
+    clean = tmp_path / "clean"
+    (clean / ".git").mkdir(parents=True)
+    (clean / "src" / "pkg").mkdir(parents=True)
+    check_nested_repos(clean)  # the root's own .git is not nested

@@ -57,19 +57,19 @@ class TaskRunner:
         when it has one (a retry or a re-dispatch carries on its work); else the target tip, or
         for a conflict fix the tip with the change and its markers, or for a continuation the
         branch of the task it carries on."""
-        own = await self.hub.git.rev_parse(f"refs/heads/{task.branch}")
-        if own is not None:
-            return own, True
+        heads = await self.hub.heads(task.branch, self.hub.branch, *([task.base_branch] if task.base_branch else []))
+        if task.branch in heads:
+            return heads[task.branch], True
+        tip = heads.get(self.hub.branch) or await self.hub.tip()
         if task.source_commit:
             message = f"Merge {task.continue_from} onto {self.hub.branch}, conflict markers left to resolve"
-            return await with_markers(self.hub.git, await self.hub.tip(), task.source_commit, message), False
+            return await with_markers(self.hub.git, tip, task.source_commit, message), False
         if task.base_branch:
-            wip = await self.hub.git.rev_parse(f"refs/heads/{task.base_branch}")
-            if wip is not None:
-                return wip, False
+            if task.base_branch in heads:
+                return heads[task.base_branch], False
             self.emit(RunWarning(task_id=task.id, message=f"branch {task.base_branch} to continue from is gone; "
                                                           "starting from the target branch"))
-        return await self.hub.tip(), False
+        return tip, False
 
     async def run(self, task: Task) -> Handoff:
         started = time.monotonic()

@@ -61,18 +61,19 @@ async def build_handoff(
     metrics = HandoffMetrics(tokens_used=result.tokens_used, tool_calls=result.tool_calls, duration_ms=duration_ms)
     files: list[str] = []
     if commit:
-        numstat = await git.run("diff", "--numstat", "--no-renames", base, commit)
-        for line in numstat.splitlines():
+        # One process for both: ":<modes> <blobs> <status>\t<path>" lines, then "<added>\t<removed>\t<path>".
+        out = await git.run("diff", "--raw", "--numstat", "--no-renames", "--no-abbrev", base, commit)
+        for line in out.splitlines():
+            if line.startswith(":"):
+                kind = line.split("\t", 1)[0].split()[-1][:1]
+                metrics.files_created += kind == "A"
+                metrics.files_modified += kind == "M"
+                continue
             added, removed, path = line.split("\t", 2)
             files.append(path)
             if generated(path):
                 continue
             metrics.lines_added += int(added) if added.isdigit() else 0
             metrics.lines_removed += int(removed) if removed.isdigit() else 0
-        status = await git.run("diff", "--name-status", "--no-renames", base, commit)
-        for line in status.splitlines():
-            kind = line[:1]
-            metrics.files_created += kind == "A"
-            metrics.files_modified += kind == "M"
     return Handoff(task_id=task.id, status=result.status, summary=result.summary, files_changed=files,
                    concerns=result.concerns, suggestions=result.suggestions, metrics=metrics, commit=commit)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import sys
 import time
 from dataclasses import dataclass, field
 from collections.abc import Callable
@@ -27,8 +28,8 @@ from longshot.errors import GitError, LongshotError, PushRejected, policy_for
 from longshot.events import Emit, MergeBatch, MergeFailed, MergeHealth, MergeLanded
 from longshot.git import Git
 from longshot.hub import Hub
-from longshot.pipeline.gate import Gate
-from longshot.pipeline.protect import lost_tests, protected_changes
+from longshot.pipeline.gate import Gate, Verdict
+from longshot.pipeline.protect import lost_tests, protected_changes, protected_many
 from longshot.types import MergeResult, Task
 
 OnResult = Callable[[Task, MergeResult], None]
@@ -114,7 +115,8 @@ class MergeQueue:
             if task is None:
                 return
             batch = [(task, commit)]
-            while self.gate is not None and len(batch) < self.batch_size and not self._queue.empty():
+            limit = self.batch_size if self.checked else sys.maxsize
+            while len(batch) < limit and not self._queue.empty():
                 item = self._queue.get_nowait()
                 if item[2] is None:  # closing: finish this batch first
                     self._queue.put_nowait(item)
@@ -124,6 +126,12 @@ class MergeQueue:
                 await self._one(task, commit)
             else:
                 await self._batch(batch)
+
+    @property
+    def checked(self) -> bool:
+        """Whether batches are checked (then their size adapts, up to ``max_batch``); unchecked
+        batches take everything queued, as nothing can fail them but a conflict."""
+        return self.gate is not None and self.gate.source.known
 
     async def _one(self, task: Task, commit: str) -> None:
         try:
@@ -156,37 +164,21 @@ class MergeQueue:
         deferred: list[tuple[Task, str]] = []
         await self._settle(items, depth, deferred)
         for task, commit in deferred:
-            if task.id in self._queued:  # not settled meanwhile (a rejected push retries every item)
+            if task.id in self._queued:  # not settled meanwhile (a failed batch retries every item)
                 await self._one(task, commit)
 
     async def _settle(self, items: list[tuple[Task, str]], depth: int, deferred: list[tuple[Task, str]]) -> None:
-        assert self.gate is not None
         try:
             tip = await self.hub.tip()
-            stack: list[tuple[Task, str, str]] = []  # (task, its commit, the candidate on the stack)
-            base = tip
-            for task, commit in items:
-                try:
-                    candidate = await self._build(task, commit, base)
-                except MergeConflict as c:
-                    if base != tip:
-                        deferred.append((task, commit))
-                    else:
-                        self._done(task, await self._conflict(task, commit, base, c))
-                    continue
-                if not task.allow_protected and (protected := await protected_changes(self.hub.git, base, candidate)):
-                    reason = "touches protected paths without the task allowing it: " + ", ".join(protected)
-                    self._done(task, self._failed(task, reason, protected=protected))
-                    continue
-                stack.append((task, commit, candidate))
-                base = candidate
+            stack = await self._build_stack(items, tip, deferred)
             if not stack:
                 return
             if len(stack) == 1:
                 await self._one(stack[0][0], stack[0][1])
                 return
-            verdict = await self.gate.check("+".join(t.id for t, _, _ in stack)[:80], stack[-1][2], tip)
-            self.emit(MergeBatch(size=len(stack), ok=verdict.ok, depth=depth, tasks=[t.id for t, _, _ in stack]))
+            ids = [t.id for t, _, _ in stack]
+            verdict = await self.gate.check("+".join(ids)[:80], stack[-1][2], tip) if self.gate else Verdict(ok=True)
+            self.emit(MergeBatch(size=len(stack), ok=verdict.ok, depth=depth, tasks=ids))
             self.stats.batches.append((len(stack), depth))
             if verdict.ok:
                 self.crash.reached("merge.checked")
@@ -196,21 +188,59 @@ class MergeQueue:
                 for task, _, candidate in stack:
                     self._landed(task, candidate)
                 return
-        except PushRejected:
-            await self.hub.refresh()  # the remote moved under the batch: land its items one by one
+        except LongshotError as e:
+            if isinstance(e, PushRejected):
+                await self.hub.refresh()  # the remote moved under the batch
+            # One by one, so a change git cannot handle fails alone, with its own reason.
             for task, commit in items:
                 if task.id in self._queued:
                     await self._one(task, commit)
-            return
-        except LongshotError as e:
-            for task, _ in items:
-                if task.id in self._queued:
-                    self._done(task, self._failed(task, f"landing failed: {e}"))
             return
         self.batch_size = max(2, self.batch_size // 2)  # at 1 it would never batch (and grow) again
         mid = len(stack) // 2
         await self._settle([(t, c) for t, c, _ in stack[:mid]], depth + 1, deferred)
         await self._settle([(t, c) for t, c, _ in stack[mid:]], depth + 1, deferred)
+
+    async def _build_stack(self, items: list[tuple[Task, str]], tip: str,
+                           deferred: list[tuple[Task, str]]) -> list[tuple[Task, str, str]]:
+        """(task, its commit, the candidate on the stack) for each item that merges cleanly onto
+        the one before and keeps off protected paths; the others have failed, or (conflicting
+        only with an earlier change of the batch) wait in ``deferred``."""
+        described = await self._describe([c for _, c in items])
+        stack: list[tuple[Task, str, str]] = []
+        base = tip
+        for task, commit in items:
+            try:
+                candidate = await self._build(task, commit, base, described.get(commit))
+            except MergeConflict as c:
+                if base != tip:
+                    deferred.append((task, commit))
+                else:
+                    self._done(task, await self._conflict(task, commit, base, c))
+                continue
+            stack.append((task, commit, candidate))
+            base = candidate
+        bases = [tip] + [candidate for _, _, candidate in stack]
+        refused = await protected_many(self.hub.git, [(bases[i], candidate) for i, (task, _, candidate)
+                                                      in enumerate(stack) if not task.allow_protected])
+        if not refused:
+            return stack
+        for task, _, candidate in stack:
+            if candidate in refused:
+                reason = "touches protected paths without the task allowing it: " + ", ".join(refused[candidate])
+                self._done(task, self._failed(task, reason, protected=refused[candidate]))
+        # What was stacked on a refused change holds it too: stack the rest again without it.
+        return await self._build_stack([(t, c) for t, c, candidate in stack if candidate not in refused], tip,
+                                       deferred)
+
+    async def _describe(self, commits: list[str]) -> dict[str, tuple[list[str], str]]:
+        """Each commit's parents and message, in one process."""
+        if not commits:
+            return {}
+        out = await self.hub.git.run("log", "--no-walk=unsorted", "--format=%H%x00%P%x00%B%x00", *commits)
+        fields = out.split("\0")
+        return {fields[i].strip(): (fields[i + 1].split(), fields[i + 2].rstrip("\n"))
+                for i in range(0, len(fields) - 2, 3)}
 
     def _landed(self, task: Task, commit: str) -> None:
         waited = time.monotonic() - self._submitted.pop(task.id, time.monotonic())
@@ -267,11 +297,12 @@ class MergeQueue:
             reason = f"conflict retries exhausted on {', '.join(c.files)}"
         return self._failed(task, reason, conflicts=c.files)
 
-    async def _build(self, task: Task, commit: str, tip: str) -> str:
-        """The commit to move the target branch to, per strategy."""
+    async def _build(self, task: Task, commit: str, tip: str, described: tuple[list[str], str] | None = None) -> str:
+        """The commit to move the target branch to, per strategy (``described``: the commit's
+        parents and message, when already known)."""
         git = self.hub.git
-        parent = await git.rev_parse(f"{commit}^")
-        if self.strategy in ("rebase", "fast-forward") and parent == tip:
+        parents, message = described or (await self._describe([commit]))[commit]
+        if self.strategy in ("rebase", "fast-forward") and parents[:1] == [tip]:
             return commit
         code, out, err = await git.run_full("merge-tree", "--write-tree", "--name-only", "--no-messages", tip, commit)
         lines = out.splitlines()
@@ -280,7 +311,6 @@ class MergeQueue:
         if code != 0 or not lines:
             raise GitError(["merge-tree", tip, commit], code, err)
         tree = lines[0].strip()
-        message = await git.run("log", "-1", "--format=%B", commit)
         if self.strategy == "merge-commit":
             subject, _, rest = message.partition("\n")
             message = f"Merge {task.branch}: {subject}\n{rest}"

@@ -24,17 +24,43 @@ SKIP = re.compile(r"^\+.*(@pytest\.mark\.(skip|xfail)|pytest\.skip\(|@unittest\.
 
 async def protected_changes(git: Git, base: str, candidate: str) -> list[str]:
     """Paths of ``base..candidate`` that touch protected ground, each with the rule it breaks."""
+    # One process: the raw lines (":<modes> <blobs> <status>\t<path>") come before the patch.
+    out = await git.run("diff", "--raw", "--patch", "--unified=0", "--no-color", "--no-renames", base, candidate)
+    return _scan(out.splitlines())
+
+
+async def protected_many(git: Git, pairs: list[tuple[str, str]]) -> dict[str, list[str]]:
+    """`protected_changes` of many ``(base, candidate)`` pairs in one process; candidates that
+    touch protected ground map to what they touch. Each candidate appears once."""
+    if not pairs:
+        return {}
+    stdin = "".join(f"{candidate} {base}\n" for base, candidate in pairs).encode()
+    out = await git.run("diff-tree", "--stdin", "-r", "--raw", "--patch", "--unified=0", "--no-color", "--no-renames",
+                        stdin=stdin)
+    wanted = {candidate for _, candidate in pairs}
+    sections: dict[str, list[str]] = {}
+    lines: list[str] = []
+    for line in out.splitlines():
+        if line in wanted:  # diff-tree starts each non-empty diff with the commit's id alone on a line
+            lines = sections.setdefault(line, [])
+        else:
+            lines.append(line)
+    return {candidate: found for candidate, body in sections.items() if (found := _scan(body))}
+
+
+def _scan(lines: list[str]) -> list[str]:
+    """What one diff (raw lines, then the patch with no context) touches of protected ground."""
     found: list[str] = []
-    status = await git.run("diff", "--name-status", "--no-renames", base, candidate)
-    for line in status.splitlines():
-        kind, _, path = line.partition("\t")
+    first_patch = next((i for i, line in enumerate(lines) if line.startswith("diff --git ")), len(lines))
+    for line in lines[:first_patch]:
+        meta, _, path = line.partition("\t")
+        kind = meta.split()[-1][:1] if meta.startswith(":") else ""
         if kind == "D" and TEST_FILE.search(path):
             found.append(f"{path} (deletes a test file)")
-        elif CONFIG.search(path):
+        elif kind and CONFIG.search(path):
             found.append(f"{path} (CI or check configuration)")
-    patch = await git.run("diff", "--unified=0", "--no-color", base, candidate)
     current = ""
-    for line in patch.splitlines():
+    for line in lines[first_patch:]:
         if line.startswith("+++ b/"):
             current = line[6:]
         elif SKIP.search(line) and f"{current} (adds a skip marker)" not in found:

@@ -43,28 +43,29 @@ class Scheduler:
     def ready(self) -> list[Task]:
         """Pending tasks whose dependencies all landed, in the order they should start."""
         self._fail_orphans()
+        held: dict[str, list[Task]] = {}  # file -> the running or merging tasks whose scope names it
+        for t in self.with_status(TaskStatus.RUNNING, TaskStatus.MERGING):
+            for path in t.scope:
+                held.setdefault(path, []).append(t)
         ready = [
             t for t in self.tasks.values()
             if t.status == TaskStatus.PENDING
             and all(self.tasks[d].status in DONE for d in t.depends_on if d in self.tasks)
-            and not self._sibling_overlap(t)
+            and not self._sibling_overlap(t, held)
         ]
         return sorted(ready, key=lambda t: (t.priority, self._order[t.id]))
 
-    def _sibling_overlap(self, task: Task) -> bool:
+    def _sibling_overlap(self, task: Task, held: dict[str, list[Task]]) -> bool:
         """Whether ``task`` must wait for a running task that shares a file with it.
 
         Subtasks of one parent and conflict fixes always wait; other tasks wait unless
         overlaps are allowed (SCOPE_OVERLAP=allow).
         """
-        if not task.scope:
-            return False
-        mine = set(task.scope)
         always = task.parent is not None or task.kind == "conflict-fix"
         return any(
-            t.id != task.id and mine & set(t.scope)
+            t.id != task.id
             and (self.hold_overlaps or (always and (t.parent == task.parent or t.kind == task.kind)))
-            for t in self.with_status(TaskStatus.RUNNING, TaskStatus.MERGING)
+            for path in task.scope for t in held.get(path, ())
         )
 
     def children(self, parent_id: str) -> list[Task]:

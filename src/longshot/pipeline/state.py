@@ -193,14 +193,20 @@ class StateStore:
         while True:
             await self._dirty.wait()
             await asyncio.sleep(self.interval)
-            # Shielded: a write cut off by the run's end would leave the ref ahead of ``_head``;
-            # the final flush waits for it on the lock instead.
-            await asyncio.shield(self.flush())
+            await self.flush()
 
     async def flush(self, reason: str = "") -> str | None:
-        """Write the current state now, with everything marked so far."""
+        """Write the current state now, with everything marked so far.
+
+        A write, once begun, finishes even when its caller is cancelled (the writer is, at the
+        end of every run): cancelled after its ref update but before noting it, a write would
+        fail the next one's compare-and-swap, and lose the branches it was to publish.
+        """
         if reason:
             self._reasons.append(reason)
+        return await asyncio.shield(self._flush())
+
+    async def _flush(self) -> str | None:
         async with self._lock:
             if not self._reasons or self.capture is None:
                 return None
@@ -209,16 +215,20 @@ class StateStore:
             self._dirty.clear()
             started = time.perf_counter()
             try:
-                commit = await self._write(self.capture(), _describe(reasons))
+                document = self.capture().model_dump_json().encode()
+                reason = _describe(reasons)
+                commit = await self._write(document, reason)
                 await self._publish(commit, sorted(branches))
             finally:
                 self.seconds += time.perf_counter() - started
+            self.emit(StateSaved(ref=self.ref, commit=commit, reason=reason,
+                                 seconds=round(time.perf_counter() - started, 4), bytes=len(document)))
             return commit
 
-    async def _write(self, state: RunState, reason: str) -> str:
+    async def _write(self, document: bytes, reason: str) -> str:
         self.crash.reached("state.before_write")
         git = self.hub.git
-        blob = await git.run("hash-object", "-w", "--stdin", stdin=state.model_dump_json().encode())
+        blob = await git.run("hash-object", "-w", "--stdin", stdin=document)
         tree = await git.run("mktree", stdin=f"100644 blob {blob}\t{STATE_FILE}\n".encode())
         parent = self._head
         commit = await git.run("commit-tree", tree, *(["-p", parent] if parent else []),
@@ -227,7 +237,6 @@ class StateStore:
         self._head = commit
         self.writes += 1
         self.crash.reached("state.after_write")
-        self.emit(StateSaved(ref=self.ref, commit=commit, reason=reason))
         return commit
 
     async def _publish(self, commit: str, branches: list[str]) -> None:

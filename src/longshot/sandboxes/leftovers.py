@@ -66,9 +66,9 @@ async def recover_leftovers(provider: LocalSandboxProvider, hub: Path, message: 
         sandbox = LocalSandbox(root, spec, provider, None)
         try:
             commit = await sandbox.snapshot(text)
-            if commit is None and head and not await Git(hub).rev_parse(head):
+            if commit is None and head and not await _holds(Git(hub), branch, head):
                 await Git(hub).run("fetch", "--quiet", "--no-tags", str(gitdir), f"+refs/heads/{branch}:refs/heads/{branch}")
-                commit = head  # committed before the crash, never fetched
+                commit = head  # committed before the crash, never brought into the hub
         except (LongshotError, OSError) as e:
             aside = tasks.parent / "set-aside" / root.name
             aside.parent.mkdir(parents=True, exist_ok=True)
@@ -80,3 +80,10 @@ async def recover_leftovers(provider: LocalSandboxProvider, hub: Path, message: 
         shutil.rmtree(root, ignore_errors=True)
         found.append(Leftover(name=root.name, branch=branch, commit=commit))
     return found
+
+
+async def _holds(hub: Git, branch: str, head: str) -> bool:
+    """Whether the hub's ``branch`` has ``head`` (a crash may come after the objects were copied
+    into the hub and before the branch moved)."""
+    tip = await hub.rev_parse(f"refs/heads/{branch}")
+    return tip is not None and await hub.is_ancestor(head, tip)

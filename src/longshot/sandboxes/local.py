@@ -2,8 +2,9 @@
 
 Layout of one sandbox (under ``<work_dir>/tasks/<task>-<pid>-<n>/``)::
 
-    git/        a bare ``clone --shared`` of the hub: the task's git metadata, kept OUTSIDE
-                the checkout and never mounted into the sandbox
+    git/        a bare repository borrowing the hub's objects (what ``clone --shared``
+                makes, see `shared_git_dir`): the task's git metadata, kept OUTSIDE the
+                checkout and never mounted into the sandbox
     checkout/   the work tree, seen inside as /workspace: the only project directory
                 commands can write
     home/ tmp/  the sandbox's private HOME (/home/sandbox) and /tmp
@@ -13,7 +14,7 @@ environment from an allow-list, stdin closed, output capped (head and tail kept)
 cgroup and rlimits (`longshot.sandboxes.limits`), and a disk watch. At its timeout, and
 after it ends, everything the command started is killed. The orchestrator commits the
 checkout from outside (`snapshot`), after the checks of `longshot.sandboxes.snapshot`,
-with hooks disabled, and fetches the commit into the hub.
+with hooks disabled, and copies the commit's new objects into the hub (`copy_objects`).
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ from longshot.sandboxes.limits import Cgroup, DiskGuard, Limits, describe, launc
 from longshot.sandboxes.leftovers import recover_leftovers
 from longshot.sandboxes.orphans import start_time
 from longshot.sandboxes.output import CappedReader
-from longshot.sandboxes.snapshot import check_nested_repos, check_staged
+from longshot.sandboxes.snapshot import check_nested_repos, check_staged, copy_objects
 
 EXCLUDES = "\n".join(
     ["__pycache__/", "*.pyc", ".pytest_cache/", ".mypy_cache/", ".ruff_cache/", "node_modules/",
@@ -125,7 +126,9 @@ class LocalSandboxProvider:
             yield sandbox
         finally:
             sandbox.close()
-            shutil.rmtree(root, ignore_errors=True)
+            # Off the event loop: a checkout holds the whole repository, and a hundred of them
+            # end together when tasks are alike. Cancelled, the removal still finishes.
+            await asyncio.shield(asyncio.to_thread(shutil.rmtree, root, True))
 
 
 class LocalSandbox:
@@ -144,15 +147,14 @@ class LocalSandbox:
         self._opts = provider.options
         self._git = Git(root, git_dir=root / "git", work_tree=self.checkout, author=self._opts.author)
         self._groups: set[int] = set()
+        self._head = spec.base_commit
+        """What the task's branch points at: the base until the first snapshot commits."""
         self._disk = DiskGuard([self.checkout, self.home, self.tmp], provider.options.limits)
 
     async def create(self) -> None:
         for d in (self.checkout, self.home, self.tmp):
             d.mkdir(parents=True, exist_ok=True)
-        hub = Git(self.spec.hub)
-        await hub.run("clone", "--quiet", "--shared", "--bare", str(self.spec.hub), str(self.root / "git"))
-        (self.root / "git" / "info").mkdir(exist_ok=True)
-        (self.root / "git" / "info" / "exclude").write_text(EXCLUDES + "\n")
+        await asyncio.to_thread(shared_git_dir, self.root / "git", self.spec.hub)
         await self._git.run("checkout", "--quiet", "--force", "-B", self.spec.branch, self.spec.base_commit)
         if self._opts.setup_command:
             await self._setup(self._opts.setup_command)
@@ -306,17 +308,40 @@ class LocalSandbox:
     async def snapshot(self, message: str) -> str | None:
         await asyncio.to_thread(check_nested_repos, self.checkout)
         await self._git.run("add", "--all", "--", ".")
-        code, _, _ = await self._git.run_full("diff", "--cached", "--quiet")
-        if code == 0:
+        if self._head != self.spec.base_commit:  # a second snapshot: is anything new since the first?
+            code, _, _ = await self._git.run_full("diff", "--cached", "--quiet")
+            if code == 0:
+                return None
+        changed = await check_staged(self._git, self.spec.base_commit, max_file_bytes=self._opts.max_file_bytes,
+                                     max_files=self._opts.max_changed_files)
+        if not changed:
             return None
-        await check_staged(self._git, self.spec.base_commit, max_file_bytes=self._opts.max_file_bytes,
-                           max_files=self._opts.max_changed_files)
-        await self._git.run("commit", "--quiet", "--no-verify", "-m", message)
-        sha = await self._git.run("rev-parse", "HEAD")
-        branch = self.spec.branch
-        await Git(self.spec.hub).run("fetch", "--quiet", "--no-tags", str(self.root / "git"),
-                                     f"+refs/heads/{branch}:refs/heads/{branch}")
+        # No automatic gc in this short-lived repository: it could repack the objects being copied.
+        await self._git.run("-c", "gc.auto=0", "-c", "maintenance.auto=false", "commit", "--quiet", "--no-verify",
+                            "-m", message)
+        sha = self._head = await self._git.run("rev-parse", "HEAD")
+        # Into the hub: the objects this repository made (the rest it borrows from the hub), then
+        # the branch, which git refuses to move to an object the hub does not have.
+        await asyncio.to_thread(copy_objects, self.root / "git" / "objects", self.spec.hub / "objects")
+        await Git(self.spec.hub).run("update-ref", f"refs/heads/{self.spec.branch}", sha)
         return sha
+
+
+def shared_git_dir(git_dir: Path, hub: Path) -> None:
+    """A bare repository at ``git_dir`` that borrows every object of ``hub`` and has no refs.
+
+    What ``git clone --shared --bare`` makes, less what a task never uses (the hub's refs,
+    hook samples, the remote), written directly instead of by a process: the three entries
+    git requires (``HEAD``, ``objects/``, ``refs/``), the alternates file naming the hub's
+    object store, the config, and the excludes of a snapshot.
+    """
+    objects = hub / "objects" if (hub / "objects").is_dir() else hub / ".git" / "objects"
+    for d in ("objects/info", "objects/pack", "refs/heads", "refs/tags", "info"):
+        (git_dir / d).mkdir(parents=True, exist_ok=True)
+    (git_dir / "objects" / "info" / "alternates").write_text(f"{objects.resolve()}\n")
+    (git_dir / "HEAD").write_text("ref: refs/heads/main\n")  # checkout -B points it at the task's branch
+    (git_dir / "config").write_text("[core]\n\trepositoryformatversion = 0\n\tfilemode = true\n\tbare = true\n")
+    (git_dir / "info" / "exclude").write_text(EXCLUDES + "\n")
 
 
 async def _exited(proc: asyncio.subprocess.Process) -> int:

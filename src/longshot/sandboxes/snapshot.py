@@ -1,4 +1,4 @@
-"""Checks on a task's result before it becomes a commit in the hub.
+"""Checks on a task's result before it becomes a commit in the hub, and its way into the hub.
 
 Run on the staged index of the task's own git dir (`check_staged`, local sandboxes), or on
 a commit that came back from a remote sandbox (`check_commit`), so a refused result never
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import posixpath
+import shutil
 from pathlib import Path
 
 from longshot.errors import SandboxError
@@ -39,20 +40,32 @@ def check_nested_repos(checkout: Path) -> None:
     Checked on the files, before ``git add``, which would otherwise record it as a gitlink
     or stop on a nested repository that has no commit yet.
     """
+    root = os.fspath(checkout)
     found: list[str] = []
-    for here, dirs, files in os.walk(checkout):
-        rel = os.path.relpath(here, checkout)
-        if rel != "." and (".git" in dirs or ".git" in files):  # git never adds the root's own .git
-            found.append(rel)
-        dirs[:] = [d for d in dirs if d not in SKIP_DIRS and d != ".git"]
+    stack = [root]
+    while stack:  # os.walk without its per-directory lists and paths: a checkout may hold thousands
+        here = stack.pop()
+        try:
+            with os.scandir(here) as entries:
+                for entry in entries:
+                    if entry.name == ".git":
+                        if here != root:  # git never adds the root's own .git
+                            found.append(here[len(root) + 1:])
+                    elif entry.name not in SKIP_DIRS and entry.is_dir(follow_symlinks=False):
+                        stack.append(entry.path)
+        except OSError:
+            continue  # unreadable: git add cannot take anything from it either
     if found:
-        raise SnapshotRefused("submodules and nested repositories are not allowed", found)
+        raise SnapshotRefused("submodules and nested repositories are not allowed", sorted(found))
 
 
-async def check_staged(git: Git, base: str, *, max_file_bytes: int, max_files: int) -> None:
-    """Raise SnapshotRefused if the index (against ``base``) breaks a rule."""
+async def check_staged(git: Git, base: str, *, max_file_bytes: int, max_files: int) -> bool:
+    """Raise SnapshotRefused if the index (against ``base``) breaks a rule; whether it differs from ``base``."""
     raw = await git.run("diff", "--cached", "--raw", "--no-renames", "-z", base)
+    if not raw:
+        return False
     await _check_diff(git, raw, max_file_bytes=max_file_bytes, max_files=max_files)
+    return True
 
 
 async def check_commit(git: Git, base: str, commit: str, *, max_file_bytes: int, max_files: int) -> None:
@@ -93,3 +106,35 @@ async def _check_diff(git: Git, raw: str, *, max_file_bytes: int, max_files: int
                if s.isdigit() and int(s) > max_file_bytes]
         if big:
             raise SnapshotRefused(f"files larger than {max_file_bytes // (1024 * 1024)} MB (SNAPSHOT_MAX_FILE_MB)", big)
+
+
+def copy_objects(source: Path, hub: Path) -> int:
+    """Copy the objects of ``source`` (an objects directory) that ``hub`` lacks; return how many.
+
+    A task's repository borrows the hub's objects (git alternates, as ``clone --shared``): it
+    reads every object the hub has and stores only what its own commits made, as loose objects (and, for files over
+    ``core.bigFileThreshold``, a pack). Copying those files is what a local fetch amounts to,
+    without the five processes a fetch starts. Objects are immutable and named by their hash,
+    so each file goes in under a temporary name and is renamed into place; a copy that an
+    interruption cut short is never seen under an object's name. Packs go in before their
+    index, which is what makes git see a pack.
+    """
+    copied = 0
+    for entry in sorted(os.scandir(source), key=lambda e: e.name):
+        if entry.is_dir() and len(entry.name) == 2 and all(c in "0123456789abcdef" for c in entry.name):
+            names = sorted(os.listdir(entry.path))
+        elif entry.name == "pack" and entry.is_dir():
+            names = sorted(os.listdir(entry.path), key=lambda n: (n.endswith(".idx"), n))
+        else:
+            continue
+        target = hub / entry.name
+        for name in names:
+            if name.startswith("tmp_") or os.path.exists(target / name):
+                continue
+            target.mkdir(exist_ok=True)
+            temp = target / f"tmp_obj_longshot_{os.getpid()}_{name}"
+            shutil.copyfile(os.path.join(entry.path, name), temp)
+            os.chmod(temp, 0o444)
+            os.replace(temp, target / name)
+            copied += 1
+    return copied
