@@ -40,6 +40,7 @@ def test_canaries_never_leave_the_orchestrator(tmp_path: Path, fake_llm, remote)
     ).stdout.decode("utf-8", "replace")
     assert "leak.txt" in subprocess.run(["git", "ls-tree", "--name-only", "main"], cwd=target,
                                         capture_output=True, text=True).stdout
+    assert fake.settle()
     haystacks = {
         "git objects": objects,
         "request log": request_log.read_text(),

@@ -212,6 +212,7 @@ async def test_request_log_has_bodies_but_no_api_key(fake_factory: Any, tmp_path
     async with aclient(fake, api_key=secret) as c:
         await c.chat.completions.create(model="worker", messages=USER)
         await c.chat.completions.create(model="worker", messages=[*USER, {"role": "assistant", "content": "a"}])
+    assert fake.settle()
     text = log_path.read_text()
     assert secret not in text
     lines = [json.loads(line) for line in text.splitlines()]

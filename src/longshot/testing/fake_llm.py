@@ -155,6 +155,17 @@ class FakeLLM:
         with self._lock:
             return list(self._disconnects)
 
+    def settle(self, timeout: float = 5.0) -> bool:
+        """Wait until every request's handler has finished (a client may have its answer a
+        moment before the request is recorded and logged); False if that took too long."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self._lock:
+                if not self._in_flight.get(None):
+                    return True
+            time.sleep(0.005)
+        return False
+
     def peak_in_flight(self, role: str | None = None) -> int:
         """Most requests (of ``role``, or of any role) handled at once, arrival to response end."""
         with self._lock:
