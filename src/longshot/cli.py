@@ -87,7 +87,9 @@ def demo(
 def status() -> None:
     """Show the run recorded in GIT_REPO_URL: its plan, and what is running, landed and failed."""
     try:
-        config = load_config()
+        # status only reads git: the model settings a run needs are not asked for
+        config = load_config(overrides={"llm_endpoints": None, "llm_base_url": "http://unused.invalid",
+                                        "llm_model": "unused"})
         found = asyncio.run(read_status(config.git_repo_url, config.git_main_branch,
                                         (config.git_commit_name, config.git_commit_email)))
     except ConfigError as e:

@@ -127,8 +127,8 @@ class Config(BaseSettings):
     """Seconds to wait for one model request."""
     llm_context_window: int | None = Field(default=None, ge=1024)
     """Context window in tokens of the worker model, when not in the bundled table (default 128000)."""
-    llm_max_concurrency: int = Field(default=64, ge=1)
-    """Requests in flight per endpoint at most; halves on each 429 and grows back on success."""
+    llm_max_concurrency: int | None = Field(default=None, ge=1)
+    """Requests in flight per endpoint at most (default: MAX_WORKERS + 4, at least 64); halves on each 429 and grows back."""
     llm_endpoint_rest: float = Field(default=30.0, gt=0)
     """Seconds an endpoint rests after 3 failures in a row before it is probed again."""
     llm_prices_file: Path | None = None

@@ -35,7 +35,7 @@ from longshot.llm.openai_compat import OpenAICompatEndpoint
 from longshot.llm.prices import PriceTable
 from longshot.llm.requestlog import RequestLog
 from longshot.llm.router import Router
-from longshot.pipeline.checks import CheckSource
+from longshot.pipeline.checks import SHOWN_OUTPUT, CheckSource
 from longshot.pipeline.converse import Conversation
 from longshot.pipeline.decompose import SplitRules, Subplanner
 from longshot.pipeline.dispatch import TaskRunner
@@ -73,7 +73,8 @@ def build_model(config: Config, bus: Bus, budget: RunBudget, request_log: Path |
     return Router(endpoints, {role: config.model_for(role) for role in ROLES}, bus.emit, budget=budget,
                   prices=PriceTable(config.llm_prices_file),
                   request_log=RequestLog(request_log, config.secrets()) if request_log else None,
-                  max_concurrency=config.llm_max_concurrency, rest_seconds=config.llm_endpoint_rest)
+                  max_concurrency=config.llm_max_concurrency or max(64, config.max_workers + 4),
+                  rest_seconds=config.llm_endpoint_rest)
 
 
 def harness_paths(config: Config) -> list[str]:
@@ -168,7 +169,7 @@ class Orchestrator:
             self._subplanner, self.emit, self.crash)
         self.monitor = Monitor(self.scheduler, self.runner, self.merge_queue, self.budget, self.emit,
                                interval=config.health_check_interval, stuck_after=config.worker_stuck_after,
-                               max_workers=config.max_workers)
+                               max_workers=config.max_workers, busy=lambda: self.driver.busy)
         bus.add_sink(self.monitor)
         bus.add_sink(self._record_changes)
         self.record: RunState | None = None
@@ -367,7 +368,8 @@ class Orchestrator:
         plan = await self.checks.plan_for(outcome.commit)
         checks = outcome.results if plan.checks or self.checks.explicit_none else None
         for r in outcome.results:
-            self.emit(CheckFinished(command=r.command, exit_code=r.exit_code, ok=r.ok, output_tail=r.output_tail))
+            self.emit(CheckFinished(command=r.command, exit_code=r.exit_code, ok=r.ok,
+                                    output_tail=r.output_tail[-SHOWN_OUTPUT:]))
         errors = list(self.driver.errors)
         if self.budget.exhausted and not any(self.budget.exhausted in e for e in errors):
             errors.append(f"stopped early: {self.budget.exhausted} spent")

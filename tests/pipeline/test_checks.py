@@ -28,9 +28,10 @@ import pytest
 from longshot.git import Git
 from longshot.hub import Hub
 from longshot.pipeline.checks import (
-    ENV_FILE, PRELUDE, SETUP_CHECK, Check, CheckPlan, CheckSource, configured_plan, detect_plan, guess_kind,
-    run_commands,
+    ENV_FILE, PRELUDE, SETUP_CHECK, SHOWN_OUTPUT, Check, CheckPlan, CheckSource, check_result, configured_plan,
+    detect_plan, guess_kind, run_commands,
 )
+from longshot.sandboxes.base import ExecResult
 from longshot.pipeline.failures import Failure, failures_of, marker_failures, most_urgent
 from longshot.sandboxes.local import LocalOptions, LocalSandboxProvider
 from longshot.testing.repos import git, make_remote
@@ -386,6 +387,22 @@ def test_unittest_failures_errors_and_import_failures(tmp_path: Path) -> None:
     assert by_sig["error import test_broken"].file == "test_broken.py"
     assert by_sig["test test_units.Calc.test_sum"].level == "test"
     assert not any("FAILED" in s or "errors=" in s or "unittest.loader" in s for s in signatures(first))
+
+
+def test_many_failures_are_all_read_however_long_the_output(tmp_path: Path) -> None:
+    """120 failing modules print far more than the events show; every failure is still read
+    (a failure cut from one run's output and not the other's would look new to the gate)."""
+    write(tmp_path, {f"tests/test_m{i:03d}.py": f"def test_fails_{i}():\n    assert {i} == -1, 'x' * 80\n"
+                     for i in range(120)})
+    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=120)
+    raw = ExecResult(exit_code=done.returncode, stdout=done.stdout, stderr=done.stderr)
+    assert len(done.stdout) > 4 * SHOWN_OUTPUT  # much more than an event shows
+
+    result = check_result("pytest", "test", raw)
+
+    assert len(signatures(result)) == 120
+    assert len(signatures(result.model_copy(update={"output_tail": result.output_tail[-SHOWN_OUTPUT:]}))) < 120
 
 
 def test_a_summary_line_alone_is_never_a_signature() -> None:

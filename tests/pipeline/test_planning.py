@@ -143,3 +143,30 @@ def test_broad_task_is_split_into_subtasks_that_land_and_atomic_goes_to_a_worker
     # The root planner heard about the parent, not about each subtask.
     followups = "\n".join(json.dumps(r.body["messages"][-1]) for r in fake.requests if r.role == "planner")
     assert "wide [complete]" in followups and "wide-sub-1 [" not in followups
+
+
+def test_a_planner_that_said_nothing_more_still_hears_of_later_handoffs(tmp_path: Path, fake_llm, remote) -> None:
+    """``"tasks": []`` means nothing more to plan *now*: a failure reported afterwards is shown to
+    the planner, which can still react to it."""
+    target = remote({"a.txt": "a\n"})
+    quick = [{"id": f"q{i}", "description": f"write q{i}.txt", "scope": [f"q{i}.txt"]} for i in range(3)]
+    first = quick + [{"id": "slow", "description": "write s.txt", "scope": ["s.txt"]}]
+    redo = [{"id": "slow-again", "description": "write s.txt another way", "scope": ["s.txt"]}]
+
+    def planner(turn: Turn) -> Reply:
+        if turn.turn == 0:
+            return Reply(content=plan_json(first))
+        if "slow" in turn.messages[-1]["content"] and "failed" in turn.messages[-1]["content"] and turn.turn == 2:
+            return Reply(content=plan_json(redo))
+        return Reply(content=plan_json([], "nothing more now"))
+
+    workers = {t["id"]: worker_steps([(f"{t['id']}.txt", "q\n")]) for t in quick}
+    workers["slow"] = worker_steps([], status="failed", summary="the approach does not work", delay=1.0)
+    workers["slow-again"] = worker_steps([("s.txt", "s\n")])
+    fake = fake_llm(RoleScript({"planner": planner, "worker": workers}))
+
+    assert run_inprocess(tmp_path, target, fake, CHECK_COMMANDS="none") == 0
+
+    answers = [e.tasks for e in run_log(tmp_path) if isinstance(e, PlannerAnswered)]
+    assert answers[:3] == [4, 0, 1]  # it said "nothing more" while slow ran, then heard slow failed
+    assert "s.txt" in git("ls-tree", "--name-only", "main", cwd=target)

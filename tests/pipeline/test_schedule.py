@@ -108,6 +108,36 @@ def test_failed_dependency_message_names_it() -> None:
     assert "failed" in s.tasks["docs"].reason
 
 
+def test_a_dependency_whose_conflict_fix_is_open_is_waited_for() -> None:
+    """a failed to land on a conflict; its conflict fix carries a's work on: b waits for it and
+    starts once it lands (a is superseded); had the fix failed too, b would fail."""
+    s, _ = scheduler(make("a"), make("b", depends_on=["a"]), make("c", depends_on=["a"]))
+    a = s.tasks["a"]
+    for step in (TaskStatus.RUNNING, TaskStatus.MERGING, TaskStatus.FAILED):
+        s.move(a, step, "merge conflict" if step == TaskStatus.FAILED else "")
+    fix = Task(id="a-conflict-fix", description="resolve", branch="worker/a-fix", kind="conflict-fix",
+               continue_from="a", priority=1)
+    s.add(fix)
+    assert ids(s.ready()) == ["a-conflict-fix"] and s.tasks["b"].status == TaskStatus.PENDING
+    land(s, "a-conflict-fix")
+    s.move(a, TaskStatus.SUPERSEDED, "carried on by a-conflict-fix")
+    assert ids(s.ready()) == ["b", "c"]
+
+
+def test_a_dependency_whose_carrier_failed_too_fails_the_dependent() -> None:
+    s, _ = scheduler(make("a"), make("b", depends_on=["a"]))
+    a = s.tasks["a"]
+    for step in (TaskStatus.RUNNING, TaskStatus.MERGING, TaskStatus.FAILED):
+        s.move(a, step)
+    s.add(Task(id="a-fix", description="resolve", branch="worker/a-fix", continue_from="a"))
+    fix = s.tasks["a-fix"]
+    s.move(fix, TaskStatus.RUNNING)
+    assert s.ready() == [] and s.tasks["b"].status == TaskStatus.PENDING
+    s.move(fix, TaskStatus.FAILED, "still conflicts")
+    s.ready()
+    assert s.tasks["b"].status == TaskStatus.FAILED
+
+
 def test_unknown_dependency_fails_the_task() -> None:
     s, _ = scheduler(make("a", depends_on=["ghost"]))
     assert s.ready() == []

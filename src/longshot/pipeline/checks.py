@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from longshot.errors import SandboxError, SetupFailed, backoff_delay, policy_for
 from longshot.events import Emit, RunWarning
 from longshot.hub import Hub
-from longshot.sandboxes.base import SandboxProvider, SandboxSpec
+from longshot.sandboxes.base import ExecResult, SandboxProvider, SandboxSpec
 from longshot.sandboxes.output import cap_text
 from longshot.types import CheckKind, CheckResult
 
@@ -241,6 +241,19 @@ async def run_commands(
             attempt += 1
 
 
+KEPT_OUTPUT = 40_000
+"""Characters of a check's output kept (head and tail) to read failures from: enough for the
+summary lines of a few hundred failing tests, so a failure is never taken for new because it
+was cut from one run's output and not the other's. Events show the last `SHOWN_OUTPUT`."""
+SHOWN_OUTPUT = 6000
+
+
+def check_result(command: str, kind: CheckKind, r: ExecResult) -> CheckResult:
+    """One command's result as a check: both streams, capped to `KEPT_OUTPUT`."""
+    text = cap_text((r.stdout + "\n" + r.stderr).strip(), KEPT_OUTPUT)
+    return CheckResult(command=command, kind=kind, exit_code=r.exit_code, output_tail=text, timed_out=r.timed_out)
+
+
 async def _run_once(
     provider: SandboxProvider, hub: Hub, commit: str, plan: CheckPlan, *, timeout: float, branch: str,
     label: str, commands: list[str] | None,
@@ -251,9 +264,7 @@ async def _run_once(
         async with provider.open(spec) as sandbox:
             for command in plan.commands if commands is None else commands:
                 r = await sandbox.exec(PRELUDE + command, timeout)
-                tail = cap_text((r.stdout + "\n" + r.stderr).strip(), 6000)
-                results[command] = CheckResult(command=command, kind=plan.kind_of(command), exit_code=r.exit_code,
-                                               output_tail=tail, timed_out=r.timed_out)
+                results[command] = check_result(command, plan.kind_of(command), r)
     except SetupFailed as e:
         return {SETUP_CHECK: CheckResult(command=SETUP_CHECK, kind="build", exit_code=1,
                                          output_tail=cap_text(f"{e.command}\n{e.output}", 6000))}

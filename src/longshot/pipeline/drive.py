@@ -95,7 +95,10 @@ class Driver:
             self._dispatch()
             open_work = self.scheduler.open_work() or bool(self.ledger.parents_to_review)
             if self._planning is None:
-                planned_out = self.flags.last_proposed == 0 or bool(self.budget.exhausted) or self.flags.finalizing
+                # "tasks": [] means nothing more to plan *now*: handoffs that came in since are
+                # shown to the planner (once the run is quiet, or three of them) before it ends.
+                said_done = self.flags.last_proposed == 0 and not self.ledger.unsent
+                planned_out = said_done or bool(self.budget.exhausted) or self.flags.finalizing
                 if planned_out and not open_work:
                     if await self._finalize_round():
                         continue
@@ -124,6 +127,11 @@ class Driver:
             self.scheduler.move(task, TaskStatus.RUNNING)
             job = self._subplan(task) if needs_split(task, self.o.rules) else self._work(task)
             self._running[task.id] = self._spawn(job, task.id)
+
+    @property
+    def busy(self) -> int:
+        """Worker slots in use: running workers and thinking subplanners."""
+        return len(self._running)
 
     def add(self, tasks: list[Task]) -> None:
         for task in tasks:

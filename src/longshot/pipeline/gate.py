@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 from longshot.events import CheckFinished, Emit, GateResult
 from longshot.hub import Hub
-from longshot.pipeline.checks import CheckPlan, CheckSource, run_commands
+from longshot.pipeline.checks import SHOWN_OUTPUT, CheckPlan, CheckSource, run_commands
 from longshot.pipeline.failures import failures_of
 from longshot.sandboxes.base import SandboxProvider
 from longshot.types import CheckResult
@@ -110,7 +110,7 @@ class Gate:
     def _done(self, task_id: str, candidate: str, v: Verdict) -> Verdict:
         for r in v.failing:
             self.emit(CheckFinished(task_id=task_id, command=r.command, exit_code=r.exit_code, ok=False,
-                                    output_tail=r.output_tail))
+                                    output_tail=r.output_tail[-SHOWN_OUTPUT:]))
         self.emit(GateResult(task_id=task_id, commit=candidate, ok=v.ok, reason=v.reason, flaky=v.flaky,
                              preexisting=v.preexisting))
         return v

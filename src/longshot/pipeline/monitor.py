@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 
 from longshot.events import Emit, Event, Metrics, WorkerStuck
 from longshot.llm.budget import RunBudget
@@ -25,7 +26,8 @@ DONE = (TaskStatus.LANDED, TaskStatus.UNCHANGED, TaskStatus.COMPLETED, TaskStatu
 
 class Monitor:
     def __init__(self, scheduler: Scheduler, runner: TaskRunner, merge_queue: MergeQueue, budget: RunBudget,
-                 emit: Emit, *, interval: float, stuck_after: float, max_workers: int) -> None:
+                 emit: Emit, *, interval: float, stuck_after: float, max_workers: int,
+                 busy: Callable[[], int] | None = None) -> None:
         self.scheduler = scheduler
         self.runner = runner
         self.merge_queue = merge_queue
@@ -34,6 +36,8 @@ class Monitor:
         self.interval = interval
         self.stuck_after = stuck_after
         self.max_workers = max_workers
+        self.busy = busy or (lambda: len(runner.started))
+        """Worker slots in use (workers and subplanners alike, as MAX_WORKERS counts them)."""
         self.started = time.monotonic()
         self.last: dict[str, float] = {}
         """Task id -> when it last showed progress (monotonic)."""
@@ -78,7 +82,7 @@ class Monitor:
         landed = count(TaskStatus.LANDED)
         ended = count(*DONE, TaskStatus.FAILED, TaskStatus.BLOCKED, TaskStatus.PARTIAL)
         return Metrics(
-            workers_active=len(self.runner.started), workers_total=self.max_workers,
+            workers_active=self.busy(), workers_total=self.max_workers,
             pending=count(TaskStatus.PENDING), done=count(*DONE), failed=count(TaskStatus.FAILED, TaskStatus.BLOCKED),
             landed=landed, landed_per_hour=round(stats.landed / hours, 1), tasks_per_hour=round(ended / hours, 1),
             merge_success_rate=round(stats.landed / attempts, 3) if attempts else 1.0,

@@ -72,13 +72,17 @@ class Scheduler:
         return [t for t in self.tasks.values() if t.parent == parent_id]
 
     def _fail_orphans(self) -> None:
+        """Fail pending tasks whose dependency ended without landing, unless a task carrying that
+        dependency's work on (a conflict fix, a continuation) is still open: if it lands, the
+        dependency is superseded, and so satisfied."""
         changed = True
         while changed:
             changed = False
+            carried = {t.continue_from for t in self.tasks.values() if t.continue_from and t.status not in ENDED}
             for task in self.with_status(TaskStatus.PENDING):
                 for dep in task.depends_on:
                     d = self.tasks.get(dep)
-                    if d is None or (d.status in ENDED and d.status not in DONE):
+                    if d is None or (d.status in ENDED and d.status not in DONE and dep not in carried):
                         why = "unknown" if d is None else f"{d.status}"
                         self.move(task, TaskStatus.FAILED, f"dependency {dep} ended {why} without landing")
                         changed = True
