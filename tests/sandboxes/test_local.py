@@ -422,6 +422,40 @@ async def test_copy_objects_brings_loose_objects_and_packs_pack_before_index(env
     assert not list((target / "objects").rglob("tmp_*"))
 
 
+def test_tasks_bringing_the_same_object_at_once_both_succeed(tmp_path: Path) -> None:
+    """Two workers that wrote the same file content make the same blob; their snapshots copy it
+    into the hub at the same time, each under a temporary name of its own."""
+    import threading
+
+    from longshot.sandboxes.snapshot import copy_objects
+
+    target = tmp_path / "hub.git"
+    git("init", "--quiet", "--bare", str(target), cwd=tmp_path)
+    sources = []
+    for i in range(8):
+        source = tmp_path / f"task{i}.git"
+        git("init", "--quiet", "--bare", str(source), cwd=tmp_path)
+        blobs = [write_blob(source, f"same content {n}\n".encode()) for n in range(200)]
+        sources.append(source)
+    start, errors = threading.Barrier(len(sources)), []
+
+    def copy(source: Path) -> None:
+        start.wait()
+        try:
+            copy_objects(source / "objects", target / "objects")
+        except OSError as e:
+            errors.append(e)
+
+    threads = [threading.Thread(target=copy, args=(s,)) for s in sources]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert all(git("cat-file", "-t", sha, cwd=target) == "blob" for sha in blobs)
+    assert not list((target / "objects").rglob("tmp_*"))
+
+
 async def test_a_dead_run_killed_between_copying_objects_and_moving_the_branch_is_salvaged(env: Env) -> None:
     from longshot.sandboxes.snapshot import copy_objects
 

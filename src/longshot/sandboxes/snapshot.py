@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import posixpath
 import shutil
+import threading
 from pathlib import Path
 
 from longshot.errors import SandboxError
@@ -132,7 +133,9 @@ def copy_objects(source: Path, hub: Path) -> int:
             if name.startswith("tmp_") or os.path.exists(target / name):
                 continue
             target.mkdir(exist_ok=True)
-            temp = target / f"tmp_obj_longshot_{os.getpid()}_{name}"
+            # A name of its own: two tasks of this process may bring the same object at once
+            # (the same file content), and each must rename only its own copy.
+            temp = target / f"tmp_obj_longshot_{os.getpid()}_{threading.get_ident()}_{name}"
             shutil.copyfile(os.path.join(entry.path, name), temp)
             os.chmod(temp, 0o444)
             os.replace(temp, target / name)
