@@ -142,6 +142,7 @@ class LLMRetry(Event):
     attempt: int
     error: str
     delay_s: float = 0.0
+    """How long the retry waits first (0 when it fails over to another endpoint at once)."""
 
 
 class EndpointHealth(Event):

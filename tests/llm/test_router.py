@@ -176,13 +176,11 @@ async def test_server_error_gives_up_after_policy_attempts_naming_the_endpoint(f
     emit = Recorder()
     # The heavy first endpoint would win every choice: a retry must prefer the others.
     r = router([(f, 1000.0 if i == 0 else 1.0) for i, f in enumerate(fakes)], emit)
-    t0 = time.monotonic()
     try:
         with pytest.raises(LLMServerError) as info:
             await r.complete("worker", USER)
     finally:
         await r.aclose()
-    elapsed = time.monotonic() - t0
     message = str(info.value)
     assert f"gave up after {n} attempts" in message
     retried_on = [e.endpoint for e in emit.of(LLMRetry)]
@@ -193,7 +191,7 @@ async def test_server_error_gives_up_after_policy_attempts_naming_the_endpoint(f
     assert "HTTP 500" in message and "boom" in message
     assert sorted(f.count() for f in fakes) == [1] * n  # each endpoint tried once
     assert len(emit.of(LLMRetry)) == n - 1
-    assert elapsed < RETRY_POLICY[LLMServerError].base_delay  # failover did not wait
+    assert [e.delay_s for e in emit.of(LLMRetry)] == [0.0] * (n - 1)  # failover did not wait
 
 
 async def test_hang_times_out_and_is_retried(fake_llm) -> None:
@@ -244,13 +242,11 @@ async def test_context_overflow_is_raised_at_once(fake_llm, reply: Reply) -> Non
     other = fake_llm(OK)  # a healthy endpoint must not be tried: the request itself is too big
     emit = Recorder()
     r = router([(fake, 1000.0), (other, 1.0)], emit)
-    t0 = time.monotonic()
     try:
         with pytest.raises(LLMContextOverflow) as info:
             await r.complete("worker", USER)
     finally:
         await r.aclose()
-    assert time.monotonic() - t0 < 0.5
     assert fake.count() == 1 and other.count() == 0
     assert emit.of(LLMRetry) == []
     assert info.value.endpoint == "ep0"

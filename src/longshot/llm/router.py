@@ -109,10 +109,12 @@ class Router:
                 self._log(role, task_id, state, model, messages, attempt, error=e)
                 delay = self._failed(state, e, attempts)  # raises when out of attempts
                 failed_on.add(state.name)
+                # Failing over to a free endpoint costs nothing; only a 429, or nowhere else to go, waits.
+                wait = delay if isinstance(e, LLMRateLimited) or not self._free_elsewhere(failed_on) else 0.0
                 self.emit(LLMRetry(task_id=task_id, role=role, endpoint=state.name, attempt=attempt,
-                                   error=f"{type(e).__name__}: {e}"[:300], delay_s=round(delay, 3)))
-                if delay > 0 and (isinstance(e, LLMRateLimited) or not self._free_elsewhere(failed_on)):
-                    await asyncio.sleep(delay)
+                                   error=f"{type(e).__name__}: {e}"[:300], delay_s=round(wait, 3)))
+                if wait > 0:
+                    await asyncio.sleep(wait)
                 continue
             await self._release(state)
             self._succeeded(state, time.monotonic() - started)
