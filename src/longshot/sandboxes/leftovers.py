@@ -11,7 +11,6 @@ unfinished operations in the sandbox's own git directory are cleared first.
 
 from __future__ import annotations
 
-import os
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -19,22 +18,14 @@ from typing import TYPE_CHECKING
 
 from longshot.errors import LongshotError
 from longshot.git import Git
-from longshot.procs import alive
 from longshot.sandboxes.base import Leftover, SandboxSpec
+from longshot.sandboxes.orphans import owner_dead
 
 if TYPE_CHECKING:
     from longshot.sandboxes.local import LocalSandboxProvider
 
 STALE_GIT = ("index.lock", "HEAD.lock", "config.lock", "packed-refs.lock", "MERGE_HEAD", "MERGE_MSG",
              "CHERRY_PICK_HEAD", "REBASE_HEAD", "rebase-merge", "rebase-apply")
-
-
-def _dead(name: str) -> bool:
-    parts = name.rsplit("-", 2)
-    if len(parts) != 3 or not parts[1].isdigit():
-        return False  # not a sandbox directory of ours
-    pid = int(parts[1])
-    return pid != os.getpid() and not alive(pid)
 
 
 async def recover_leftovers(provider: LocalSandboxProvider, hub: Path, message: Callable[[str], str]) -> list[Leftover]:
@@ -44,7 +35,7 @@ async def recover_leftovers(provider: LocalSandboxProvider, hub: Path, message: 
     tasks = provider.options.tasks_dir or provider.work_dir / "tasks"
     found: list[Leftover] = []
     for root in sorted(tasks.iterdir()) if tasks.is_dir() else []:
-        if not root.is_dir() or not _dead(root.name):
+        if not root.is_dir() or not owner_dead(root):
             continue
         gitdir = root / "git"
         for name in STALE_GIT:
