@@ -157,7 +157,7 @@ def mounts(*, writable: Writable, ro_paths: list[str], run_dir: Path | None,
     table += [Mount("--ro-bind", p, p) for p in ro_paths]
     table += [m for m in binds if m.dest != "/tmp"]
     table += [Mount("--bind", target, str(source)) for source, target in extra_binds]
-    table += [Mount("--remount-ro", "/run"), Mount("--remount-ro", "/dev")]
+    table += [Mount("--remount-ro", "/run"), Mount("--remount-ro", "/dev"), Mount("--remount-ro", "/")]
     return _open_parents(table)
 
 
