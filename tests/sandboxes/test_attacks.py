@@ -666,7 +666,7 @@ async def test_setup_command_has_network_and_cache_then_exec_does_not(env: Env, 
     port, hits = http_server
     fetch = (f'import urllib.request; data = urllib.request.urlopen("http://127.0.0.1:{port}/pkg", timeout=5).read(); '
              f'open("{SANDBOX_HOME}/.cache/marker", "wb").write(data)')
-    first = env.provider(setup_command=py(fetch), setup_timeout=30)
+    first = env.provider(setup_command=py(fetch), setup_timeout=30, setup_hosts=(f"127.0.0.1:{port}",))
     async with first.open(env.spec("t1")) as sb:
         assert hits == ["/pkg"], "the set-up command did not reach the network"
         assert (first.cache_dir / "marker").read_bytes() == b"package-data"

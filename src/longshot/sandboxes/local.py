@@ -21,8 +21,10 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shlex
 import shutil
 import signal
+import sys
 import tempfile
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager, suppress
@@ -32,6 +34,7 @@ from pathlib import Path
 from longshot.errors import PathOutsideSandbox, SandboxError, SetupFailed
 from longshot.git import Git
 from longshot.sandboxes.base import ExecResult, Leftover, OnOutput, Profile, Sandbox, SandboxSpec
+from longshot.sandboxes.egress import DEFAULT_HOSTS, LAUNCH, PORT, EgressProxy
 from longshot.sandboxes.bwrap import RUN_DIR, SANDBOX_HOME, WORKSPACE, bwrap_argv, give_to_sandbox, toolchain_paths
 from longshot.sandboxes.limits import Cgroup, DiskGuard, Limits, describe, launcher, sweep_stale, watch_disk
 from longshot.sandboxes.leftovers import recover_leftovers
@@ -61,6 +64,8 @@ class LocalOptions:
     limits: Limits = field(default_factory=Limits)
     setup_command: str | None = None
     setup_timeout: float = 900.0
+    setup_hosts: tuple[str, ...] = DEFAULT_HOSTS
+    """What a set-up may reach, through `longshot.sandboxes.egress` (``*``: the whole network)."""
     ro_paths: list[str] = field(default_factory=list)
     max_file_bytes: int = 10 * 1024 * 1024
     max_changed_files: int = 5000
@@ -172,13 +177,28 @@ class LocalSandbox:
             await self._setup(self.spec.setup)
 
     async def _setup(self, command: str) -> None:
-        """The trusted set-up command: network on, the shared download cache mounted."""
+        """The trusted set-up command: the package indexes reachable, the shared download cache mounted.
+
+        Code it runs may come from the checkout, so it gets no network of its own: only the
+        allow-listed proxy of `longshot.sandboxes.egress` (unless isolation is off, the network
+        is on for every command, or ``SANDBOX_SETUP_HOSTS=*``).
+        """
         self._provider.cache_dir.mkdir(parents=True, exist_ok=True)
         give_to_sandbox(self._provider.cache_dir)
-        result = await self._run(command, self._opts.setup_timeout, network=True,
-                                 binds=((self._provider.cache_dir, f"{SANDBOX_HOME}/.cache"),))
+        binds = ((self._provider.cache_dir, f"{SANDBOX_HOME}/.cache"),)
+        if self._opts.isolation == "none" or self._opts.network or "*" in self._opts.setup_hosts:
+            result = await self._run(command, self._opts.setup_timeout, network=True, binds=binds)
+            refused: list[str] = []
+        else:
+            host_socket, inside = self.socket_path("egress.sock")
+            async with EgressProxy(host_socket, self._opts.setup_hosts) as proxy:
+                launch = shlex.join([os.path.realpath(sys.executable), "-I", "-S", "-c", LAUNCH, inside, str(PORT),
+                                     command])
+                result = await self._run(launch, self._opts.setup_timeout, network=False, binds=binds)
+            refused = proxy.refused
         if result.exit_code != 0:
-            tail = (result.stdout + result.stderr)[-2000:]
+            note = f"\nrefused (not in SANDBOX_SETUP_HOSTS): {', '.join(sorted(set(refused)))}" if refused else ""
+            tail = (result.stdout + result.stderr)[-2000:] + note
             raise SetupFailed(f"the set-up command failed (exit {result.exit_code}): {command}\n{tail}",
                               command=command, output=tail)
 
