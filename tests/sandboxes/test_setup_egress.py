@@ -27,46 +27,11 @@ from longshot.testing.fake_script import Reply, RoleScript, ToolCallSpec, Turn
 from longshot.testing.repos import git, make_remote
 
 from helpers import plan_json, planner_then_done, run_cli, run_env, run_log
+from listener import Listener
 
 pytestmark = pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewrap is not installed")
 
 CANARY = "setup-canary-7f3a"
-
-
-class Listener:
-    """A TCP listener on the host's loopback that records every byte sent to it."""
-
-    def __init__(self) -> None:
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(16)
-        self.sock.settimeout(0.2)
-        self.port = self.sock.getsockname()[1]
-        self.received = b""
-        self.connections = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                continue
-            self.connections += 1
-            conn.settimeout(2)
-            try:
-                while data := conn.recv(4096):
-                    self.received += data
-            except OSError:
-                pass
-            conn.close()
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join(2)
-        self.sock.close()
 
 
 @pytest.fixture
