@@ -94,7 +94,8 @@ class LocalSandboxProvider:
         return Profile(description=f"{isolation}{network}; {text}", weakened=weakened)
 
     async def recover(self, hub: Path, message: Callable[[str], str]) -> list[Leftover]:
-        return await recover_leftovers(self, hub, message)
+        return await recover_leftovers(self.options.tasks_dir or self.work_dir / "tasks", hub, message,
+                                       lambda root, spec: LocalSandbox(root, spec, self, None))
 
     async def sweep_orphans(self) -> list[str]:
         """Cgroups (removed at start-up) and task directories that dead Longshot processes left here.
