@@ -17,7 +17,7 @@ from typing import IO, Annotated, Any, Literal, Protocol, Union
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
-from longshot.types import Handoff
+from longshot.types import FeatureLine, Handoff
 
 
 class Event(BaseModel):
@@ -88,7 +88,9 @@ class TaskCreated(Event):
     parent: str | None = None
     """The task a subplanner split into this one (None for the planner's and reconciler's tasks)."""
     kind: str = "task"
-    """``task``, ``conflict-fix`` or ``fix`` (a reconciler fix), as in `Task.kind`."""
+    """``task``, ``conflict-fix``, ``fix`` (a reconciler fix) or ``verify``, as in `Task.kind`."""
+    feature: str | None = None
+    """The feature the task serves (`Task.feature`)."""
     status: str = "pending"
     """Not pending only when a resumed run re-announces a task it recorded."""
 
@@ -348,6 +350,29 @@ class RunInterrupted(Event):
     immediate: bool = False
 
 
+class FeatureStatus(Event, FeatureLine):
+    """A feature of the ledger was announced, or its status, tasks, commits or tests changed."""
+
+    type: Literal["feature.status"] = "feature.status"
+    feature: str
+    before: str | None = None
+    """Its status before this change (None when first announced)."""
+
+
+class ClaimChecked(Event):
+    """A worker's ``complete`` was checked against its task's acceptance on its own branch."""
+
+    type: Literal["claim.checked"] = "claim.checked"
+    verified: bool
+    role: str = "worker"
+    model: str = ""
+    commit: str = ""
+    command: str = ""
+    exit_code: int = 0
+    evidence: str = ""
+    """The end of the command's output (a failing one's is the evidence of an unverified claim)."""
+
+
 AnyEvent = Annotated[
     Union[
         RunStarted, RunFinished, PlannerRequested, PlannerAnswered, PlannerParseError,
@@ -355,7 +380,7 @@ AnyEvent = Annotated[
         BudgetSpent, HandoffReceived,
         MergeLanded, GateResult, MergeBatch, MergeHealth, MergeFailed, CheckFinished, SandboxProfile, RunWarning, RunError,
         ChecksPlanned, Metrics, WorkerStuck, SweepStarted, SweepFinished, FinalizationAttempt, StateSaved, RunResumed,
-        RunInterrupted,
+        RunInterrupted, FeatureStatus, ClaimChecked,
     ],
     Field(discriminator="type"),
 ]
