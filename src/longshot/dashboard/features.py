@@ -64,11 +64,13 @@ def render_features(console: Console, features: Iterable[FeatureStatus]) -> None
     rows = list(features)
     if not rows:
         return
-    table = Table(box=None, pad_edge=False, title="features", title_justify="left")
-    for column in ("feature", "status", "tasks", "commits", "tests", "evidence"):
+    table = Table(box=None, pad_edge=False, title="features (the evidence: longshot status --json)",
+                  title_justify="left")
+    for column in ("feature", "status", "name"):
+        table.add_column(column, no_wrap=True, overflow="ellipsis", max_width=30)
+    for column in ("tasks", "commits", "tests"):
         table.add_column(column, overflow="fold")
     for f in rows:
-        table.add_row(escape(f.feature + (f" ({f.name})" if f.name else "")),
-                      f"[{FEATURE_STYLES.get(f.status, '')}]{f.status}[/]", escape(", ".join(f.tasks) or "-"),
-                      _commits(f), escape(", ".join(f.tests) or "-"), escape(f.evidence[:120]))
+        table.add_row(escape(f.feature), f"[{FEATURE_STYLES.get(f.status, '')}]{f.status}[/]", escape(f.name),
+                      escape(", ".join(f.tasks) or "-"), _commits(f), escape(", ".join(f.tests) or "-"))
     console.print(table)
