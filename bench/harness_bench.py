@@ -57,16 +57,16 @@ import tracemalloc
 from pathlib import Path
 from typing import Any
 
+from longshot.capture import cap_text
 from longshot.events import Bus, NdjsonSink, RunWarning, WorkerStep
 from longshot.harnesses.builtin import BuiltinHarness, _brief, _Run
-from longshot.harnesses.context import LoopGuard, estimate_tokens
-from longshot.harnesses.tools import WORKER_TOOLS, ToolBox, parse_call, tool_schemas
 from longshot.llm.base import Completion, Message, ToolCall, Usage
 from longshot.prompts import Prompts
 from longshot.sandboxes.base import SandboxSpec
 from longshot.sandboxes.local import LocalOptions, LocalSandboxProvider
-from longshot.sandboxes.output import cap_text
 from longshot.testing.repos import git, make_remote
+from longshot.tools.context import LoopGuard, estimate_tokens
+from longshot.tools.toolbox import WORKER_TOOLS, ToolBox, parse_call, tool_schemas
 from longshot.types import Task
 from common import machine, percentile, stats
 

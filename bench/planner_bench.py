@@ -78,7 +78,6 @@ from pathlib import Path
 from typing import Any
 
 from longshot.events import Bus, NdjsonSink
-from longshot.harnesses.context import context_window, estimate_tokens
 from longshot.hub import Hub
 from longshot.llm.base import Completion, Message, Role, Usage
 from longshot.pipeline.converse import Conversation
@@ -87,6 +86,7 @@ from longshot.pipeline.parse import TaskValidator, parse_plan
 from longshot.pipeline.plan import COMMITS_LIMIT, DELTA_LIMIT, TREE_LIMIT, PlanOutcome, Planner, Progress
 from longshot.prompts import Prompts
 from longshot.testing.repos import git, make_remote
+from longshot.tools.context import context_window, estimate_tokens
 from longshot.types import Task, TaskStatus
 from common import machine, percentile, stats
 

@@ -49,6 +49,54 @@ def imports(path: Path) -> list[tuple[str, bool]]:
     return found
 
 
+def graph() -> dict[str, set[str]]:
+    """Module -> the longshot modules it imports anywhere in the file (lazy and TYPE_CHECKING ones too)."""
+    files = {module_name(p): p for p in SRC.rglob("*.py")}
+    edges: dict[str, set[str]] = {}
+    for mod, path in files.items():
+        found: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                     else [f"{node.module}.{a.name}" for a in node.names] + [node.module]
+                     if isinstance(node, ast.ImportFrom) and node.module and node.level == 0 else [])
+            # ``from pkg import mod`` imports the module ``pkg.mod``; else the edge goes to ``pkg``
+            found |= {n for n in names if n in files} - {mod}
+        edges[mod] = found
+    return edges
+
+
+def cycles(edges: dict[str, set[str]]) -> list[list[str]]:
+    """Every strongly connected group of more than one module (Tarjan), each sorted."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    found: list[list[str]] = []
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        for nxt in sorted(edges.get(node, ())):
+            if nxt not in index:
+                visit(nxt)
+                low[node] = min(low[node], low[nxt])
+            elif nxt in stack:
+                low[node] = min(low[node], index[nxt])
+        if low[node] == index[node]:
+            group = []
+            while True:
+                top = stack.pop()
+                group.append(top)
+                if top == node:
+                    break
+            if len(group) > 1:
+                found.append(sorted(group))
+
+    for node in sorted(edges):
+        if node not in index:
+            visit(node)
+    return found
+
+
 def under(name: str, prefixes: tuple[str, ...]) -> bool:
     return any(name == p or name.startswith(p + ".") for p in prefixes)
 
@@ -80,3 +128,8 @@ def test_optional_sdks_are_imported_lazily() -> None:
         if top_level and name.split(".")[0] in {"modal", "ray", "docker"}
     ]
     assert eager == []
+
+
+def test_no_import_cycles_even_lazy_ones() -> None:
+    assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+    assert cycles(graph()) == []

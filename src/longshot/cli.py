@@ -82,7 +82,7 @@ def demo(
     """Build the bundled sample project offline with the bundled scripted model."""
     from longshot.demo.runner import run_demo
 
-    raise typer.Exit(run_demo(keep, json_out=json_out, dashboard=dashboard, pace=pace))
+    raise typer.Exit(run_demo(keep, execute, json_out=json_out, dashboard=dashboard, pace=pace))
 
 
 @app.command()

@@ -26,7 +26,6 @@ from longshot.events import (
 )
 from longshot.harnesses.base import Harness
 from longshot.harnesses.builtin import BuiltinHarness
-from longshot.harnesses.context import context_window
 from longshot.harnesses.external import ExternalHarness, load_agent
 from longshot.hub import Hub
 from longshot.llm.base import ROLES, ChatModel, Role
@@ -44,8 +43,8 @@ from longshot.pipeline.explore import Explorer
 from longshot.pipeline.featurerun import FeatureRun
 from longshot.pipeline.finalize import Account, Verdict, verdict
 from longshot.pipeline.gate import Gate
-from longshot.pipeline.leftovers import clean_leftovers
 from longshot.pipeline.ledger import Ledger
+from longshot.pipeline.leftovers import clean_leftovers
 from longshot.pipeline.merge import MergeQueue
 from longshot.pipeline.monitor import Monitor
 from longshot.pipeline.parse import TaskValidator
@@ -61,6 +60,7 @@ from longshot.sandboxes.base import SandboxProvider
 from longshot.sandboxes.limits import Limits
 from longshot.sandboxes.local import LocalOptions, LocalSandboxProvider
 from longshot.sandboxes.remote import remote_provider
+from longshot.tools.context import context_window
 from longshot.types import Task
 
 def build_model(config: Config, bus: Bus, budget: RunBudget, request_log: Path | None = None) -> Router:
@@ -75,7 +75,7 @@ def build_model(config: Config, bus: Bus, budget: RunBudget, request_log: Path |
                   prices=PriceTable(config.llm_prices_file),
                   request_log=RequestLog(request_log, config.secrets()) if request_log else None,
                   max_concurrency=config.llm_max_concurrency or max(64, config.max_workers + 4),
-                  rest_seconds=config.llm_endpoint_rest)
+                  rest_seconds=config.llm_endpoint_rest, retry_seconds=config.llm_retry_seconds)
 
 
 def harness_paths(config: Config) -> list[str]:

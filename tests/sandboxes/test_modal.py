@@ -24,7 +24,6 @@ from longshot.config import load_config
 from longshot.errors import ConfigError, SandboxError, SandboxLost, SandboxUnavailable, SetupFailed
 from longshot.events import Bus, MemorySink, RunWarning
 from longshot.harnesses.base import HarnessResult
-from longshot.harnesses.tools import ToolBox
 from longshot.hub import Hub
 from longshot.llm.budget import RunBudget
 from longshot.orchestrator import Orchestrator, build_model, local_options
@@ -34,6 +33,7 @@ from longshot.sandboxes.orphans import Owner, start_time
 from longshot.sandboxes.remote import modal_options
 from longshot.testing.fake_modal import FakeModal
 from longshot.testing.repos import git, make_remote
+from longshot.tools.toolbox import ToolBox
 from longshot.types import Task
 
 from helpers import config_for

@@ -9,8 +9,9 @@ from __future__ import annotations
 from rich.markup import escape
 
 from longshot.events import (
-    BudgetSpent, CheckFinished, ClaimChecked, EndpointHealth, Event, FeatureStatus, FinalizationAttempt, HandoffReceived, LLMRetry, MergeFailed,
-    MergeLanded, PlannerAnswered, PlannerParseError, PlannerRequested, RunError, RunFinished, RunInterrupted,
+    BudgetSpent, CheckFinished, ClaimChecked, EndpointHealth, Event, FeatureStatus, FinalizationAttempt,
+    HandoffReceived, LLMRetry, MergeFailed, MergeLanded, ModelsWaiting, PlannerAnswered, PlannerParseError,
+    PlannerRequested, RunError, RunFinished, RunInterrupted,
     RunStarted, RunWarning, SandboxProfile, SweepFinished, TaskCreated, TaskRejected, TaskStatusChanged, WorkerStuck,
 )
 
@@ -40,6 +41,8 @@ def level(e: Event) -> str:
         case SweepFinished() if not e.green and not e.discarded:
             return "warning"
         case EndpointHealth() if not e.healthy:
+            return "warning"
+        case ModelsWaiting():
             return "warning"
         case TaskStatusChanged() if e.after == "partial":
             return "warning"
@@ -105,6 +108,9 @@ def describe(e: Event) -> str | None:
         case EndpointHealth():
             state = "[green]back in rotation[/]" if e.healthy else "[yellow]resting[/]"
             return f"endpoint {escape(e.endpoint)} {state}" + (f": {escape(e.reason)}" if e.reason else "")
+        case ModelsWaiting():
+            return f"[yellow]every model endpoint is resting[/]: requests wait about {e.wait_s:.0f}s for the first " \
+                   f"to come back ({e.endpoints} endpoints)"
         case BudgetSpent():
             return f"[red]{e.budget} spent[/]: {escape(e.message)}"
         case FeatureStatus() if e.before is not None and e.before != e.status:

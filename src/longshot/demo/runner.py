@@ -13,11 +13,11 @@ import sys
 import tempfile
 from importlib.resources import as_file, files
 from pathlib import Path
+from typing import Protocol
 
 from rich.console import Console
 
-from longshot.cli import execute
-from longshot.config import load_config
+from longshot.config import Config, load_config
 from longshot.dashboard.report import report_dir
 from longshot.dashboard.sources import newest_log
 from longshot.demo.script import MODELS, REQUEST, demo_script
@@ -25,9 +25,16 @@ from longshot.testing.fake_llm import FakeLLM
 from longshot.testing.repos import git, make_remote
 
 
-def run_demo(directory: Path | None, *, json_out: bool = False, dashboard: bool | None = None,
+class Execute(Protocol):
+    """How a run is executed (`longshot.cli.execute`, passed in: the CLI imports the demo, not back)."""
+
+    def __call__(self, config: Config, request: str | None, *, json_out: bool = ..., dashboard: bool | None = ...) -> int:
+        ...
+
+
+def run_demo(directory: Path | None, execute: Execute, *, json_out: bool = False, dashboard: bool | None = None,
              pace: float = 1.0) -> int:
-    """Run the demo in ``directory`` (a new temporary one by default); the run's exit code."""
+    """Run the demo in ``directory`` (a new temporary one by default) with ``execute``; the run's exit code."""
     console = Console(stderr=json_out, highlight=False, soft_wrap=True)
     base = (directory or Path(tempfile.mkdtemp(prefix="longshot-demo-"))).resolve()
     base.mkdir(parents=True, exist_ok=True)

@@ -20,11 +20,11 @@ import time
 from longshot.errors import BudgetExceeded, LLMContextOverflow
 from longshot.events import Emit, RunWarning, WorkerOutput, WorkerStep
 from longshot.harnesses.base import HarnessResult
-from longshot.harnesses.context import LoopGuard, compact, context_window, estimate_tokens
-from longshot.harnesses.tools import WORKER_TOOLS, HandoffArgs, ToolBox, ToolCallError, parse_call, tool_schemas
 from longshot.llm.base import ChatModel, Completion, Message, ToolCall
 from longshot.prompts import Prompts
 from longshot.sandboxes.base import Sandbox
+from longshot.tools.context import LoopGuard, compact, context_window, estimate_tokens
+from longshot.tools.toolbox import WORKER_TOOLS, HandoffArgs, ToolBox, ToolCallError, parse_call, tool_schemas
 from longshot.types import Task
 
 REMINDER = (

@@ -15,10 +15,10 @@ from dataclasses import dataclass, field
 
 from longshot.errors import BudgetExceeded, LLMContextOverflow, LLMError, PlanParseError
 from longshot.events import Emit, PlannerParseError, RunWarning
-from longshot.harnesses.context import estimate_tokens
 from longshot.llm.base import ChatModel, Completion, Message, Role
 from longshot.pipeline.explore import Explorer
 from longshot.pipeline.parse import PlanAnswer, parse_plan
+from longshot.tools.context import estimate_tokens
 
 
 @dataclass

@@ -317,10 +317,3 @@ class MergeQueue:
             return await git.run("commit-tree", tree, "-p", tip, "-p", commit, "-m", message)
         return await git.run("commit-tree", tree, "-p", tip, "-m", message)
 
-
-async def with_markers(git: Git, tip: str, source: str, message: str) -> str:
-    """A commit on ``tip`` holding ``source``'s change merged in, conflict markers left in place."""
-    code, out, err = await git.run_full("merge-tree", "--write-tree", "--name-only", "--no-messages", tip, source)
-    if code not in (0, 1) or not out:
-        raise GitError(["merge-tree", tip, source], code, err)
-    return await git.run("commit-tree", out.splitlines()[0].strip(), "-p", tip, "-m", message)
