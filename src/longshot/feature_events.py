@@ -12,7 +12,7 @@ from longshot.types import FeatureLine
 
 
 class FeatureStatus(Event, FeatureLine):
-    """A feature of the ledger was announced, or its status, tasks, commits or tests changed."""
+    """A feature of the ledger was announced, or its status, tasks, commits, tests or evidence changed."""
 
     type: Literal["feature.status"] = "feature.status"
     feature: str

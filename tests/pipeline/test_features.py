@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from longshot.events import ClaimChecked, FeatureStatus, RunFinished, TaskCreated, TaskRejected
-from longshot.testing.fake_script import RoleScript
+from longshot.testing.fake_script import Reply, RoleScript, ToolCallSpec
 from longshot.testing.repos import git
 
 from helpers import plan_json, planner_then_done, run_cli, run_env, run_log, worker_steps
@@ -39,12 +39,16 @@ def test_tested_work_is_verified_untested_work_gets_a_verification_task_and_a_mi
         tmp_path: Path, fake_llm, remote) -> None:
     repo = target(remote, [{"id": "add", "name": "addition", "tests": "tests/test_add.py"},
                            {"id": "neg", "name": "negation", "module": "calc/neg.py"},
+                           {"id": "pow", "name": "power"},
                            {"id": "div", "name": "division", "tests": "tests/test_div.py"}])
     tasks = [task("t-add", "add", "calc/add.py"), task("t-neg", "neg", "calc/neg.py"),
-             task("t-x", "nope", "calc/x.py")]
+             task("t-pow", "pow", "calc/pow.py"), task("t-x", "nope", "calc/x.py")]
+    cannot = Reply(tool_calls=[ToolCallSpec("handoff", {"status": "blocked", "summary": "pow needs a GPU to test"})])
     workers = {
         "t-add": worker_steps([ADD, ADD_TEST]),
         "t-neg": worker_steps([("calc/neg.py", "def neg(a):\n    return -a\n")]),  # no test: a claim
+        "t-pow": worker_steps([("calc/pow.py", "def pow(a, b):\n    return a ** b\n")]),
+        "verify-pow": lambda turn: cannot,  # reports why not
         "verify-neg": worker_steps([("tests/test_neg.py", "from calc.neg import neg\n\ndef test_neg():\n"
                                                           "    assert neg(2) == -2\n")]),
     }
@@ -58,13 +62,15 @@ def test_tested_work_is_verified_untested_work_gets_a_verification_task_and_a_mi
     [rejected] = [e for e in events if isinstance(e, TaskRejected)]
     assert rejected.task_id == "t-x" and "'nope' is not in FEATURES.json" in rejected.reason
     # The untested feature was claimed; finalization gave it one verification task, whose test proves it.
-    [verify] = [e for e in events if isinstance(e, TaskCreated) and e.kind == "verify"]
-    assert verify.task_id == "verify-neg" and verify.feature == "neg"
-    assert "no test proves it" in verify.description
+    verify = {e.task_id: e for e in events if isinstance(e, TaskCreated) and e.kind == "verify"}
+    assert sorted(verify) == ["verify-neg", "verify-pow"] and verify["verify-neg"].feature == "neg"
+    assert "no test proves it" in verify["verify-neg"].description
     neg_statuses = [e.status for e in events if isinstance(e, FeatureStatus) and e.feature == "neg"]
     assert "claimed" in neg_statuses and neg_statuses[-1] == "verified"
     final = ledger(events)
-    assert {f: e.status for f, e in final.items()} == {"add": "verified", "neg": "verified", "div": "missing"}
+    assert {f: e.status for f, e in final.items()} == {"add": "verified", "neg": "verified", "pow": "claimed",
+                                                        "div": "missing"}
+    assert "verify-pow (verification) ended blocked: pow needs a GPU to test" in final["pow"].evidence
     trailers = dict(line.split(" ", 1) for line in git(
         "log", "--format=%H %(trailers:key=Longshot-Task,valueonly,separator=)", "main", cwd=repo).splitlines()
         if line.strip().count(" "))
@@ -75,7 +81,8 @@ def test_tested_work_is_verified_untested_work_gets_a_verification_task_and_a_mi
     finished = events[-1]
     assert isinstance(finished, RunFinished) and finished.exit_code == 1
     assert "feature div (division) is missing" in finished.summary
-    assert "features: 2 verified, 1 missing" in finished.summary
+    assert "feature pow (power) is claimed" in finished.summary
+    assert "features: 2 verified, 1 claimed, 1 missing" in finished.summary
 
 
 def test_a_failing_feature_fails_the_run_a_false_complete_is_recorded_and_status_reads_the_ledger_from_git(
@@ -102,6 +109,7 @@ def test_a_failing_feature_fails_the_run_a_false_complete_is_recorded_and_status
     assert {f: e.status for f, e in final.items()} == {"add": "verified", "mul": "failing"}
     assert "tests/test_mul.py failed" in final["mul"].evidence and "test_mul" in final["mul"].evidence
     assert "feature mul (multiplication) is failing" in events[-1].summary
+    assert "feature mul (multiplication) is failing" in done.stdout.replace("\n", " ")
     claims = {e.task_id: e for e in events if isinstance(e, ClaimChecked)}
     assert claims["t-add"].verified and claims["t-add"].exit_code == 0
     false = claims["t-mul"]
@@ -152,3 +160,33 @@ def test_resume_keeps_the_ledger(tmp_path: Path, fake_llm, remote) -> None:
     final = ledger(events)
     assert {f: e.status for f, e in final.items()} == {"add": "verified", "sub": "verified"}
     assert final["add"].tasks == ["t-add"] and final["sub"].tasks == ["t-sub"] and len(final["add"].commits) == 1
+
+
+def test_without_features_json_the_planned_items_are_the_features_and_subtasks_inherit_theirs(
+        tmp_path: Path, fake_llm, remote) -> None:
+    repo = remote({"pyproject.toml": "[project]\nname = 'calc'\nversion = '0'\n", "calc/__init__.py": "",
+                   "tests/test_smoke.py": "def test_smoke():\n    import calc\n"})
+    parts = [("calc/add.py", "tests/test_add.py"), ("calc/mul.py", "tests/test_mul.py")]
+    tasks = [{"id": "calc", "feature": "arith", "description": "add and mul, with tests",
+              "scope": [p for pair in parts for p in pair]},
+             {"id": "notes", "description": "write NOTES.md", "scope": ["NOTES.md"]}]
+    children = [{"description": f"{code} with its test", "scope": [code, test]} for code, test in parts]
+    subplanner = planner_then_done(plan_json(children))
+    mul_test = ("tests/test_mul.py", "from calc.mul import mul\n\ndef test_mul():\n    assert mul(2, 3) == 6\n")
+    workers = {"calc-sub-1": worker_steps([ADD, ADD_TEST]),
+               "calc-sub-2": worker_steps([("calc/mul.py", "def mul(a, b):\n    return a * b\n"), mul_test]),
+               "notes": worker_steps([("NOTES.md", "notes\n")])}
+    fake = fake_llm(RoleScript({"planner": planner_then_done(plan_json(tasks)), "subplanner": subplanner,
+                                "worker": workers}))
+
+    done = run_cli(["build calc"], run_env(tmp_path, repo, fake, SUBPLAN_MAX_FILES="3"), cwd=tmp_path, timeout=240)
+
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]  # the ledger decides nothing here
+    events = run_log(tmp_path)
+    features = {e.task_id: e.feature for e in events if isinstance(e, TaskCreated)}
+    assert features == {"calc": "arith", "notes": None, "calc-sub-1": "arith", "calc-sub-2": "arith"}
+    final = ledger(events)
+    assert {f: e.status for f, e in final.items()} == {"arith": "verified", "notes": "claimed"}
+    assert final["arith"].tasks == ["calc", "calc-sub-1", "calc-sub-2"] and len(final["arith"].commits) == 2
+    assert sorted(final["arith"].tests) == ["tests/test_add.py", "tests/test_mul.py"]
+    assert not [e for e in events if isinstance(e, TaskCreated) and e.kind == "verify"]

@@ -196,7 +196,7 @@ class FeatureLedger:
     def _set(self, new: FeatureRecord) -> None:
         old = self.records.get(new.id)
         self.records[new.id] = new
-        if old is None or old.model_dump(exclude={"evidence"}) != new.model_dump(exclude={"evidence"}):
+        if old is None or old != new:
             self._announce(new, old.status if old is not None else None)
 
     def _announce(self, record: FeatureRecord, before: str | None) -> None:
@@ -259,6 +259,10 @@ class FeatureLedger:
                 status = "claimed" if worked else "missing"
             if status == "missing":
                 evidence = "nothing landed for it; " + evidence
+            kinds = {t.id: t.kind for t in tasks}
+            evidence += "".join(f"; {t} (verification) ended {handoffs[t].status}: {handoffs[t].summary[:300]}"
+                                for t in ids if kinds.get(t) == "verify" and t in handoffs
+                                and handoffs[t].status != "complete" and status == "claimed")
             self._set(old.model_copy(update={"status": status, "tasks": ids, "commits": commits,
                                              "tests": files + commands, "evidence": evidence}))
         self.judged_at = commit
