@@ -69,6 +69,8 @@ def test_a_failure_that_cannot_be_told_apart_counts_against_every_covered_file_a
     ("python -m unittest tests.test_words passes.", [], ["python -m unittest tests.test_words"]),
     ("tests/test_a.py and tests/test_b.py pass", ["tests/test_a.py", "tests/test_b.py"], []),
     ("slugify('A B') returns 'a-b'", [], []),
+    ("go to the docs page and make sure it renders. python is not needed.", [], []),  # prose, not commands
+    ("make check passes; go test ./... is green", [], ["make check", "go test ./..."]),
     ("`tests/test_a.py` exists; `npm test` is green", ["tests/test_a.py"], ["npm test"]),
 ])
 def test_an_acceptance_names_test_files_and_commands(acceptance: str, files: list[str], commands: list[str]) -> None:

@@ -21,7 +21,7 @@ from longshot.errors import LongshotError
 from longshot.events import ClaimChecked, Emit, Event, HandoffReceived, LLMUsage, RunWarning
 from longshot.hub import Hub
 from longshot.pipeline.checks import SHOWN_OUTPUT, CheckSource, run_commands
-from longshot.pipeline.proof import named_in
+from longshot.pipeline.proof import NOT_RUN, named_in
 from longshot.sandboxes.base import SandboxProvider
 from longshot.types import Task
 
@@ -97,6 +97,12 @@ class ClaimChecker:
         plan = await self.checks.plan_for(commit)
         results = await run_commands(self.provider, self.hub, commit, plan, timeout=self.timeout,
                                      branch=f"{self.prefix}claims", label="claims", commands=commands)
+        missing = next((r for r in results.values() if r.exit_code in NOT_RUN), None)
+        if missing is not None:  # says nothing of the work: the command is not there to run
+            self.emit(RunWarning(task_id=task_id, message=f"the claim of {task_id} could not be checked: "
+                                                          f"`{missing.command}` could not run in a sandbox (exit "
+                                                          f"{missing.exit_code}): {missing.output_tail[-200:]}"))
+            return
         failed = next((r for r in results.values() if not r.ok), None)
         shown = failed or next(iter(results.values()))
         role, model = self.models.get(task_id, ("worker", self.default_model))

@@ -52,7 +52,7 @@ class FeatureRun:
         self._record = record
         if resumed:
             self.ledger.restore(record.features)
-        else:
+        if not self.ledger.declared and not self.ledger.records:  # a new run (or one recorded without a ledger)
             text = await self.hub.show(record.start_commit, FEATURES_FILE)
             if text is not None:
                 try:

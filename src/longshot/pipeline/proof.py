@@ -40,6 +40,10 @@ RUNNERS = ("python", "python3", "pytest", "py.test", "npm", "npx", "node", "yarn
 _BACKTICKED = re.compile(r"`([^`\n]+)`")
 _ENDING = re.compile(r"\s+(passes|pass|succeeds|succeed|is green|exits 0|returns 0|runs green)\b.*$", re.IGNORECASE)
 _PATH = re.compile(r"[\w./-]+\.\w+")
+_ARGUMENT = re.compile(r"^-|[/.:]|^(test|tests|run|build|check|vet|lint|ci|exec)$")
+"""A second word that makes ``<runner> <word> ...`` a command and not prose (``go to the docs``)."""
+NOT_RUN = (126, 127)
+"""Exit codes of a shell that could not run the command at all (not found, not executable)."""
 NOT_TESTS = ("__init__.py", "conftest.py")
 
 
@@ -65,10 +69,11 @@ def named_in(text: str) -> tuple[list[str], list[str]]:
         elif (path := safe_scope_path(span)) and is_test_file(path):
             files.append(path)
     if not spans:
-        for sentence in re.split(r"(?<=[.;])\s+|\n", text):
-            sentence = sentence.strip().rstrip(".;")
+        for sentence in re.split(r"(?<=;)\s+|(?<=[^.]\.)\s+|\n", text):  # "./..." ends no sentence
+            sentence = re.sub(r"(?<!\.)[.;]$", "", sentence.strip())
             words = sentence.split()
-            if words and (words[0] in RUNNERS or words[0].startswith("./")):
+            if words and (words[0].startswith("./") or (
+                    words[0] in RUNNERS and len(words) > 1 and _ARGUMENT.search(words[1]))):
                 commands.append(_ENDING.sub("", sentence))
     for token in _PATH.findall(text):
         path = safe_scope_path(token)
@@ -184,7 +189,10 @@ class Prover:
         unproven: list[str] = []
         for command in commands:
             result = by_command.get(command) or ran[command]
-            (good if result.ok else bad).append(f"`{command}` {'passed' if result.ok else f'failed (exit {result.exit_code})'}")
+            if result.exit_code in NOT_RUN:
+                unproven.append(f"`{command}` could not run (exit {result.exit_code}): {result.output_tail[-200:]}")
+            else:
+                (good if result.ok else bad).append(f"`{command}` {'passed' if result.ok else f'failed (exit {result.exit_code})'}")
         for path in files:
             verdict = file_verdict(path, checks, tree)
             if verdict is None:
