@@ -7,6 +7,7 @@ but not green or work left unlanded; 2 bad configuration or usage; 130 interrupt
 from __future__ import annotations
 
 import asyncio
+import json
 import sys
 from collections.abc import Callable
 from datetime import datetime, timezone
@@ -25,7 +26,8 @@ from longshot.dashboard.commands import register
 from longshot.dashboard.output import RunOutput, choose_mode
 from longshot.events import Bus, NdjsonSink, new_run_id
 from longshot.llm.budget import RunBudget
-from longshot.pipeline.status import RunStatus, read_status
+from longshot.dashboard.features import render_features
+from longshot.pipeline.status import RunStatus, feature_events, read_status, status_document
 from longshot.procs import pidfd_child_watcher
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Massively parallel autonomous coding.")
@@ -84,8 +86,10 @@ def demo(
 
 
 @app.command()
-def status() -> None:
-    """Show the run recorded in GIT_REPO_URL: its plan, and what is running, landed and failed."""
+def status(
+    json_out: Annotated[bool, typer.Option("--json", help="Print the recorded run and its feature ledger as JSON.")] = False,
+) -> None:
+    """Show the run recorded in GIT_REPO_URL: its plan, its features, and what is running, landed and failed."""
     try:
         # status only reads git: the model settings a run needs are not asked for
         config = load_config(overrides={"llm_endpoints": None, "llm_base_url": "http://unused.invalid",
@@ -98,7 +102,11 @@ def status() -> None:
     if found is None:
         console.print(f"No run is recorded in {config.git_repo_url} for branch {config.git_main_branch}.")
         raise typer.Exit(1)
+    if json_out:
+        typer.echo(json.dumps(status_document(found), indent=1))
+        return
     _render_status(console, found)
+    render_features(console, feature_events(found))
 
 
 def _render_status(console: Console, found: RunStatus) -> None:
