@@ -176,13 +176,13 @@ def policy_for(error: BaseException) -> RetryPolicy:
     """The policy of the most specific class in ``RETRY_POLICY`` the error belongs to."""
     for cls in type(error).__mro__:
         if cls in RETRY_POLICY:
-            return RETRY_POLICY[cls]  # type: ignore[index]
+            return RETRY_POLICY[cls]
     return RetryPolicy(False)
 
 
 def backoff_delay(policy: RetryPolicy, attempt: int, retry_after: float | None = None) -> float:
     """Exponential delay for ``attempt`` (1-based), never shorter than ``retry_after``."""
-    delay = min(policy.max_delay, policy.base_delay * (2 ** max(0, attempt - 1)))
+    delay = min(policy.max_delay, policy.base_delay * (2.0 ** max(0, attempt - 1)))
     if retry_after is not None:
         delay = max(delay, retry_after)
     return delay

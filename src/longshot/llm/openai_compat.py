@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import openai
-from openai.types.chat import ChatCompletion
+from openai.types.chat import ChatCompletion, ChatCompletionMessageFunctionToolCall
 
 from longshot.errors import (
     LLMBadRequest, LLMConnectionError, LLMContextOverflow, LLMRateLimited, LLMServerError, LLMTimeout,
@@ -79,7 +79,7 @@ class OpenAICompatEndpoint:
         calls = [
             ToolCall(id=c.id, name=c.function.name, arguments=c.function.arguments or "")
             for c in (msg.tool_calls or [])
-            if getattr(c, "function", None) is not None
+            if isinstance(c, ChatCompletionMessageFunctionToolCall)
         ]
         usage = Usage(
             prompt_tokens=resp.usage.prompt_tokens if resp.usage else 0,

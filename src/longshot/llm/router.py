@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -71,7 +72,7 @@ class Router:
     """Routes each request of each role to a healthy endpoint, with retries and budgets."""
 
     def __init__(
-        self, endpoints: list[tuple[Endpoint, float]], models: dict[Role, str], emit: Emit, *,
+        self, endpoints: Sequence[tuple[Endpoint, float]], models: dict[Role, str], emit: Emit, *,
         budget: RunBudget | None = None, prices: PriceTable | None = None, request_log: RequestLog | None = None,
         max_concurrency: int = 64, rest_seconds: float = 30.0,
     ) -> None:

@@ -75,7 +75,10 @@ class Monitor:
 
     def metrics(self) -> Metrics:
         tasks = list(self.scheduler.tasks.values())
-        count = lambda *s: sum(t.status in s for t in tasks)  # noqa: E731
+
+        def count(*statuses: TaskStatus) -> int:
+            return sum(t.status in statuses for t in tasks)
+
         hours = max(1e-9, (time.monotonic() - self.started) / 3600)
         stats = self.merge_queue.stats
         attempts = stats.landed + stats.failed
