@@ -29,10 +29,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from longshot.budget import RunBudget
 from longshot.errors import BudgetExceeded, LLMError, LLMRateLimited, backoff_delay, policy_for
 from longshot.events import BudgetSpent, Emit, EndpointHealth, LLMRetry, LLMUsage, RunWarning
 from longshot.llm.base import Completion, Endpoint, Message, Role
-from longshot.llm.budget import RunBudget
 from longshot.llm.prices import PriceTable
 from longshot.llm.requestlog import RequestLog
 

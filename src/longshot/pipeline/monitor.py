@@ -13,8 +13,8 @@ import asyncio
 import time
 from collections.abc import Callable
 
+from longshot.budget import RunBudget
 from longshot.events import Emit, Event, Metrics, WorkerStuck
-from longshot.llm.budget import RunBudget
 from longshot.pipeline.dispatch import TaskRunner
 from longshot.pipeline.merge import MergeQueue
 from longshot.pipeline.schedule import Scheduler
