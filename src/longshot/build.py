@@ -57,7 +57,7 @@ def build_model(config: Config, bus: Bus, budget: RunBudget, request_log: Path |
                   prices=PriceTable(config.llm_prices_file),
                   request_log=RequestLog(request_log, config.secrets()) if request_log else None,
                   max_concurrency=config.llm_max_concurrency or max(64, config.max_workers + 4),
-                  rest_seconds=config.llm_endpoint_rest)
+                  rest_seconds=config.llm_endpoint_rest, retry_seconds=config.llm_retry_seconds)
 
 
 def harness_paths(config: Config) -> list[str]:

@@ -131,6 +131,8 @@ class Config(BaseSettings):
     """Requests in flight per endpoint at most (default: MAX_WORKERS + 4, at least 64); halves on each 429 and grows back."""
     llm_endpoint_rest: float = Field(default=30.0, gt=0)
     """Seconds an endpoint rests after 3 failures in a row before it is probed again."""
+    llm_retry_seconds: float = Field(default=600.0, gt=0)
+    """Seconds a model request goes on retrying transient errors (429, 5xx, timeouts, lost connections) before it fails."""
     llm_prices_file: Path | None = None
     """JSON file of model prices (USD per million input, output tokens) merged over the bundled table."""
     run_max_tokens: int | None = Field(default=None, ge=1)

@@ -162,16 +162,20 @@ class RetryPolicy:
 
     retry: bool
     max_attempts: int = 1
+    """Attempts in all; where ``max_seconds`` is set, the router bounds by time instead."""
     base_delay: float = 0.0
     max_delay: float = 0.0
     hint: str = ""
+    max_seconds: float | None = None
+    """Transient errors: retried, however many times, until this long after the first attempt
+    (the router may be given another bound: ``LLM_RETRY_SECONDS``); the budget bounds them too."""
 
 
 RETRY_POLICY: dict[type[LongshotError], RetryPolicy] = {
-    LLMRateLimited: RetryPolicy(True, 30, 1.0, 60.0, "the endpoint is throttling; honour Retry-After"),
-    LLMServerError: RetryPolicy(True, 5, 0.25, 15.0, "the endpoint failed; it may recover"),
-    LLMTimeout: RetryPolicy(True, 3, 1.0, 30.0, "raise LLM_TIMEOUT if the model is slow"),
-    LLMConnectionError: RetryPolicy(True, 5, 0.5, 15.0, "check LLM_BASE_URL and that the server runs"),
+    LLMRateLimited: RetryPolicy(True, 30, 1.0, 60.0, "the endpoint is throttling; honour Retry-After", 600.0),
+    LLMServerError: RetryPolicy(True, 5, 0.25, 15.0, "the endpoint failed; it may recover", 600.0),
+    LLMTimeout: RetryPolicy(True, 3, 1.0, 30.0, "raise LLM_TIMEOUT if the model is slow", 600.0),
+    LLMConnectionError: RetryPolicy(True, 5, 0.5, 15.0, "check LLM_BASE_URL and that the server runs", 600.0),
     LLMContextOverflow: RetryPolicy(False, hint="the conversation must be compacted"),
     LLMBadRequest: RetryPolicy(False, hint="check the model name and the endpoint's API"),
     LLMError: RetryPolicy(False, hint="unexpected model error"),

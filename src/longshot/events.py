@@ -159,6 +159,15 @@ class EndpointHealth(Event):
     reason: str = ""
 
 
+class ModelsWaiting(Event):
+    """Every endpoint is resting: model requests wait about ``wait_s`` for the first to come back."""
+
+    type: Literal["llm.waiting"] = "llm.waiting"
+    endpoints: int
+    wait_s: float
+    reason: str = ""
+
+
 class BudgetSpent(Event):
     """A budget ran out; ``budget`` names its setting."""
 
@@ -264,7 +273,7 @@ AnyEvent = Annotated[
     Union[
         RunStarted, RunFinished, PlannerRequested, PlannerAnswered, PlannerParseError,
         TaskCreated, TaskRejected, TaskStatusChanged, WorkerStep, WorkerOutput, LLMUsage, LLMRetry, EndpointHealth,
-        BudgetSpent, HandoffReceived,
+        ModelsWaiting,        BudgetSpent, HandoffReceived,
         MergeLanded, GateResult, MergeBatch, MergeHealth, MergeFailed, CheckFinished, SandboxProfile, RunWarning, RunError,
         ChecksPlanned, Metrics, WorkerStuck, SweepStarted, SweepFinished, FinalizationAttempt, StateSaved, RunResumed,
         RunInterrupted,

@@ -10,7 +10,7 @@ from rich.markup import escape
 
 from longshot.events import (
     BudgetSpent, CheckFinished, EndpointHealth, Event, FinalizationAttempt, HandoffReceived, LLMRetry, MergeFailed,
-    MergeLanded, PlannerAnswered, PlannerParseError, PlannerRequested, RunError, RunFinished, RunInterrupted,
+    MergeLanded, ModelsWaiting, PlannerAnswered, PlannerParseError, PlannerRequested, RunError, RunFinished, RunInterrupted,
     RunStarted, RunWarning, SandboxProfile, SweepFinished, TaskCreated, TaskRejected, TaskStatusChanged, WorkerStuck,
 )
 
@@ -36,6 +36,8 @@ def level(e: Event) -> str:
         case SweepFinished() if not e.green and not e.discarded:
             return "warning"
         case EndpointHealth() if not e.healthy:
+            return "warning"
+        case ModelsWaiting():
             return "warning"
         case TaskStatusChanged() if e.after == "partial":
             return "warning"
@@ -101,6 +103,9 @@ def describe(e: Event) -> str | None:
         case EndpointHealth():
             state = "[green]back in rotation[/]" if e.healthy else "[yellow]resting[/]"
             return f"endpoint {escape(e.endpoint)} {state}" + (f": {escape(e.reason)}" if e.reason else "")
+        case ModelsWaiting():
+            return f"[yellow]every model endpoint is resting[/]: requests wait about {e.wait_s:.0f}s for the first " \
+                   f"to come back ({e.endpoints} endpoints)"
         case BudgetSpent():
             return f"[red]{e.budget} spent[/]: {escape(e.message)}"
         case FinalizationAttempt():
