@@ -20,12 +20,12 @@ from rich.markup import escape
 from rich.table import Table
 
 from longshot import __version__
+from longshot.budget import RunBudget
 from longshot.config import Config, load_config
-from longshot.errors import ConfigError
 from longshot.dashboard.commands import register
 from longshot.dashboard.output import RunOutput, choose_mode
+from longshot.errors import ConfigError
 from longshot.events import Bus, NdjsonSink, new_run_id
-from longshot.llm.budget import RunBudget
 from longshot.dashboard.features import render_features
 from longshot.pipeline.status import RunStatus, feature_events, read_status, status_document
 from longshot.procs import pidfd_child_watcher
@@ -82,7 +82,12 @@ def demo(
     """Build the bundled sample project offline with the bundled scripted model."""
     from longshot.demo.runner import run_demo
 
-    raise typer.Exit(run_demo(keep, execute, json_out=json_out, dashboard=dashboard, pace=pace))
+    raise typer.Exit(run_demo(keep, _execute_settings, json_out=json_out, dashboard=dashboard, pace=pace))
+
+
+def _execute_settings(settings: dict[str, str], request: str, *, json_out: bool, dashboard: bool | None) -> int:
+    """`execute` with exactly ``settings`` (the demo's): no ``.env`` file is read."""
+    return execute(load_config(settings, env_file=None), request, json_out=json_out, dashboard=dashboard)
 
 
 @app.command()
@@ -160,7 +165,8 @@ def execute(config: Config, request: str | None, *, json_out: bool = False, debu
 
 async def _run(config: Config, bus: Bus, request: str | None, log_path: Path, *, resume: bool, reset: bool,
                yes: bool, confirm: Callable[[str], bool] | None, show: Callable[[str], None]) -> int:
-    from longshot.orchestrator import Orchestrator, build_model, build_provider  # heavy: only a run needs it
+    from longshot.build import build_model, build_provider  # heavy: only a run needs them
+    from longshot.orchestrator import Orchestrator
 
     provider = build_provider(config, bus.run_id)
     budget = RunBudget(max_tokens=config.run_max_tokens, max_cost_usd=config.run_max_cost_usd)

@@ -18,7 +18,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, ValidationError, ValidationInfo
 from pydantic import field_validator
-from pydantic_settings import BaseSettings, EnvSettingsSource, NoDecode, SettingsConfigDict
+from pydantic_settings import BaseSettings, EnvSettingsSource, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 from pydantic_settings.sources.utils import parse_env_vars
 
 from longshot.config_errors import problems
@@ -242,8 +242,10 @@ class Config(BaseSettings):
 
     @classmethod
     def settings_customise_sources(
-        cls, settings_cls: type[BaseSettings], init_settings: Any, env_settings: Any, dotenv_settings: Any, **_: Any
-    ) -> tuple[Any, ...]:
+        cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource, dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
         """Init values, then the environment (or `load_config`'s mapping), then ``.env``."""
         return init_settings, _EnvSource(settings_cls), dotenv_settings
 
@@ -375,7 +377,7 @@ def load_config(
         raise ConfigError("\n".join(unknown))
     token = _ENV.set(dict(env) if env is not None else None)
     try:
-        return Config(_env_file=env_file, **kwargs)  # type: ignore[call-arg]
+        return Config(_env_file=env_file, **kwargs)
     except ValidationError as e:
         raise ConfigError("\n".join(problems(e, Config.model_fields))) from None
     finally:
