@@ -232,8 +232,10 @@ async def test_no_secrets_host_home_hub_or_other_tasks_are_visible(env: Env, mon
             r = await sb.exec("env", 20)
             assert not set(CANARIES) & {line.split("=", 1)[0] for line in r.stdout.splitlines()}
 
-            # the host HOME shows at most the read-only toolchain dirs the provider exposes
-            exposed = {Path(p).name for p in provider.ro_paths if os.path.dirname(p) == host_home}
+            # the host HOME shows at most the folders on the way to the read-only toolchain parts exposed
+            exposed = {Path(p).relative_to(host_home).parts[0] for p in provider.ro_paths
+                       if p.startswith(host_home + "/")}
+            assert not {str(Path(host_home) / e) for e in exposed} & set(provider.ro_paths), "a whole HOME folder"
             r = await sb.exec(f"ls -A {host_home}", 20)
             visible = set(r.stdout.split()) if r.exit_code == 0 else set()
             assert visible <= exposed, visible - exposed
@@ -664,7 +666,7 @@ async def test_setup_command_has_network_and_cache_then_exec_does_not(env: Env, 
     port, hits = http_server
     fetch = (f'import urllib.request; data = urllib.request.urlopen("http://127.0.0.1:{port}/pkg", timeout=5).read(); '
              f'open("{SANDBOX_HOME}/.cache/marker", "wb").write(data)')
-    first = env.provider(setup_command=py(fetch), setup_timeout=30)
+    first = env.provider(setup_command=py(fetch), setup_timeout=30, setup_hosts=(f"127.0.0.1:{port}",))
     async with first.open(env.spec("t1")) as sb:
         assert hits == ["/pkg"], "the set-up command did not reach the network"
         assert (first.cache_dir / "marker").read_bytes() == b"package-data"
