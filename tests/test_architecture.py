@@ -4,7 +4,7 @@
   the dashboard, the CLI, the composition root, the demo or the test kit.
 - Backends (llm, sandboxes, harnesses) never import the pipeline, the composition root,
   the CLI or the dashboard: they conform to their `base.py` protocol and nothing more.
-- The dashboard consumes events only: no pipeline, backends or composition root.
+- The dashboard and the web view consume events only: no pipeline, backends or composition root.
 - Optional cloud SDKs (modal, ray) are never imported at module level.
 """
 
@@ -18,14 +18,17 @@ BACKENDS = ("longshot.llm.openai_compat", "longshot.sandboxes.local", "longshot.
             "longshot.sandboxes.ray", "longshot.sandboxes.ray_node", "longshot.sandboxes.remote",
             "longshot.harnesses.builtin")
 CORE = ("longshot.types", "longshot.errors", "longshot.events", "longshot.config", "longshot.git",
-        "longshot.hub", "longshot.prompts", "longshot.pipeline")
-OUTER = ("longshot.dashboard", "longshot.cli", "longshot.orchestrator", "longshot.demo", "longshot.testing")
+        "longshot.hub", "longshot.prompts", "longshot.pipeline", "longshot.redaction")
+OUTER = ("longshot.dashboard", "longshot.cli", "longshot.orchestrator", "longshot.demo", "longshot.testing",
+         "longshot.web")
 
 RULES: dict[tuple[str, ...], tuple[str, ...]] = {
     CORE: BACKENDS + OUTER,
     ("longshot.llm", "longshot.sandboxes", "longshot.harnesses"): ("longshot.pipeline", *OUTER),
     ("longshot.dashboard",): ("longshot.pipeline", "longshot.orchestrator", "longshot.llm", "longshot.sandboxes",
-                              "longshot.harnesses", "longshot.cli"),
+                              "longshot.harnesses", "longshot.cli", "longshot.web"),
+    ("longshot.web",): ("longshot.pipeline", "longshot.orchestrator", "longshot.llm", "longshot.sandboxes",
+                        "longshot.harnesses", "longshot.cli", "longshot.demo"),
 }
 
 
@@ -62,6 +65,8 @@ def test_rules_catch_violations() -> None:
     assert violations("longshot.pipeline.merge", "longshot.sandboxes.local")
     assert violations("longshot.sandboxes.local", "longshot.pipeline.merge")
     assert violations("longshot.dashboard.plain", "longshot.orchestrator")
+    assert violations("longshot.web.app", "longshot.pipeline.merge")
+    assert violations("longshot.pipeline.merge", "longshot.web.app")
     assert not violations("longshot.pipeline.dispatch", "longshot.sandboxes.base")
 
 

@@ -22,6 +22,7 @@ from longshot import __version__
 from longshot.config import Config, load_config
 from longshot.errors import ConfigError
 from longshot.dashboard.commands import register
+from longshot.web.commands import register as register_web
 from longshot.dashboard.output import RunOutput, choose_mode
 from longshot.events import Bus, NdjsonSink, new_run_id
 from longshot.llm.budget import RunBudget
@@ -29,7 +30,7 @@ from longshot.pipeline.status import RunStatus, read_status
 from longshot.procs import pidfd_child_watcher
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Massively parallel autonomous coding.")
-SUBCOMMANDS = {"run", "demo", "status", "replay", "watch", "report"}
+SUBCOMMANDS = {"run", "demo", "status", "replay", "watch", "report", "serve"}
 DASHBOARD_HELP = "The live dashboard (the default on a terminal), or plain lines."
 
 
@@ -55,6 +56,7 @@ def run(
     reset: Annotated[bool, typer.Option("--reset", help="Start over: show what would be deleted, ask, back up, delete.")] = False,
     yes: Annotated[bool, typer.Option("--yes", help="With --reset: do it without asking, and rewind the target branch.")] = False,
     dashboard: Annotated[bool | None, typer.Option("--dashboard/--no-dashboard", help=DASHBOARD_HELP)] = None,
+    web: Annotated[bool, typer.Option("--web", help="Also serve the web view (like `longshot serve`) during the run.")] = False,
 ) -> None:
     """Run a job on GIT_REPO_URL (configured by environment variables or .env)."""
     try:
@@ -66,6 +68,8 @@ def run(
                                  "--reset starts over"))
     if not request and not resume and not reset:
         _fail_config(ConfigError('a request is needed. Fix: longshot "<what to build>", or longshot --resume'))
+    if web:
+        _start_web(config)
     raise typer.Exit(execute(config, request, json_out=json_out, debug=debug, resume=resume, reset=reset, yes=yes,
                              dashboard=dashboard))
 
@@ -172,12 +176,24 @@ async def _run(config: Config, bus: Bus, request: str | None, log_path: Path, *,
         await model.aclose()
 
 
+def _start_web(config: Config) -> None:
+    from longshot.web.commands import announce
+    from longshot.web.serve import start_in_thread
+
+    try:
+        started = start_in_thread(config.longshot_log_dir, secrets_=config.secrets(), work_dir=config.longshot_work_dir)
+    except ConfigError as e:
+        _fail_config(e)
+    announce(started, config.longshot_log_dir)
+
+
 def _fail_config(e: ConfigError) -> None:
     Console(stderr=True, highlight=False).print(f"[red]configuration error[/]\n{e}", markup=True)
     raise typer.Exit(2)
 
 
 register(app)
+register_web(app)
 
 
 def main() -> None:

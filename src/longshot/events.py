@@ -91,6 +91,8 @@ class TaskCreated(Event):
     """``task``, ``conflict-fix`` or ``fix`` (a reconciler fix), as in `Task.kind`."""
     status: str = "pending"
     """Not pending only when a resumed run re-announces a task it recorded."""
+    acceptance: str = ""
+    """How the task is judged done (the planner's words), for the web view's task page."""
 
 
 class TaskRejected(Event):
