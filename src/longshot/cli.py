@@ -188,7 +188,7 @@ def _start_web(config: Config) -> None:
 
 
 def _fail_config(e: ConfigError) -> None:
-    Console(stderr=True, highlight=False).print(f"[red]configuration error[/]\n{e}", markup=True)
+    Console(stderr=True, highlight=False).print(f"[red]configuration error[/]\n{escape(str(e))}", markup=True)
     raise typer.Exit(2)
 
 

@@ -8,12 +8,18 @@ says what is not installed so the command can refuse with a clear message.
 
 from __future__ import annotations
 
-import importlib.util
+import importlib
 
 EXTRA = "web"
 MODULES = ("starlette", "uvicorn")
 
 
 def missing() -> list[str]:
-    """The modules of the ``web`` extra that are not installed."""
-    return [m for m in MODULES if importlib.util.find_spec(m) is None]
+    """The modules of the ``web`` extra that cannot be imported."""
+    absent = []
+    for module in MODULES:
+        try:
+            importlib.import_module(module)
+        except ImportError:
+            absent.append(module)
+    return absent

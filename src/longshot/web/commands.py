@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from longshot.errors import ConfigError
 from longshot.web.serve import DEFAULT_PORT, Started, start
@@ -25,7 +26,7 @@ def serve(
     try:
         started, run = start(where, host=host, port=port, secrets_=configured_secrets(), work_dir=hubs)
     except ConfigError as e:
-        Console(stderr=True, highlight=False).print(f"[red]configuration error[/]\n{e}")
+        Console(stderr=True, highlight=False).print(f"[red]configuration error[/]\n{escape(str(e))}")
         raise typer.Exit(2) from None
     announce(started, where)
     run()
