@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -21,6 +22,7 @@ from longshot.web.runs import RunIndex, RunLog
 Render = Callable[[RunLog, str], dict[str, str]]
 """(run, page key) -> {element id: inner HTML}; the page key is ``run`` or ``task:<id>``."""
 KEEPALIVE = 15.0
+LOG = logging.getLogger("longshot.web")
 
 
 @dataclass
@@ -57,7 +59,12 @@ class Broadcaster:
                 self._push(page, now)
 
     def _push(self, page: Page, now: float) -> None:
-        parts = self.render(page.run, page.key)
+        try:
+            parts = self.render(page.run, page.key)
+        except Exception:  # a page that cannot be drawn must not stop the others' updates
+            page.version, page.rendered_at = page.run.version, now
+            LOG.exception("could not draw %s of %s", page.key, page.run.id)
+            return
         self.renders += 1
         changed = {k: v for k, v in parts.items() if page.parts.get(k) != v}
         page.parts, page.version, page.rendered_at = parts, page.run.version, now
