@@ -31,6 +31,7 @@ from longshot.web.replay import Replays
 from longshot.web.runs import RunIndex, RunLog, summarize
 from longshot.web.task_sources import conversations, diff, repositories
 
+PLAIN_KEPT = 5000
 RUN_PARTS = ("summary", "tree", "workers", "merge", "charts", "alerts", "feed")
 
 
@@ -52,8 +53,19 @@ class Pages:
         self.index = RunIndex(settings.log_dir, settings.redact)
         self.env = Environment(loader=PackageLoader("longshot.web", "templates"), autoescape=select_autoescape(),
                                trim_blocks=True, lstrip_blocks=True)
-        self.env.globals.update(v=views, when=views.when, duration=views.duration, status_class=views.status_class)
+        self.env.globals.update(v=views, when=views.when, duration=views.duration, status_class=views.status_class,
+                                plain=self.plain)
+        self._plain: dict[str, str] = {}
         self.replays = Replays()
+
+    def plain(self, markup: str) -> str:
+        """The text of a feed line; remembered, as the same lines are drawn again at every update."""
+        text = self._plain.get(markup)
+        if text is None:
+            if len(self._plain) > PLAIN_KEPT:
+                self._plain.clear()
+            text = self._plain[markup] = views.plain(markup)
+        return text
 
     def run_or_404(self, run_id: str) -> RunLog:
         run = self.index.get(run_id)
