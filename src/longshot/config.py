@@ -18,7 +18,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, ValidationError, ValidationInfo
 from pydantic import field_validator
-from pydantic_settings import BaseSettings, EnvSettingsSource, NoDecode, SettingsConfigDict
+from pydantic_settings import BaseSettings, EnvSettingsSource, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 from pydantic_settings.sources.utils import parse_env_vars
 
 from longshot.config_errors import problems
@@ -131,6 +131,8 @@ class Config(BaseSettings):
     """Requests in flight per endpoint at most (default: MAX_WORKERS + 4, at least 64); halves on each 429 and grows back."""
     llm_endpoint_rest: float = Field(default=30.0, gt=0)
     """Seconds an endpoint rests after 3 failures in a row before it is probed again."""
+    llm_retry_seconds: float = Field(default=600.0, gt=0)
+    """Seconds a model request goes on retrying transient errors (429, 5xx, timeouts, lost connections) before it fails."""
     llm_prices_file: Path | None = None
     """JSON file of model prices (USD per million input, output tokens) merged over the bundled table."""
     run_max_tokens: int | None = Field(default=None, ge=1)
@@ -240,8 +242,10 @@ class Config(BaseSettings):
 
     @classmethod
     def settings_customise_sources(
-        cls, settings_cls: type[BaseSettings], init_settings: Any, env_settings: Any, dotenv_settings: Any, **_: Any
-    ) -> tuple[Any, ...]:
+        cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource, dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
         """Init values, then the environment (or `load_config`'s mapping), then ``.env``."""
         return init_settings, _EnvSource(settings_cls), dotenv_settings
 
@@ -373,7 +377,7 @@ def load_config(
         raise ConfigError("\n".join(unknown))
     token = _ENV.set(dict(env) if env is not None else None)
     try:
-        return Config(_env_file=env_file, **kwargs)  # type: ignore[call-arg]
+        return Config(_env_file=env_file, **kwargs)
     except ValidationError as e:
         raise ConfigError("\n".join(problems(e, Config.model_fields))) from None
     finally:

@@ -8,7 +8,6 @@ from pathlib import Path
 
 from web.webkit import RUN, client, demo_logs, lines, signed_in, task_ids, write_lines
 
-from longshot.events import Event
 from longshot.web.model import RunView
 
 
@@ -93,20 +92,33 @@ def test_replay_frames_agree_with_folding_the_events_from_scratch(tmp_path: Path
 def test_features_page_without_and_with_feature_events(tmp_path: Path) -> None:
     with signed_in(client(demo_logs(tmp_path))) as c:
         assert "no feature ledger events" in c.get(f"/runs/{RUN}/features").text
-
-    class FeatureStatus(Event):  # the shape the feature ledger reports with; read by field name
-        type: str = "feature.status"
-        feature_id: str
-        status: str
-        tasks: list[str] = []
-        tests: list[str] = []
-
-    view = RunView()
-    view.apply(FeatureStatus(feature_id="slugify", status="verified", tasks=["slug"], tests=["tests/test_slug.py"]))
-    view.apply(FeatureStatus(feature_id="wrap", status="claimed"))
-    view.apply(FeatureStatus(feature_id="slugify", status="failing", tasks=["slug", "fix-001"]))
-    assert {f.id: (f.status, f.tasks) for f in view.features.values()} == \
-           {"slugify": ("failing", ["slug", "fix-001"]), "wrap": ("claimed", [])}
+        assert f"/runs/{RUN}/features" not in c.get(f"/runs/{RUN}").text
+    log = tmp_path / "logs" / f"{RUN}.ndjson"
+    records = lines(log)
+    end = records.pop()
+    base = {"run_id": end["run_id"], "ts": end["ts"]}
+    records += [
+        {**base, "type": "feature.status", "feature": "F1", "name": "slugify", "status": "claimed", "tasks": ["slug"]},
+        {**base, "type": "feature.status", "feature": "F2", "status": "missing"},
+        {**base, "type": "feature.status", "feature": "F1", "name": "slugify", "status": "verified", "before": "claimed",
+         "tasks": ["slug"], "commits": ["a" * 40], "tests": ["tests/test_slug.py"], "evidence": "4 tests passed"},
+        {**base, "type": "claim.checked", "task_id": "wrap", "verified": False, "model": "demo-worker",
+         "command": "python -m unittest tests.test_wrap", "exit_code": 1, "evidence": "FAILED (failures=1)"},
+        end,
+    ]
+    write_lines(log, records)
+    with signed_in(client(tmp_path / "logs")) as c:
+        run_page = c.get(f"/runs/{RUN}").text
+        page = c.get(f"/runs/{RUN}/features").text
+        wrap = c.get(f"/runs/{RUN}/tasks/wrap").text
+    assert f'href="/runs/{RUN}/features"' in run_page
+    assert "said complete, but `python -m unittest tests.test_wrap` exits 1" in run_page
+    rows = dict(re.findall(r'<tr data-feature="(\w+)">(.*?)</tr>', page, re.S))
+    assert set(rows) == {"F1", "F2"}
+    assert ">verified<" in rows["F1"] and "tests/test_slug.py" in rows["F1"] and "aaaaaaaaaa" in rows["F1"]
+    assert ">missing<" in rows["F2"]
+    assert "<b>1</b> verified" in page and "worker/demo-worker" in page
+    assert "claim unverified" in wrap and "FAILED (failures=1)" in wrap
 
 
 def test_a_torn_last_line_waits_for_its_end(tmp_path: Path) -> None:

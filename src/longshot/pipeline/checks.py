@@ -25,11 +25,11 @@ import tomllib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
+from longshot.capture import cap_text
 from longshot.errors import SandboxError, SetupFailed, backoff_delay, policy_for
 from longshot.events import Emit, RunWarning
 from longshot.hub import Hub
 from longshot.sandboxes.base import ExecResult, SandboxProvider, SandboxSpec
-from longshot.sandboxes.output import cap_text
 from longshot.types import CheckKind, CheckResult
 
 SETUP_CHECK = "dependency set-up"

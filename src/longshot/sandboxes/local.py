@@ -29,14 +29,14 @@ from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from longshot.capture import CappedReader
 from longshot.errors import PathOutsideSandbox, SandboxError, SetupFailed
 from longshot.git import Git
 from longshot.sandboxes.base import ExecResult, Leftover, OnOutput, Profile, Sandbox, SandboxSpec
 from longshot.sandboxes.bwrap import RUN_DIR, SANDBOX_HOME, WORKSPACE, bwrap_argv, toolchain_paths
-from longshot.sandboxes.limits import Cgroup, DiskGuard, Limits, describe, launcher, sweep_stale, watch_disk
 from longshot.sandboxes.leftovers import recover_leftovers
+from longshot.sandboxes.limits import Cgroup, DiskGuard, Limits, describe, launcher, sweep_stale, watch_disk
 from longshot.sandboxes.orphans import start_time
-from longshot.sandboxes.output import CappedReader
 from longshot.sandboxes.snapshot import check_nested_repos, check_staged, copy_objects
 
 EXCLUDES = "\n".join(
@@ -94,7 +94,8 @@ class LocalSandboxProvider:
         return Profile(description=f"{isolation}{network}; {text}", weakened=weakened)
 
     async def recover(self, hub: Path, message: Callable[[str], str]) -> list[Leftover]:
-        return await recover_leftovers(self, hub, message)
+        return await recover_leftovers(self.options.tasks_dir or self.work_dir / "tasks", hub, message,
+                                       lambda root, spec: LocalSandbox(root, spec, self, None))
 
     async def sweep_orphans(self) -> list[str]:
         """Cgroups (removed at start-up) and task directories that dead Longshot processes left here.

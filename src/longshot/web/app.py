@@ -152,7 +152,9 @@ def build_app(settings: Settings, *, poll: float = 0.1, coalesce: float = 0.2) -
 
     async def features(request: Request) -> Response:
         run = pages.run_or_404(request.path_params["run"])
-        return pages.page("features.html", run=run, s=run.view.state, features=list(run.view.features.values()))
+        state = run.view.state
+        return pages.page("features.html", run=run, s=state, features=list(state.features.values()),
+                          counts=state.feature_counts(), claims=state.claims)
 
     async def stream(request: Request) -> Response:
         run = pages.run_or_404(request.path_params["run"])

@@ -1,8 +1,9 @@
-"""``longshot serve``: the web view of every run in a log folder. Registered on the CLI by `register`."""
+"""``longshot serve``: the web view of every run in a log folder. Added to the CLI by `register`."""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
@@ -13,33 +14,12 @@ from rich.markup import escape
 from longshot.errors import ConfigError
 from longshot.web.serve import DEFAULT_PORT, Started, start
 
-
-def serve(
-    log_dir: Annotated[Path | None, typer.Option("--log-dir", help="Where run logs are (default: LONGSHOT_LOG_DIR or ./logs).")] = None,
-    port: Annotated[int, typer.Option(help="Port (the next free one is taken if it is busy; 0: any).", min=0, max=65535)] = DEFAULT_PORT,
-    host: Annotated[str, typer.Option(help="Address to bind. Anything but 127.0.0.1 exposes the runs to the network (the token still guards them).")] = "127.0.0.1",
-    work_dir: Annotated[Path | None, typer.Option("--work-dir", help="Where Longshot keeps its hubs, to read diffs from (default: LONGSHOT_WORK_DIR or ./.longshot).")] = None,
-) -> None:
-    """Serve a web view of every run in the log folder, live ones included, until Ctrl-C."""
-    where = log_dir or Path(os.environ.get("LONGSHOT_LOG_DIR", "logs"))
-    hubs = work_dir or Path(os.environ.get("LONGSHOT_WORK_DIR", ".longshot"))
-    try:
-        started, run = start(where, host=host, port=port, secrets_=configured_secrets(), work_dir=hubs)
-    except ConfigError as e:
-        Console(stderr=True, highlight=False).print(f"[red]configuration error[/]\n{escape(str(e))}")
-        raise typer.Exit(2) from None
-    announce(started, where)
-    run()
-
-
-def configured_secrets() -> list[str]:
-    """The API keys of the configuration in this directory, when there is one (for redaction)."""
-    from longshot.config import load_config
-
-    try:
-        return load_config().secrets()
-    except (ConfigError, ValueError):
-        return []
+LOG_DIR = typer.Option("--log-dir", help="Where run logs are (default: LONGSHOT_LOG_DIR or ./logs).")
+PORT = typer.Option(help="Port (the next free one is taken if it is busy; 0: any).", min=0, max=65535)
+HOST = typer.Option(help="Address to bind. Anything but 127.0.0.1 exposes the runs to the network "
+                         "(the token still guards them).")
+WORK_DIR = typer.Option("--work-dir", help="Where Longshot keeps its hubs, to read diffs from "
+                                           "(default: LONGSHOT_WORK_DIR or ./.longshot).")
 
 
 def announce(started: Started, log_dir: Path) -> None:
@@ -49,6 +29,24 @@ def announce(started: Started, log_dir: Path) -> None:
                   "(the token in the address is the only way in; keep it to yourself)")
 
 
-def register(app: typer.Typer) -> None:
-    """Add ``serve`` to the CLI."""
+def register(app: typer.Typer, secrets: Callable[[], list[str]]) -> None:
+    """Add ``serve`` to the CLI; ``secrets`` gives the configured API keys to redact (the CLI reads the config)."""
+
+    def serve(
+        log_dir: Annotated[Path | None, LOG_DIR] = None,
+        port: Annotated[int, PORT] = DEFAULT_PORT,
+        host: Annotated[str, HOST] = "127.0.0.1",
+        work_dir: Annotated[Path | None, WORK_DIR] = None,
+    ) -> None:
+        """Serve a web view of every run in the log folder, live ones included, until Ctrl-C."""
+        where = log_dir or Path(os.environ.get("LONGSHOT_LOG_DIR", "logs"))
+        hubs = work_dir or Path(os.environ.get("LONGSHOT_WORK_DIR", ".longshot"))
+        try:
+            started, run = start(where, host=host, port=port, secrets_=secrets(), work_dir=hubs)
+        except ConfigError as e:
+            Console(stderr=True, highlight=False).print(f"[red]configuration error[/]\n{escape(str(e))}")
+            raise typer.Exit(2) from None
+        announce(started, where)
+        run()
+
     app.command()(serve)

@@ -57,12 +57,11 @@ class TokenGate:
                 return
             rest = urlencode([(k, v) for k, v in query if k != "token"])
             location = scope["path"] + (f"?{rest}" if rest else "")
-            cookie = f"{self.cookie}={self.token}; Path=/; HttpOnly; SameSite=Strict"
-            await _answer(send, 303, b"", [(b"location", location.encode()), (b"set-cookie", cookie.encode())])
+            setting = f"{self.cookie}={self.token}; Path=/; HttpOnly; SameSite=Strict"
+            await _answer(send, 303, b"", [(b"location", location.encode()), (b"set-cookie", setting.encode())])
             return
-        cookie = _cookies(scope).get(self.cookie)
         auth = _header(scope, b"authorization").removeprefix("Bearer ")
-        presented = cookie or auth
+        presented = _cookies(scope).get(self.cookie) or auth
         if not presented:
             await _refuse(send, 401, "an access token is needed: open the address `longshot serve` printed "
                                      "(it ends in ?token=...)")

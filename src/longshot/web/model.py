@@ -3,7 +3,8 @@
 `RunView` folds every event into the dashboard's `RunState` (reused as is) and keeps what
 a page needs that the terminal does not: each task's sprint, scope, acceptance, branch
 and status history, its handoff, gate verdicts, merge refusals and check output; the
-conflicts and refusals of the run; cost and landings over time; feature statuses.
+conflicts and refusals of the run; cost and landings over time. Feature statuses are the
+dashboard's (`RunState.features`).
 It does no I/O and never reads a clock.
 """
 
@@ -11,11 +12,9 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any
-
 from longshot.dashboard.state import RunState
 from longshot.events import (
-    CheckFinished, Event, GateResult, HandoffReceived, LLMUsage, MergeFailed, MergeLanded, PlannerAnswered,
+    CheckFinished, ClaimChecked, Event, GateResult, HandoffReceived, LLMUsage, MergeFailed, MergeLanded, PlannerAnswered,
     PlannerRequested, TaskCreated, TaskStatusChanged, WorkerStep,
 )
 from longshot.types import Handoff
@@ -43,25 +42,18 @@ class TaskExtra:
     checks: list[CheckFinished] = field(default_factory=list)
     steps: deque[WorkerStep] = field(default_factory=lambda: deque(maxlen=STEPS_KEPT))
     landed: MergeLanded | None = None
+    feature: str | None = None
+    claims: list[ClaimChecked] = field(default_factory=list)
+    """Its ``complete`` checked against its acceptance command (`claim.checked`)."""
 
 
 @dataclass
 class Alert:
     ts: float
     kind: str
-    """``conflict``, ``gate`` (a refusal), ``warning`` or ``error``."""
+    """``conflict``, ``refusal``, ``gate`` (a refusal), ``claim`` (unverified), ``warning`` or ``error``."""
     text: str
     task_id: str | None = None
-
-
-@dataclass
-class Feature:
-    id: str
-    status: str
-    tasks: list[str] = field(default_factory=list)
-    commits: list[str] = field(default_factory=list)
-    tests: list[str] = field(default_factory=list)
-    detail: str = ""
 
 
 @dataclass
@@ -74,7 +66,6 @@ class RunView:
     alerts: deque[Alert] = field(default_factory=lambda: deque(maxlen=ALERTS_KEPT))
     cost_series: list[tuple[float, float]] = field(default_factory=list)
     """(time, run cost so far in USD), thinned to at most one point a second."""
-    features: dict[str, Feature] = field(default_factory=dict)
     first_ts: float | None = None
     events: int = 0
 
@@ -89,7 +80,8 @@ class RunView:
                 self.sprint = max(self.sprint, event.iteration)
             case TaskCreated() if event.task_id and event.task_id not in self.tasks:
                 self.tasks[event.task_id] = TaskExtra(sprint=self.sprint, branch=event.branch, scope=list(event.scope),
-                                                      acceptance=event.acceptance, priority=event.priority)
+                                                      acceptance=event.acceptance, priority=event.priority,
+                                                      feature=event.feature)
             case TaskStatusChanged() if extra is not None:
                 extra.history.append((event.ts, event.before, event.after, event.reason))
             case WorkerStep() if extra is not None:
@@ -113,8 +105,12 @@ class RunView:
                 extra.landed = event
             case LLMUsage():
                 self._cost(event.ts)
-            case _ if event.type.startswith("feature"):
-                self._feature(event)
+            case ClaimChecked():
+                if extra is not None:
+                    extra.claims.append(event)
+                if not event.verified:
+                    self.alerts.append(Alert(event.ts, "claim", f"said complete, but `{event.command}` exits "
+                                                                 f"{event.exit_code}", event.task_id))
         if event.type in ("warning", "error", "budget.spent", "worker.stuck"):
             text = getattr(event, "message", "") or f"no progress for {getattr(event, 'silent_s', 0):.0f}s"
             self.alerts.append(Alert(event.ts, "error" if event.type != "warning" else "warning", text,
@@ -128,13 +124,3 @@ class RunView:
             self.cost_series.append(point)
             if len(self.cost_series) > SERIES_KEPT:
                 del self.cost_series[::2]
-
-    def _feature(self, event: Event) -> None:
-        """Feature ledger events, read by field name so the view works with or without them."""
-        data: dict[str, Any] = event.model_dump()
-        fid = str(data.get("feature_id") or data.get("feature") or data.get("id") or "")
-        if not fid or "status" not in data:
-            return
-        self.features[fid] = Feature(fid, str(data["status"]), list(data.get("tasks") or []),
-                                     list(data.get("commits") or []), list(data.get("tests") or []),
-                                     str(data.get("detail") or data.get("reason") or data.get("description") or ""))
