@@ -348,6 +348,52 @@ class RunInterrupted(Event):
     immediate: bool = False
 
 
+class FileHot(Event):
+    """A file became hot (named by many open scopes, or conflicting again and again): tasks
+    naming it now run one at a time, and the planner is told."""
+
+    type: Literal["file.hot"] = "file.hot"
+    path: str
+    reason: str
+    scopes: int = 0
+    conflicts: int = 0
+
+
+class ConflictPredicted(Event):
+    """A running worker's current work would conflict with ``against`` (the target branch's
+    tip, or another running task) in ``files``; ``lines`` says where, per file."""
+
+    type: Literal["conflict.predicted"] = "conflict.predicted"
+    against: str
+    files: list[str] = Field(default_factory=list)
+    lines: dict[str, str] = Field(default_factory=dict)
+
+
+class WorkerWarned(Event):
+    """A predicted conflict was told to the worker (a message in its conversation)."""
+
+    type: Literal["conflict.warned"] = "conflict.warned"
+    files: list[str] = Field(default_factory=list)
+    delivered: bool = True
+    """False when the harness cannot take messages mid-run (an external agent)."""
+
+
+class TipMerged(Event):
+    """A worker brought the target branch's tip into its checkout (the merge_tip tool)."""
+
+    type: Literal["conflict.tip_merged"] = "conflict.tip_merged"
+    tip: str
+    conflicts: list[str] = Field(default_factory=list)
+
+
+class ConflictOutcome(Event):
+    """A warned task reached the merge queue: ``avoided`` when it landed without a conflict."""
+
+    type: Literal["conflict.outcome"] = "conflict.outcome"
+    avoided: bool
+    files: list[str] = Field(default_factory=list)
+
+
 AnyEvent = Annotated[
     Union[
         RunStarted, RunFinished, PlannerRequested, PlannerAnswered, PlannerParseError,
@@ -355,7 +401,7 @@ AnyEvent = Annotated[
         BudgetSpent, HandoffReceived,
         MergeLanded, GateResult, MergeBatch, MergeHealth, MergeFailed, CheckFinished, SandboxProfile, RunWarning, RunError,
         ChecksPlanned, Metrics, WorkerStuck, SweepStarted, SweepFinished, FinalizationAttempt, StateSaved, RunResumed,
-        RunInterrupted,
+        RunInterrupted, FileHot, ConflictPredicted, WorkerWarned, TipMerged, ConflictOutcome,
     ],
     Field(discriminator="type"),
 ]

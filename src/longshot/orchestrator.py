@@ -43,6 +43,7 @@ from longshot.pipeline.drive import DriveOptions, Driver
 from longshot.pipeline.explore import Explorer
 from longshot.pipeline.finalize import Account, Verdict, verdict
 from longshot.pipeline.gate import Gate
+from longshot.pipeline.hotfiles import HotFiles, UnionFiles
 from longshot.pipeline.leftovers import clean_leftovers
 from longshot.pipeline.ledger import Ledger
 from longshot.pipeline.merge import MergeQueue
@@ -145,11 +146,14 @@ class Orchestrator:
         self.lock = RunLock(self.hub.path.with_name(self.hub.path.name + ".lock"))
         self.state = StateStore(self.hub, self.emit, self.crash)
         self.prompts = Prompts()
-        self.scheduler = Scheduler(self.emit, hold_overlaps=config.scope_overlap == "hold")
+        self.union = UnionFiles(config.union_merge_files.split(","))
+        self.scheduler = Scheduler(self.emit, hold_overlaps=config.scope_overlap == "hold", hot=HotFiles(
+            self.emit, self.union, scopes=config.hot_file_scopes, conflicts=config.hot_file_conflicts))
         self.validator = TaskValidator(prefix=config.git_branch_prefix, main_branch=config.git_main_branch,
                                        max_tasks=config.max_tasks_per_sprint)
         self.merge_queue = MergeQueue(self.hub, config.merge_strategy, self.emit, lambda t, r: self.driver.merged(t, r),
-                                      prefix=config.git_branch_prefix, max_batch=config.merge_batch, crash=self.crash)
+                                      prefix=config.git_branch_prefix, max_batch=config.merge_batch, crash=self.crash,
+                                      union=self.union)
         self.ledger = Ledger(self.scheduler, self.merge_queue, self.budget, self.emit, prefix=config.git_branch_prefix,
                              free_branch=self.validator.free_branch)
         self.explorer = Explorer(self.hub.git, self.hub.tip)
