@@ -24,7 +24,7 @@ from longshot.events import (
     Bus, CheckFinished, ChecksPlanned, Emit, Event, RunFinished, RunInterrupted, RunResumed, RunStarted, RunWarning,
     SandboxProfile,
 )
-from longshot.harnesses.base import Harness
+from longshot.harnesses.base import Desk, Harness
 from longshot.harnesses.builtin import BuiltinHarness
 from longshot.harnesses.context import context_window
 from longshot.harnesses.external import ExternalHarness, load_agent
@@ -41,6 +41,7 @@ from longshot.pipeline.decompose import SplitRules, Subplanner
 from longshot.pipeline.dispatch import TaskRunner
 from longshot.pipeline.drive import DriveOptions, Driver
 from longshot.pipeline.explore import Explorer
+from longshot.pipeline.foresee import ConflictWatch
 from longshot.pipeline.finalize import Account, Verdict, verdict
 from longshot.pipeline.gate import Gate
 from longshot.pipeline.hotfiles import HotFiles, UnionFiles
@@ -117,11 +118,11 @@ def local_options(config: Config) -> LocalOptions:
     )
 
 
-def build_harness(config: Config, model: ChatModel, prompts: Prompts, emit: Emit) -> Harness:
+def build_harness(config: Config, model: ChatModel, prompts: Prompts, emit: Emit, desk: Desk | None = None) -> Harness:
     if config.worker_harness == "builtin":
         return BuiltinHarness(model, prompts, emit, max_steps=config.task_max_steps,
                               max_tokens=config.task_max_tokens, model_name=config.model_for("worker"),
-                              context_limit=config.llm_context_window)
+                              context_limit=config.llm_context_window, desk=desk)
     return ExternalHarness(load_agent(config.worker_harness), model, prompts, emit,
                            model_name=config.model_for("worker"), executable=config.harness_bin,
                            timeout=config.worker_timeout)
@@ -161,9 +162,11 @@ class Orchestrator:
                                self.emit)
         self.rules = SplitRules(max_files=config.subplan_max_files, max_modules=config.subplan_max_modules,
                                 max_depth=config.subplan_max_depth)
-        self.runner = TaskRunner(self.hub, provider, build_harness(config, model, self.prompts, self.emit), self.emit,
-                                 timeout=config.worker_timeout, crash=self.crash,
-                                 on_branch=lambda b: self.state.mark("worker result", b))
+        self.watch = ConflictWatch(self.hub, self.union, self.emit, interval=config.conflict_check_interval,
+                                   deliverable=config.worker_harness == "builtin")
+        self.runner = TaskRunner(self.hub, provider, build_harness(config, model, self.prompts, self.emit, self.watch),
+                                 self.emit, timeout=config.worker_timeout, crash=self.crash,
+                                 on_branch=lambda b: self.state.mark("worker result", b), watch=self.watch)
         self.driver = Driver(
             DriveOptions(max_workers=config.max_workers, planner_max_iterations=config.planner_max_iterations,
                          finalization_enabled=config.finalization_enabled,
@@ -175,6 +178,7 @@ class Orchestrator:
                                interval=config.health_check_interval, stuck_after=config.worker_stuck_after,
                                max_workers=config.max_workers, busy=lambda: self.driver.busy)
         bus.add_sink(self.monitor)
+        bus.add_sink(self.watch)
         bus.add_sink(self._record_changes)
         self.record: RunState | None = None
         self.signal: str | None = None
@@ -252,6 +256,7 @@ class Orchestrator:
         try:
             async with asyncio.TaskGroup() as tg:
                 background = [tg.create_task(self.state.run()), tg.create_task(self.monitor.run()),
+                              tg.create_task(self.watch.run()),
                               tg.create_task(self.driver.reconciler.loop(self.driver.add_fixes))]  # type: ignore[union-attr]
                 merging = tg.create_task(self.merge_queue.run())
                 self._adopt(recovered)

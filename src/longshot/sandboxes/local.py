@@ -24,7 +24,7 @@ import os
 import shutil
 import signal
 import tempfile
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,6 +38,7 @@ from longshot.sandboxes.leftovers import recover_leftovers
 from longshot.sandboxes.orphans import start_time
 from longshot.sandboxes.output import CappedReader
 from longshot.sandboxes.snapshot import check_nested_repos, check_staged, copy_objects
+from longshot.sandboxes.worktree import Peek, peek_commit, put_tree
 
 EXCLUDES = "\n".join(
     ["__pycache__/", "*.pyc", ".pytest_cache/", ".mypy_cache/", ".ruff_cache/", "node_modules/",
@@ -325,6 +326,15 @@ class LocalSandbox:
         await asyncio.to_thread(copy_objects, self.root / "git" / "objects", self.spec.hub / "objects")
         await Git(self.spec.hub).run("update-ref", f"refs/heads/{self.spec.branch}", sha)
         return sha
+
+
+    async def peek(self, parents: Sequence[str], message: str) -> Peek | None:
+        """The checkout as it is now, as a commit in the hub (see `longshot.sandboxes.worktree`)."""
+        return await peek_commit(self._git, self.root / "git", self.spec.hub, parents, message,
+                                 max_file_bytes=self._opts.max_file_bytes, max_files=self._opts.max_changed_files)
+
+    async def put_tree(self, tree: str) -> None:
+        await put_tree(self._git, tree)
 
 
 def shared_git_dir(git_dir: Path, hub: Path) -> None:
