@@ -34,8 +34,7 @@ from longshot.events import (
 from longshot.hub import Hub
 from longshot.pipeline.hotfiles import UnionFiles
 from longshot.pipeline.threeway import Merged, conflict_regions, merge_commits
-from longshot.sandboxes.base import Sandbox
-from longshot.sandboxes.worktree import Mergeable, Peek
+from longshot.sandboxes.base import Mergeable, Peek, Sandbox
 from longshot.types import Task
 
 ADVICE = ("Call the merge_tip tool now: it merges the target branch into your checkout and leaves conflict "

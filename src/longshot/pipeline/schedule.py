@@ -42,7 +42,8 @@ class Scheduler:
         self._order[task.id] = len(self._order)
         self.emit(TaskCreated(task_id=task.id, description=task.description, branch=task.branch,
                               scope=task.scope, priority=task.priority, depends_on=task.depends_on,
-                              parent=task.parent, kind=task.kind, status=task.status))
+                              parent=task.parent, kind=task.kind, status=task.status, feature=task.feature,
+                              acceptance=task.acceptance))
         if self.hot is not None and task.status not in ENDED:
             self.hot.scoped(t for t in self.tasks.values() if t.status not in ENDED)
 

@@ -55,7 +55,7 @@ async def _union(git: Git, ours: str, theirs: str, tree: str, paths: list[str]) 
     with tempfile.TemporaryDirectory(prefix="longshot-union-") as tmp:
         entries: list[str] = []
         for n, path in enumerate(paths):
-            sides = []
+            sides: list[tuple[str, str]] = []
             for rev in (ours, base, theirs):
                 entry = await git.run("ls-tree", rev, "--", path) if rev else ""
                 mode, kind, blob = (entry.split("\t", 1)[0].split() + ["", "", ""])[:3]

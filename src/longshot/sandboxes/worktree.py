@@ -1,6 +1,6 @@
 """Looking at a running worker's checkout without disturbing it, and bringing a tree into it.
 
-Optional capability of a sandbox (`Mergeable`): the local provider has it; remote providers
+The local provider's side of the optional capability `longshot.sandboxes.base.Mergeable`: the local provider has it; remote providers
 (Ray, Modal) do not, so their workers get no early conflict warnings and no ``merge_tip``.
 
 - `peek` commits the checkout as it is now, through a scratch index (``GIT_INDEX_FILE``, a
@@ -19,32 +19,12 @@ import asyncio
 import shutil
 import tempfile
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol, runtime_checkable
 
 from longshot.git import Git
-from longshot.sandboxes.snapshot import SnapshotRefused, check_staged, copy_objects
-
-
-@dataclass(frozen=True)
-class Peek:
-    tree: str
-    commit: str
-
-
-@runtime_checkable
-class Mergeable(Protocol):
-    """A sandbox whose checkout the orchestrator can peek at and bring a merged tree into."""
-
-    async def peek(self, parents: Sequence[str], message: str) -> Peek | None:
-        """A commit (in the hub) of the checkout as it is now, on ``parents``; None when the
-        checkout cannot be snapshotted (it breaks a snapshot rule)."""
-        ...
-
-    async def put_tree(self, tree: str) -> None:
-        """Make the checkout hold ``tree`` (a tree in the hub)."""
-        ...
+from longshot.sandboxes.base import Peek
+from longshot.errors import SnapshotRefused
+from longshot.sandboxes.snapshot import check_staged, copy_objects
 
 
 async def peek_commit(git: Git, git_dir: Path, hub: Path, parents: Sequence[str], message: str, *,
