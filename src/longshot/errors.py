@@ -8,6 +8,7 @@
     ├── SandboxError (RuntimeError)         a sandbox could not be made or used
     │   ├── SetupFailed                     a trusted set-up command failed
     │   ├── SandboxLost                     a remote sandbox died under us (node, actor, container gone)
+    │   ├── SnapshotRefused                 a worker's result broke a snapshot rule; nothing committed
     │   ├── SandboxUnavailable              the provider could not be reached or had no room for now
     │   └── PathOutsideSandbox (ValueError) a path escaping the checkout was refused
     ├── LLMError                            a model request failed (endpoint named)
@@ -86,6 +87,19 @@ class SandboxLost(SandboxError):
 
     Its work since the last snapshot is lost; the task is retried in a new sandbox.
     """
+
+
+class SnapshotRefused(SandboxError):
+    """The worker's result broke a snapshot rule; nothing was committed."""
+
+    def __init__(self, rule: str, paths: list[str]) -> None:
+        self.rule = rule
+        self.paths = paths
+        shown = ", ".join(paths[:10]) + (f" and {len(paths) - 10} more" if len(paths) > 10 else "")
+        super().__init__(f"result refused ({rule}): {shown}")
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return type(self), (self.rule, self.paths)
 
 
 class SandboxUnavailable(SandboxError):
@@ -180,13 +194,13 @@ def policy_for(error: BaseException) -> RetryPolicy:
     """The policy of the most specific class in ``RETRY_POLICY`` the error belongs to."""
     for cls in type(error).__mro__:
         if cls in RETRY_POLICY:
-            return RETRY_POLICY[cls]  # type: ignore[index]
+            return RETRY_POLICY[cls]
     return RetryPolicy(False)
 
 
 def backoff_delay(policy: RetryPolicy, attempt: int, retry_after: float | None = None) -> float:
     """Exponential delay for ``attempt`` (1-based), never shorter than ``retry_after``."""
-    delay = min(policy.max_delay, policy.base_delay * (2 ** max(0, attempt - 1)))
+    delay = min(policy.max_delay, policy.base_delay * (2.0 ** max(0, attempt - 1)))
     if retry_after is not None:
         delay = max(delay, retry_after)
     return delay

@@ -100,6 +100,8 @@ class TaskCreated(Event):
     """The feature the task serves (`Task.feature`)."""
     status: str = "pending"
     """Not pending only when a resumed run re-announces a task it recorded."""
+    acceptance: str = ""
+    """How the task is judged done (the planner's words), for the web view's task page."""
 
 
 class TaskRejected(Event):

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import os
-import shutil
 import signal
 import time
 from collections.abc import Callable
-from pathlib import Path
 
+from longshot.budget import RunBudget
+from longshot.build import build_harness
 from longshot.config import Config
 from longshot.crash import CrashPoints
 from longshot.errors import ConfigError
@@ -24,16 +24,8 @@ from longshot.events import (
     Bus, CheckFinished, ChecksPlanned, Emit, Event, RunFinished, RunInterrupted, RunResumed, RunStarted, RunWarning,
     SandboxProfile,
 )
-from longshot.harnesses.base import Harness
-from longshot.harnesses.builtin import BuiltinHarness
-from longshot.harnesses.external import ExternalHarness, load_agent
 from longshot.hub import Hub
 from longshot.llm.base import ROLES, ChatModel, Role
-from longshot.llm.budget import RunBudget
-from longshot.llm.openai_compat import OpenAICompatEndpoint
-from longshot.llm.prices import PriceTable
-from longshot.llm.requestlog import RequestLog
-from longshot.llm.router import Router
 from longshot.pipeline.checks import SHOWN_OUTPUT, CheckSource
 from longshot.pipeline.converse import Conversation
 from longshot.pipeline.decompose import SplitRules, Subplanner
@@ -57,74 +49,8 @@ from longshot.pipeline.state import RunState, StateStore, decide, owner_tag
 from longshot.prompts import Prompts
 from longshot.runlock import RunLock
 from longshot.sandboxes.base import SandboxProvider
-from longshot.sandboxes.limits import Limits
-from longshot.sandboxes.local import LocalOptions, LocalSandboxProvider
-from longshot.sandboxes.remote import remote_provider
 from longshot.tools.context import context_window
 from longshot.types import Task
-
-def build_model(config: Config, bus: Bus, budget: RunBudget, request_log: Path | None = None) -> Router:
-    """The router over every configured endpoint, with the run's budget and request log."""
-    endpoints = [
-        (OpenAICompatEndpoint(name=ep.name, base_url=ep.base_url, api_key=ep.api_key.get_secret_value(),
-                              max_tokens=config.llm_max_tokens, temperature=config.llm_temperature,
-                              timeout=config.llm_timeout), ep.weight)
-        for ep in config.endpoints
-    ]
-    return Router(endpoints, {role: config.model_for(role) for role in ROLES}, bus.emit, budget=budget,
-                  prices=PriceTable(config.llm_prices_file),
-                  request_log=RequestLog(request_log, config.secrets()) if request_log else None,
-                  max_concurrency=config.llm_max_concurrency or max(64, config.max_workers + 4),
-                  rest_seconds=config.llm_endpoint_rest, retry_seconds=config.llm_retry_seconds)
-
-
-def harness_paths(config: Config) -> list[str]:
-    """Read-only paths an external harness needs inside the sandbox (its install)."""
-    if config.worker_harness == "builtin":
-        return []
-    spec = load_agent(config.worker_harness)
-    found = config.harness_bin or shutil.which(spec.bin)
-    if not found or not os.path.exists(found):
-        raise ConfigError(f"HARNESS_BIN: {spec.name} ({spec.bin}) was not found. Fix: {spec.install}, "
-                          "then set HARNESS_BIN to its path.")
-    real = os.path.realpath(found)
-    return sorted({os.path.dirname(os.path.dirname(p)) for p in (os.path.abspath(found), real)})
-
-
-def build_provider(config: Config, run_id: str) -> SandboxProvider:
-    """The sandbox provider SANDBOX_PROVIDER names; remote ones label their sandboxes with ``run_id``."""
-    work_dir = config.longshot_work_dir.resolve()
-    if config.sandbox_provider != "local":
-        return remote_provider(config, work_dir, run_id, local_options)
-    if config.sandbox_isolation == "bubblewrap" and shutil.which("bwrap") is None:
-        raise ConfigError("SANDBOX_ISOLATION: bubblewrap (bwrap) is not installed, and workers must not run "
-                          "model-written commands unisolated. Fix: install it (apt-get install bubblewrap), "
-                          "or set SANDBOX_ISOLATION=none to run without isolation at your own risk.")
-    return LocalSandboxProvider(work_dir, local_options(config))
-
-
-def local_options(config: Config) -> LocalOptions:
-    """The bubblewrap profile and limits of local sandboxes (and of Ray sandboxes, on their nodes)."""
-    limits = Limits(memory_mb=config.sandbox_memory_mb, cpu_cores=config.sandbox_cpu_cores,
-                    processes=config.sandbox_max_processes, open_files=config.sandbox_max_open_files,
-                    disk_mb=config.sandbox_disk_mb, files=config.sandbox_max_files)
-    return LocalOptions(
-        isolation=config.sandbox_isolation, network=config.sandbox_network == "on", limits=limits,
-        setup_command=config.sandbox_setup_command, setup_timeout=config.sandbox_setup_timeout,
-        ro_paths=[p for p in config.sandbox_ro_paths.split(":") if p] + harness_paths(config),
-        max_file_bytes=config.snapshot_max_file_mb * 1024 * 1024, max_changed_files=config.snapshot_max_files,
-        author=(config.git_commit_name, config.git_commit_email), tasks_dir=config.sandbox_tasks_dir,
-    )
-
-
-def build_harness(config: Config, model: ChatModel, prompts: Prompts, emit: Emit) -> Harness:
-    if config.worker_harness == "builtin":
-        return BuiltinHarness(model, prompts, emit, max_steps=config.task_max_steps,
-                              max_tokens=config.task_max_tokens, model_name=config.model_for("worker"),
-                              context_limit=config.llm_context_window)
-    return ExternalHarness(load_agent(config.worker_harness), model, prompts, emit,
-                           model_name=config.model_for("worker"), executable=config.harness_bin,
-                           timeout=config.worker_timeout)
 
 
 class Orchestrator:

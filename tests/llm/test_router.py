@@ -14,11 +14,11 @@ from typing import Any
 
 import pytest
 
+from longshot.budget import RunBudget
 from longshot.errors import (
     RETRY_POLICY, BudgetExceeded, LLMContextOverflow, LLMServerError,
 )
 from longshot.events import BudgetSpent, EndpointHealth, Event, LLMRetry, LLMUsage, ModelsWaiting
-from longshot.llm.budget import RunBudget
 from longshot.llm.openai_compat import OpenAICompatEndpoint
 from longshot.llm.router import Router
 from longshot.testing.fake_llm import FakeLLM

@@ -21,12 +21,12 @@ from typing import Any
 
 import pytest
 
+from longshot.build import build_provider
 from longshot.config import load_config
 from longshot.errors import ConfigError
 from longshot.events import RunWarning
 from longshot.harnesses.base import HarnessResult
 from longshot.hub import Hub
-from longshot.orchestrator import build_provider
 from longshot.pipeline.dispatch import TaskRunner
 from longshot.sandboxes.base import SandboxSpec
 from longshot.sandboxes.orphans import Owner, start_time

@@ -14,6 +14,7 @@ its code, runs its tests with ``bash`` and hands off.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 
 from longshot.demo import solutions
 from longshot.testing.fake_script import Reply, RoleScript, ToolCallSpec, Turn
@@ -114,7 +115,7 @@ def _steps(python: str, task_id: str, delay: float) -> list[Reply]:
     return steps
 
 
-def worker(python: str, pace: float = 1.0):  # noqa: ANN201 - a script
+def worker(python: str, pace: float = 1.0) -> Callable[[Turn], Reply]:
     """A worker script for the given interpreter (the checks run ``python -m unittest``)."""
 
     def play(turn: Turn) -> Reply:

@@ -30,13 +30,14 @@ from __future__ import annotations
 import asyncio
 import random
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from longshot.budget import RunBudget
 from longshot.errors import BudgetExceeded, LLMError, LLMRateLimited, backoff_delay, policy_for
 from longshot.events import BudgetSpent, Emit, EndpointHealth, LLMRetry, LLMUsage, ModelsWaiting, RunWarning
 from longshot.llm.base import Completion, Endpoint, Message, Role
-from longshot.llm.budget import RunBudget
 from longshot.llm.prices import PriceTable
 from longshot.llm.requestlog import RequestLog
 
@@ -76,7 +77,7 @@ class Router:
     """Routes each request of each role to a healthy endpoint, with retries and budgets."""
 
     def __init__(
-        self, endpoints: list[tuple[Endpoint, float]], models: dict[Role, str], emit: Emit, *,
+        self, endpoints: Sequence[tuple[Endpoint, float]], models: dict[Role, str], emit: Emit, *,
         budget: RunBudget | None = None, prices: PriceTable | None = None, request_log: RequestLog | None = None,
         max_concurrency: int = 64, rest_seconds: float = 30.0, retry_seconds: float | None = None,
     ) -> None:

@@ -19,10 +19,10 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from longshot.budget import RunBudget
 from longshot.crash import CrashPoints
 from longshot.errors import LongshotError
 from longshot.events import Emit, FinalizationAttempt, RunError, RunWarning, TaskRejected
-from longshot.llm.budget import RunBudget
 from longshot.pipeline.decompose import SplitRules, Subplanner, aggregate, needs_split
 from longshot.pipeline.dispatch import TaskRunner
 from longshot.pipeline.ledger import Ledger

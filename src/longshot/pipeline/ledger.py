@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from longshot.budget import RunBudget
 from longshot.events import Emit, HandoffReceived
-from longshot.llm.budget import RunBudget
 from longshot.pipeline.merge import MergeQueue
 from longshot.pipeline.schedule import Scheduler
 from longshot.types import ENDED, TRANSITIONS, Handoff, MergeResult, Task, TaskStatus

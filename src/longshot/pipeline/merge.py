@@ -53,7 +53,10 @@ class MergeStats:
 
     def health(self, depth: int, flakes: list[str]) -> MergeHealth:
         waits = sorted(self.waits)
-        pick = (lambda q: round(waits[min(len(waits) - 1, int(q * len(waits)))], 3)) if waits else (lambda q: 0.0)
+
+        def pick(q: float) -> float:
+            return round(waits[min(len(waits) - 1, int(q * len(waits)))], 3) if waits else 0.0
+
         hours = max(1e-9, (time.monotonic() - self.started) / 3600)
         return MergeHealth(
             queue_depth=depth, landed=self.landed, failed=self.failed, conflicts=self.conflicts, flakes=len(flakes),

@@ -200,7 +200,7 @@ class TaskValidator:
                 keep.append(task)
         return keep, rejected
 
-    def _problem(self, raw: RawTask, batch_ids: set[str | None], accepted: int) -> str:
+    def _problem(self, raw: RawTask, batch_ids: set[str], accepted: int) -> str:
         if accepted >= self.max_tasks:
             return f"more than {self.max_tasks} tasks in one answer; the rest were dropped"
         if not raw.description.strip() or "\x00" in raw.description:
