@@ -20,16 +20,30 @@ from rich.table import Table
 
 from longshot import __version__
 from longshot.config import Config, load_config
-from longshot.errors import ConfigError
+from longshot.errors import ConfigError, LongshotError
 from longshot.dashboard.commands import register
 from longshot.dashboard.output import RunOutput, choose_mode
-from longshot.events import Bus, NdjsonSink, new_run_id
-from longshot.llm.budget import RunBudget
+from longshot.events import Bus, Event, NdjsonSink, new_run_id
+from longshot.preflight.doctor import register as register_doctor
+from longshot.preflight.start import EndSeen, check_before_run, default_budget
 from longshot.pipeline.status import RunStatus, read_status
 from longshot.procs import pidfd_child_watcher
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help="Massively parallel autonomous coding.")
-SUBCOMMANDS = {"run", "demo", "status", "replay", "watch", "report"}
+HELP = """Longshot plans a build request into tasks, runs workers in parallel, and lands their work.
+
+\b
+  longshot doctor                    check settings, endpoints and sandbox
+  longshot "<request>" --plan-only   preview the plan and its cost, record it
+  longshot --resume                  run the recorded plan
+  longshot "<request>"               plan and run (the same as longshot run ...)
+  longshot demo                      an offline run of a sample, no key needed
+
+Settings come from environment variables or .env (see .env.example).
+"""
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help=HELP,
+                  rich_markup_mode=None, context_settings={"help_option_names": ["-h", "--help"]})
+SUBCOMMANDS = {"run", "demo", "status", "replay", "watch", "report", "doctor"}
 DASHBOARD_HELP = "The live dashboard (the default on a terminal), or plain lines."
 
 
@@ -43,7 +57,7 @@ def _version(value: bool) -> None:
 def _root(
     version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")] = False,
 ) -> None:
-    """Longshot plans a build request into tasks, runs workers in parallel, and lands their work."""
+    """Longshot: plan a build request, run workers in parallel, land their work."""
 
 
 @app.command()
@@ -55,8 +69,10 @@ def run(
     reset: Annotated[bool, typer.Option("--reset", help="Start over: show what would be deleted, ask, back up, delete.")] = False,
     yes: Annotated[bool, typer.Option("--yes", help="With --reset: do it without asking, and rewind the target branch.")] = False,
     dashboard: Annotated[bool | None, typer.Option("--dashboard/--no-dashboard", help=DASHBOARD_HELP)] = None,
+    plan_only: Annotated[bool, typer.Option("--plan-only", help="Plan, print the tasks and an estimate, record the "
+                                                                "plan, and stop before any worker starts.")] = False,
 ) -> None:
-    """Run a job on GIT_REPO_URL (configured by environment variables or .env)."""
+    """Run a job on GIT_REPO_URL (settings: environment or .env)."""
     try:
         config = load_config()
     except ConfigError as e:
@@ -64,10 +80,15 @@ def run(
     if resume and reset:
         _fail_config(ConfigError("--resume and --reset: choose one. Fix: --resume continues the recorded run; "
                                  "--reset starts over"))
+    if request is not None and not request.strip():
+        _fail_config(ConfigError('the request is blank. Fix: say what to build: longshot "<what to build>"'))
     if not request and not resume and not reset:
         _fail_config(ConfigError('a request is needed. Fix: longshot "<what to build>", or longshot --resume'))
+    if plan_only and (resume or not request):
+        _fail_config(ConfigError('--plan-only needs a request and no --resume. Fix: longshot "<request>" --plan-only, '
+                                 "then longshot --resume to run the plan"))
     raise typer.Exit(execute(config, request, json_out=json_out, debug=debug, resume=resume, reset=reset, yes=yes,
-                             dashboard=dashboard))
+                             dashboard=dashboard, plan_only=plan_only))
 
 
 @app.command()
@@ -77,7 +98,7 @@ def demo(
     dashboard: Annotated[bool | None, typer.Option("--dashboard/--no-dashboard", help=DASHBOARD_HELP)] = None,
     pace: Annotated[float, typer.Option(min=0, help="Scales the scripted model's thinking time (0: at once).")] = 1.0,
 ) -> None:
-    """Build the bundled sample project offline with the bundled scripted model."""
+    """Build a bundled sample project offline (no key needed)."""
     from longshot.demo.runner import run_demo
 
     raise typer.Exit(run_demo(keep, json_out=json_out, dashboard=dashboard, pace=pace))
@@ -85,7 +106,7 @@ def demo(
 
 @app.command()
 def status() -> None:
-    """Show the run recorded in GIT_REPO_URL: its plan, and what is running, landed and failed."""
+    """Show the run recorded in GIT_REPO_URL: plan and task states."""
     try:
         # status only reads git: the model settings a run needs are not asked for
         config = load_config(overrides={"llm_endpoints": None, "llm_base_url": "http://unused.invalid",
@@ -123,7 +144,8 @@ def _ask(question: str) -> bool:
 
 
 def execute(config: Config, request: str | None, *, json_out: bool = False, debug: bool = False,
-            resume: bool = False, reset: bool = False, yes: bool = False, dashboard: bool | None = None) -> int:
+            resume: bool = False, reset: bool = False, yes: bool = False, dashboard: bool | None = None,
+            plan_only: bool = False) -> int:
     """Run one job with ``config``; return the exit code. Used by `run` and `demo`."""
     run_id = new_run_id()
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
@@ -131,15 +153,23 @@ def execute(config: Config, request: str | None, *, json_out: bool = False, debu
     log = NdjsonSink.open(log_path)
     bus = Bus(run_id, [log])
     console = Console(stderr=json_out, highlight=False, soft_wrap=True)
-    output = RunOutput(choose_mode(dashboard, json_out), console, debug=debug)
+    mode = "plain" if plan_only and not json_out else choose_mode(dashboard, json_out)  # a plan is read, not watched
+    output = RunOutput(mode, console, debug=debug)
     bus.add_sink(output.sink)
+    ended = EndSeen()
+    bus.add_sink(ended)
     confirm = _ask if sys.stdin.isatty() and not json_out else None
     try:
         with output, pidfd_child_watcher():
             return asyncio.run(_run(config, bus, request, log_path, resume=resume, reset=reset, yes=yes,
-                                    confirm=confirm, show=console.print))
+                                    confirm=confirm, show=console.print, plan_only=plan_only))
     except ConfigError as e:
+        ended.fail(bus, 2, e)
         _fail_config(e)
+    except LongshotError as e:  # after the start: the summary says so, with the exit status the process has
+        ended.fail(bus, 1, e)
+        Console(stderr=True, highlight=False).print(f"[red]the run stopped[/]: {escape(str(e))}")
+        return 1
     except KeyboardInterrupt:
         if not json_out:
             console.print("[yellow]interrupted[/]")
@@ -151,11 +181,20 @@ def execute(config: Config, request: str | None, *, json_out: bool = False, debu
 
 
 async def _run(config: Config, bus: Bus, request: str | None, log_path: Path, *, resume: bool, reset: bool,
-               yes: bool, confirm: Callable[[str], bool] | None, show: Callable[[str], None]) -> int:
+               yes: bool, confirm: Callable[[str], bool] | None, show: Callable[[str], None],
+               plan_only: bool = False) -> int:
     from longshot.orchestrator import Orchestrator, build_model, build_provider  # heavy: only a run needs it
 
+    early: list[Event] = []  # said right after run.started (which is always the first event of a run)
+    if request or resume:
+        try:
+            await check_before_run(config, early.append)
+        except ConfigError:
+            for event in early:
+                bus.emit(event)
+            raise
     provider = build_provider(config, bus.run_id)
-    budget = RunBudget(max_tokens=config.run_max_tokens, max_cost_usd=config.run_max_cost_usd)
+    budget = default_budget(config, early.append)
     requests = log_path.with_name(log_path.name.replace("run-", "requests-", 1))
     model = build_model(config, bus, budget, requests)
     try:
@@ -166,18 +205,30 @@ async def _run(config: Config, bus: Bus, request: str | None, log_path: Path, *,
             if not request:
                 return 0
             orchestrator = Orchestrator(config, bus, model, provider, budget)
-        result = await orchestrator.run(request, log_path=str(log_path), resume=resume, confirm=confirm)
+        result = await orchestrator.run(request, log_path=str(log_path), resume=resume, confirm=confirm,
+                                        plan_only=plan_only, early=early)
         return result.exit_code
     finally:
         await model.aclose()
 
 
 def _fail_config(e: ConfigError) -> None:
-    Console(stderr=True, highlight=False).print(f"[red]configuration error[/]\n{e}", markup=True)
+    err = Console(stderr=True, highlight=False, soft_wrap=True)  # soft: a URL or path is never broken
+    err.print("[red]configuration error[/]")
+    err.print(str(e), markup=False)
     raise typer.Exit(2)
 
 
 register(app)
+register_doctor(app, lambda: _load_or_exit())
+
+
+def _load_or_exit() -> Config:
+    try:
+        return load_config()
+    except ConfigError as e:
+        _fail_config(e)
+        raise  # unreachable: _fail_config exits
 
 
 def main() -> None:

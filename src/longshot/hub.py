@@ -19,6 +19,7 @@ import shutil
 from pathlib import Path
 
 from longshot.errors import ConfigError, GitError
+from longshot.events import ResultReady
 from longshot.git import Git
 
 STALE_STATE = ("MERGE_HEAD", "MERGE_MSG", "MERGE_MODE", "CHERRY_PICK_HEAD", "REVERT_HEAD", "REBASE_HEAD",
@@ -118,29 +119,38 @@ class Hub:
                 return tree
         return None
 
-    async def deliver(self) -> str | None:
-        """For a checked-out local target: fast-forward the user's branch to the result when
-        that is safe, else say how to get it. None when there is nothing to say."""
-        if self.checkout is None:
-            return None
+    async def deliver(self, *, landed: bool) -> ResultReady:
+        """Where the result is and how to take it; for a checked-out local target, first
+        fast-forward the user's branch to it when that is safe (``landed``: work landed)."""
         tip = await self.tip()
+        if self.checkout is None:
+            command = f"git pull {self.url} {self.branch}" if landed else ""
+            return ResultReady(repo=self.url, branch=self.branch, ref=self.ref, commit=tip, moved=landed,
+                               command=command, note=f"{self.branch} in {self.url} " +
+                               ("has the result; in your clone, take it with the command" if landed
+                                else "is unchanged: nothing landed"))
+        result = ResultReady(repo=self.url, branch=self.branch, ref=self.published_ref, commit=tip, moved=False,
+                             command=f"git -C {self.checkout} merge --ff-only {self.published_ref}")
         user = Git(self.checkout)
         theirs = await user.rev_parse(self.ref)
         if theirs == tip:
-            return None
-        how = (f"the result is at {self.published_ref} in {self.url}; to take it: "
-               f"git -C {self.checkout} merge --ff-only {self.published_ref}")
+            return result.model_copy(update={"moved": landed, "command": "", "note": (
+                f"{self.branch} in {self.checkout} has the result" if landed else "nothing landed")})
         if theirs is None or not await self.git.is_ancestor(theirs, tip):
-            return f"{self.branch} moved in {self.checkout} during the run, so it was left as it is; {how} (or git merge)"
+            return result.model_copy(update={"note": f"{self.branch} moved in {self.checkout} during the run, so it "
+                                                     "was left as it is (take the result with git merge)",
+                                             "command": f"git -C {self.checkout} merge {self.published_ref}"})
         dirty = await user.run("status", "--porcelain", "--untracked-files=no")
         busy = [name for name in STALE_STATE if (self.checkout / ".git" / name).exists()]
         if dirty or busy:
             why = "uncommitted changes" if dirty else f"an unfinished {busy[0]}"
-            return f"{self.checkout} has {why}, so {self.branch} was not updated; {how}"
+            return result.model_copy(update={"note": f"{self.checkout} has {why}, so {self.branch} was not updated"})
         code, _, err = await user.run_full("merge", "--ff-only", "--quiet", tip)
         if code != 0:
-            return f"{self.branch} could not be fast-forwarded in {self.checkout} ({err.strip()[-200:]}); {how}"
-        return f"{self.branch} in {self.checkout} was fast-forwarded to the result ({tip[:10]})"
+            return result.model_copy(update={
+                "note": f"{self.branch} could not be fast-forwarded in {self.checkout} ({err.strip()[-200:]})"})
+        return result.model_copy(update={"moved": True, "command": "",
+                                         "note": f"{self.branch} in {self.checkout} was fast-forwarded to the result"})
 
     async def heads(self, *branches: str) -> dict[str, str]:
         """The commits of those of ``branches`` that exist in the hub, in one process."""

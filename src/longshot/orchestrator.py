@@ -40,6 +40,7 @@ from longshot.pipeline.converse import Conversation
 from longshot.pipeline.decompose import SplitRules, Subplanner
 from longshot.pipeline.dispatch import TaskRunner
 from longshot.pipeline.drive import DriveOptions, Driver
+from longshot.pipeline.estimate import estimate, preview, task_history
 from longshot.pipeline.explore import Explorer
 from longshot.pipeline.finalize import Account, Verdict, verdict
 from longshot.pipeline.gate import Gate
@@ -197,12 +198,16 @@ class Orchestrator:
                        self.validator, self.driver.flags)
 
     async def run(self, request: str | None, *, log_path: str = "", resume: bool = False,
-                  confirm: Callable[[str], bool] | None = None) -> Verdict:
+                  confirm: Callable[[str], bool] | None = None, plan_only: bool = False,
+                  early: list[Event] | None = None) -> Verdict:
         """Run ``request``, or resume the recorded run (``resume``; a run of the same request is
-        resumed too, after ``confirm`` when given). Raises ConfigError for what cannot be done."""
+        resumed too, after ``confirm`` when given); ``plan_only``: plan, record, stop before any
+        worker; ``early``: events to emit right after ``run.started`` (the preflight's). Raises
+        ConfigError for what cannot be done."""
         stale = self.lock.acquire(self.bus.run_id)
         try:
-            return await self._run(request, log_path, resume, confirm, stale)
+            return await self._run(request, log_path, resume, confirm, [*(early or []), *(
+                [RunWarning(message=stale)] if stale else [])], plan_only)
         finally:
             self.lock.release()
 
@@ -218,14 +223,14 @@ class Orchestrator:
             self.lock.release()
 
     async def _run(self, request: str | None, log_path: str, resume: bool, confirm: Callable[[str], bool] | None,
-                   stale: str | None) -> Verdict:
+                   early: list[Event], plan_only: bool = False) -> Verdict:
         started = time.monotonic()
         self.emit(RunStarted(request=request or "(resume)", repo=self.config.git_repo_url,
                              target_branch=self.config.git_main_branch, max_workers=self.config.max_workers,
-                             log_path=log_path, max_tokens=self.config.run_max_tokens,
-                             max_cost_usd=self.config.run_max_cost_usd))
-        for note in [stale] if stale else []:
-            self.emit(RunWarning(message=note))
+                             log_path=log_path, max_tokens=self.budget.max_tokens,
+                             max_cost_usd=self.budget.max_cost_usd, unpriced_models=self.budget.unpriced))
+        for event in early:
+            self.emit(event)
         self._announce_isolation()
         tip = await self.hub.open()
         if self.hub.repaired:
@@ -252,7 +257,7 @@ class Orchestrator:
                 merging = tg.create_task(self.merge_queue.run())
                 self._adopt(recovered)
                 try:
-                    await self.driver.drive(self.record.request, tg, resumed=resuming)
+                    await self.driver.drive(self.record.request, tg, resumed=resuming, plan_only=plan_only)
                     left = await self.driver.shutdown() if self.signal else []
                 finally:
                     for job in background:
@@ -266,12 +271,16 @@ class Orchestrator:
                 loop.remove_signal_handler(sig)
         if self.signal:
             return await self._interrupted(left, started)
+        if plan_only:
+            price = PriceTable(self.config.llm_prices_file).lookup(self.config.model_for("worker"))
+            guess = estimate(len(self.scheduler.tasks), task_history(self.config.longshot_log_dir), price,
+                             self.budget.tokens)
+            return Verdict(exit_code=preview(self.scheduler.tasks.values(), guess, self.emit, started=started,
+                                             tokens=self.budget.tokens, cost_usd=self.budget.cost_usd), green=False)
         result = await self._finish()
         self.record = self.record.model_copy(update={"finished": True, "exit_code": result.exit_code})
         await self.state.flush("run finished")
-        delivered = await self.hub.deliver()
-        if delivered:
-            self.emit(RunWarning(message=delivered))
+        self.emit(await self.hub.deliver(landed=bool(result.landed)))
         self.emit(RunFinished(exit_code=result.exit_code, green=result.green, landed=result.landed,
                               failed=result.failed, unlanded=result.unlanded, summary=result.summary,
                               duration_s=round(time.monotonic() - started, 3), tokens=self.budget.tokens,

@@ -12,6 +12,7 @@ from longshot.events import (
     BudgetSpent, CheckFinished, EndpointHealth, Event, FinalizationAttempt, HandoffReceived, LLMRetry, MergeFailed,
     MergeLanded, PlannerAnswered, PlannerParseError, PlannerRequested, RunError, RunFinished, RunInterrupted,
     RunStarted, RunWarning, SandboxProfile, SweepFinished, TaskCreated, TaskRejected, TaskStatusChanged, WorkerStuck,
+    PlanPreview, PreflightChecked, ResultReady,
 )
 
 ERRORS = (RunError, MergeFailed, BudgetSpent)
@@ -110,4 +111,32 @@ def describe(e: Event) -> str | None:
         case RunFinished():
             mark = "[green]✓ done[/]" if e.exit_code == 0 else f"[red]✗ exit {e.exit_code}[/]"
             return f"{mark} in {e.duration_s:.1f}s"
+        case PreflightChecked():
+            counts = {s: sum(c.get("status") == s for c in e.checks) for s in ("ok", "warn", "fail")}
+            return f"[dim]preflight: {counts['ok']} checks ok, {counts['warn']} warnings, {counts['fail']} failed " \
+                   f"({e.tokens} tokens)[/]"
+        case PlanPreview():
+            return plan_lines(e)
+        case ResultReady():
+            take = f"\n  take it: [bold]{escape(e.command)}[/]" if e.command else ""
+            return f"[bold]result[/]: {escape(e.ref)} in {escape(e.repo)} ({e.commit[:10]}); " \
+                   f"{'your branch ' + e.branch + ' has it' if e.moved else e.branch + ' did not move'}" \
+                   f"{': ' + escape(e.note) if e.note else ''}{take}"
     return None
+
+
+def plan_lines(e: PlanPreview) -> str:
+    """``--plan-only``: every task with its scope and dependencies, then the estimate."""
+    out = [f"[bold]plan[/]: {len(e.tasks)} tasks"]
+    for t in e.tasks:
+        out.append(f"  [cyan]{escape(str(t['id']))}[/] {escape(str(t['description']).splitlines()[0] if t['description'] else '')}")
+        scope, deps = t.get("scope") or [], t.get("depends_on") or []
+        if scope:
+            out.append(f"      scope: {escape(', '.join(map(str, scope)))}")  # type: ignore[call-overload]
+        if deps:
+            out.append(f"      after: {escape(', '.join(map(str, deps)))}")  # type: ignore[call-overload]
+    cost = ("cost unknown (no price for the worker model)" if e.cost_low_usd is None
+            else f"${e.cost_low_usd:.2f} to ${e.cost_high_usd or 0:.2f}")
+    out.append(f"[bold]estimate[/]: {e.tokens_low:,} to {e.tokens_high:,} tokens, {cost}")
+    out.append(f"  [dim]from {escape(e.basis)}[/]")
+    return "\n".join(out)

@@ -20,6 +20,8 @@ from longshot.errors import (
 )
 from longshot.llm.base import Completion, Message, ToolCall, Usage
 
+CONNECT_TIMEOUT = 10.0
+"""Seconds to open a connection to an endpoint (LLM_TIMEOUT bounds the whole request)."""
 POOL_SIZE = 16
 """Requests in flight per HTTP client (and so connections per pool) before another client is added."""
 OVERFLOW_MARKERS = ("context_length_exceeded", "maximum context length", "reduce the length",
@@ -36,7 +38,10 @@ class OpenAICompatEndpoint:
         self.name = name
         self.max_tokens = max_tokens
         self.temperature = temperature
-        self._options = {"base_url": base_url, "api_key": api_key or "none", "timeout": timeout, "max_retries": 0}
+        # A connection that cannot be made fails in seconds, not after LLM_TIMEOUT: a wrong or
+        # down endpoint shows as retries and failover at once instead of a long silent wait.
+        self._options = {"base_url": base_url, "api_key": api_key or "none", "max_retries": 0,
+                         "timeout": openai.Timeout(timeout, connect=min(timeout, CONNECT_TIMEOUT))}
         self._clients: list[openai.AsyncOpenAI] = []
         self._in_flight: list[int] = []
 
