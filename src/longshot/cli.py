@@ -28,6 +28,7 @@ from longshot.preflight.doctor import register as register_doctor
 from longshot.preflight.start import EndSeen, check_before_run, default_budget
 from longshot.pipeline.status import RunStatus, read_status
 from longshot.procs import pidfd_child_watcher
+from longshot.text import clip
 
 HELP = """Longshot plans a build request into tasks, runs workers in parallel, and lands their work.
 
@@ -125,7 +126,7 @@ def status() -> None:
 def _render_status(console: Console, found: RunStatus) -> None:
     state = found.state
     done = "finished (exit {})".format(state.exit_code) if state.finished else "unfinished (resume with --resume)"
-    console.print(f"[bold]{state.run_id}[/]: {escape(state.request[:200])}")
+    console.print(f"[bold]{state.run_id}[/]: {escape(clip(state.request, 200))}")
     console.print(f"  {state.target_branch} from {state.start_commit[:10]} to {found.tip[:10]}; {done}; "
                   f"{state.spent.tokens:,} tokens, ${state.spent.cost_usd:.4f}")
     groups = found.by_status()
@@ -134,8 +135,8 @@ def _render_status(console: Console, found: RunStatus) -> None:
     for column in ("task", "status", "attempts", "description", "why"):
         table.add_column(column, overflow="fold")
     for task in found.tasks:
-        table.add_row(task.id, str(task.status), str(task.attempts), escape(task.description[:80]),
-                      escape(task.reason[:120]))
+        table.add_row(task.id, str(task.status), str(task.attempts), escape(clip(task.description, 80)),
+                      escape(clip(task.reason, 120)))
     console.print(table)
 
 

@@ -10,12 +10,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from longshot.dashboard.state import DONE, FAILED, RunState
+from longshot.dashboard.state import RunState
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-COLOURS = {"done": "#2e9e44", "failed": "#d62728", "other": "#9e9e9e", "worker": "#1f77b4", "wait": "#2ca02c"}
+COLOURS = {"done": "#2e9e44", "failed": "#d62728", "partial": "#ff7f0e", "other": "#9e9e9e", "worker": "#1f77b4",
+           "wait": "#2ca02c"}
+OUTCOME = {"landed": "done", "failed": "failed", "blocked": "failed", "cancelled": "failed", "partial": "partial"}
+"""Timeline colour by final status: green only for work that landed; anything else is not a success."""
 
 
 def draw(state: RunState, directory: Path) -> list[tuple[str, str]]:
@@ -89,13 +92,13 @@ def _timeline(plt: Any, state: RunState, start: float, end: float) -> Figure | N
     for i, t in enumerate(rows):
         begin = (t.started or start) - start
         finish = (t.landed_at or t.ended or end) - start
-        kind = "done" if t.status in DONE else "failed" if t.status in FAILED else "other"
+        kind = OUTCOME.get(t.status, "other")
         ax.barh(i, max(0.05, finish - begin), left=begin, color=COLOURS[kind])
         if t.worked is not None and t.landed_at is not None:
             ax.plot([t.worked - start], [i], marker="|", color="white", markersize=10)
     ax.set_yticks(range(len(rows)), [t.id for t in rows])
     ax.invert_yaxis()
     ax.set_xlim(0, max(1.0, end - start))
-    ax.set_xlabel("seconds since the start (green: landed or done; red: failed; grey: other; | handoff)")
+    ax.set_xlabel("seconds since the start (green: landed; red: failed, blocked or cancelled; orange: partial; grey: other; | handoff)")
     ax.grid(axis="x", alpha=0.3)
     return fig

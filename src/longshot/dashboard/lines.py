@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from rich.markup import escape
 
+from longshot.text import clip
+
 from longshot.events import (
     BudgetSpent, CheckFinished, EndpointHealth, Event, FinalizationAttempt, HandoffReceived, LLMRetry, MergeFailed,
     MergeLanded, PlannerAnswered, PlannerParseError, PlannerRequested, RunError, RunFinished, RunInterrupted,
@@ -48,27 +50,27 @@ def describe(e: Event) -> str | None:
     t = f"[cyan]{escape(e.task_id)}[/] " if e.task_id else ""
     match e:
         case RunStarted():
-            return f"[bold]longshot[/] {escape(e.request[:120])}\n  repo {escape(e.repo)} → {e.target_branch}, " \
+            return f"[bold]longshot[/] {escape(clip(e.request, 120))}\n  repo {escape(e.repo)} → {e.target_branch}, " \
                    f"{e.max_workers} workers, log {escape(e.log_path)}"
         case PlannerRequested():
             return f"[magenta]planner[/] thinking (iteration {e.iteration}, {e.handoffs} new handoffs)"
         case PlannerAnswered():
             return f"[magenta]planner[/] {e.tasks} new tasks"
         case PlannerParseError():
-            return f"[yellow]planner answer unusable[/]: {escape(e.error[:200])}"
+            return f"[yellow]planner answer unusable[/]: {escape(clip(e.error, 200))}"
         case TaskCreated() if e.kind == "conflict-fix":
-            return f"{t}[yellow]planned to resolve a merge conflict[/]: {escape(e.description.splitlines()[0][:100])}"
+            return f"{t}[yellow]planned to resolve a merge conflict[/]: {escape(clip(e.description.splitlines()[0], 100))}"
         case TaskCreated() if e.kind == "fix":
-            return f"{t}[yellow]fix task[/]: {escape(e.description.splitlines()[0][:100])}"
+            return f"{t}[yellow]fix task[/]: {escape(clip(e.description.splitlines()[0], 100))}"
         case TaskCreated():
-            return f"{t}planned: {escape(e.description[:100])}"
+            return f"{t}planned: {escape(clip(e.description, 100))}"
         case TaskRejected():
             return f"[yellow]rejected task[/] {t}{escape(e.reason)}"
         case TaskStatusChanged() if e.after in ("merging", "landed") or e.before == "merging":
             return None  # the merge events say it better
         case TaskStatusChanged():
             colour = {"landed": "green", "failed": "red", "blocked": "red", "partial": "yellow"}.get(e.after, "blue")
-            why = f" ({escape(e.reason[:160])})" if e.reason and e.after != "merging" else ""
+            why = f" ({escape(clip(e.reason, 160))})" if e.reason and e.after != "merging" else ""
             return f"{t}[{colour}]{e.after}[/]{why}"
         case HandoffReceived():
             m = e.handoff.metrics
@@ -98,7 +100,7 @@ def describe(e: Event) -> str | None:
             return f"{t}[yellow]no progress for {e.silent_s:.0f}s[/]: ended, its work salvaged"
         case LLMRetry():
             return f"{t}[dim]model request retried ({e.role} on {escape(e.endpoint)}, attempt {e.attempt}): " \
-                   f"{escape(e.error[:120])}[/]"
+                   f"{escape(clip(e.error, 120))}[/]"
         case EndpointHealth():
             state = "[green]back in rotation[/]" if e.healthy else "[yellow]resting[/]"
             return f"endpoint {escape(e.endpoint)} {state}" + (f": {escape(e.reason)}" if e.reason else "")

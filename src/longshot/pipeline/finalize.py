@@ -4,7 +4,8 @@ Exit 0 only when the final checks are green, no completed work was left unlanded
 run itself had no error. Tasks that failed, changed nothing, were split into subtasks,
 or were carried on by a continuation that landed are outcomes, not unlanded work: they
 never make the exit code 1 on their own. A run with no checks configured or detected is
-not called green, unless the user said ``CHECK_COMMANDS=none`` explicitly.
+not called green. ``green`` means checks ran and passed: with ``CHECK_COMMANDS=none`` (said
+explicitly) the exit code may be 0, but the run says "no checks ran", never "green".
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from longshot.events import Emit, RunWarning
+from longshot.text import clip
 from longshot.types import CheckResult, Task, TaskStatus
 
 NO_CHECKS = "no check commands configured or detected (set CHECK_COMMANDS, or CHECK_COMMANDS=none to run without)"
@@ -56,7 +58,7 @@ def verdict(account: Account, emit: Emit) -> Verdict:
         emit(RunWarning(message=NO_CHECKS))
     else:
         bad = [c for c in account.checks if not c.ok]
-        green = not bad and not account.failures
+        green = bool(account.checks) and not bad and not account.failures
         for c in bad:
             reasons.append(f"failing check: {c.command} (exit {c.exit_code}{', timed out' if c.timed_out else ''})")
         if account.failures and not bad:
@@ -65,7 +67,8 @@ def verdict(account: Account, emit: Emit) -> Verdict:
         reasons.append("already failing when the run started: " + ", ".join(account.preexisting[:10]))
     reasons += [f"not landed: {k} ({why})" for k, why in sorted(unlanded.items())]
     reasons += account.errors
-    code = 0 if green and not unlanded and not account.errors else 1
+    passed = green or (account.checks == [] and not account.failures)  # CHECK_COMMANDS=none: nothing to fail
+    code = 0 if passed and not unlanded and not account.errors else 1
     return Verdict(exit_code=code, green=green, landed=landed, failed=failed, unlanded=sorted(unlanded),
                    summary=_summary(account, green, landed, unlanded, reasons))
 
@@ -81,14 +84,15 @@ def _summary(account: Account, green: bool, landed: list[str], unlanded: dict[st
         checks = "none (CHECK_COMMANDS=none)"
     else:
         checks = ", ".join(f"{c.command}: {'ok' if c.ok else 'FAILED'}" for c in account.checks)
+    said = "green" if green else "none ran" if not account.checks else "NOT green"
     lines = [
-        f"{len(landed)} landed, {len(unlanded)} unlanded; checks {'green' if green else 'NOT green'}",
+        f"{len(landed)} landed, {len(unlanded)} unlanded; checks {said}",
         f"tasks: {outcome}",
         f"final checks: {checks}",
         f"tokens: {account.tokens:,}; cost: ${account.cost_usd:.4f}",
     ]
     not_landed = [t for t in account.tasks if t.status in (TaskStatus.FAILED, TaskStatus.BLOCKED, TaskStatus.PARTIAL,
                                                             TaskStatus.CANCELLED) and t.reason]
-    lines += [f"{t.id} {t.status}: {t.reason[:200]}" for t in not_landed[:30]]
+    lines += [f"{t.id} {t.status}: {clip(t.reason, 200)}" for t in not_landed[:30]]
     lines += [f"- {r}" for r in reasons]
     return "\n".join(lines)

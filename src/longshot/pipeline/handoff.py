@@ -7,6 +7,7 @@ the model.
 
 from __future__ import annotations
 
+from longshot.text import clip
 from longshot.git import Git
 from longshot.harnesses.base import HarnessResult
 from longshot.types import Handoff, HandoffMetrics, Task
@@ -28,7 +29,7 @@ def generated(path: str) -> bool:
 
 def commit_message(task: Task, result: HarnessResult, *, status: str | None = None) -> str:
     """The task commit's message, ending with the ``Longshot-Task`` trailer and how the worker ended."""
-    subject = " ".join(task.description.split())[:72] or task.id
+    subject = clip(task.description, 72) or task.id
     body = result.summary.strip()[:4000].replace("Longshot-", "Longshot -")
     trailers = f"{TRAILER}: {task.id}\n"
     if task.continue_from:
