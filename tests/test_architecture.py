@@ -17,7 +17,8 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "longshot"
 BACKENDS = ("longshot.llm.openai_compat", "longshot.sandboxes.local", "longshot.sandboxes.modal",
             "longshot.sandboxes.ray", "longshot.sandboxes.ray_node", "longshot.sandboxes.remote",
             "longshot.harnesses.builtin")
-CORE = ("longshot.types", "longshot.errors", "longshot.events", "longshot.config", "longshot.git",
+CORE = ("longshot.types", "longshot.errors", "longshot.events", "longshot.config", "longshot.git", "longshot.target",
+        "longshot.text",
         "longshot.hub", "longshot.prompts", "longshot.pipeline")
 OUTER = ("longshot.dashboard", "longshot.cli", "longshot.orchestrator", "longshot.demo", "longshot.testing")
 

@@ -58,3 +58,16 @@ def test_a_clean_checked_out_target_is_fast_forwarded(tmp_path: Path, fake_llm) 
     assert "new.txt" in git("show", "--name-only", "--format=", "main", cwd=repo)
     result = next(e for e in run_log(tmp_path) if isinstance(e, ResultReady))
     assert result.moved and result.command == "" and "was fast-forwarded to the result" in result.note
+
+
+def test_worker_branches_of_a_working_copy_live_under_refs_longshot_not_as_branches(tmp_path: Path, fake_llm) -> None:
+    """Issue 18 item 10: nothing the user has to delete appears in ``git branch``."""
+    repo = project(tmp_path)
+    git("checkout", "--quiet", "-b", "elsewhere", cwd=repo)  # a working copy, target branch not checked out
+
+    assert run_inprocess(tmp_path, repo, fake_llm(script()), CHECK_COMMANDS="none") == 0
+
+    assert git("branch", "--format=%(refname:short)", cwd=repo).split() == ["elsewhere", "main"]
+    kept = git("for-each-ref", "--format=%(refname)", "refs/longshot/branches/", cwd=repo).split()
+    assert len(kept) == 1 and kept[0].startswith("refs/longshot/branches/worker/n-")
+    assert "new.txt" in git("show", "--name-only", "--format=", "main", cwd=repo)

@@ -25,6 +25,7 @@ from longshot.dashboard.commands import register
 from longshot.dashboard.output import RunOutput, choose_mode
 from longshot.events import Bus, Event, NdjsonSink, new_run_id
 from longshot.preflight.doctor import register as register_doctor
+from longshot.preflight.fit import fit_to_machine
 from longshot.preflight.start import EndSeen, check_before_run, default_budget
 from longshot.pipeline.status import RunStatus, read_status
 from longshot.procs import pidfd_child_watcher
@@ -194,6 +195,7 @@ async def _run(config: Config, bus: Bus, request: str | None, log_path: Path, *,
             for event in early:
                 bus.emit(event)
             raise
+    config = fit_to_machine(config, early.append)
     provider = build_provider(config, bus.run_id)
     budget = default_budget(config, early.append)
     requests = log_path.with_name(log_path.name.replace("run-", "requests-", 1))

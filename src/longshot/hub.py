@@ -9,7 +9,10 @@ When ``GIT_REPO_URL`` is a non-bare local repository with the target branch chec
 git refuses pushes to that branch, and the user's working tree must never be touched
 behind their back. Then work lands on ``refs/longshot/result/<branch>`` in that repository
 instead, and `deliver` fast-forwards the user's branch at the end only if their working
-tree is clean and the branch did not move; otherwise it says how to get the result.
+tree is clean and the branch did not move; otherwise it says how to get the result. In any local
+working copy (a non-bare repository), worker branches are published under
+``refs/longshot/branches/`` rather than as branches, so they never clutter the user's
+``git branch``; elsewhere they are ``GIT_BRANCH_PREFIX`` branches of the remote.
 """
 
 from __future__ import annotations
@@ -38,6 +41,8 @@ class Hub:
         self.git = Git(path, author=author)
         self.checkout: Path | None = None
         """The user's work tree when the target is a local repository with the branch checked out."""
+        self.working_copy = False
+        """Whether the target is a local non-bare repository (worker branches go under refs/longshot/)."""
         self.repaired: list[str] = []
         """Stale locks and unfinished operations removed by `open` (said in a warning)."""
 
@@ -69,6 +74,7 @@ class Hub:
             self.repaired = self._repair()
             await self.git.run("remote", "set-url", "origin", self.url)
         self.checkout = await self._checked_out()
+        self.working_copy = self.checkout is not None or await self._non_bare()
         try:
             await self.git.run("fetch", "--quiet", "--no-tags", "origin",
                                f"+refs/heads/{self.branch}:refs/remotes/origin/{self.branch}")
@@ -89,8 +95,19 @@ class Hub:
         # Non-forced: a branch the hub holds newer work on (not yet published) is kept as it is.
         await self.git.run_full("fetch", "--quiet", "--no-tags", "origin",
                                 f"+refs/longshot/state/{self.branch}:refs/longshot/origin/state/{self.branch}",
-                                f"refs/heads/{self.prefix}*:refs/heads/{self.prefix}*")
+                                f"{self.remote_branch(self.prefix)}*:refs/heads/{self.prefix}*")
         return remote_tip
+
+    def remote_branch(self, branch: str) -> str:
+        """Where worker branch ``branch`` lives in the target repository (see the module docstring)."""
+        return f"refs/longshot/branches/{branch}" if self.working_copy else f"refs/heads/{branch}"
+
+    async def _non_bare(self) -> bool:
+        local = Path(self.url)
+        if not local.is_dir():
+            return False
+        code, out, _ = await Git(local).run_full("rev-parse", "--is-bare-repository")
+        return code == 0 and out.strip() == "false"
 
     def _repair(self) -> list[str]:
         """Remove stale lock files and unfinished operations left by a killed run."""

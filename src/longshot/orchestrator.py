@@ -61,6 +61,7 @@ from longshot.sandboxes.base import SandboxProvider
 from longshot.sandboxes.limits import Limits
 from longshot.sandboxes.local import LocalOptions, LocalSandboxProvider
 from longshot.sandboxes.remote import remote_provider
+from longshot.target import check_target
 from longshot.types import Task
 
 def build_model(config: Config, bus: Bus, budget: RunBudget, request_log: Path | None = None) -> Router:
@@ -235,6 +236,7 @@ class Orchestrator:
         tip = await self.hub.open()
         if self.hub.repaired:
             self.emit(RunWarning(message="removed what a killed run left in the hub: " + ", ".join(self.hub.repaired)))
+        await check_target(self.hub.git, tip, self.config.git_repo_url, self.emit)
         stored = await self.state.load()
         resuming = decide(stored, request, resume=resume, confirm=confirm,
                           where=f"{self.state.ref} of {self.config.git_repo_url}")
@@ -365,6 +367,8 @@ class Orchestrator:
             self.emit(RunWarning(message="SANDBOX_ISOLATION=none: model-written commands run on this machine "
                                          "without isolation, with your user's rights"))
         profile = self.provider.describe()
+        for note in profile.adapted:
+            self.emit(RunWarning(message=note))
         self.emit(SandboxProfile(provider=self.config.sandbox_provider, isolation=self.config.sandbox_isolation,
                                  description=profile.description, weakened=profile.weakened))
 

@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from importlib.resources import files
 from typing import Any
 
+from longshot.errors import ConfigError
+from longshot.events import Emit, RunWarning
 from longshot.git import Git
 
 SPEC = "SPEC.md"
@@ -99,3 +101,12 @@ async def inspect_target(git: Git, rev: str, where: str) -> TargetFindings:
             found.problems.append(f"Fix: correct {FEATURES} to match its format (docs/features-json.md; "
                                   "JSON Schema: longshot/schemas/features.schema.json)")
     return found
+
+
+async def check_target(git: Git, rev: str, where: str, emit: Emit) -> None:
+    """At the start of a run: warnings as events; a bad FEATURES.json is a ConfigError (exit 2)."""
+    found = await inspect_target(git, rev, where)
+    for warning in found.warnings:
+        emit(RunWarning(message=warning))
+    if found.problems:
+        raise ConfigError("\n".join(found.problems))

@@ -21,7 +21,7 @@ from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Protocol
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 OnOutput = Callable[[int], None]
 """Called with the byte count of the output so far, each time a running command prints."""
@@ -93,6 +93,8 @@ class Profile(BaseModel):
     description: str
     weakened: bool = False
     """True when a promised protection (isolation, a limit) is missing here."""
+    adapted: list[str] = Field(default_factory=list)
+    """Defaults changed to fit where the sandboxes run (said as warnings)."""
 
 
 class Leftover(BaseModel):

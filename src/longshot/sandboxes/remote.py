@@ -42,7 +42,8 @@ def remote_provider(config: Config, work_dir: Path, run_id: str,
 def ray_options(config: Config, local: LocalOptions) -> RayOptions:
     """RAY_ADDRESS and the per-sandbox resources; ``local`` is the profile applied on the node."""
     return RayOptions(address=config.ray_address, cpus=config.sandbox_cpu_cores, memory_mb=config.sandbox_memory_mb,
-                      local=local)
+                      local=local, fit=("sandbox_cpu_cores" not in config.model_fields_set,
+                                        "sandbox_memory_mb" not in config.model_fields_set))
 
 
 def modal_options(config: Config, local: LocalOptions) -> ModalOptions:
