@@ -4,9 +4,11 @@
 # `longshot` on your PATH (a link in ~/.local/bin when that folder is on PATH). Safe to run again.
 #
 #   scripts/setup.sh            the core install (the README's first command)
-#   scripts/setup.sh --test     also what the tests need: tmux, pytest, the Ray and Modal SDKs
-#                               (their adapters are tested) and mini-swe-agent (an external
+#   scripts/setup.sh --test     also what the tests need: tmux and chromium (Debian), pytest,
+#                               mypy, the Ray and Modal SDKs (their adapters are tested), the web
+#                               view's extra and Playwright, and mini-swe-agent (an external
 #                               worker harness, in .venv-tools/; LONGSHOT_SKIP_HARNESSES=1 skips it)
+#   scripts/setup.sh --web      the web view (longshot serve, --web)  (pip install 'longshot[web]')
 #   scripts/setup.sh --ray      the Ray sandbox provider's SDK      (pip install 'longshot[ray]')
 #   scripts/setup.sh --modal    the Modal sandbox provider's SDK    (pip install 'longshot[modal]')
 #   scripts/setup.sh --fresh    recreate .venv first (combine with the others)
@@ -17,8 +19,8 @@ extras=() test=0
 for arg in "$@"; do
   case "$arg" in
     --fresh) rm -rf .venv .venv-tools ;;
-    --test) test=1; extras+=(test ray modal) ;;
-    --ray|--modal) extras+=("${arg#--}") ;;
+    --test) test=1; extras+=(test ray modal web) ;;
+    --ray|--modal|--web) extras+=("${arg#--}") ;;
     *) echo "setup: unknown option $arg (see the top of scripts/setup.sh)" >&2; exit 2 ;;
   esac
 done
@@ -40,6 +42,8 @@ apt_install bwrap bubblewrap "the workers' sandbox" \
 if [ "$test" = 1 ]; then
   apt_install tmux tmux "the dashboard's terminal tests" \
     "install it, or the tests that drive the dashboard in a real terminal are skipped"
+  apt_install chromium chromium "the web view's browser tests (driven by Playwright, never its own browser download)" \
+    "install it, or the tests that drive the web view in a real browser are skipped"
 fi
 
 [ -x .venv/bin/python ] || python3 -m venv .venv

@@ -7,6 +7,7 @@ but not green or work left unlanded; 2 bad configuration or usage; 130 interrupt
 from __future__ import annotations
 
 import asyncio
+import json
 import sys
 from collections.abc import Callable
 from datetime import datetime, timezone
@@ -19,15 +20,18 @@ from rich.markup import escape
 from rich.table import Table
 
 from longshot import __version__
+from longshot.budget import RunBudget
 from longshot.config import Config, load_config
 from longshot.errors import ConfigError, LongshotError
 from longshot.dashboard.commands import register
+from longshot.web.commands import register as register_web
 from longshot.dashboard.output import RunOutput, choose_mode
 from longshot.events import Bus, Event, NdjsonSink, new_run_id
+from longshot.dashboard.features import render_features
 from longshot.preflight.doctor import register as register_doctor
-from longshot.preflight.fit import fit_to_machine
-from longshot.preflight.start import EndSeen, check_before_run, default_budget
-from longshot.pipeline.status import RunStatus, read_status
+from longshot.preflight import PreflightOptions
+from longshot.preflight.start import EndSeen, check_before_run
+from longshot.pipeline.status import RunStatus, feature_events, read_status, status_document
 from longshot.procs import pidfd_child_watcher
 from longshot.text import clip
 
@@ -39,13 +43,14 @@ HELP = """Longshot plans a build request into tasks, runs workers in parallel, a
   longshot --resume                  run the recorded plan
   longshot "<request>"               plan and run (the same as longshot run ...)
   longshot demo                      an offline run of a sample, no key needed
+  longshot serve                     the web view of the runs in logs/
 
 Settings come from environment variables or .env (see .env.example).
 """
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=HELP,
                   rich_markup_mode=None, context_settings={"help_option_names": ["-h", "--help"]})
-SUBCOMMANDS = {"run", "demo", "status", "replay", "watch", "report", "doctor"}
+SUBCOMMANDS = {"run", "demo", "status", "replay", "watch", "report", "doctor", "serve"}
 DASHBOARD_HELP = "The live dashboard (the default on a terminal), or plain lines."
 
 
@@ -73,6 +78,7 @@ def run(
     dashboard: Annotated[bool | None, typer.Option("--dashboard/--no-dashboard", help=DASHBOARD_HELP)] = None,
     plan_only: Annotated[bool, typer.Option("--plan-only", help="Plan, print the tasks and an estimate, record the "
                                                                 "plan, and stop before any worker starts.")] = False,
+    web: Annotated[bool, typer.Option("--web", help="Also serve the web view (like `longshot serve`) during the run.")] = False,
 ) -> None:
     """Run a job on GIT_REPO_URL (settings: environment or .env)."""
     try:
@@ -89,6 +95,8 @@ def run(
     if plan_only and (resume or not request):
         _fail_config(ConfigError('--plan-only needs a request and no --resume. Fix: longshot "<request>" --plan-only, '
                                  "then longshot --resume to run the plan"))
+    if web:
+        _start_web(config)
     raise typer.Exit(execute(config, request, json_out=json_out, debug=debug, resume=resume, reset=reset, yes=yes,
                              dashboard=dashboard, plan_only=plan_only))
 
@@ -103,12 +111,19 @@ def demo(
     """Build a bundled sample project offline (no key needed)."""
     from longshot.demo.runner import run_demo
 
-    raise typer.Exit(run_demo(keep, json_out=json_out, dashboard=dashboard, pace=pace))
+    raise typer.Exit(run_demo(keep, _execute_settings, json_out=json_out, dashboard=dashboard, pace=pace))
+
+
+def _execute_settings(settings: dict[str, str], request: str, *, json_out: bool, dashboard: bool | None) -> int:
+    """`execute` with exactly ``settings`` (the demo's): no ``.env`` file is read."""
+    return execute(load_config(settings, env_file=None), request, json_out=json_out, dashboard=dashboard)
 
 
 @app.command()
-def status() -> None:
-    """Show the run recorded in GIT_REPO_URL: plan and task states."""
+def status(
+    json_out: Annotated[bool, typer.Option("--json", help="Print the recorded run and its feature ledger as JSON.")] = False,
+) -> None:
+    """Show the run recorded in GIT_REPO_URL: plan, features, task states."""
     try:
         # status only reads git: the model settings a run needs are not asked for
         config = load_config(overrides={"llm_endpoints": None, "llm_base_url": "http://unused.invalid",
@@ -121,7 +136,11 @@ def status() -> None:
     if found is None:
         console.print(f"No run is recorded in {config.git_repo_url} for branch {config.git_main_branch}.")
         raise typer.Exit(1)
+    if json_out:
+        typer.echo(json.dumps(status_document(found), indent=1))
+        return
     _render_status(console, found)
+    render_features(console, feature_events(found))
 
 
 def _render_status(console: Console, found: RunStatus) -> None:
@@ -185,12 +204,13 @@ def execute(config: Config, request: str | None, *, json_out: bool = False, debu
 async def _run(config: Config, bus: Bus, request: str | None, log_path: Path, *, resume: bool, reset: bool,
                yes: bool, confirm: Callable[[str], bool] | None, show: Callable[[str], None],
                plan_only: bool = False) -> int:
-    from longshot.orchestrator import Orchestrator, build_model, build_provider  # heavy: only a run needs it
+    from longshot.build import build_model, build_provider, default_budget, fit_to_machine, preflight_options
+    from longshot.orchestrator import Orchestrator  # heavy: only a run needs them
 
     early: list[Event] = []  # said right after run.started (which is always the first event of a run)
     if request or resume:
         try:
-            await check_before_run(config, early.append)
+            await check_before_run(preflight_options(config), early.append)
         except ConfigError:
             for event in early:
                 bus.emit(event)
@@ -215,6 +235,25 @@ async def _run(config: Config, bus: Bus, request: str | None, log_path: Path, *,
         await model.aclose()
 
 
+def _configured_secrets() -> list[str]:
+    """The API keys of the configuration here, when there is one (the web view redacts them)."""
+    try:
+        return load_config().secrets()
+    except (ConfigError, ValueError):
+        return []
+
+
+def _start_web(config: Config) -> None:
+    from longshot.web.commands import announce
+    from longshot.web.serve import start_in_thread
+
+    try:
+        started = start_in_thread(config.longshot_log_dir, secrets_=config.secrets(), work_dir=config.longshot_work_dir)
+    except ConfigError as e:
+        _fail_config(e)
+    announce(started, config.longshot_log_dir)
+
+
 def _fail_config(e: ConfigError) -> None:
     err = Console(stderr=True, highlight=False, soft_wrap=True)  # soft: a URL or path is never broken
     err.print("[red]configuration error[/]")
@@ -223,12 +262,15 @@ def _fail_config(e: ConfigError) -> None:
 
 
 register(app)
-register_doctor(app, lambda: _load_or_exit())
+register_web(app, _configured_secrets)
+register_doctor(app, lambda: _doctor_options())
 
 
-def _load_or_exit() -> Config:
+def _doctor_options() -> PreflightOptions:
+    from longshot.build import preflight_options
+
     try:
-        return load_config()
+        return preflight_options(load_config())
     except ConfigError as e:
         _fail_config(e)
         raise  # unreachable: _fail_config exits

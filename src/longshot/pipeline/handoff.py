@@ -7,7 +7,6 @@ the model.
 
 from __future__ import annotations
 
-from longshot.text import clip
 from longshot.git import Git
 from longshot.harnesses.base import HarnessResult
 from longshot.types import Handoff, HandoffMetrics, Task
@@ -29,7 +28,7 @@ def generated(path: str) -> bool:
 
 def commit_message(task: Task, result: HarnessResult, *, status: str | None = None) -> str:
     """The task commit's message, ending with the ``Longshot-Task`` trailer and how the worker ended."""
-    subject = clip(task.description, 72) or task.id
+    subject = task.title(72)
     body = result.summary.strip()[:4000].replace("Longshot-", "Longshot -")
     trailers = f"{TRAILER}: {task.id}\n"
     if task.continue_from:
@@ -53,7 +52,7 @@ async def commit_result(git: Git, commit: str) -> tuple[dict[str, str], HarnessR
         return trailers, None
     body = message.split("\n\n", 1)[1] if "\n\n" in message else ""
     summary = "\n".join(line for line in body.splitlines() if not line.startswith("Longshot-")).strip()
-    return trailers, HarnessResult(status=status, summary=summary or "(recovered from its commit)")  # type: ignore[arg-type]
+    return trailers, HarnessResult(status=status, summary=summary or "(recovered from its commit)")
 
 
 async def build_handoff(

@@ -11,13 +11,12 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, field
 
-from longshot.config import Config
 from longshot.errors import ConfigError
-from longshot.preflight.check import Check, Status
+from longshot.preflight.check import Check, EndpointSpec, PreflightOptions, Status
 from longshot.preflight.endpoints import check_endpoints
 from longshot.preflight.machine import check_disk, check_git, check_sandbox
 
-__all__ = ["Check", "Findings", "Status", "preflight"]
+__all__ = ["Check", "EndpointSpec", "Findings", "PreflightOptions", "Status", "preflight"]
 
 
 @dataclass
@@ -42,9 +41,9 @@ class Findings:
                                       *(c.line() for c in self.failures)]))
 
 
-async def preflight(config: Config, *, content: bool = True) -> Findings:
+async def preflight(options: PreflightOptions, *, content: bool = True) -> Findings:
     """Every check at once; ``content``: also SPEC.md and FEATURES.json of a local target."""
-    endpoints, sandbox, git = await asyncio.gather(check_endpoints(config), check_sandbox(config),
-                                                   check_git(config, content=content))
+    endpoints, sandbox, git = await asyncio.gather(check_endpoints(options), check_sandbox(options),
+                                                   check_git(options, content=content))
     checks, tokens = endpoints
-    return Findings(checks=[*checks, *sandbox, check_disk(config), *git], tokens=tokens)
+    return Findings(checks=[*checks, *sandbox, check_disk(options), *git], tokens=tokens)

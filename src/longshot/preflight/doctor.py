@@ -15,8 +15,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from longshot.config import Config
-from longshot.preflight import Findings, preflight
+from longshot.preflight import Findings, PreflightOptions, preflight
 from longshot.preflight.endpoints import PROBE_MAX_TOKENS
 
 MARKS = {"ok": "[green]ok[/]", "warn": "[yellow]warn[/]", "fail": "[red]FAIL[/]"}
@@ -35,19 +34,19 @@ def show(console: Console, findings: Findings) -> None:
     console.print(table)
 
 
-def register(app: typer.Typer, load_config: Callable[[], Config]) -> None:
-    """Add ``longshot doctor`` to ``app``; ``load_config`` reads the settings (exit 2 on a bad one)."""
+def register(app: typer.Typer, load: Callable[[], PreflightOptions]) -> None:
+    """Add ``longshot doctor`` to ``app``; ``load`` reads the settings into what is checked (exit 2 on a bad one)."""
 
     @app.command("doctor")
     def _doctor() -> None:
         """Check settings, endpoints, sandbox and target (seconds)."""
-        config = load_config()
+        options = load()
         console = Console(highlight=False, soft_wrap=True)
-        endpoints = len(config.endpoints)
+        endpoints = len(options.endpoints)
         console.print(f"Checking {endpoints} endpoint(s) with one tiny request per model (at most "
-                      f"{PROBE_MAX_TOKENS} answer tokens each), the sandbox, git and {escape(config.git_repo_url)} ...")
+                      f"{PROBE_MAX_TOKENS} answer tokens each), the sandbox, git and {escape(options.repo_url)} ...")
         started = time.monotonic()
-        findings = asyncio.run(preflight(config, content=True))
+        findings = asyncio.run(preflight(options, content=True))
         show(console, findings)
         failed, warned = len(findings.failures), len(findings.warnings)
         console.print(f"\n{len(findings.checks)} checks in {time.monotonic() - started:.1f} s: {failed} failed, "

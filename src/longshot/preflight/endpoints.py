@@ -16,10 +16,9 @@ from typing import Any
 import openai
 from openai.types.chat import ChatCompletion
 
-from longshot.config import Config, Endpoint
-from longshot.harnesses.context import context_window
-from longshot.llm.base import PROBE_TOOL, ROLES
-from longshot.preflight.check import Check
+from longshot.llm.base import PROBE_TOOL
+from longshot.preflight.check import Check, EndpointSpec, PreflightOptions
+from longshot.tools.context import context_window
 
 CONNECT_TIMEOUT = 4.0
 READ_TIMEOUT = 8.0
@@ -38,112 +37,91 @@ PROBE_BODY: dict[str, Any] = {
 }
 
 
-class _Names:
-    """The settings a finding about one endpoint names (LLM_BASE_URL ... or its LLM_ENDPOINTS entry)."""
-
-    def __init__(self, config: Config, ep: Endpoint) -> None:
-        listed = bool(config.llm_endpoints)
-        self.url = f"LLM_ENDPOINTS (entry {ep.name!r})" if listed else "LLM_BASE_URL"
-        self.key = f"LLM_ENDPOINTS (apiKey of {ep.name!r})" if listed else "LLM_API_KEY"
-        self.area = f"endpoint {ep.name}" if listed else "endpoint"
-
-
-def model_settings(config: Config, model: str) -> str:
-    """The variables that give ``model`` to a role (``WORKER_MODEL``, or ``LLM_MODEL`` by default)."""
-    names = [f"{role.upper()}_MODEL" if f"{role}_model" in config.model_fields_set and
-             getattr(config, f"{role}_model") != config.llm_model else "LLM_MODEL"
-             for role in ROLES if config.model_for(role) == model]
-    return " / ".join(dict.fromkeys(names)) or "LLM_MODEL"
-
-
-async def check_endpoints(config: Config) -> tuple[list[Check], int]:
+async def check_endpoints(options: PreflightOptions) -> tuple[list[Check], int]:
     """Every endpoint's findings, checked at once; and the tokens the probes used."""
-    found = await asyncio.gather(*(_endpoint(config, ep) for ep in config.endpoints))
+    found = await asyncio.gather(*(_endpoint(options, ep) for ep in options.endpoints))
     return [c for checks, _ in found for c in checks], sum(tokens for _, tokens in found)
 
 
-async def _endpoint(config: Config, ep: Endpoint) -> tuple[list[Check], int]:
-    names = _Names(config, ep)
-    client = openai.AsyncOpenAI(base_url=ep.base_url, api_key=ep.api_key.get_secret_value() or "none", max_retries=0,
+async def _endpoint(options: PreflightOptions, ep: EndpointSpec) -> tuple[list[Check], int]:
+    client = openai.AsyncOpenAI(base_url=ep.base_url, api_key=ep.api_key or "none", max_retries=0,
                                 timeout=openai.Timeout(READ_TIMEOUT, connect=CONNECT_TIMEOUT))
     try:
-        listed, served, problem = await _models(client, ep, names)
+        listed, served, problem = await _models(client, ep)
         if problem is not None:
             return [problem], 0
-        models = list(dict.fromkeys(config.model_for(role) for role in ROLES))
-        probes = await asyncio.gather(*(_probe(client, ep, names, config, m, served) for m in models))
+        probes = await asyncio.gather(*(_probe(client, ep, options, m, served) for m in options.models))
         return [listed, *(c for checks, _ in probes for c in checks)], sum(tokens for _, tokens in probes)
     finally:
         await client.close()
 
 
-async def _models(client: openai.AsyncOpenAI, ep: Endpoint,
-                  names: _Names) -> tuple[Check, dict[str, int | None] | None, Check | None]:
+async def _models(client: openai.AsyncOpenAI, ep: EndpointSpec) -> tuple[Check, dict[str, int | None] | None, Check | None]:
     """(the finding, {model: context window or None} when listed, a failure that ends the checks)."""
     url = f"{ep.base_url}/models"
     try:
         page = await client.models.list()
         served = {m.id: _context(m.model_extra or {}) for m in page.data}
     except openai.APITimeoutError:
-        fail = Check(names.area, "fail", f"no answer from {url} within {CONNECT_TIMEOUT + READ_TIMEOUT:g} s",
-                     names.url, "check the address (the API root, e.g. https://api.openai.com/v1) and that the "
+        fail = Check(ep.area, "fail", f"no answer from {url} within {CONNECT_TIMEOUT + READ_TIMEOUT:g} s",
+                     ep.url_setting, "check the address (the API root, e.g. https://api.openai.com/v1) and that the "
                                 "server runs and is reachable from here")
     except openai.APIConnectionError as e:
-        fail = Check(names.area, "fail", f"cannot reach {url} ({_reason(e)})", names.url,
+        fail = Check(ep.area, "fail", f"cannot reach {url} ({_reason(e)})", ep.url_setting,
                      "check the address and port, and that the server runs (curl it from this machine)")
     except (openai.AuthenticationError, openai.PermissionDeniedError) as e:
-        fail = Check(names.area, "fail", f"{url} refused the API key (HTTP {e.status_code}: {_message(e)})",
-                     names.key, f"set {names.key.split(' ')[0]} to a key that {ep.base_url} accepts")
+        fail = Check(ep.area, "fail", f"{url} refused the API key (HTTP {e.status_code}: {_message(e)})",
+                     ep.key_setting, f"set {ep.key_setting.split(' ')[0]} to a key that {ep.base_url} accepts")
     except openai.NotFoundError:
-        return Check(names.area, "ok", f"{ep.base_url} answers (it does not list its models)"), None, None
+        return Check(ep.area, "ok", f"{ep.base_url} answers (it does not list its models)"), None, None
     except openai.APIStatusError as e:
-        fail = Check(names.area, "fail", f"{url} answered HTTP {e.status_code}: {_message(e)}", names.url,
+        fail = Check(ep.area, "fail", f"{url} answered HTTP {e.status_code}: {_message(e)}", ep.url_setting,
                      "check that this is an OpenAI-compatible API root and that the server is healthy")
     except (openai.APIError, ValueError, TypeError, AttributeError):
-        fail = Check(names.area, "fail", f"{url} did not answer like an OpenAI-compatible API (no model list)",
-                     names.url, "give the API root, which usually ends in /v1 (e.g. http://localhost:8000/v1)")
+        fail = Check(ep.area, "fail", f"{url} did not answer like an OpenAI-compatible API (no model list)",
+                     ep.url_setting, "give the API root, which usually ends in /v1 (e.g. http://localhost:8000/v1)")
     else:
-        return (Check(names.area, "ok", f"{ep.base_url} answers and accepts the key ({len(served)} models listed)"),
+        return (Check(ep.area, "ok", f"{ep.base_url} answers and accepts the key ({len(served)} models listed)"),
                 served, None)
     return fail, None, fail
 
 
-async def _probe(client: openai.AsyncOpenAI, ep: Endpoint, names: _Names, config: Config, model: str,
+async def _probe(client: openai.AsyncOpenAI, ep: EndpointSpec, options: PreflightOptions, model: str,
                  served: dict[str, int | None] | None) -> tuple[list[Check], int]:
     """One tiny tool-call request with ``model``; its findings and the tokens it used."""
-    area, setting = f"model {model}" + (f" at {ep.name}" if config.llm_endpoints else ""), model_settings(config, model)
+    area, setting = f"model {model}" + (f" at {ep.name}" if options.many_endpoints else ""), options.models[model]
     try:
         answer = await client.post("/chat/completions", body={"model": model, **PROBE_BODY}, cast_to=ChatCompletion)
     except openai.APITimeoutError:
         return [Check(area, "warn", f"no answer to a tiny request within {READ_TIMEOUT:g} s: tool calling was not "
                                     "checked", setting, "if the model is this slow, raise LLM_TIMEOUT")], 0
     except openai.APIConnectionError as e:
-        return [Check(area, "fail", f"the request failed ({_reason(e)})", names.url, "check the server")], 0
+        return [Check(area, "fail", f"the request failed ({_reason(e)})", ep.url_setting, "check the server")], 0
     except (openai.AuthenticationError, openai.PermissionDeniedError) as e:
         return [Check(area, "fail", f"the key was refused for this model (HTTP {e.status_code}: {_message(e)})",
-                      names.key, f"use a key with access to {model}")], 0
+                      ep.key_setting, f"use a key with access to {model}")], 0
     except openai.APIStatusError as e:
-        return [_refused(e, ep, names, model, setting, area, served)], 0
+        return [_refused(e, ep, model, setting, area, served)], 0
     except (openai.APIError, ValueError, TypeError) as e:
-        return [Check(area, "fail", f"the answer is not a chat completion ({type(e).__name__})", names.url,
+        return [Check(area, "fail", f"the answer is not a chat completion ({type(e).__name__})", ep.url_setting,
                       "check that this is an OpenAI-compatible API")], 0
-    calls = [c.function.name for c in (answer.choices[0].message.tool_calls or []) if getattr(c, "function", None)] \
-        if answer.choices else []
+    message = answer.choices[0].message if answer.choices else None
+    calls = [getattr(getattr(c, "function", None), "name", "") for c in (message.tool_calls or [])] if message else []
     checks = [Check(area, "ok", "tool calling works") if PROBE_TOOL in calls else
               Check(area, "warn", "answered in text instead of calling the offered tool: workers need tool calling",
                     setting, "use a model that supports tool (function) calling")]
-    checks.append(_window(config, model, served, area))
+    checks.append(_window(options.context_window, model, served, area))
     return checks, answer.usage.total_tokens if answer.usage else 0
 
 
-def _refused(e: openai.APIStatusError, ep: Endpoint, names: _Names, model: str, setting: str, area: str,
+def _refused(e: openai.APIStatusError, ep: EndpointSpec, model: str, setting: str, area: str,
              served: dict[str, int | None] | None) -> Check:
     """A probe answered with an error status: an unknown model, no tool calling, or else."""
     text = _message(e)
     body = str(e.body).lower()
     if e.status_code == 404 and "model" not in body:
         return Check(area, "fail", f"nothing at {ep.base_url}/chat/completions answers like an OpenAI-compatible API "
-                                   f"(HTTP 404)", names.url,
+                                   f"(HTTP 404)", ep.url_setting,
                      "give the API root, which usually ends in /v1 (e.g. http://localhost:8000/v1)")
     if e.status_code == 404 or "model_not_found" in body or ("model" in text.lower() and "tool" not in text.lower()):
         shown = f"; it serves {', '.join(sorted(served)[:8])}" if served else ""
@@ -156,12 +134,12 @@ def _refused(e: openai.APIStatusError, ep: Endpoint, names: _Names, model: str, 
                  "see the server's message")
 
 
-def _window(config: Config, model: str, served: dict[str, int | None] | None, area: str) -> Check:
+def _window(configured: int | None, model: str, served: dict[str, int | None] | None, area: str) -> Check:
     told = (served or {}).get(model)
     if told:
         return Check(area, "ok", f"context window {told:,} tokens (said by the server)")
-    if config.llm_context_window:
-        return Check(area, "ok", f"context window {config.llm_context_window:,} tokens (LLM_CONTEXT_WINDOW)")
+    if configured:
+        return Check(area, "ok", f"context window {configured:,} tokens (LLM_CONTEXT_WINDOW)")
     known = context_window(model, 0)
     if known:
         return Check(area, "ok", f"context window {known:,} tokens (bundled table)")

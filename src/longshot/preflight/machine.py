@@ -10,10 +10,8 @@ import re
 import shutil
 from pathlib import Path
 
-from longshot.config import Config
 from longshot.git import SAFE_CONFIG, Git
-from longshot.preflight.check import Check
-from longshot.sandboxes.limits import Cgroup, Limits
+from longshot.preflight.check import Check, PreflightOptions
 from longshot.target import inspect_target
 
 GIT_TIMEOUT = 10.0
@@ -40,25 +38,26 @@ async def _exec(argv: list[str], timeout: float, cwd: Path | None = None) -> tup
     return proc.returncode or 0, (err + out).decode("utf-8", "replace").strip()
 
 
-async def check_sandbox(config: Config) -> list[Check]:
-    if config.sandbox_provider != "local":
-        module = "ray" if config.sandbox_provider == "ray" else "modal"
+async def check_sandbox(options: PreflightOptions) -> list[Check]:
+    provider = options.sandbox_provider
+    if provider != "local":
+        module = "ray" if provider == "ray" else "modal"
         if importlib.util.find_spec(module) is None:
-            return [Check("sandbox", "fail", f"SANDBOX_PROVIDER={config.sandbox_provider} needs the {module} package, "
+            return [Check("sandbox", "fail", f"SANDBOX_PROVIDER={provider} needs the {module} package, "
                                              "which is not installed", "SANDBOX_PROVIDER",
                           f"pip install 'longshot[{module}]' (or: scripts/setup.sh --{module})")]
-        found = [Check("sandbox", "ok", f"{config.sandbox_provider}: the {module} package is installed")]
-        if config.sandbox_provider == "modal":
+        found = [Check("sandbox", "ok", f"{provider}: the {module} package is installed")]
+        if provider == "modal":
             return found
     else:
         found = []
-    if config.sandbox_isolation == "none":
+    if options.sandbox_isolation == "none":
         found.append(Check("sandbox", "warn", "SANDBOX_ISOLATION=none: model-written commands run without isolation",
                            "SANDBOX_ISOLATION", "install bubblewrap and unset SANDBOX_ISOLATION"))
-    elif config.sandbox_provider == "local":
+    elif provider == "local":
         found.append(await _bubblewrap())
-    if config.sandbox_provider == "local":
-        found.append(_cgroup())
+    if provider == "local":
+        found.append(_cgroup(options.cgroup_version))
     return found
 
 
@@ -76,17 +75,15 @@ async def _bubblewrap() -> Check:
     return Check("sandbox", "ok", "bubblewrap makes sandboxes (no network, read-only system)")
 
 
-def _cgroup() -> Check:
-    group = Cgroup.create(f"longshot-preflight-{os.getpid()}-0", Limits())
-    if group is None:
+def _cgroup(version: int | None) -> Check:
+    if version is None:
         return Check("sandbox", "warn", "no cgroup can be made: memory, CPU and process limits per sandbox fall back "
                                         "to rlimits", "", "run where a cgroup v2 subtree is delegated to your user")
-    group.remove()
-    return Check("sandbox", "ok", f"cgroup v{group.version}: memory, CPU and process limits are enforced")
+    return Check("sandbox", "ok", f"cgroup v{version}: memory, CPU and process limits are enforced")
 
 
-def check_disk(config: Config) -> Check:
-    where = config.sandbox_tasks_dir or config.longshot_work_dir
+def check_disk(options: PreflightOptions) -> Check:
+    where = options.disk_path
     probe = next((p for p in [where, *where.parents] if p.exists()), Path("/"))
     free = shutil.disk_usage(probe).free // 2**20
     if free < DISK_FAIL_MB:
@@ -98,7 +95,7 @@ def check_disk(config: Config) -> Check:
     return Check("disk", "ok", f"{free:,} MiB free at {probe}")
 
 
-async def check_git(config: Config, *, content: bool) -> list[Check]:
+async def check_git(options: PreflightOptions, *, content: bool) -> list[Check]:
     code, out = await _exec(["git", "--version"], GIT_TIMEOUT)
     version = tuple(int(x) for x in re.findall(r"\d+", out)[:2]) if code == 0 else ()
     if code != 0:
@@ -106,11 +103,11 @@ async def check_git(config: Config, *, content: bool) -> list[Check]:
     found = [Check("git", "ok" if version >= MIN_GIT else "warn",
                    out.splitlines()[0] + ("" if version >= MIN_GIT else f" (older than {'.'.join(map(str, MIN_GIT))}: "
                                           "conflicts are predicted later)"))]
-    return found + await _target(config, content=content)
+    return found + await _target(options, content=content)
 
 
-async def _target(config: Config, *, content: bool) -> list[Check]:
-    url, branch = config.git_repo_url, config.git_main_branch
+async def _target(options: PreflightOptions, *, content: bool) -> list[Check]:
+    url, branch = options.repo_url, options.branch
     code, out = await _exec(["git", *SAFE_CONFIG, "ls-remote", "--heads", url, f"refs/heads/{branch}"], GIT_TIMEOUT)
     if code != 0:
         return [Check("target", "fail", f"cannot read the repository {url}: {out[-300:]}", "GIT_REPO_URL",
@@ -121,7 +118,7 @@ async def _target(config: Config, *, content: bool) -> list[Check]:
     found = [Check("target", "ok", f"{url}: branch {branch} found")]
     if content and Path(url).is_dir():
         findings = await inspect_target(Git(Path(url)), f"refs/heads/{branch}", url)
-        found += [Check("target", "warn", *w.split(". Fix: ", 1)[:1], fix=w.partition(". Fix: ")[2])
+        found += [Check("target", "warn", w.partition(". Fix: ")[0], fix=w.partition(". Fix: ")[2])
                   for w in findings.warnings]
         found += [Check("target", "fail", p, "FEATURES.json") for p in findings.problems]
         if not findings.warnings and not findings.problems:
