@@ -13,6 +13,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from longshot.errors import IllegalTransition
+from longshot.text import clip
 
 
 class TaskStatus(StrEnum):
@@ -148,6 +149,11 @@ class Task(BaseModel):
     """How earlier attempts ended, oldest first (shown to the worker of the next attempt)."""
     reason: str = ""
     """Why the task is failed, blocked or partial (empty otherwise)."""
+
+    def title(self, limit: int = 72) -> str:
+        """The description on one line of at most ``limit`` characters, cut between words (a
+        commit subject, a row of a table); the id when there is no description."""
+        return clip(self.description, limit) or self.id
 
     def move(self, to: TaskStatus, reason: str = "") -> TaskStatus:
         """Change status if ``TRANSITIONS`` allows it; return the previous status."""
