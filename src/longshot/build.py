@@ -22,7 +22,7 @@ from longshot.budget import RunBudget
 from longshot.config import Config
 from longshot.errors import ConfigError
 from longshot.events import Bus, Emit
-from longshot.harnesses.base import Harness
+from longshot.harnesses.base import Desk, Harness
 from longshot.harnesses.builtin import BuiltinHarness
 from longshot.harnesses.external import ExternalHarness, load_agent
 from longshot.llm.base import ROLES, ChatModel
@@ -143,12 +143,14 @@ def build_provider(config: Config, run_id: str) -> SandboxProvider:
                           f"pip install 'longshot[{kind}]'.") from e
 
 
-def build_harness(config: Config, model: ChatModel, prompts: Prompts, emit: Emit) -> Harness:
-    """WORKER_HARNESS: ``builtin``, or an agent CLI registered in ``harnesses/agents.json``."""
+def build_harness(config: Config, model: ChatModel, prompts: Prompts, emit: Emit, desk: Desk | None = None) -> Harness:
+    """WORKER_HARNESS: ``builtin``, or an agent CLI registered in ``harnesses/agents.json``.
+
+    ``desk``: where the builtin harness hears of predicted conflicts and sends ``merge_tip``."""
     if config.worker_harness == "builtin":
         return BuiltinHarness(model, prompts, emit, max_steps=config.task_max_steps,
                               max_tokens=config.task_max_tokens, model_name=config.model_for("worker"),
-                              context_limit=config.llm_context_window)
+                              context_limit=config.llm_context_window, desk=desk)
     return ExternalHarness(load_agent(config.worker_harness), model, prompts, emit,
                            model_name=config.model_for("worker"), executable=config.harness_bin,
                            timeout=config.worker_timeout)

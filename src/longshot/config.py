@@ -213,8 +213,16 @@ class Config(BaseSettings):
     """How a worker branch lands: fast-forward, rebase or merge-commit."""
     check_commands: Annotated[list[str] | None, NoDecode] = None
     """Build/test commands of the target, run on the final target branch: unset = auto-detect, ``none``, one command or a JSON list."""
-    scope_overlap: Literal["hold", "allow"] = "hold"
-    """hold: a task waits while a running task's scope shares a file with it; allow: run anyway."""
+    scope_overlap: Literal["hold", "allow"] = "allow"
+    """allow: overlapping scopes run at once (conflicts predicted early, merged, else fixed); hold: they wait."""
+    union_merge_files: str = ""
+    """Comma-separated globs of line-set files (one entry per line, order irrelevant) whose conflicts are merged as a union."""
+    hot_file_scopes: int = Field(default=8, ge=0)
+    """A file named by this many open task scopes becomes hot: tasks naming it run one at a time (0: never)."""
+    hot_file_conflicts: int = Field(default=2, ge=0)
+    """A file that conflicted at landing this many times becomes hot (0: never)."""
+    conflict_check_interval: float = Field(default=15.0, ge=0)
+    """Seconds between checks of running workers against each other for conflicts (0: only after landings)."""
     merge_gate: Literal["auto", "on", "off"] = "auto"
     """Check every candidate before the target branch moves: auto (when check commands are known), on, or off."""
     merge_batch: int = Field(default=8, ge=1)
