@@ -22,7 +22,7 @@ from longshot.budget import RunBudget
 from longshot.config import Config
 from longshot.errors import ConfigError
 from longshot.events import Bus, Emit
-from longshot.harnesses.base import Harness
+from longshot.harnesses.base import Desk, Harness
 from longshot.harnesses.builtin import BuiltinHarness
 from longshot.harnesses.external import ExternalHarness, load_agent
 from longshot.llm.base import ROLES, ChatModel
@@ -33,6 +33,7 @@ from longshot.llm.router import Router
 from longshot.prompts import Prompts
 from longshot.sandboxes.base import SandboxProvider
 from longshot.sandboxes.bundle import ResultRules
+from longshot.sandboxes.egress import DEFAULT_HOSTS
 from longshot.sandboxes.limits import Limits
 from longshot.sandboxes.local import LocalOptions, LocalSandboxProvider
 from longshot.sandboxes.modal import ModalOptions, ModalSandboxProvider
@@ -81,6 +82,8 @@ def local_options(config: Config) -> LocalOptions:
     return LocalOptions(
         isolation=config.sandbox_isolation, network=config.sandbox_network == "on", limits=limits,
         setup_command=config.sandbox_setup_command, setup_timeout=config.sandbox_setup_timeout,
+        setup_hosts=DEFAULT_HOSTS if config.sandbox_setup_hosts is None else
+        tuple(h.strip() for h in config.sandbox_setup_hosts.split(",") if h.strip()),
         ro_paths=[p for p in config.sandbox_ro_paths.split(":") if p] + harness_paths(config),
         max_file_bytes=config.snapshot_max_file_mb * 1024 * 1024, max_changed_files=config.snapshot_max_files,
         author=(config.git_commit_name, config.git_commit_email), tasks_dir=config.sandbox_tasks_dir,
@@ -140,12 +143,14 @@ def build_provider(config: Config, run_id: str) -> SandboxProvider:
                           f"pip install 'longshot[{kind}]'.") from e
 
 
-def build_harness(config: Config, model: ChatModel, prompts: Prompts, emit: Emit) -> Harness:
-    """WORKER_HARNESS: ``builtin``, or an agent CLI registered in ``harnesses/agents.json``."""
+def build_harness(config: Config, model: ChatModel, prompts: Prompts, emit: Emit, desk: Desk | None = None) -> Harness:
+    """WORKER_HARNESS: ``builtin``, or an agent CLI registered in ``harnesses/agents.json``.
+
+    ``desk``: where the builtin harness hears of predicted conflicts and sends ``merge_tip``."""
     if config.worker_harness == "builtin":
         return BuiltinHarness(model, prompts, emit, max_steps=config.task_max_steps,
                               max_tokens=config.task_max_tokens, model_name=config.model_for("worker"),
-                              context_limit=config.llm_context_window)
+                              context_limit=config.llm_context_window, desk=desk)
     return ExternalHarness(load_agent(config.worker_harness), model, prompts, emit,
                            model_name=config.model_for("worker"), executable=config.harness_bin,
                            timeout=config.worker_timeout)

@@ -182,9 +182,11 @@ class Config(BaseSettings):
     sandbox_max_files: int = Field(default=200_000, ge=100)
     """Files and directories a sandbox may hold in its checkout, HOME and /tmp together."""
     sandbox_setup_command: str | None = None
-    """Trusted command run in each new checkout before the agent starts, with network on (e.g. ``pip install -e .``)."""
+    """Trusted command run in each new checkout before the agent starts, reaching only SANDBOX_SETUP_HOSTS (e.g. ``pip install -e .``)."""
     sandbox_setup_timeout: float = Field(default=900.0, gt=0)
     """Seconds the set-up command may take."""
+    sandbox_setup_hosts: str | None = None
+    """Comma-separated ``host`` or ``host:port`` a set-up may reach through Longshot's proxy (unset: the public indexes of PyPI, npm, crates.io and Go; ``*``: the whole network, weaker)."""
     sandbox_tasks_dir: Path | None = None
     """Where task checkouts live (default: LONGSHOT_WORK_DIR/tasks). A tmpfs such as /dev/shm starts sandboxes ~10x faster on slow disks."""
     sandbox_ro_paths: str = ""
@@ -211,8 +213,16 @@ class Config(BaseSettings):
     """How a worker branch lands: fast-forward, rebase or merge-commit."""
     check_commands: Annotated[list[str] | None, NoDecode] = None
     """Build/test commands of the target, run on the final target branch: unset = auto-detect, ``none``, one command or a JSON list."""
-    scope_overlap: Literal["hold", "allow"] = "hold"
-    """hold: a task waits while a running task's scope shares a file with it; allow: run anyway."""
+    scope_overlap: Literal["hold", "allow"] = "allow"
+    """allow: overlapping scopes run at once (conflicts predicted early, merged, else fixed); hold: they wait."""
+    union_merge_files: str = ""
+    """Comma-separated globs of line-set files (one entry per line, order irrelevant) whose conflicts are merged as a union."""
+    hot_file_scopes: int = Field(default=8, ge=0)
+    """A file named by this many open task scopes becomes hot: tasks naming it run one at a time (0: never)."""
+    hot_file_conflicts: int = Field(default=2, ge=0)
+    """A file that conflicted at landing this many times becomes hot (0: never)."""
+    conflict_check_interval: float = Field(default=15.0, ge=0)
+    """Seconds between checks of running workers against each other for conflicts (0: only after landings)."""
     merge_gate: Literal["auto", "on", "off"] = "auto"
     """Check every candidate before the target branch moves: auto (when check commands are known), on, or off."""
     merge_batch: int = Field(default=8, ge=1)

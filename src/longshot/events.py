@@ -4,7 +4,7 @@ Every stage receives an ``Emit`` callable and reports through it. The `Bus` (`lo
 fans each event out to its sinks (the NDJSON run log, ``--json`` stdout, the plain printer).
 Consumers read the ``type`` tag, never message text. The catalogue is ``docs/events.md``;
 a test keeps it in step with `AnyEvent`. Event classes live here and in
-`longshot.merge_events`; every name is importable from this module.
+`longshot.merge_events`, `longshot.feature_events` and `longshot.conflict_events`; every name is importable from this module.
 """
 
 from __future__ import annotations
@@ -24,6 +24,11 @@ from longshot.bus import MemorySink as MemorySink
 from longshot.bus import NdjsonSink as NdjsonSink
 from longshot.bus import Sink as Sink
 from longshot.bus import new_run_id as new_run_id
+from longshot.conflict_events import ConflictOutcome as ConflictOutcome
+from longshot.conflict_events import ConflictPredicted as ConflictPredicted
+from longshot.conflict_events import FileHot as FileHot
+from longshot.conflict_events import TipMerged as TipMerged
+from longshot.conflict_events import WorkerWarned as WorkerWarned
 from longshot.feature_events import ClaimChecked as ClaimChecked
 from longshot.feature_events import FeatureStatus as FeatureStatus
 from longshot.merge_events import CheckFinished as CheckFinished
@@ -282,7 +287,8 @@ AnyEvent = Annotated[
         ModelsWaiting,        BudgetSpent, HandoffReceived,
         MergeLanded, GateResult, MergeBatch, MergeHealth, MergeFailed, CheckFinished, SandboxProfile, RunWarning, RunError,
         ChecksPlanned, Metrics, WorkerStuck, SweepStarted, SweepFinished, FinalizationAttempt, StateSaved, RunResumed,
-        RunInterrupted, FeatureStatus, ClaimChecked,
+        RunInterrupted, FeatureStatus, ClaimChecked, FileHot, ConflictPredicted, WorkerWarned, TipMerged,
+        ConflictOutcome,
     ],
     Field(discriminator="type"),
 ]

@@ -34,7 +34,9 @@ from longshot.pipeline.drive import DriveOptions, Driver
 from longshot.pipeline.explore import Explorer
 from longshot.pipeline.featurerun import FeatureRun
 from longshot.pipeline.finalize import Account, Verdict, verdict
+from longshot.pipeline.foresee import ConflictWatch
 from longshot.pipeline.gate import Gate
+from longshot.pipeline.hotfiles import HotFiles, UnionFiles
 from longshot.pipeline.ledger import Ledger
 from longshot.pipeline.leftovers import clean_leftovers
 from longshot.pipeline.merge import MergeQueue
@@ -72,11 +74,14 @@ class Orchestrator:
         self.lock = RunLock(self.hub.path.with_name(self.hub.path.name + ".lock"))
         self.state = StateStore(self.hub, self.emit, self.crash)
         self.prompts = Prompts()
-        self.scheduler = Scheduler(self.emit, hold_overlaps=config.scope_overlap == "hold")
+        self.union = UnionFiles(config.union_merge_files.split(","))
+        self.scheduler = Scheduler(self.emit, hold_overlaps=config.scope_overlap == "hold", hot=HotFiles(
+            self.emit, self.union, scopes=config.hot_file_scopes, conflicts=config.hot_file_conflicts))
         self.validator = TaskValidator(prefix=config.git_branch_prefix, main_branch=config.git_main_branch,
                                        max_tasks=config.max_tasks_per_sprint)
         self.merge_queue = MergeQueue(self.hub, config.merge_strategy, self.emit, lambda t, r: self.driver.merged(t, r),
-                                      prefix=config.git_branch_prefix, max_batch=config.merge_batch, crash=self.crash)
+                                      prefix=config.git_branch_prefix, max_batch=config.merge_batch, crash=self.crash,
+                                      union=self.union)
         self.ledger = Ledger(self.scheduler, self.merge_queue, self.budget, self.emit, prefix=config.git_branch_prefix,
                              free_branch=self.validator.free_branch)
         self.explorer = Explorer(self.hub.git, self.hub.tip)
@@ -86,9 +91,11 @@ class Orchestrator:
                                    timeout=config.check_timeout, worker_model=config.model_for("worker"))
         self.rules = SplitRules(max_files=config.subplan_max_files, max_modules=config.subplan_max_modules,
                                 max_depth=config.subplan_max_depth)
-        self.runner = TaskRunner(self.hub, provider, build_harness(config, model, self.prompts, self.emit), self.emit,
-                                 timeout=config.worker_timeout, crash=self.crash,
-                                 on_branch=lambda b: self.state.mark("worker result", b))
+        self.watch = ConflictWatch(self.hub, self.union, self.emit, interval=config.conflict_check_interval,
+                                   deliverable=config.worker_harness == "builtin")
+        self.runner = TaskRunner(self.hub, provider, build_harness(config, model, self.prompts, self.emit, self.watch),
+                                 self.emit, timeout=config.worker_timeout, crash=self.crash,
+                                 on_branch=lambda b: self.state.mark("worker result", b), watch=self.watch)
         self.driver = Driver(
             DriveOptions(max_workers=config.max_workers, planner_max_iterations=config.planner_max_iterations,
                          finalization_enabled=config.finalization_enabled,
@@ -101,6 +108,7 @@ class Orchestrator:
                                interval=config.health_check_interval, stuck_after=config.worker_stuck_after,
                                max_workers=config.max_workers, busy=lambda: self.driver.busy)
         bus.add_sink(self.monitor)
+        bus.add_sink(self.watch)
         bus.add_sink(self._record_changes)
         bus.add_sink(self.features)
         self.record: RunState | None = None
@@ -181,7 +189,7 @@ class Orchestrator:
             async with asyncio.TaskGroup() as tg:
                 background = [tg.create_task(self.state.run()), tg.create_task(self.monitor.run()),
                               tg.create_task(self.driver.reconciler.loop(self.driver.add_fixes)),  # type: ignore[union-attr]
-                              tg.create_task(self.features.run())]
+                              tg.create_task(self.features.run()), tg.create_task(self.watch.run())]
                 merging = tg.create_task(self.merge_queue.run())
                 self._adopt(recovered)
                 try:

@@ -8,6 +8,8 @@ charts beside it as PNG files.
 
 from __future__ import annotations
 
+import subprocess
+
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -170,9 +172,13 @@ def write_report(log_path: Path, state: RunState | None = None) -> Path:
     state = state or load(log_path)
     directory = report_dir(log_path)
     directory.mkdir(parents=True, exist_ok=True)
-    from longshot.dashboard.charts import draw
+    from longshot.dashboard.charts import draw_in_child
 
-    charts = draw(state, directory)
+    failed = ""
+    try:  # in a child: matplotlib's memory and CPU stay out of the orchestrator
+        charts = draw_in_child(log_path, directory)
+    except (subprocess.SubprocessError, OSError, ValueError) as e:
+        charts, failed = [], f"\n*The charts could not be drawn: {type(e).__name__}: {e}*\n"
     path = directory / "report.md"
-    path.write_text(markdown(state, charts), encoding="utf-8")
+    path.write_text(markdown(state, charts) + failed, encoding="utf-8")
     return path

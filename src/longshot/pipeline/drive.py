@@ -105,6 +105,7 @@ class Driver:
                 if planned_out and not open_work:
                     if await self._finalize_round():
                         continue
+                    self.scheduler.give_up()  # nothing will re-plan what dependents still wait for
                     return
                 if not planned_out and len(self._running) < self.o.max_workers and (
                         len(self.ledger.unsent) >= REPLAN_AFTER_HANDOFFS or not open_work):
@@ -164,6 +165,9 @@ class Driver:
         summary = "\n".join(f"{t.id} [{t.status}] {t.description[:80]}" for t in tasks if t.parent is None)
         self.planner.notes += self.ledger.notes + (self.reconciler.notes if self.reconciler else [])
         self.ledger.notes = []
+        if self.scheduler.hot is not None:  # files that became hot: one owner, an order, or a union
+            self.planner.notes += self.scheduler.hot.notes
+            self.scheduler.hot.notes = []
         if self.reconciler is not None:
             self.reconciler.notes = []
         return Progress(active=self.scheduler.active, landed=sum(t.status == TaskStatus.LANDED for t in tasks),
@@ -214,6 +218,7 @@ class Driver:
                 self.scheduler.move(task, TaskStatus.DECOMPOSED, f"split into {len(children)} subtasks")
             self.add(children)
         else:
+            self.scheduler.give_up(task.id)  # the subplanner re-planned nothing: its waiting subtasks fail
             kids = self.scheduler.children(task.id)
             self.ledger.handoff(task, aggregate(task, kids, self.ledger.handoffs))
 
@@ -241,6 +246,7 @@ class Driver:
             self.changed.clear()
         if self.stopping:
             return False
+        self.scheduler.give_up()  # what the re-landings did not unblock waits for nothing now
         outcome = await self.reconciler.sweep(fix=not self.budget.exhausted, final=True)
         if outcome.fixes:
             self.add_fixes(outcome.fixes)

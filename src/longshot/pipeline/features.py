@@ -251,7 +251,8 @@ class FeatureLedger:
             if files or commands:
                 proof = await prover.judge(commit, files, commands, checks, tree)
                 evidence = proof.evidence
-                status = {True: "verified", False: "failing"}.get(proof.passed, "claimed" if worked else "missing")  # type: ignore[assignment]
+                status = ("verified" if proof.passed else "failing") if proof.passed is not None \
+                    else ("claimed" if worked else "missing")
             else:
                 named = (spec.tests + spec.commands) if spec else []
                 evidence = (f"its tests {', '.join(named)} do not exist on the final tree" if named
