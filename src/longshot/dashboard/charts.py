@@ -10,7 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
-from longshot.dashboard.state import DONE, FAILED, RunState
+from longshot.dashboard.state import FAILED, RunState
+from longshot.types import DONE
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure

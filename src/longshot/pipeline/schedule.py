@@ -12,8 +12,9 @@ from __future__ import annotations
 from longshot.events import Emit, TaskCreated, TaskStatusChanged
 from longshot.types import ENDED, Task, TaskStatus
 
-DONE = frozenset({TaskStatus.LANDED, TaskStatus.SUPERSEDED, TaskStatus.COMPLETED})
-"""A dependency in one of these states is satisfied: its work is on the target branch."""
+DEPENDENCY_MET = frozenset({TaskStatus.LANDED, TaskStatus.SUPERSEDED, TaskStatus.COMPLETED})
+"""A dependency in one of these states is satisfied: its work is on the target branch (an
+``unchanged`` task is done, but put nothing there to build on)."""
 
 
 class Scheduler:
@@ -50,7 +51,7 @@ class Scheduler:
         ready = [
             t for t in self.tasks.values()
             if t.status == TaskStatus.PENDING
-            and all(self.tasks[d].status in DONE for d in t.depends_on if d in self.tasks)
+            and all(self.tasks[d].status in DEPENDENCY_MET for d in t.depends_on if d in self.tasks)
             and not self._sibling_overlap(t, held)
         ]
         return sorted(ready, key=lambda t: (t.priority, self._order[t.id]))
@@ -82,7 +83,7 @@ class Scheduler:
             for task in self.with_status(TaskStatus.PENDING):
                 for dep in task.depends_on:
                     d = self.tasks.get(dep)
-                    if d is None or (d.status in ENDED and d.status not in DONE and dep not in carried):
+                    if d is None or (d.status in ENDED and d.status not in DEPENDENCY_MET and dep not in carried):
                         why = "unknown" if d is None else f"{d.status}"
                         self.move(task, TaskStatus.FAILED, f"dependency {dep} ended {why} without landing")
                         changed = True

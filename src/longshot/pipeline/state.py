@@ -96,8 +96,6 @@ class RunState(BaseModel):
     known_ids: list[str] = Field(default_factory=list)
     known_branches: list[str] = Field(default_factory=list)
     id_counter: int = 0
-    subplans: dict[str, int] = Field(default_factory=dict)
-    """Parent task id -> subtasks its subplanner made (so new subtask ids never repeat)."""
 
 
 def owner_tag() -> str:
