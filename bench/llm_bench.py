@@ -54,7 +54,7 @@ from longshot.llm.requestlog import RequestLog
 from longshot.llm.router import Router
 from longshot.testing.fake_llm import FakeLLM
 from longshot.testing.fake_script import Reply, Turn
-from common import machine, stats
+from common import SMOKE_HELP, machine, stats
 
 SCRIPT = Path(__file__).resolve()
 
@@ -291,10 +291,10 @@ async def load(kinds: frozenset[str], *, requests: int, callers: int, servers: i
 
 
 async def main_async(args: argparse.Namespace) -> dict[str, Any]:
-    quick = args.quick
-    n_over = 1000 if quick else 5000
-    requests = 400 if quick else 2000
-    callers = 20 if quick else 50
+    quick = args.quick or args.smoke
+    n_over = 50 if args.smoke else 1000 if quick else 5000
+    requests = 40 if args.smoke else 400 if quick else 2000
+    callers = 5 if args.smoke else 20 if quick else 50
     cfg = {"servers": 3, "delay": 0.02, "retry_after": 0.05}
     result: dict[str, Any] = {"bench": "llm_router", "quick": quick, "machine": machine()}
 
@@ -314,7 +314,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
                          for cls, p in RETRY_POLICY.items() if cls in (LLMRateLimited, LLMServerError)},
     }
     variants = {"clean": frozenset(), "faults": frozenset({"429", "5xx"})}
-    if not args.no_ablation:  # which fault kind costs the time: each alone (15% of answers)
+    if not args.no_ablation and not args.smoke:  # which fault kind costs the time: each alone (15% of answers)
         variants |= {"only_429": frozenset({"429"}), "only_5xx": frozenset({"5xx"})}
     runs = {}
     for name, kinds in variants.items():
@@ -338,7 +338,8 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         "longest_call_s": max(r["call_latency_s"].get("max", 0.0) for r in repeats),
     }
     log(f"request CPU: {args.cpu_rounds} rounds, SDK path against the direct path")
-    result["request_cpu"] = await request_cpu(args.cpu_rounds, 300 if quick else 1500)
+    result["request_cpu"] = await request_cpu(2 if args.smoke else args.cpu_rounds,
+                                              30 if args.smoke else 300 if quick else 1500)
     result["summary"] = {
         "overhead_median_us": result["overhead"][1]["us"]["median"],
         "overhead_p95_us": result["overhead"][1]["us"]["p95"],
@@ -369,6 +370,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="fewer calls (overhead 1,000; load 400 from 20 callers)")
     parser.add_argument("--no-ablation", action="store_true", help="skip the 429-only and 5xx-only runs")
     parser.add_argument("--deadline", type=float, default=900.0, help="seconds each load run may take (default 900)")
+    parser.add_argument("--smoke", action="store_true", help=SMOKE_HELP)
     parser.add_argument("--repeat", type=int, default=1, help="fault-load runs in this invocation (issue 21: 20)")
     parser.add_argument("--cpu-rounds", type=int, default=6, help="interleaved rounds of the request-CPU comparison")
     if sys.argv[1:2] == ["_serve"]:

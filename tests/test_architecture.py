@@ -15,6 +15,8 @@ A *room* is a top-level module or package of ``src/longshot``. What is derived, 
 - **Internals**: no module imports another module's private (``_name``) names, and no
   module reads a private attribute of another module (``mod._name``).
 - **The dashboard reads events**: it imports only what ``longshot.events`` rests on.
+- **So does the web view** (``web/``): besides events and the dashboard's state, it may read
+  git (``git.py``, ``hub.py``), never a pipeline stage, a backend, the config or a composition root.
 - Optional cloud SDKs (modal, ray, docker) are never imported at module level.
 
 `check` takes the source root, so a test plants a forbidden import in a copy of the tree
@@ -39,6 +41,7 @@ BUILD = "longshot.build"
 CONFIG = "longshot.config"
 KIT = "longshot.testing"
 EVENTS = "longshot.events"
+WEB = "longshot.web"
 SDKS = {"modal", "ray", "docker"}
 
 
@@ -142,7 +145,9 @@ def check(root: Path = SRC) -> list[str]:
     backends = {m for m in known if any(under(m, k) and m != k and m != f"{k}.base" for k in kinds)}
     roots = {m for m, targets in edges.items() if BUILD in targets}
     below = reachable(edges, {BUILD} | {m for m in known if under(m, "longshot.pipeline")}) - {CONFIG} - roots
-    outer = roots | {m for m in known if any(under(m, p) for p in ("longshot.dashboard", "longshot.demo", KIT))}
+    outer = roots | {m for m in known if any(under(m, p) for p in ("longshot.dashboard", "longshot.demo", KIT, WEB))}
+    run_parts = backends | roots | {BUILD, CONFIG} | {m for m in known if any(under(m, p) for p in
+                                                         ("longshot.pipeline", "longshot.demo", KIT))}
     vocabulary = reachable(edges, {EVENTS})
     problems = [f"import cycle: {' -> '.join(c)}" for c in cycles(edges)]
     problems += [f"cycle between rooms: {' -> '.join(c)}" for c in cycles(rooms)]
@@ -159,6 +164,8 @@ def check(root: Path = SRC) -> list[str]:
             if under(mod, "longshot.dashboard") and i.target in known and not under(i.target, "longshot.dashboard") \
                     and i.target not in vocabulary:
                 problems.append(f"{at}: the dashboard reads events only")
+            if under(mod, WEB) and i.target in run_parts:
+                problems.append(f"{at}: the web view reads events (and git, read-only) only")
             if i.target in known and i.target != mod:
                 problems += [f"{at}: private name {n}" for n in i.names if n.startswith("_") and not n.startswith("__")]
             if i.top_level and i.target.split(".")[0] in SDKS:
@@ -193,6 +200,12 @@ PLANTS = {
     "a stage importing the CLI": ("pipeline/finalize.py", "def _f() -> None:\n    from longshot import cli\n",
                                   "outside the run's parts"),
     "an SDK at module level": ("sandboxes/ray.py", "import ray\n", "optional SDKs"),
+    "the web view reading the pipeline": ("web/views.py", "from longshot.pipeline import schedule\n",
+                                          "the web view reads"),
+    "the web view reading the config": ("web/serve.py", "def _c() -> None:\n    from longshot.config import load_config\n",
+                                        "the web view reads"),
+    "a stage importing the web view": ("pipeline/finalize.py", "def _w() -> None:\n    from longshot.web import app\n",
+                                       "outside the run's parts"),
 }
 
 

@@ -33,6 +33,7 @@ from longshot.llm.router import Router
 from longshot.prompts import Prompts
 from longshot.sandboxes.base import SandboxProvider
 from longshot.sandboxes.bundle import ResultRules
+from longshot.sandboxes.egress import DEFAULT_HOSTS
 from longshot.sandboxes.limits import Limits
 from longshot.sandboxes.local import LocalOptions, LocalSandboxProvider
 from longshot.sandboxes.modal import ModalOptions, ModalSandboxProvider
@@ -81,6 +82,8 @@ def local_options(config: Config) -> LocalOptions:
     return LocalOptions(
         isolation=config.sandbox_isolation, network=config.sandbox_network == "on", limits=limits,
         setup_command=config.sandbox_setup_command, setup_timeout=config.sandbox_setup_timeout,
+        setup_hosts=DEFAULT_HOSTS if config.sandbox_setup_hosts is None else
+        tuple(h.strip() for h in config.sandbox_setup_hosts.split(",") if h.strip()),
         ro_paths=[p for p in config.sandbox_ro_paths.split(":") if p] + harness_paths(config),
         max_file_bytes=config.snapshot_max_file_mb * 1024 * 1024, max_changed_files=config.snapshot_max_files,
         author=(config.git_commit_name, config.git_commit_email), tasks_dir=config.sandbox_tasks_dir,

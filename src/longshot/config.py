@@ -182,9 +182,11 @@ class Config(BaseSettings):
     sandbox_max_files: int = Field(default=200_000, ge=100)
     """Files and directories a sandbox may hold in its checkout, HOME and /tmp together."""
     sandbox_setup_command: str | None = None
-    """Trusted command run in each new checkout before the agent starts, with network on (e.g. ``pip install -e .``)."""
+    """Trusted command run in each new checkout before the agent starts, reaching only SANDBOX_SETUP_HOSTS (e.g. ``pip install -e .``)."""
     sandbox_setup_timeout: float = Field(default=900.0, gt=0)
     """Seconds the set-up command may take."""
+    sandbox_setup_hosts: str | None = None
+    """Comma-separated ``host`` or ``host:port`` a set-up may reach through Longshot's proxy (unset: the public indexes of PyPI, npm, crates.io and Go; ``*``: the whole network, weaker)."""
     sandbox_tasks_dir: Path | None = None
     """Where task checkouts live (default: LONGSHOT_WORK_DIR/tasks). A tmpfs such as /dev/shm starts sandboxes ~10x faster on slow disks."""
     sandbox_ro_paths: str = ""

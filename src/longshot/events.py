@@ -24,6 +24,8 @@ from longshot.bus import MemorySink as MemorySink
 from longshot.bus import NdjsonSink as NdjsonSink
 from longshot.bus import Sink as Sink
 from longshot.bus import new_run_id as new_run_id
+from longshot.feature_events import ClaimChecked as ClaimChecked
+from longshot.feature_events import FeatureStatus as FeatureStatus
 from longshot.merge_events import CheckFinished as CheckFinished
 from longshot.merge_events import ChecksPlanned as ChecksPlanned
 from longshot.merge_events import GateResult as GateResult
@@ -93,9 +95,13 @@ class TaskCreated(Event):
     parent: str | None = None
     """The task a subplanner split into this one (None for the planner's and reconciler's tasks)."""
     kind: str = "task"
-    """``task``, ``conflict-fix`` or ``fix`` (a reconciler fix), as in `Task.kind`."""
+    """``task``, ``conflict-fix``, ``fix`` (a reconciler fix) or ``verify``, as in `Task.kind`."""
+    feature: str | None = None
+    """The feature the task serves (`Task.feature`)."""
     status: str = "pending"
     """Not pending only when a resumed run re-announces a task it recorded."""
+    acceptance: str = ""
+    """How the task is judged done (the planner's words), for the web view's task page."""
 
 
 class TaskRejected(Event):
@@ -276,7 +282,7 @@ AnyEvent = Annotated[
         ModelsWaiting,        BudgetSpent, HandoffReceived,
         MergeLanded, GateResult, MergeBatch, MergeHealth, MergeFailed, CheckFinished, SandboxProfile, RunWarning, RunError,
         ChecksPlanned, Metrics, WorkerStuck, SweepStarted, SweepFinished, FinalizationAttempt, StateSaved, RunResumed,
-        RunInterrupted,
+        RunInterrupted, FeatureStatus, ClaimChecked,
     ],
     Field(discriminator="type"),
 ]

@@ -32,6 +32,7 @@ from longshot.pipeline.decompose import SplitRules, Subplanner
 from longshot.pipeline.dispatch import TaskRunner
 from longshot.pipeline.drive import DriveOptions, Driver
 from longshot.pipeline.explore import Explorer
+from longshot.pipeline.featurerun import FeatureRun
 from longshot.pipeline.finalize import Account, Verdict, verdict
 from longshot.pipeline.gate import Gate
 from longshot.pipeline.ledger import Ledger
@@ -81,6 +82,8 @@ class Orchestrator:
         self.explorer = Explorer(self.hub.git, self.hub.tip)
         self.planner = Planner(self._conversation("planner", "planner"), self.prompts, self.validator, self.hub,
                                self.emit)
+        self.features = FeatureRun(self.emit, self.validator, self.hub, prefix=config.git_branch_prefix,
+                                   timeout=config.check_timeout, worker_model=config.model_for("worker"))
         self.rules = SplitRules(max_files=config.subplan_max_files, max_modules=config.subplan_max_modules,
                                 max_depth=config.subplan_max_depth)
         self.runner = TaskRunner(self.hub, provider, build_harness(config, model, self.prompts, self.emit), self.emit,
@@ -92,12 +95,14 @@ class Orchestrator:
                          finalization_max_attempts=config.finalization_max_attempts, grace=config.shutdown_grace,
                          rules=self.rules),
             self.scheduler, self.ledger, self.planner, self.merge_queue, self.runner, self.budget, self.state,
-            self._subplanner, self.emit, self.crash)
+            self._subplanner, self.emit, self.crash,
+            verify=lambda o: self.features.verify(o, list(self.scheduler.tasks.values()), self.ledger.handoffs))
         self.monitor = Monitor(self.scheduler, self.runner, self.merge_queue, self.budget, self.emit,
                                interval=config.health_check_interval, stuck_after=config.worker_stuck_after,
                                max_workers=config.max_workers, busy=lambda: self.driver.busy)
         bus.add_sink(self.monitor)
         bus.add_sink(self._record_changes)
+        bus.add_sink(self.features)
         self.record: RunState | None = None
         self.signal: str | None = None
 
@@ -120,7 +125,7 @@ class Orchestrator:
     def _capture(self) -> RunState:
         assert self.record is not None
         return capture(self.record, self.scheduler, self.ledger, self.planner, self.driver.reconciler, self.budget,
-                       self.validator, self.driver.flags)
+                       self.validator, self.driver.flags).model_copy(update=self.features.snapshot())
 
     async def run(self, request: str | None, *, log_path: str = "", resume: bool = False,
                   confirm: Callable[[str], bool] | None = None) -> Verdict:
@@ -164,6 +169,7 @@ class Orchestrator:
             start_commit=tip, owner=owner_tag())
         self.record = self.record.model_copy(update={"owner": owner_tag()})
         await clean_leftovers(self.provider, self.hub, self.record, self.state, self.emit)
+        await self.features.open(self.record, resumed=resuming)
         recovered = await self._restore(tip) if resuming else None
         self.state.capture = self._capture
         await self._start_checks()
@@ -174,11 +180,14 @@ class Orchestrator:
         try:
             async with asyncio.TaskGroup() as tg:
                 background = [tg.create_task(self.state.run()), tg.create_task(self.monitor.run()),
-                              tg.create_task(self.driver.reconciler.loop(self.driver.add_fixes))]  # type: ignore[union-attr]
+                              tg.create_task(self.driver.reconciler.loop(self.driver.add_fixes)),  # type: ignore[union-attr]
+                              tg.create_task(self.features.run())]
                 merging = tg.create_task(self.merge_queue.run())
                 self._adopt(recovered)
                 try:
                     await self.driver.drive(self.record.request, tg, resumed=resuming)
+                    if not self.signal:
+                        await self.features.drain()  # every claim checked before the verdict
                     left = await self.driver.shutdown() if self.signal else []
                 finally:
                     for job in background:
@@ -238,6 +247,7 @@ class Orchestrator:
             red_interval=self.config.reconciler_red_interval)
         restore_reconciler(reconciler, self.record.reconciler)
         self.driver.reconciler = reconciler
+        self.features.start(self.provider, self.checks, self.scheduler.tasks.get)
         if self.config.merge_gate != "off":
             self.merge_queue.gate = Gate(self.provider, self.hub, self.checks, self.emit,
                                          timeout=self.config.check_timeout, branch=f"{self.config.git_branch_prefix}gate")
@@ -300,7 +310,9 @@ class Orchestrator:
         if self.budget.exhausted and not any(self.budget.exhausted in e for e in errors):
             errors.append(f"stopped early: {self.budget.exhausted} spent")
         preexisting = sorted((reconciler.preexisting or set()) & {f.signature for f in outcome.failures})
-        return verdict(Account(tasks=list(self.scheduler.tasks.values()), checks=checks,
+        tasks = list(self.scheduler.tasks.values())
+        features = await self.features.judge(outcome, tasks, self.ledger.handoffs)
+        return verdict(Account(tasks=tasks, checks=checks, features=features,
                                unlanded=dict(self.ledger.unlanded), errors=errors, preexisting=preexisting,
                                failures=[f.signature for f in outcome.failures], tokens=self.budget.tokens,
                                cost_usd=self.budget.cost_usd), self.emit)

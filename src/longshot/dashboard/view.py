@@ -29,10 +29,10 @@ def render(state: RunState, view: ViewState, now: float, height: int = 40, width
     width, height = max(60, width), max(12, height)
     body = height - 7
     left = box("metrics", metrics_rows(state, now), LEFT, 11, "blue") + \
-        box("merge queue", merge_rows(state, now), LEFT, 10, "cyan")
+        box("merge queue", merge_rows(state, now), LEFT, 10 + 2 * bool(state.features), "cyan")
     alerts = [i for i in reversed(state.feed) if i.level != "info"]
     left += box(f"alerts ({state.errors} errors, {state.warnings} warnings)",
-                [feed_line(state, i) for i in alerts[: max(0, body - 23)]] or [Text("none", style="dim")],
+                [feed_line(state, i) for i in alerts[: max(0, body - len(left) - 2)]] or [Text("none", style="dim")],
                 LEFT, max(0, body - len(left)), "red" if state.errors else "yellow")
     right = tab_panel(state, view, now, body, width - LEFT)
     middle = [Text.assemble(a, b) for a, b in zip(left[:body], right)]
@@ -114,7 +114,22 @@ def merge_rows(state: RunState, now: float) -> list[Text]:
         sw = state.sweep
         rows.append(("Sweep", Text(f"#{sw.sweep} " + ("green" if sw.green else f"red ({len(sw.failures)})"),
                                    style="green" if sw.green else "red")))
+    if state.features:
+        counts = list(state.feature_counts().items())
+        rows += [("Features", feature_counts(dict(counts[:2]))), ("", feature_counts(dict(counts[2:])))]
     return pairs(rows, LEFT)
+
+
+FEATURE_STYLES = {"verified": "green", "claimed": "yellow", "failing": "red", "missing": "dim"}
+
+
+def feature_counts(counts: dict[str, int]) -> Text:
+    """``7 verified · 1 claimed``, each count in its status's colour."""
+    parts: list[tuple[str, str] | str] = []
+    for status, n in counts.items():
+        parts += [" · "] if parts else []
+        parts.append((f"{n} {status}", FEATURE_STYLES[status] if n else "dim"))
+    return Text.assemble(*parts)
 
 
 def feed_line(state: RunState, item: FeedItem) -> Text:

@@ -127,6 +127,8 @@ class TaskValidator:
     taken_branches: set[str] = field(default_factory=set)
     """Branches already in the repository from earlier runs: a new task gets a free variant."""
     counter: int = 0
+    features: set[str] = field(default_factory=set)
+    """Ids of the run's FEATURES.json features: a task naming another feature is rejected."""
 
     def free_branch(self, branch: str) -> str:
         """``branch``, or ``branch-2``, ``branch-3`` ... when an earlier run left a branch of that name."""
@@ -167,7 +169,7 @@ class TaskValidator:
             self.known_branches.add(branch)
             accepted.append(Task(id=task_id, description=raw.description, scope=scope,
                                  acceptance=raw.acceptance, branch=branch, continue_from=raw.continue_from,
-                                 allow_protected=raw.allow_protected,
+                                 allow_protected=raw.allow_protected, feature=raw.feature,
                                  priority=raw.priority, depends_on=list(dict.fromkeys(raw.depends_on))))
         return self._drop_unsatisfiable(accepted, rejected)
 
@@ -216,6 +218,9 @@ class TaskValidator:
                 return f"branch {raw.branch!r} must be a legal branch name under {self.prefix!r}"
             if raw.branch.removeprefix(self.prefix) in ("", self.main_branch):
                 return f"branch {raw.branch!r} is not a task branch"
+        if raw.feature is not None and self.features and raw.feature not in self.features:
+            return (f"feature {raw.feature[:64]!r} is not in FEATURES.json; name one of "
+                    f"{', '.join(sorted(self.features)[:30])}, or leave \"feature\" out")
         if raw.continue_from is not None and raw.continue_from not in self.known_ids:
             return f"continue_from names an unknown task {raw.continue_from!r}"
         for dep in raw.depends_on:

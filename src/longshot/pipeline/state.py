@@ -27,6 +27,8 @@ from longshot.crash import CrashPoints
 from longshot.errors import ConfigError, GitError
 from longshot.events import Emit, RunWarning, StateSaved
 from longshot.hub import Hub
+from longshot.pipeline.claims import ClaimState
+from longshot.pipeline.features import FeatureState
 from longshot.types import Handoff, Task
 
 STATE_FILE = "state.json"
@@ -96,6 +98,10 @@ class RunState(BaseModel):
     known_ids: list[str] = Field(default_factory=list)
     known_branches: list[str] = Field(default_factory=list)
     id_counter: int = 0
+    features: FeatureState = Field(default_factory=FeatureState)
+    """The feature ledger (`pipeline/features.py`): `longshot status --json` reads it from here."""
+    claims: ClaimState = Field(default_factory=ClaimState)
+    """Workers' completes checked against their acceptance, per role and model (`pipeline/claims.py`)."""
 
 
 def owner_tag() -> str:

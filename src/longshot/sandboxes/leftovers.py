@@ -11,7 +11,6 @@ unfinished operations in the sandbox's own git directory are cleared first.
 
 from __future__ import annotations
 
-import os
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -19,19 +18,11 @@ from typing import Protocol
 
 from longshot.errors import LongshotError
 from longshot.git import Git
-from longshot.procs import alive
 from longshot.sandboxes.base import Leftover, SandboxSpec
+from longshot.sandboxes.orphans import owner_dead
 
 STALE_GIT = ("index.lock", "HEAD.lock", "config.lock", "packed-refs.lock", "MERGE_HEAD", "MERGE_MSG",
              "CHERRY_PICK_HEAD", "REBASE_HEAD", "rebase-merge", "rebase-apply")
-
-
-def _dead(name: str) -> bool:
-    parts = name.rsplit("-", 2)
-    if len(parts) != 3 or not parts[1].isdigit():
-        return False  # not a sandbox directory of ours
-    pid = int(parts[1])
-    return pid != os.getpid() and not alive(pid)
 
 
 class Salvager(Protocol):
@@ -48,7 +39,7 @@ async def recover_leftovers(tasks: Path, hub: Path, message: Callable[[str], str
     docstring); ``reopen`` makes the sandbox that commits a directory's work."""
     found: list[Leftover] = []
     for root in sorted(tasks.iterdir()) if tasks.is_dir() else []:
-        if not root.is_dir() or not _dead(root.name):
+        if not root.is_dir() or not owner_dead(root):
             continue
         gitdir = root / "git"
         for name in STALE_GIT:
