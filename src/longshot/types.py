@@ -45,6 +45,12 @@ ENDED: frozenset[TaskStatus] = TERMINAL | {
 }
 """Statuses in which no worker or merge is working on the task now."""
 
+DONE: frozenset[TaskStatus] = frozenset(
+    {TaskStatus.LANDED, TaskStatus.UNCHANGED, TaskStatus.COMPLETED, TaskStatus.SUPERSEDED}
+)
+"""Ended well: the task's work is on the target branch, or it needed none. (The one definition:
+the monitor, the dashboard and the report count these as done.)"""
+
 TRANSITIONS: dict[TaskStatus, frozenset[TaskStatus]] = {
     TaskStatus.PENDING: frozenset({TaskStatus.RUNNING, TaskStatus.FAILED, TaskStatus.CANCELLED}),
     TaskStatus.RUNNING: frozenset(

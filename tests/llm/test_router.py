@@ -228,14 +228,12 @@ async def test_hang_times_out_and_is_retried(fake_llm) -> None:
     fake = fake_llm(seq(Reply(hang=True), Reply(content="second")))
     emit = Recorder()
     r = Router([(endpoint(fake, "slow", timeout=0.5), 1.0)], MODELS, emit)  # type: ignore[arg-type]
-    t0 = time.monotonic()
     try:
         result = await r.complete("worker", USER)
     finally:
         await r.aclose()
-    elapsed = time.monotonic() - t0
     assert result.content == "second"
-    assert elapsed >= 0.5
+    assert [q.status for q in fake.requests] == [0, 200]  # the first was never answered: it timed out
     retries = emit.of(LLMRetry)
     assert len(retries) == 1 and "LLMTimeout" in retries[0].error and retries[0].endpoint == "slow"
     assert fake.count() == 2

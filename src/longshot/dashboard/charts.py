@@ -19,8 +19,9 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
-from longshot.dashboard.state import RunState
+from longshot.dashboard.state import FAILED, RunState
 from longshot.events import read_events
+from longshot.types import DONE
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure

@@ -22,11 +22,10 @@ from longshot.events import (
     MergeHealth, MergeLanded, Metrics, PlannerAnswered, PlannerRequested, RunFinished, RunInterrupted, RunStarted,
     SweepFinished, TaskCreated, TaskStatusChanged, WorkerOutput, WorkerStep, PlanPreview, ResultReady,
 )
+from longshot.types import DONE as DONE  # re-exported: the dashboard's views read it from here
 from longshot.types import HandoffMetrics
 
 FEED_LIMIT = 200
-DONE = frozenset({"landed", "unchanged", "completed", "superseded"})
-"""Statuses that count as done: the task's work is on the target branch, or it needed none."""
 FAILED = frozenset({"failed", "blocked"})
 ACTIVE = frozenset({"running", "merging", "decomposed"})
 

@@ -98,8 +98,6 @@ class RunState(BaseModel):
     known_ids: list[str] = Field(default_factory=list)
     known_branches: list[str] = Field(default_factory=list)
     id_counter: int = 0
-    subplans: dict[str, int] = Field(default_factory=dict)
-    """Parent task id -> subtasks its subplanner made (so new subtask ids never repeat)."""
     features: FeatureState = Field(default_factory=FeatureState)
     """The feature ledger (`pipeline/features.py`): `longshot status --json` reads it from here."""
     claims: ClaimState = Field(default_factory=ClaimState)
