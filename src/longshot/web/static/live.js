@@ -10,7 +10,10 @@
       var el = document.getElementById(id);
       if (el) { el.innerHTML = data.parts[id]; }
     });
-    if (data.last_ts !== undefined) { updates.push([Date.now() / 1000, data.last_ts]); }
+    if (data.last_ts !== undefined) {
+      updates.push([Date.now() / 1000, data.last_ts]);
+      if (updates.length > 20000) { updates.splice(0, 10000); }
+    }
   }
 
   var stream = body.dataset.stream;
