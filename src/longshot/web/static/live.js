@@ -58,7 +58,7 @@
   play.addEventListener("click", function () {
     if (timer) { stop(); return; }
     var at = upto >= total ? 0 : parseFloat(slider.value);
-    play.textContent = "❚❚ pause";
+    play.textContent = "pause";
     timer = setInterval(function () {
       at += 0.25 * parseFloat(speed.value);
       if (at >= duration) { at = duration; stop(); }
