@@ -54,6 +54,8 @@ class RunStarted(Event):
     """RUN_MAX_TOKENS, when set: the budget the dashboard and report measure against."""
     max_cost_usd: float | None = None
     """RUN_MAX_COST_USD, when set."""
+    unpriced_models: list[str] = Field(default_factory=list)
+    """Models without a known price: their cost is unknown, not $0."""
 
 
 class RunFinished(Event):
@@ -280,6 +282,43 @@ class RunInterrupted(Event):
     immediate: bool = False
 
 
+class PreflightChecked(Event):
+    """The preflight before planning (`longshot.preflight`): each check as ``{area, status
+    (ok/warn/fail), detail, setting, fix}``; ``tokens`` the endpoint probes used."""
+
+    type: Literal["preflight.checked"] = "preflight.checked"
+    checks: list[dict[str, str]] = Field(default_factory=list)
+    tokens: int = 0
+
+
+class ResultReady(Event):
+    """Where the run's result is, at the end: ``ref`` in ``repo``; ``moved``: whether the
+    user's branch (``branch``) now points at it; ``command``: the one command that takes it
+    (empty when there is nothing to take)."""
+
+    type: Literal["result.ready"] = "result.ready"
+    repo: str
+    branch: str
+    ref: str
+    commit: str
+    moved: bool
+    command: str = ""
+    note: str = ""
+
+
+class PlanPreview(Event):
+    """``--plan-only``: the recorded plan (tasks as ``{id, description, scope, depends_on}``)
+    and an estimate of what running it costs (``None``: unknown, no price)."""
+
+    type: Literal["plan.preview"] = "plan.preview"
+    tasks: list[dict[str, object]] = Field(default_factory=list)
+    tokens_low: int = 0
+    tokens_high: int = 0
+    cost_low_usd: float | None = None
+    cost_high_usd: float | None = None
+    basis: str = ""
+
+
 AnyEvent = Annotated[
     Union[
         RunStarted, RunFinished, PlannerRequested, PlannerAnswered, PlannerParseError,
@@ -288,7 +327,7 @@ AnyEvent = Annotated[
         MergeLanded, GateResult, MergeBatch, MergeHealth, MergeFailed, CheckFinished, SandboxProfile, RunWarning, RunError,
         ChecksPlanned, Metrics, WorkerStuck, SweepStarted, SweepFinished, FinalizationAttempt, StateSaved, RunResumed,
         RunInterrupted, FeatureStatus, ClaimChecked, FileHot, ConflictPredicted, WorkerWarned, TipMerged,
-        ConflictOutcome,
+        ConflictOutcome, PreflightChecked, ResultReady, PlanPreview,
     ],
     Field(discriminator="type"),
 ]

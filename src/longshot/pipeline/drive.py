@@ -77,8 +77,9 @@ class Driver:
         self._planning: asyncio.Task[PlanOutcome] | None = None
         self._tg: asyncio.TaskGroup | None = None
 
-    async def drive(self, request: str, tg: asyncio.TaskGroup, *, resumed: bool) -> None:
-        """The main loop: plan, start what is ready while slots are free, replan, finalize."""
+    async def drive(self, request: str, tg: asyncio.TaskGroup, *, resumed: bool, plan_only: bool = False) -> None:
+        """The main loop: plan, start what is ready while slots are free, replan, finalize.
+        ``plan_only``: return once the first plan is recorded, before anything is dispatched."""
         self._tg = tg
         if not resumed or (self.planner.iteration == 0 and not self.scheduler.tasks):
             self._planning = self._spawn(self._plan(self.planner.initial(request)), "planner")
@@ -92,6 +93,8 @@ class Driver:
                 self.flags.iteration, self.flags.scratchpad = self.planner.iteration, self.planner.scratchpad
                 self.flags.summary = self.planner.conversation.summary
                 await self.state.flush("planner answered")
+                if plan_only:
+                    return
             if self.budget.exhausted:
                 for task in self.scheduler.with_status(TaskStatus.PENDING):
                     self.scheduler.move(task, TaskStatus.CANCELLED, f"{self.budget.exhausted} spent before it started")
