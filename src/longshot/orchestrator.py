@@ -142,7 +142,7 @@ class Orchestrator:
         stale = self.lock.acquire(self.bus.run_id)
         try:
             if stale:
-                self.emit(RunWarning(message=stale))
+                self.emit(RunWarning(code="lock.stale", message=stale))
             await self.hub.open()
             return await reset(self.hub, self.state, yes=yes, confirm=confirm, show=show, emit=self.emit)
         finally:
@@ -156,11 +156,11 @@ class Orchestrator:
                              log_path=log_path, max_tokens=self.config.run_max_tokens,
                              max_cost_usd=self.config.run_max_cost_usd))
         for note in [stale] if stale else []:
-            self.emit(RunWarning(message=note))
+            self.emit(RunWarning(code="lock.stale", message=note))
         self._announce_isolation()
         tip = await self.hub.open()
         if self.hub.repaired:
-            self.emit(RunWarning(message="removed what a killed run left in the hub: " + ", ".join(self.hub.repaired)))
+            self.emit(RunWarning(code="hub.repaired", message="removed what a killed run left in the hub: " + ", ".join(self.hub.repaired)))
         stored = await self.state.load()
         resuming = decide(stored, request, resume=resume, confirm=confirm,
                           where=f"{self.state.ref} of {self.config.git_repo_url}")
@@ -206,7 +206,7 @@ class Orchestrator:
         await self.state.flush("run finished")
         delivered = await self.hub.deliver()
         if delivered:
-            self.emit(RunWarning(message=delivered))
+            self.emit(RunWarning(code="result.delivery", message=delivered))
         self.emit(RunFinished(exit_code=result.exit_code, green=result.green, landed=result.landed,
                               failed=result.failed, unlanded=result.unlanded, summary=result.summary,
                               duration_s=round(time.monotonic() - started, 3), tokens=self.budget.tokens,
@@ -279,17 +279,17 @@ class Orchestrator:
         self.emit(ChecksPlanned(source=source if plan.checks else "none", commands=plan.commands,
                                 ecosystems=plan.ecosystems, setup=bool(plan.setup)))
         if not plan.checks:
-            self.emit(RunWarning(message="NO CHECKS: no check commands are configured and none were detected on "
+            self.emit(RunWarning(code="checks.none", message="NO CHECKS: no check commands are configured and none were detected on "
                                          f"{self.config.git_main_branch}, so nothing can tell a green branch from a red "
                                          "one; detection runs again on each sweep. Set CHECK_COMMANDS (or "
                                          "CHECK_COMMANDS=none to run without checks on purpose)."))
             if self.config.merge_gate == "on":
-                self.emit(RunWarning(message="MERGE_GATE=on but no check commands are configured or detected: "
+                self.emit(RunWarning(code="gate.no_checks", message="MERGE_GATE=on but no check commands are configured or detected: "
                                              "work lands unchecked until checks appear (set CHECK_COMMANDS)"))
 
     def _announce_isolation(self) -> None:
         if self.config.sandbox_isolation == "none":
-            self.emit(RunWarning(message="SANDBOX_ISOLATION=none: model-written commands run on this machine "
+            self.emit(RunWarning(code="isolation.none", message="SANDBOX_ISOLATION=none: model-written commands run on this machine "
                                          "without isolation, with your user's rights"))
         profile = self.provider.describe()
         self.emit(SandboxProfile(provider=self.config.sandbox_provider, isolation=self.config.sandbox_isolation,

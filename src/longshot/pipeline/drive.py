@@ -113,7 +113,7 @@ class Driver:
                             self.ledger.take_reports(), self.progress())), "planner")
                         continue
                     if not self.flags.finalizing:
-                        self.emit(RunWarning(message=f"planner stopped at PLANNER_MAX_ITERATIONS="
+                        self.emit(RunWarning(code="planner.max_iterations", message=f"planner stopped at PLANNER_MAX_ITERATIONS="
                                                      f"{self.o.planner_max_iterations}"))
                     self.flags.finalizing = self.flags.finalizing or not open_work
                     if not open_work:
@@ -202,7 +202,7 @@ class Driver:
         try:
             children = await (sub.again(self.ledger.take_child_reports(task.id)) if again else sub.first())
         except LongshotError as e:
-            self.emit(RunWarning(task_id=task.id, message=f"subplanner failed: {e}"))
+            self.emit(RunWarning(code="subplanner.failed", task_id=task.id, message=f"subplanner failed: {e}"))
             children = []
         if not again and not children:
             task.atomic = True  # the subplanner's word (or its failure): one worker does it as it is

@@ -144,7 +144,7 @@ class Reconciler:
                 self.reported.add(f.signature)
                 self.notes.append(f"already failing on the target branch when the run started: {f.signature} "
                                   "(a fix task follows at the end unless your tasks make it pass)")
-                self.emit(RunWarning(message=f"already failing when the run started (not caused by any task): "
+                self.emit(RunWarning(code="checks.preexisting", message=f"already failing when the run started (not caused by any task): "
                                              f"{f.signature}"))
         return self.preexisting
 
@@ -186,7 +186,7 @@ class Reconciler:
         try:
             answer = await self.conversation().ask(content, self.sweeps)
         except LongshotError as e:
-            self.emit(RunWarning(message=f"the reconciler model failed ({e}); writing fix tasks from the failures"))
+            self.emit(RunWarning(code="reconciler.model_failed", message=f"the reconciler model failed ({e}); writing fix tasks from the failures"))
             return []
         return answer.tasks
 

@@ -111,7 +111,7 @@ async def recover(state: RunState, hub: Hub, scheduler: Scheduler, ledger: Ledge
         if branch not in known:
             validator.taken_branches.add(branch)
             found.set_aside.append(branch)
-            emit(RunWarning(message=f"branch {branch} belongs to no task of the recorded run; it is set aside "
+            emit(RunWarning(code="branch.set_aside", message=f"branch {branch} belongs to no task of the recorded run; it is set aside "
                                     "(kept as it is, its name reserved)"))
     return found
 

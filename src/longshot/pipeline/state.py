@@ -167,7 +167,7 @@ class StateStore:
         head = local
         if remote and (local is None or not await git.is_ancestor(remote, local)):
             if local is not None:
-                self.emit(RunWarning(message=f"the state in the target repository ({remote[:10]}) does not descend "
+                self.emit(RunWarning(code="state.diverged", message=f"the state in the target repository ({remote[:10]}) does not descend "
                                              f"from this machine's ({local[:10]}); using the target repository's"))
             head = remote
         self._head, self._published = local, remote
@@ -177,7 +177,7 @@ class StateStore:
         try:
             state = RunState.model_validate_json(text or "")
         except ValidationError as e:
-            self.emit(RunWarning(message=f"the recorded run state at {head[:10]} cannot be read ({e.error_count()} "
+            self.emit(RunWarning(code="state.unreadable", message=f"the recorded run state at {head[:10]} cannot be read ({e.error_count()} "
                                          "problems); it is ignored"))
             return None
         if head != local:
@@ -256,7 +256,7 @@ class StateStore:
         if not self._warned:
             self._warned = True
             what = ", ".join(rejected) or err.strip()[-300:]
-            self.emit(RunWarning(message=f"could not publish the run state to the target repository ({what}); "
+            self.emit(RunWarning(code="state.unpublished", message=f"could not publish the run state to the target repository ({what}); "
                                          "it is kept in the hub and published again with the next write"))
         # Branches that were not refused go out with the next write; a refused one (not a
         # fast-forward: someone else moved it) stays in the hub and is not pushed again.
