@@ -43,7 +43,7 @@ from longshot.pipeline.parse import TaskValidator
 from longshot.pipeline.plan import Planner
 from longshot.pipeline.reconcile import Reconciler
 from longshot.pipeline.reset import reset
-from longshot.pipeline.resume import Recovered, capture, recover, restore_reconciler
+from longshot.pipeline.resume import Recovered, capture, recover
 from longshot.pipeline.schedule import Scheduler
 from longshot.pipeline.state import RunState, StateStore, decide, owner_tag
 from longshot.prompts import Prompts
@@ -124,8 +124,8 @@ class Orchestrator:
 
     def _capture(self) -> RunState:
         assert self.record is not None
-        return capture(self.record, self.scheduler, self.ledger, self.planner, self.driver.reconciler, self.budget,
-                       self.validator, self.driver.flags).model_copy(update=self.features.snapshot())
+        return capture(self.record, self.scheduler, self.ledger, self.driver, self.driver.reconciler, self.budget,
+                       self.validator).model_copy(update=self.features.snapshot())
 
     async def run(self, request: str | None, *, log_path: str = "", resume: bool = False,
                   confirm: Callable[[str], bool] | None = None) -> Verdict:
@@ -215,10 +215,8 @@ class Orchestrator:
 
     async def _restore(self, tip: str) -> Recovered:
         assert self.record is not None
-        found = await recover(self.record, self.hub, self.scheduler, self.ledger, self.planner, self.budget,
+        found = await recover(self.record, self.hub, self.scheduler, self.ledger, self.driver, self.budget,
                               self.validator, self.emit)
-        self.driver.flags = self.record.planner.model_copy()
-        self.planner.files = await self.hub.files(self.planner.last_tip or tip)
         self.emit(RunResumed(landed=found.landed, adopted=found.adopted, redispatched=found.redispatched,
                              set_aside=found.set_aside))
         return found
@@ -236,7 +234,7 @@ class Orchestrator:
         assert self.record is not None
         if not self.scheduler.tasks:  # a new run: branches of earlier runs keep their names
             out = await self.hub.git.run("for-each-ref", "--format=%(refname:short)", f"refs/heads/{self.hub.prefix}")
-            self.validator.taken_branches.update(out.splitlines())
+            self.validator.reserve(out.splitlines())
         self.checks = CheckSource(self.hub, self.config.check_commands)
         await self._announce_checks(await self.hub.tip())
         reconciler = Reconciler(
@@ -245,7 +243,7 @@ class Orchestrator:
             start_commit=self.record.start_commit, timeout=self.config.check_timeout,
             prefix=self.config.git_branch_prefix, interval=self.config.reconciler_interval,
             red_interval=self.config.reconciler_red_interval)
-        restore_reconciler(reconciler, self.record.reconciler)
+        reconciler.restore(self.record.reconciler)
         self.driver.reconciler = reconciler
         self.features.start(self.provider, self.checks, self.scheduler.tasks.get)
         if self.config.merge_gate != "off":

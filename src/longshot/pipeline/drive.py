@@ -27,10 +27,10 @@ from longshot.pipeline.decompose import SplitRules, Subplanner, aggregate, needs
 from longshot.pipeline.dispatch import TaskRunner
 from longshot.pipeline.ledger import Ledger
 from longshot.pipeline.merge import MergeQueue
-from longshot.pipeline.plan import PlanOutcome, Planner, Progress
+from longshot.pipeline.plan import PlanOutcome, Planner, PlannerState, Progress
 from longshot.pipeline.reconcile import Reconciler, SweepOutcome
 from longshot.pipeline.schedule import Scheduler
-from longshot.pipeline.state import PlannerState, StateStore
+from longshot.pipeline.state import StateStore
 from longshot.types import Handoff, MergeResult, Task, TaskStatus
 
 REPLAN_AFTER_HANDOFFS = 3
@@ -130,6 +130,17 @@ class Driver:
             self.scheduler.move(task, TaskStatus.RUNNING)
             job = self._subplan(task) if needs_split(task, self.o.rules) else self._work(task)
             self._running[task.id] = self._spawn(job, task.id)
+
+    def snapshot(self) -> PlannerState:
+        """The planning part of the durable state: the loop's flags as of the last applied answer,
+        with the planner's notes and tip as they are now."""
+        live = self.planner.snapshot()
+        return self.flags.model_copy(update={"notes": live.notes, "last_tip": live.last_tip})
+
+    async def restore(self, saved: PlannerState, tip: str) -> None:
+        """Continue from a recorded run's planning (the planner's conversation included)."""
+        self.flags = saved.model_copy()
+        await self.planner.restore(saved, tip)
 
     @property
     def busy(self) -> int:

@@ -27,51 +27,16 @@ from longshot.crash import CrashPoints
 from longshot.errors import ConfigError, GitError
 from longshot.events import Emit, RunWarning, StateSaved
 from longshot.hub import Hub
+from longshot.budget import SpentState
 from longshot.pipeline.claims import ClaimState
 from longshot.pipeline.features import FeatureState
+from longshot.pipeline.ledger import LedgerState
+from longshot.pipeline.plan import PlannerState
+from longshot.pipeline.reconcile import ReconcilerState
 from longshot.types import Handoff, Task
 
 STATE_FILE = "state.json"
 VERSION = 1
-
-
-class PlannerState(BaseModel):
-    iteration: int = 0
-    scratchpad: str = ""
-    summary: str = ""
-    notes: list[str] = Field(default_factory=list)
-    last_proposed: int = -1
-    """Tasks the planner's last answer proposed (0: it said it has nothing more)."""
-    last_tip: str = ""
-    finalizing: bool = False
-    final_rounds: int = 0
-
-
-class LedgerState(BaseModel):
-    unlanded: dict[str, str] = Field(default_factory=dict)
-    conflict_fixes: int = 0
-    reports: dict[str, dict[str, object]] = Field(default_factory=dict)
-    unsent: list[str] = Field(default_factory=list)
-    child_reports: dict[str, list[str]] = Field(default_factory=dict)
-    notes: list[str] = Field(default_factory=list)
-    parents_to_review: list[str] = Field(default_factory=list)
-
-
-class ReconcilerState(BaseModel):
-    sweeps: int = 0
-    claims: dict[str, str] = Field(default_factory=dict)
-    attempts: dict[str, int] = Field(default_factory=dict)
-    preexisting: list[str] | None = None
-    reported: list[str] = Field(default_factory=list)
-    fix_counter: int = 0
-    notes: list[str] = Field(default_factory=list)
-
-
-class SpentState(BaseModel):
-    tokens: int = 0
-    cost_usd: float = 0.0
-    by_task: dict[str, int] = Field(default_factory=dict)
-    cost_by_task: dict[str, float] = Field(default_factory=dict)
 
 
 class RunState(BaseModel):
