@@ -22,41 +22,14 @@ from pathlib import Path
 from types import TracebackType
 from urllib.parse import urlsplit
 
+from longshot.forwarder import FORWARDER
+
 DEFAULT_HOSTS = ("pypi.org", "files.pythonhosted.org", "registry.npmjs.org", "registry.yarnpkg.com", "crates.io",
                  "index.crates.io", "static.crates.io", "proxy.golang.org", "sum.golang.org")
 """The public package indexes of the ecosystems `longshot.pipeline.checks` detects."""
 PORT = 3128
 """Where the set-up finds the proxy inside (loopback of its own network namespace)."""
 HEAD_LIMIT = 16 * 1024
-
-FORWARDER = r"""
-import socket, sys, threading
-def pipe(a, b):
-    try:
-        while (data := a.recv(65536)):
-            b.sendall(data)
-    except OSError:
-        pass
-    finally:
-        for s in (a, b):
-            try: s.shutdown(socket.SHUT_RDWR)
-            except OSError: pass
-def serve(c, path):
-    u = socket.socket(socket.AF_UNIX); u.connect(path)
-    threading.Thread(target=pipe, args=(c, u), daemon=True).start()
-    pipe(u, c)
-def forward(srv, path):
-    while True:
-        conn, _ = srv.accept()
-        threading.Thread(target=serve, args=(conn, path), daemon=True).start()
-def listen(port):
-    srv = socket.socket(); srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    srv.bind(("127.0.0.1", port)); srv.listen(64)
-    return srv
-if __name__ == "__main__":
-    forward(listen(int(sys.argv[2])), sys.argv[1])
-"""
-"""TCP loopback → Unix socket, inside a sandbox: ``python3 -c FORWARDER <socket> <port>``."""
 
 LAUNCH = FORWARDER.split("if __name__")[0] + r"""
 import os, signal, subprocess
