@@ -309,7 +309,7 @@ class Orchestrator:
                                          "without isolation, with your user's rights"))
         profile = self.provider.describe()
         for note in profile.adapted:
-            self.emit(RunWarning(message=note))
+            self.emit(RunWarning(code="default.adapted", message=note))
         self.emit(SandboxProfile(provider=self.config.sandbox_provider, isolation=self.config.sandbox_isolation,
                                  description=profile.description, weakened=profile.weakened))
 

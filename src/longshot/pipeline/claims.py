@@ -96,7 +96,7 @@ class ClaimChecker:
             await asyncio.wait_for(self._idle.wait(), self.timeout)
         except TimeoutError:
             left = self._queue.qsize() + 1
-            self.emit(RunWarning(message=f"{left} worker claim(s) were left unchecked: checking them took longer "
+            self.emit(RunWarning(code="claim.unchecked", message=f"{left} worker claim(s) were left unchecked: checking them took longer "
                                          f"than CHECK_TIMEOUT ({self.timeout:g}s) after the run's work ended"))
 
     async def _check(self, task_id: str, commit: str, commands: list[str]) -> None:
