@@ -135,10 +135,10 @@ class Config(BaseSettings):
     """Seconds a model request goes on retrying transient errors (429, 5xx, timeouts, lost connections) before it fails."""
     llm_prices_file: Path | None = None
     """JSON file of model prices (USD per million input, output tokens) merged over the bundled table."""
-    run_max_tokens: int | None = Field(default=None, ge=1)
-    """Token budget of the whole run (unset: none). When spent, no new model request starts."""
-    run_max_cost_usd: float | None = Field(default=None, gt=0)
-    """Cost budget of the whole run in USD (unset: none), from the price table."""
+    run_max_tokens: Annotated[int, Field(ge=1)] | Literal["none"] | None = None
+    """Token budget of the whole run; unset: 20,000,000 when a model's price is unknown (else none); ``none``: no cap. When spent, no new model request starts."""
+    run_max_cost_usd: Annotated[float, Field(gt=0)] | Literal["none"] | None = None
+    """Cost budget of the whole run in USD, from the price table; unset: 10 when every model's price is known; ``none``: no default guard at all."""
     task_max_tokens: int | None = Field(default=None, ge=1)
     """Token budget of one worker task (unset: none); when spent the worker hands off partial."""
     worker_harness: str = "builtin"

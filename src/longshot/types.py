@@ -13,6 +13,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from longshot.errors import IllegalTransition
+from longshot.text import clip
 
 
 class TaskStatus(StrEnum):
@@ -43,6 +44,12 @@ ENDED: frozenset[TaskStatus] = TERMINAL | {
     TaskStatus.FAILED,
 }
 """Statuses in which no worker or merge is working on the task now."""
+
+DONE: frozenset[TaskStatus] = frozenset(
+    {TaskStatus.LANDED, TaskStatus.UNCHANGED, TaskStatus.COMPLETED, TaskStatus.SUPERSEDED}
+)
+"""Ended well: the task's work is on the target branch, or it needed none. (The one definition:
+the monitor, the dashboard and the report count these as done.)"""
 
 TRANSITIONS: dict[TaskStatus, frozenset[TaskStatus]] = {
     TaskStatus.PENDING: frozenset({TaskStatus.RUNNING, TaskStatus.FAILED, TaskStatus.CANCELLED}),
@@ -148,6 +155,11 @@ class Task(BaseModel):
     """How earlier attempts ended, oldest first (shown to the worker of the next attempt)."""
     reason: str = ""
     """Why the task is failed, blocked or partial (empty otherwise)."""
+
+    def title(self, limit: int = 72) -> str:
+        """The description on one line of at most ``limit`` characters, cut between words (a
+        commit subject, a row of a table); the id when there is no description."""
+        return clip(self.description, limit) or self.id
 
     def move(self, to: TaskStatus, reason: str = "") -> TaskStatus:
         """Change status if ``TRANSITIONS`` allows it; return the previous status."""

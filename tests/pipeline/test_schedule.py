@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from longshot.errors import IllegalTransition
-from longshot.events import Event, TaskCreated, TaskStatusChanged
+from longshot.events import Event, FileHot, TaskCreated, TaskStatusChanged
+from longshot.pipeline.hotfiles import HotFiles, UnionFiles
 from longshot.pipeline.schedule import Scheduler
 from longshot.types import Task, TaskStatus
 
@@ -272,3 +273,38 @@ def test_subtasks_of_one_parent_sharing_a_file_run_at_once_unless_marked() -> No
     s, _ = scheduler(a, b)
     s.move(s.tasks["p-sub-1"], TaskStatus.RUNNING)
     assert ids(s.ready()) == ["p-sub-2"]
+
+
+def hot_scheduler(*tasks: Task, scopes: int = 3, union: list[str] | None = None) -> tuple[Scheduler, list[Event]]:
+    events: list[Event] = []
+    s = Scheduler(events.append, hot=HotFiles(events.append, UnionFiles(union or []), scopes=scopes, conflicts=2))
+    for t in tasks:
+        s.add(t)
+    return s, events
+
+
+def test_a_file_that_conflicts_again_and_again_becomes_hot_and_is_held() -> None:
+    a, b = make("a"), make("b")
+    a.scope = b.scope = ["src/registry.py"]
+    s, events = hot_scheduler(a, b, scopes=0)
+    s.move(s.tasks["a"], TaskStatus.RUNNING)
+    assert ids(s.ready()) == ["b"]  # not hot yet: overlapping scopes run at once
+    assert s.hot is not None
+    s.hot.conflicted(["src/registry.py"])
+    assert ids(s.ready()) == ["b"]
+    s.hot.conflicted(["src/registry.py", "src/other.py"])
+    assert ids(s.ready()) == []  # hot: held while a runs
+    hot = [e for e in events if isinstance(e, FileHot)]
+    assert [(e.path, e.conflicts) for e in hot] == [("src/registry.py", 2)]
+    assert len(s.hot.notes) == 1 and "HOT FILE src/registry.py" in s.hot.notes[0] and "union_merge" in s.hot.notes[0]
+
+
+def test_a_file_named_by_many_open_scopes_becomes_hot_unless_it_is_a_line_set() -> None:
+    tasks = [make(f"t{i}") for i in range(4)]
+    for t in tasks:
+        t.scope = ["src/core.py", "CHANGELOG.md", "docs/index.txt"]
+    tasks[0].union_merge = ["docs/index.txt"]  # the planner's mark
+    s, events = hot_scheduler(*tasks, scopes=3, union=["CHANGELOG*"])
+    assert [e.path for e in events if isinstance(e, FileHot)] == ["src/core.py"]
+    s.move(s.tasks["t0"], TaskStatus.RUNNING)
+    assert ids(s.ready()) == []

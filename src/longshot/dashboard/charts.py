@@ -19,13 +19,17 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
-from longshot.dashboard.state import DONE, FAILED, RunState
+from longshot.dashboard.state import FAILED, RunState
 from longshot.events import read_events
+from longshot.types import DONE
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-COLOURS = {"done": "#2e9e44", "failed": "#d62728", "other": "#9e9e9e", "worker": "#1f77b4", "wait": "#2ca02c"}
+COLOURS = {"done": "#2e9e44", "failed": "#d62728", "partial": "#ff7f0e", "other": "#9e9e9e", "worker": "#1f77b4",
+           "wait": "#2ca02c"}
+OUTCOME = {"landed": "done", "failed": "failed", "blocked": "failed", "cancelled": "failed", "partial": "partial"}
+"""Timeline colour by final status: green only for work that landed; anything else is not a success."""
 LABELLED_ROWS = 40
 """Tasks that get a labelled bar each; more are drawn as thin unlabelled lines."""
 MAX_HEIGHT = 7.0
@@ -126,7 +130,7 @@ def _timeline(plt: Any, state: RunState, start: float, end: float) -> Figure | N
     fig, ax = plt.subplots(figsize=(8, _height(len(rows))), constrained_layout=True)
     begins = [(t.started or start) - start for t in rows]
     finishes = [max(b + 0.05, (t.landed_at or t.ended or end) - start) for b, t in zip(begins, rows)]
-    colours = [COLOURS["done" if t.status in DONE else "failed" if t.status in FAILED else "other"] for t in rows]
+    colours = [COLOURS[OUTCOME.get(t.status, "other")] for t in rows]
     handed = [(t.worked - start, i) for i, t in enumerate(rows) if t.worked is not None and t.landed_at is not None]
     if len(rows) <= LABELLED_ROWS:
         ax.barh(range(len(rows)), [f - b for b, f in zip(begins, finishes)], left=begins, color=colours)
@@ -140,7 +144,8 @@ def _timeline(plt: Any, state: RunState, start: float, end: float) -> Figure | N
         ax.set_yticks([])
     ax.invert_yaxis()
     ax.set_xlim(0, max(1.0, end - start))
-    ax.set_xlabel("seconds since the start (green: landed or done; red: failed; grey: other; | handoff)")
+    ax.set_xlabel("seconds since the start (green: landed; red: failed, blocked or cancelled; orange: partial; "
+                  "grey: other; | handoff)")
     ax.grid(axis="x", alpha=0.3)
     return cast("Figure", fig)
 

@@ -84,7 +84,7 @@ class ClaimChecker:
             try:
                 await self._check(task_id, commit, commands)
             except LongshotError as e:
-                self.emit(RunWarning(task_id=task_id, message=f"the claim of {task_id} could not be checked: {e}"))
+                self.emit(RunWarning(code="claim.unchecked", task_id=task_id, message=f"the claim of {task_id} could not be checked: {e}"))
             finally:
                 if self._queue.empty():
                     self._idle.set()
@@ -105,7 +105,7 @@ class ClaimChecker:
                                      branch=f"{self.prefix}claims", label="claims", commands=commands)
         missing = next((r for r in results.values() if r.exit_code in NOT_RUN), None)
         if missing is not None:  # says nothing of the work: the command is not there to run
-            self.emit(RunWarning(task_id=task_id, message=f"the claim of {task_id} could not be checked: "
+            self.emit(RunWarning(code="claim.unchecked", task_id=task_id, message=f"the claim of {task_id} could not be checked: "
                                                           f"`{missing.command}` could not run in a sandbox (exit "
                                                           f"{missing.exit_code}): {missing.output_tail[-200:]}"))
             return

@@ -27,10 +27,10 @@ from longshot.pipeline.decompose import SplitRules, Subplanner, aggregate, needs
 from longshot.pipeline.dispatch import TaskRunner
 from longshot.pipeline.ledger import Ledger
 from longshot.pipeline.merge import MergeQueue
-from longshot.pipeline.plan import PlanOutcome, Planner, Progress
+from longshot.pipeline.plan import PlanOutcome, Planner, PlannerState, Progress
 from longshot.pipeline.reconcile import Reconciler, SweepOutcome
 from longshot.pipeline.schedule import Scheduler
-from longshot.pipeline.state import PlannerState, StateStore
+from longshot.pipeline.state import StateStore
 from longshot.types import Handoff, MergeResult, Task, TaskStatus
 
 REPLAN_AFTER_HANDOFFS = 3
@@ -77,8 +77,9 @@ class Driver:
         self._planning: asyncio.Task[PlanOutcome] | None = None
         self._tg: asyncio.TaskGroup | None = None
 
-    async def drive(self, request: str, tg: asyncio.TaskGroup, *, resumed: bool) -> None:
-        """The main loop: plan, start what is ready while slots are free, replan, finalize."""
+    async def drive(self, request: str, tg: asyncio.TaskGroup, *, resumed: bool, plan_only: bool = False) -> None:
+        """The main loop: plan, start what is ready while slots are free, replan, finalize.
+        ``plan_only``: return once the first plan is recorded, before anything is dispatched."""
         self._tg = tg
         if not resumed or (self.planner.iteration == 0 and not self.scheduler.tasks):
             self._planning = self._spawn(self._plan(self.planner.initial(request)), "planner")
@@ -92,6 +93,8 @@ class Driver:
                 self.flags.iteration, self.flags.scratchpad = self.planner.iteration, self.planner.scratchpad
                 self.flags.summary = self.planner.conversation.summary
                 await self.state.flush("planner answered")
+                if plan_only:
+                    return
             if self.budget.exhausted:
                 for task in self.scheduler.with_status(TaskStatus.PENDING):
                     self.scheduler.move(task, TaskStatus.CANCELLED, f"{self.budget.exhausted} spent before it started")
@@ -114,7 +117,7 @@ class Driver:
                             self.ledger.take_reports(), self.progress())), "planner")
                         continue
                     if not self.flags.finalizing:
-                        self.emit(RunWarning(message=f"planner stopped at PLANNER_MAX_ITERATIONS="
+                        self.emit(RunWarning(code="planner.max_iterations", message=f"planner stopped at PLANNER_MAX_ITERATIONS="
                                                      f"{self.o.planner_max_iterations}"))
                     self.flags.finalizing = self.flags.finalizing or not open_work
                     if not open_work:
@@ -131,6 +134,17 @@ class Driver:
             self.scheduler.move(task, TaskStatus.RUNNING)
             job = self._subplan(task) if needs_split(task, self.o.rules) else self._work(task)
             self._running[task.id] = self._spawn(job, task.id)
+
+    def snapshot(self) -> PlannerState:
+        """The planning part of the durable state: the loop's flags as of the last applied answer,
+        with the planner's notes and tip as they are now."""
+        live = self.planner.snapshot()
+        return self.flags.model_copy(update={"notes": live.notes, "last_tip": live.last_tip})
+
+    async def restore(self, saved: PlannerState, tip: str) -> None:
+        """Continue from a recorded run's planning (the planner's conversation included)."""
+        self.flags = saved.model_copy()
+        await self.planner.restore(saved, tip)
 
     @property
     def busy(self) -> int:
@@ -206,7 +220,7 @@ class Driver:
         try:
             children = await (sub.again(self.ledger.take_child_reports(task.id)) if again else sub.first())
         except LongshotError as e:
-            self.emit(RunWarning(task_id=task.id, message=f"subplanner failed: {e}"))
+            self.emit(RunWarning(code="subplanner.failed", task_id=task.id, message=f"subplanner failed: {e}"))
             children = []
         if not again and not children:
             task.atomic = True  # the subplanner's word (or its failure): one worker does it as it is

@@ -86,6 +86,8 @@ class ConflictWatch:
         """Task id -> every file it was warned about (kept until its landing says if it was avoided)."""
         self.predicted = 0
         self._wake = asyncio.Event()
+        self._tip = ""
+        """The tip at the last pass (what landed since is what the next pass looks for)."""
 
     # -- the running workers ------------------------------------------------------------
 
@@ -162,12 +164,23 @@ class ConflictWatch:
                 self.emit(RunWarning(message=f"conflict prediction skipped: {e}"[:500]))
 
     async def check(self, *, pairs: bool = False) -> None:
-        """One pass: every running worker against the tip, and (``pairs``) against each other."""
+        """One pass: every running worker against the tip, and (``pairs``) against each other.
+
+        After a landing only workers that may touch what landed are peeked at (their scope or
+        their changes so far name a file it changed); the periodic pass looks at every one."""
         tip = await self.hub.tip()
+        landed: set[str] | None = None
+        if not pairs and self._tip and self._tip != tip:
+            out = await self.hub.git.run("diff-tree", "-r", "--name-only", self._tip, tip)
+            landed = {p for p in out.split("\n") if p}
+        self._tip = tip
         looked: list[Live] = []
         for live in list(self.live.values())[: self.max_checks]:
             if tip == live.since and not pairs:
                 continue  # nothing landed since its work started (or since it merged the tip)
+            if landed is not None and not {p for p in landed if not self.union.covers(p, live.task)} & (
+                    set(live.task.scope) | live.changed):
+                continue  # what just landed is far from its work (the periodic pass still looks)
             try:
                 if await self._look(live) is None:
                     continue

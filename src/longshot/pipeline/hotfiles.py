@@ -58,9 +58,11 @@ class HotFiles:
         """Count the files named by the scopes of the tasks still open; mark the crowded ones."""
         if not self.scopes:
             return
-        counts = Counter(p for t in open_tasks for p in dict.fromkeys(t.scope))
+        tasks = list(open_tasks)
+        counts = Counter(p for t in tasks for p in dict.fromkeys(t.scope))
+        marked = {p for t in tasks for p in t.union_merge}  # line-sets by a planner's word
         for path, n in counts.items():
-            if n >= self.scopes:
+            if n >= self.scopes and path not in marked:
                 self._mark(path, f"named by {n} open task scopes (HOT_FILE_SCOPES={self.scopes})", n)
 
     def conflicted(self, files: Iterable[str]) -> None:

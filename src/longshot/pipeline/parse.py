@@ -15,7 +15,7 @@ import re
 from collections.abc import Collection
 from dataclasses import dataclass, field
 
-from pydantic import ValidationError
+from pydantic import BaseModel, Field, ValidationError
 
 from longshot.errors import PlanParseError
 from longshot.git import legal_branch_name
@@ -115,6 +115,14 @@ class Rejection:
     reason: str
 
 
+class NameState(BaseModel):
+    """The validator's part of the durable state: ids and branches used, and the id counter."""
+
+    known_ids: list[str] = Field(default_factory=list)
+    known_branches: list[str] = Field(default_factory=list)
+    id_counter: int = 0
+
+
 @dataclass
 class TaskValidator:
     """Validates raw tasks against the run's rules; remembers ids already used."""
@@ -129,6 +137,20 @@ class TaskValidator:
     counter: int = 0
     features: set[str] = field(default_factory=set)
     """Ids of the run's FEATURES.json features: a task naming another feature is rejected."""
+
+    def snapshot(self) -> NameState:
+        return NameState(known_ids=sorted(self.known_ids), known_branches=sorted(self.known_branches),
+                         id_counter=self.counter)
+
+    def restore(self, saved: NameState) -> None:
+        """Never reuse an id or branch a recorded run used."""
+        self.known_ids.update(saved.known_ids)
+        self.known_branches.update(saved.known_branches)
+        self.counter = saved.id_counter
+
+    def reserve(self, branches: Collection[str]) -> None:
+        """Branches already in the repository that no task of this run owns: new tasks avoid their names."""
+        self.taken_branches.update(branches)
 
     def free_branch(self, branch: str) -> str:
         """``branch``, or ``branch-2``, ``branch-3`` ... when an earlier run left a branch of that name."""

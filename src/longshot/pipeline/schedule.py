@@ -24,8 +24,9 @@ from longshot.events import Emit, TaskCreated, TaskStatusChanged
 from longshot.pipeline.hotfiles import HotFiles
 from longshot.types import ENDED, TERMINAL, Task, TaskStatus
 
-DONE = frozenset({TaskStatus.LANDED, TaskStatus.SUPERSEDED, TaskStatus.COMPLETED})
-"""A dependency in one of these states is satisfied: its work is on the target branch."""
+DEPENDENCY_MET = frozenset({TaskStatus.LANDED, TaskStatus.SUPERSEDED, TaskStatus.COMPLETED})
+"""A dependency in one of these states is satisfied: its work is on the target branch (an
+``unchanged`` task is done, but put nothing there to build on)."""
 
 
 class Scheduler:
@@ -35,6 +36,10 @@ class Scheduler:
         self.hot = hot
         self.tasks: dict[str, Task] = {}
         self._order: dict[str, int] = {}
+
+    def snapshot(self) -> list[Task]:
+        """Every task as it is now, in the order planned (copies: the record does not move with them)."""
+        return [t.model_copy() for t in self.tasks.values()]
 
     def add(self, task: Task) -> None:
         """A new task (pending), or one restored from the durable state in whatever status it had."""
@@ -66,7 +71,7 @@ class Scheduler:
         ready = [
             t for t in self.tasks.values()
             if t.status == TaskStatus.PENDING
-            and all(self.tasks[d].status in DONE for d in t.depends_on if d in self.tasks)
+            and all(self.tasks[d].status in DEPENDENCY_MET for d in t.depends_on if d in self.tasks)
             and not any(self._holds(t, other, path) for path in t.scope for other in held.get(path, ()))
         ]
         return sorted(ready, key=lambda t: (t.priority, self._order[t.id]))
@@ -104,7 +109,7 @@ class Scheduler:
 
         def held_back(dep: str) -> bool:
             d = self.tasks.get(dep)
-            return d is not None and d.status in ENDED and d.status not in DONE and dep not in carried
+            return d is not None and d.status in ENDED and d.status not in DEPENDENCY_MET and dep not in carried
 
         return [t for t in self.with_status(TaskStatus.PENDING) if any(held_back(d) for d in t.depends_on)]
 
@@ -119,7 +124,7 @@ class Scheduler:
         d = self.tasks.get(dep)
         if d is None:
             return "unknown"
-        if d.status not in ENDED or d.status in DONE or dep in carried:
+        if d.status not in ENDED or d.status in DEPENDENCY_MET or dep in carried:
             return None
         if d.status in TERMINAL or final:
             return f"{d.status}"

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 OnOutput = Callable[[int], None]
 """Called with the byte count of the output so far, each time a running command prints."""
@@ -94,6 +94,8 @@ class Profile(BaseModel):
     description: str
     weakened: bool = False
     """True when a promised protection (isolation, a limit) is missing here."""
+    adapted: list[str] = Field(default_factory=list)
+    """Defaults changed to fit where the sandboxes run (said as warnings)."""
 
 
 class Leftover(BaseModel):
