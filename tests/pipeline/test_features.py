@@ -193,6 +193,9 @@ def test_without_features_json_the_planned_items_are_the_features_and_subtasks_i
     assert features == {"calc": "arith", "notes": None, "calc-sub-1": "arith", "calc-sub-2": "arith"}
     final = ledger(events)
     assert {f: e.status for f, e in final.items()} == {"arith": "verified", "notes": "claimed"}
+    # Kept up to date as work landed, before the final judgement.
+    arith = [e for e in events if isinstance(e, FeatureStatus) and e.feature == "arith"]
+    assert arith[0].before is None and any("landed in" in e.evidence for e in arith if e.status == "claimed")
     assert final["arith"].tasks == ["calc", "calc-sub-1", "calc-sub-2"] and len(final["arith"].commits) == 2
     assert sorted(final["arith"].tests) == ["tests/test_add.py", "tests/test_mul.py"]
     assert not [e for e in events if isinstance(e, TaskCreated) and e.kind == "verify"]
