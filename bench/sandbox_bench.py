@@ -20,6 +20,9 @@ base commit = ``main``):
    one by one with the same git / bwrap command lines `longshot.sandboxes.local` uses,
    and the file-system cost of a checkout on the work dir's disk against tmpfs.
 
+With ``--files 1000,50000 [--n N] [--json]`` it runs only the size comparison of
+`sandbox_sizes` instead (issue 21): copy-on-write vs checkout vs plain ``git checkout``.
+
 Percentiles use linear interpolation between closest ranks.
 """
 
@@ -46,6 +49,7 @@ from longshot.sandboxes.limits import Cgroup, Limits, launcher, usage
 from longshot.sandboxes.local import ENV_ALLOW, EXCLUDES, LocalOptions, LocalSandboxProvider
 from longshot.testing.repos import git, make_remote
 from common import SMOKE_HELP, machine, percentile, stats
+from sandbox_sizes import sizes_main
 
 N_FILES = 1000
 BRANCH = "longshot/bench"
@@ -590,10 +594,22 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="fewer samples (N=10 / 50) for a fast check")
     parser.add_argument("--smoke", action="store_true", help=SMOKE_HELP)
+    parser.add_argument("--files", help="comma-separated repository sizes: only the overlay/checkout size comparison")
+    parser.add_argument("--n", type=int, default=10, help="rounds per size with --files")
+    parser.add_argument("--json", action="store_true", help="JSON on stdout (always the case; accepted for clarity)")
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="longshot-sandbox-bench-"))
     try:
-        result = asyncio.run(run("smoke" if args.smoke else args.quick, tmp))
+        if args.files or args.smoke:
+            sizes = [int(x) for x in (args.files or "20").split(",")]
+            header = {"benchmark": "sandbox_sizes", "machine": machine()}
+            sized = sizes_main(tmp / "sizes", sizes, 2 if args.smoke else args.n, make_hub, log, header)
+        if args.files:
+            result = sized
+        else:
+            result = asyncio.run(run("smoke" if args.smoke else args.quick, tmp))
+            if args.smoke:
+                result["sizes_smoke"] = sized
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
         rmdir_retry(my_cgroups())  # after a crash too: no cgroup of this run stays behind

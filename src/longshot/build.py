@@ -93,6 +93,7 @@ def local_options(config: Config) -> LocalOptions:
         ro_paths=[p for p in config.sandbox_ro_paths.split(":") if p] + harness_paths(config),
         max_file_bytes=config.snapshot_max_file_mb * 1024 * 1024, max_changed_files=config.snapshot_max_files,
         author=(config.git_commit_name, config.git_commit_email), tasks_dir=config.sandbox_tasks_dir,
+        overlay=config.sandbox_overlay,
     )
 
 

@@ -189,6 +189,8 @@ class Config(BaseSettings):
     """Comma-separated ``host`` or ``host:port`` a set-up may reach through Longshot's proxy (unset: the public indexes of PyPI, npm, crates.io and Go; ``*``: the whole network, weaker)."""
     sandbox_tasks_dir: Path | None = None
     """Where task checkouts live (default: LONGSHOT_WORK_DIR/tasks). A tmpfs such as /dev/shm starts sandboxes ~10x faster on slow disks."""
+    sandbox_overlay: Literal["auto", "on", "off"] = "auto"
+    """Copy-on-write sandboxes (a kernel overlay on one shared tree per base commit; needs root): auto uses them where the host allows, on requires them, off makes a full checkout per sandbox."""
     sandbox_ro_paths: str = ""
     """Extra host directories (``:``-separated) a sandbox may read, for toolchains outside the system dirs."""
     ray_address: str | None = None

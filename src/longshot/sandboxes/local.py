@@ -36,18 +36,13 @@ from longshot.errors import PathOutsideSandbox, SandboxError, SetupFailed
 from longshot.git import Git
 from longshot.sandboxes.base import ExecResult, Leftover, OnOutput, Peek, Profile, Sandbox, SandboxSpec
 from longshot.sandboxes.bwrap import RUN_DIR, SANDBOX_HOME, WORKSPACE, bwrap_argv, give_to_sandbox, toolchain_paths
+from longshot.sandboxes.gitdir import EXCLUDES as EXCLUDES, shared_git_dir
 from longshot.sandboxes.egress import DEFAULT_HOSTS, LAUNCH, PORT, EgressProxy
 from longshot.sandboxes.leftovers import recover_leftovers
 from longshot.sandboxes.limits import Cgroup, DiskGuard, Limits, describe, launcher, sweep_stale, watch_disk
 from longshot.sandboxes.orphans import owner_dead, write_owner
 from longshot.sandboxes.snapshot import check_nested_repos, check_staged, copy_objects
 from longshot.sandboxes.worktree import peek_commit, put_tree
-
-EXCLUDES = "\n".join(
-    ["__pycache__/", "*.pyc", ".pytest_cache/", ".mypy_cache/", ".ruff_cache/", "node_modules/",
-     ".venv/", "*.egg-info/", ".coverage", ".DS_Store", "/.longshot/"]
-)
-"""Never snapshotted: generated artifacts a worker's checks leave behind."""
 
 RUN_PREFIX = "longshot-run-"
 
@@ -74,6 +69,8 @@ class LocalOptions:
     author: tuple[str, str] = ("Longshot", "longshot@localhost")
     tasks_dir: Path | None = None
     """Where task checkouts live (default ``<work_dir>/tasks``); a tmpfs makes sandboxes start faster."""
+    overlay: str = field(default_factory=lambda: os.environ.get("SANDBOX_OVERLAY", "auto"))
+    """Copy-on-write checkouts (`longshot.sandboxes.cow`): auto (where the host allows), on, off."""
 
 
 class LocalSandboxProvider:
@@ -86,6 +83,8 @@ class LocalSandboxProvider:
         self.cache_dir = work_dir / "cache"
         self._counter = 0
         self.stale_cgroups = sweep_stale()
+        from longshot.sandboxes.cow import Overlays
+        self.overlays = Overlays(self.options, work_dir)
 
     def describe(self) -> Profile:
         """What isolation and limits are in force on this host."""
@@ -98,12 +97,13 @@ class LocalSandboxProvider:
         isolation = ("bubblewrap: no network, read-only system, private checkout, HOME and /tmp"
                      if self.options.isolation == "bubblewrap" else "NO isolation (SANDBOX_ISOLATION=none)")
         network = "; network ON (SANDBOX_NETWORK=on)" if self.options.network else ""
+        network += f"; {self.overlays.describe()}"
         weakened = probe is None or self.options.isolation == "none" or self.options.network
         return Profile(description=f"{isolation}{network}; {text}", weakened=weakened)
 
     async def recover(self, hub: Path, message: Callable[[str], str]) -> list[Leftover]:
         return await recover_leftovers(self.options.tasks_dir or self.work_dir / "tasks", hub, message,
-                                       lambda root, spec: LocalSandbox(root, spec, self, None))
+                                       lambda root, spec: self.overlays.sandbox(root, spec, self, None))
 
     async def sweep_orphans(self) -> list[str]:
         """Cgroups (removed at start-up) and task directories that dead Longshot processes left here.
@@ -118,8 +118,9 @@ class LocalSandboxProvider:
         runs = Path(tempfile.gettempdir()).glob(f"{RUN_PREFIX}*")
         for entry in [*(sorted(tasks.iterdir()) if tasks.is_dir() else []), *sorted(runs)]:
             if owner_dead(entry):
-                await asyncio.to_thread(shutil.rmtree, entry, ignore_errors=True)
+                await asyncio.to_thread(self.overlays.remove, entry)
                 found.append(f"task directory {entry}")
+        found += await asyncio.to_thread(self.overlays.sweep, owner_dead)
         return found
 
     @asynccontextmanager
@@ -128,8 +129,8 @@ class LocalSandboxProvider:
         name = f"{spec.task_id}-{os.getpid()}-{self._counter}"
         root = (self.options.tasks_dir or self.work_dir / "tasks") / name
         if root.exists():
-            shutil.rmtree(root)
-        sandbox = LocalSandbox(root, spec, self, Cgroup.create(f"longshot-{name}", self.options.limits))
+            self.overlays.remove(root)
+        sandbox = self.overlays.sandbox(root, spec, self, Cgroup.create(f"longshot-{name}", self.options.limits))
         try:
             await sandbox.create()
             yield sandbox
@@ -137,7 +138,7 @@ class LocalSandboxProvider:
             sandbox.close()
             # Off the event loop: a checkout holds the whole repository, and a hundred of them
             # end together when tasks are alike. Cancelled, the removal still finishes.
-            await asyncio.shield(asyncio.to_thread(shutil.rmtree, root, True))
+            await asyncio.shield(self.overlays.dispose(sandbox))
 
 
 class LocalSandbox:
@@ -370,23 +371,6 @@ class LocalSandbox:
 
     async def put_tree(self, tree: str) -> None:
         await put_tree(self._git, tree)
-
-
-def shared_git_dir(git_dir: Path, hub: Path) -> None:
-    """A bare repository at ``git_dir`` that borrows every object of ``hub`` and has no refs.
-
-    What ``git clone --shared --bare`` makes, less what a task never uses (the hub's refs,
-    hook samples, the remote), written directly instead of by a process: the three entries
-    git requires (``HEAD``, ``objects/``, ``refs/``), the alternates file naming the hub's
-    object store, the config, and the excludes of a snapshot.
-    """
-    objects = hub / "objects" if (hub / "objects").is_dir() else hub / ".git" / "objects"
-    for d in ("objects/info", "objects/pack", "refs/heads", "refs/tags", "info"):
-        (git_dir / d).mkdir(parents=True, exist_ok=True)
-    (git_dir / "objects" / "info" / "alternates").write_text(f"{objects.resolve()}\n")
-    (git_dir / "HEAD").write_text("ref: refs/heads/main\n")  # checkout -B points it at the task's branch
-    (git_dir / "config").write_text("[core]\n\trepositoryformatversion = 0\n\tfilemode = true\n\tbare = true\n")
-    (git_dir / "info" / "exclude").write_text(EXCLUDES + "\n")
 
 
 async def _exited(proc: asyncio.subprocess.Process) -> int:

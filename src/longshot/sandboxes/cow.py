@@ -1,0 +1,256 @@
+"""A local sandbox whose checkout is an overlay on a shared base tree (`longshot.sandboxes.overlay`).
+
+Layout (beside the usual ``git/``, ``home/``, ``tmp/``, ``shm/``)::
+
+    checkout/   the merged view (mounted): /workspace inside, what the file tools see
+    lower       the base commit the overlay lies on (so a dead run's sandbox can be salvaged)
+
+and, beside the tasks directory (``<tasks>.layers/<name>/``, same file system, outside the
+task's directory so nothing reads whiteouts as files)::
+
+    upper/      everything the task wrote: the only part of the checkout on its own disk
+    work/       overlayfs's scratch directory
+
+Opening costs the same for any repository size: no checkout, no ownership change per file.
+The disk guard measures ``upper/`` (what the task wrote), not the checkout. A snapshot is
+built from ``upper/`` (`tree_from_upper`): a scratch index holding the base (``read-tree``),
+updated for the changed paths only (``update-index``), with the same rules as a checkout's
+snapshot (`longshot.sandboxes.snapshot`: nested repositories, gitlinks, escaping symlinks,
+sizes, counts) and the same ignore rules for new files (``check-ignore``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from longshot.errors import SnapshotRefused
+from longshot.git import Git
+from longshot.sandboxes.base import Peek, SandboxSpec
+from longshot.sandboxes.bwrap import give_to_sandbox
+from longshot.sandboxes.limits import Cgroup, DiskGuard, disk_over
+from longshot.sandboxes.orphans import write_owner
+from longshot.sandboxes.overlay import BaseTrees, Reaper, mount, probe, scan_upper, unmount
+from longshot.sandboxes.snapshot import SKIP_DIRS, check_staged, copy_objects
+
+from longshot.errors import SandboxError
+from longshot.sandboxes.gitdir import shared_git_dir
+from longshot.sandboxes.local import LocalSandbox
+
+if TYPE_CHECKING:
+    from longshot.sandboxes.local import LocalOptions, LocalSandboxProvider
+
+
+class Overlays:
+    """Whether a local provider's sandboxes are copy-on-write here, and their shared base trees."""
+
+    def __init__(self, options: LocalOptions, work_dir: Path) -> None:
+        self.mode = options.overlay
+        if self.mode not in ("auto", "on", "off"):
+            raise SandboxError(f"SANDBOX_OVERLAY must be auto, on or off, not {self.mode!r}")
+        self.tasks = options.tasks_dir or work_dir / "tasks"
+        self.layers = self.tasks.with_name(self.tasks.name + ".layers")
+        self.bases = BaseTrees(work_dir / "bases")
+        self._isolated = options.isolation != "none"
+        self._why: str | None = None
+        self._probed = False
+
+    def why_not(self) -> str | None:
+        """None when sandboxes are overlays; otherwise the reason they are full checkouts."""
+        if not self._probed:
+            self._probed = True
+            if self.mode == "off":
+                self._why = "SANDBOX_OVERLAY=off"
+            elif not self._isolated:
+                self._why = "SANDBOX_ISOLATION=none (commands could write the shared base tree)"
+            elif (why := probe(self.tasks)) is not None and self.mode == "on":
+                raise SandboxError(f"SANDBOX_OVERLAY=on, but copy-on-write sandboxes are unavailable here: "
+                                   f"{why} (set SANDBOX_OVERLAY=auto or off)")
+            else:
+                self._why = why
+        return self._why
+
+    def describe(self) -> str:
+        why = self.why_not()
+        if why is None:
+            return "copy-on-write checkouts (kernel overlayfs on one shared tree per base commit)"
+        return f"a full checkout per sandbox (copy-on-write unavailable: {why})"
+
+    def sandbox(self, root: Path, spec: SandboxSpec, provider: LocalSandboxProvider,
+                cgroup: Cgroup | None) -> LocalSandbox:
+        """The sandbox for ``root``: an overlay when possible (or when ``root`` already is one)."""
+        if (root / "lower").is_file() or (not root.exists() and self.why_not() is None):
+            return OverlaySandbox(root, spec, provider, cgroup, self)
+        return LocalSandbox(root, spec, provider, cgroup)
+
+    def remove(self, root: Path) -> None:
+        """Remove a sandbox directory, detaching its overlay first (never deleting through it)."""
+        unmount(root / "checkout")
+        shutil.rmtree(root, ignore_errors=True)
+        shutil.rmtree(self.layers / root.name, ignore_errors=True)
+
+    def sweep(self, dead: Callable[[Path], bool]) -> list[str]:
+        """Remove the layers of sandboxes whose run is ``dead`` and the base trees no open sandbox uses
+        (called at a run's start, after the dead runs' work was salvaged)."""
+        found = []
+        for entry in sorted(self.layers.iterdir()) if self.layers.is_dir() else []:
+            root = self.tasks / entry.name
+            if dead(root):
+                self.remove(root)
+                found.append(f"overlay layers {entry}")
+        for base in sorted(self.bases.root.iterdir()) if self.bases.root.is_dir() else []:
+            if not self.bases.users.get(base.name):  # a dead run's base, or half of one
+                shutil.rmtree(base, ignore_errors=True)
+                found.append(f"unused base tree {base}")
+        return found
+
+    async def dispose(self, sandbox: LocalSandbox) -> None:
+        """Remove a closed sandbox's directory and give back its base tree."""
+        await asyncio.to_thread(self.remove, sandbox.root)
+        if isinstance(sandbox, OverlaySandbox):
+            await sandbox.release()
+
+
+class UpperGuard(DiskGuard):
+    """The disk guard of an overlay sandbox: after every command it counts exactly what the
+    task wrote (``upper/``, HOME, /tmp), a walk as large as the task's writes and never the
+    repository's; no guess from the file system's counters, which other writers move."""
+
+    def counters(self) -> tuple[int, int] | None:
+        return None
+
+    def after(self, before: tuple[int, int] | None) -> str | None:
+        return disk_over(self.dirs, self.limits)
+
+
+class OverlaySandbox(LocalSandbox):
+    """`LocalSandbox` with a copy-on-write checkout (see the module docstring)."""
+
+    def __init__(self, root: Path, spec: SandboxSpec, provider: LocalSandboxProvider, cgroup: Cgroup | None,
+                 overlays: Overlays) -> None:
+        super().__init__(root, spec, provider, cgroup)
+        self.upper, self.work = overlays.layers / root.name / "upper", overlays.layers / root.name / "work"
+        self.lower_file = root / "lower"
+        self.bases = overlays.bases
+        self._overlays = overlays
+        self.writable = [self.upper, self.home, self.tmp, self.shm]
+        self._disk = UpperGuard(self.writable, provider.options.limits)
+        self._lower: str | None = self.lower_file.read_text().strip() if self.lower_file.is_file() else None
+        self._tree: str | None = None
+        self._mounted = False
+
+    async def create(self) -> None:
+        for d in (*self.writable, self.work, self.checkout):
+            d.mkdir(parents=True, exist_ok=True)
+        write_owner(self.root)
+        shared_git_dir(self.root / "git", self.spec.hub)
+        branch = self.root / "git" / "refs" / "heads" / self.spec.branch
+        branch.parent.mkdir(parents=True, exist_ok=True)
+        branch.write_text(self.spec.base_commit + "\n")
+        (self.root / "git" / "HEAD").write_text(f"ref: refs/heads/{self.spec.branch}\n")
+        self.lower_file.write_text(self.spec.base_commit + "\n")
+        self._lower = self.spec.base_commit
+        give_to_sandbox(*self.writable)
+        await self._mount()
+        if self._opts.setup_command:
+            await self._setup(self._opts.setup_command)
+        if self.spec.setup:
+            await self._setup(self.spec.setup)
+
+    async def _mount(self) -> None:
+        if os.path.ismount(self.checkout) or self._lower is None:
+            return
+        lower = await self.bases.acquire(self.spec.hub, self._lower)
+        Reaper.watch(self._overlays.tasks)
+        try:
+            mount(lower, self.upper, self.work, self.checkout)
+        except BaseException:
+            await self.bases.release(self._lower)
+            raise
+        self._mounted = True
+
+    def close(self) -> None:
+        super().close()
+        unmount(self.checkout)
+
+    async def release(self) -> None:
+        """Give the base back (after `close`)."""
+        if self._mounted and self._lower is not None:
+            self._mounted = False
+            await self.bases.release(self._lower)
+
+    # -- result ----------------------------------------------------------------------
+
+    async def _index(self, index: Path) -> Git:
+        """A scratch index holding the checkout as it is now, built from ``upper/``."""
+        assert self._lower is not None
+        await self._mount()
+        scan = await asyncio.to_thread(scan_upper, self.upper, frozenset(SKIP_DIRS))
+        if scan.nested:
+            raise SnapshotRefused("submodules and nested repositories are not allowed", sorted(scan.nested))
+        git = self._git.with_index(index)
+        await git.run("read-tree", self._lower)
+        paths = set(scan.written)
+        if scan.written:
+            code, out, err = await git.run_full("check-ignore", "-z", "--stdin", stdin=_z(scan.written))
+            if code not in (0, 1):
+                raise SandboxError(f"git check-ignore failed in {self.root}: {err.strip()}")
+            paths -= set(out.split("\0"))
+        if scan.gone:
+            out = await git.run("--literal-pathspecs", "ls-tree", "-r", "-z", "--name-only", self._lower, "--",
+                                *scan.gone)
+            paths |= {p for p in out.split("\0") if p}
+        paths = {p for p in paths if p and ".git" not in p.split("/")}
+        if paths:
+            await git.run("update-index", "--add", "--remove", "--replace", "-z", "--stdin", stdin=_z(sorted(paths)))
+        return git
+
+    async def snapshot(self, message: str) -> str | None:
+        assert self._lower is not None
+        with tempfile.TemporaryDirectory(prefix="longshot-snap-") as tmp:
+            git = await self._index(Path(tmp) / "index")
+            changed = await check_staged(git, self._lower, max_file_bytes=self._opts.max_file_bytes,
+                                         max_files=self._opts.max_changed_files)
+            if not changed and self._head == self._lower:
+                return None
+            tree = await git.run("write-tree")
+        if self._head != self._lower:
+            self._tree = self._tree or await self._git.run("rev-parse", f"{self._head}^{{tree}}")
+            if tree == self._tree:
+                return None
+        sha = await self._git.run("commit-tree", tree, "-p", self._head, "-m", message)
+        self._head, self._tree = sha, tree
+        (self.root / "git" / "refs" / "heads" / self.spec.branch).write_text(sha + "\n")
+        await asyncio.to_thread(copy_objects, self.root / "git" / "objects", self.spec.hub / "objects")
+        await Git(self.spec.hub).run("update-ref", f"refs/heads/{self.spec.branch}", sha)
+        return sha
+
+    async def peek(self, parents: Sequence[str], message: str) -> Peek | None:
+        """The checkout as it is now, as a commit in the hub (`longshot.sandboxes.worktree.peek_commit`)."""
+        with tempfile.TemporaryDirectory(prefix="longshot-peek-") as tmp:
+            try:
+                git = await self._index(Path(tmp) / "index")
+                await check_staged(git, parents[0], max_file_bytes=self._opts.max_file_bytes,
+                                   max_files=self._opts.max_changed_files)
+            except SnapshotRefused:
+                return None
+            tree = await git.run("write-tree")
+        commit = await self._git.run("commit-tree", tree, *(x for p in parents for x in ("-p", p)), "-m", message)
+        await asyncio.to_thread(copy_objects, self.root / "git" / "objects", self.spec.hub / "objects")
+        return Peek(tree, commit)
+
+    async def put_tree(self, tree: str) -> None:
+        """The checkout goes from what it holds now to ``tree`` (written through the overlay)."""
+        with tempfile.TemporaryDirectory(prefix="longshot-put-") as tmp:
+            git = await self._index(Path(tmp) / "index")
+            await git.run("read-tree", "--reset", "-u", tree)
+
+
+def _z(paths: Sequence[str]) -> bytes:
+    return b"".join(os.fsencode(p) + b"\0" for p in paths)
+
