@@ -229,3 +229,16 @@ def test_a_killed_orchestrator_leaves_no_overlay_mounted(tmp_path: Path) -> None
         if driver.poll() is None:
             driver.kill()
             driver.wait()
+
+
+async def test_a_base_tree_goes_when_its_last_sandbox_closes_and_a_newer_one_exists(tmp_path: Path) -> None:
+    hub, base = setup_hub(tmp_path)
+    tip = git("commit-tree", git("rev-parse", f"{base}^{{tree}}", cwd=hub), "-p", base, "-m", "next", cwd=hub)
+    bases = tmp_path / "work" / "bases"
+    p = provider(tmp_path)
+    async with p.open(spec(hub, base, "old")) as old:
+        async with p.open(spec(hub, tip, "new")):
+            assert sorted(os.listdir(bases)) == sorted([base, tip])
+        assert sorted(os.listdir(bases)) == sorted([base, tip])  # the newest stays for the next task
+        assert (await old.read_file("README.md")) == b"# demo\n"
+    assert os.listdir(bases) == [tip]

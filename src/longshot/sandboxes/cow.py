@@ -112,8 +112,9 @@ class Overlays:
     async def dispose(self, sandbox: LocalSandbox) -> None:
         """Remove a closed sandbox's directory and give back its base tree."""
         await asyncio.to_thread(self.remove, sandbox.root)
-        if isinstance(sandbox, OverlaySandbox):
-            await sandbox.release()
+        base = sandbox.unused_base if isinstance(sandbox, OverlaySandbox) else None
+        if base is not None and not self.bases.users.get(base.name):  # nobody took it up again meanwhile
+            await asyncio.to_thread(shutil.rmtree, base, True)
 
 
 class UpperGuard(DiskGuard):
@@ -143,6 +144,8 @@ class OverlaySandbox(LocalSandbox):
         self._lower: str | None = self.lower_file.read_text().strip() if self.lower_file.is_file() else None
         self._tree: str | None = None
         self._mounted = False
+        self.unused_base: Path | None = None
+        """The base tree to remove once this sandbox is gone (set by `close`)."""
 
     async def create(self) -> None:
         for d in (*self.writable, self.work, self.checkout):
@@ -170,19 +173,16 @@ class OverlaySandbox(LocalSandbox):
         try:
             mount(lower, self.upper, self.work, self.checkout)
         except BaseException:
-            await self.bases.release(self._lower)
+            self.bases.release(self._lower)
             raise
         self._mounted = True
 
     def close(self) -> None:
         super().close()
         unmount(self.checkout)
-
-    async def release(self) -> None:
-        """Give the base back (after `close`)."""
         if self._mounted and self._lower is not None:
             self._mounted = False
-            await self.bases.release(self._lower)
+            self.unused_base = self.bases.release(self._lower)
 
     # -- result ----------------------------------------------------------------------
 

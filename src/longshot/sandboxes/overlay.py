@@ -166,13 +166,14 @@ class BaseTrees:
         finally:
             await asyncio.to_thread(shutil.rmtree, tmp, True)
 
-    async def release(self, commit: str) -> None:
-        """One sandbox less on ``commit``; its tree goes when none is left and a newer base exists."""
+    def release(self, commit: str) -> Path | None:
+        """One sandbox less on ``commit``: its tree, to remove, when none is left and a newer base exists."""
         left = self.users.get(commit, 1) - 1
         self.users[commit] = left
         if left <= 0 and commit != self.newest:
             self.users.pop(commit, None)
-            await asyncio.to_thread(shutil.rmtree, self.root / commit, True)
+            return self.root / commit
+        return None
 
 
 @dataclass
