@@ -20,6 +20,7 @@ import time
 from longshot.errors import BudgetExceeded, LLMContextOverflow
 from longshot.events import Emit, RunWarning, WorkerOutput, WorkerStep
 from longshot.harnesses.base import HarnessResult
+from longshot.harnesses.text import printable
 from longshot.harnesses.context import LoopGuard, compact, context_window, estimate_tokens
 from longshot.harnesses.tools import WORKER_TOOLS, HandoffArgs, ToolBox, ToolCallError, parse_call, tool_schemas
 from longshot.llm.base import ChatModel, Completion, Message, ToolCall
@@ -168,7 +169,8 @@ class _Run:
                                        "with the same arguments and the same result")
 
     def record(self, call: ToolCall, ok: bool, text: str, detail: str) -> None:
-        self.h.emit(WorkerStep(task_id=self.task.id, step=self.step, tool=call.name, ok=ok, detail=detail[:200]))
+        self.h.emit(WorkerStep(task_id=self.task.id, step=self.step, tool=call.name, ok=ok,
+                               detail=printable(detail[:200])))
         self.add({"role": "tool", "tool_call_id": call.id, "content": text})
 
 

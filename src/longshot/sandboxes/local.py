@@ -31,7 +31,8 @@ from pathlib import Path
 
 from longshot.errors import PathOutsideSandbox, SandboxError, SetupFailed
 from longshot.git import Git
-from longshot.sandboxes.base import ExecResult, Leftover, OnOutput, Profile, Sandbox, SandboxSpec
+from longshot.sandboxes.base import READ_LIMIT, ExecResult, Leftover, OnOutput, Profile, Sandbox, SandboxSpec
+from longshot.sandboxes.files import list_names, read_regular, write_regular
 from longshot.sandboxes.bwrap import RUN_DIR, SANDBOX_HOME, WORKSPACE, bwrap_argv, toolchain_paths
 from longshot.sandboxes.limits import Cgroup, DiskGuard, Limits, describe, launcher, sweep_stale, watch_disk
 from longshot.sandboxes.leftovers import recover_leftovers
@@ -288,20 +289,14 @@ class LocalSandbox:
             raise PathOutsideSandbox(f"path escapes the repository root: {path}")
         return Path(real)
 
-    async def read_file(self, path: str) -> bytes:
-        return await asyncio.to_thread(self.resolve(path).read_bytes)
+    async def read_file(self, path: str, limit: int = READ_LIMIT) -> bytes:
+        return await asyncio.to_thread(read_regular, Path(os.path.realpath(self.checkout)), self.resolve(path), limit)
 
     async def write_file(self, path: str, data: bytes) -> None:
-        target = self.resolve(path)
-        if target == Path(os.path.realpath(self.checkout)):
-            raise IsADirectoryError(path)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        await asyncio.to_thread(target.write_bytes, data)
+        await asyncio.to_thread(write_regular, Path(os.path.realpath(self.checkout)), self.resolve(path), data)
 
     async def list_dir(self, path: str) -> list[str]:
-        target = self.resolve(path)
-        entries = sorted(os.scandir(target), key=lambda e: e.name)
-        return [e.name + ("/" if e.is_dir(follow_symlinks=False) else "") for e in entries]
+        return await asyncio.to_thread(list_names, Path(os.path.realpath(self.checkout)), self.resolve(path))
 
     # -- result ----------------------------------------------------------------------
 
