@@ -12,6 +12,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from longshot.caps import Acceptance, Description, Ids, Notes, Scope, Summary
 from longshot.errors import IllegalTransition
 
 
@@ -80,15 +81,15 @@ class RawTask(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     id: str | None = None
-    description: str
-    scope: list[str] = Field(default_factory=list)
-    acceptance: str = ""
+    description: Description
+    scope: Scope = Field(default_factory=list)
+    acceptance: Acceptance = ""
     branch: str | None = None
     priority: int = 5
-    depends_on: list[str] = Field(default_factory=list)
+    depends_on: Ids = Field(default_factory=list)
     continue_from: str | None = None
     allow_protected: bool = False
-    fixes: list[str] = Field(default_factory=list)
+    fixes: Ids = Field(default_factory=list)
     """Reconciler answers only: the labels (F1, F2 ...) of the failures this task fixes."""
 
 
@@ -98,13 +99,13 @@ class Task(BaseModel):
     model_config = ConfigDict(validate_assignment=True)
 
     id: str
-    description: str
-    scope: list[str] = Field(default_factory=list)
-    acceptance: str = ""
+    description: Description
+    scope: Scope = Field(default_factory=list)
+    acceptance: Acceptance = ""
     branch: str
     priority: int = 5
     """Lower runs first (1 is the most urgent)."""
-    depends_on: list[str] = Field(default_factory=list)
+    depends_on: Ids = Field(default_factory=list)
     """Ids of tasks that must have landed before this one starts."""
     continue_from: str | None = None
     """A partial, blocked or failed task whose branch this task starts from and finishes."""
@@ -163,10 +164,10 @@ class Handoff(BaseModel):
 
     task_id: str
     status: HandoffStatus
-    summary: str
+    summary: Summary
     files_changed: list[str] = Field(default_factory=list)
-    concerns: list[str] = Field(default_factory=list)
-    suggestions: list[str] = Field(default_factory=list)
+    concerns: Notes = Field(default_factory=list)
+    suggestions: Notes = Field(default_factory=list)
     metrics: HandoffMetrics = Field(default_factory=HandoffMetrics)
     commit: str | None = None
     """The commit on the task's branch holding the work, or None when nothing changed."""

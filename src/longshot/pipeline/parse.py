@@ -10,13 +10,16 @@ and explains every rejection.
 from __future__ import annotations
 
 import json
+import os
 import posixpath
 import re
+import subprocess
 from collections.abc import Collection
 from dataclasses import dataclass, field
 
 from pydantic import ValidationError
 
+from longshot.caps import PLAN_TASKS, SCRATCHPAD, clip
 from longshot.errors import PlanParseError
 from longshot.git import legal_branch_name
 from longshot.types import RawTask, Task
@@ -79,7 +82,7 @@ def parse_plan(text: str | None) -> PlanAnswer:
         raise PlanParseError('the object has no "tasks" list; use "tasks": [] when nothing is left to do')
     raws: list[RawTask] = []
     problems: list[str] = []
-    for i, item in enumerate(tasks):
+    for i, item in enumerate(tasks[:PLAN_TASKS]):
         try:
             raws.append(RawTask.model_validate(item))
         except ValidationError as e:
@@ -88,7 +91,28 @@ def parse_plan(text: str | None) -> PlanAnswer:
     if problems and not raws:
         raise PlanParseError("no usable task: " + "; ".join(problems[:5]))
     scratchpad = value.get("scratchpad", "")
-    return PlanAnswer(scratchpad=scratchpad if isinstance(scratchpad, str) else json.dumps(scratchpad), tasks=raws)
+    scratchpad = scratchpad if isinstance(scratchpad, str) else json.dumps(scratchpad)
+    return PlanAnswer(scratchpad=clip(scratchpad, SCRATCHPAD), tasks=raws)
+
+
+_SAFE_BRANCH = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)*")
+
+
+def safe_branch_name(name: str) -> bool:
+    """Whether a model-given branch name is safe to use anywhere (a shell, a ref, a file name).
+
+    Only letters, digits and ``. _ - /``, each component starting with a letter or digit, at
+    most 200 characters; then the rules of git itself (``git check-ref-format --branch``).
+    ``$(...)``, ``;``, ``|``, ``&``, ``>``, quotes, spaces, ``..`` and a leading ``-`` all fail.
+    """
+    if len(name) > 200 or not _SAFE_BRANCH.fullmatch(name) or not legal_branch_name(name):
+        return False
+    try:
+        done = subprocess.run(["git", "check-ref-format", "--branch", name], capture_output=True, timeout=10,
+                              env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "GIT_CONFIG_NOSYSTEM": "1"})
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return done.returncode == 0
 
 
 def slugify(text: str, limit: int = 40) -> str:
@@ -127,6 +151,13 @@ class TaskValidator:
     taken_branches: set[str] = field(default_factory=set)
     """Branches already in the repository from earlier runs: a new task gets a free variant."""
     counter: int = 0
+    notices: list[str] = field(default_factory=list)
+    """What was changed in accepted tasks (a replaced branch name), to tell the model; see `take_notices`."""
+
+    def take_notices(self) -> list[str]:
+        """The notices since the last call, which are forgotten."""
+        taken, self.notices = self.notices, []
+        return taken
 
     def free_branch(self, branch: str) -> str:
         """``branch``, or ``branch-2``, ``branch-3`` ... when an earlier run left a branch of that name."""
@@ -154,7 +185,13 @@ class TaskValidator:
                 rejected.append(Rejection(raw.id, raw.description[:200], reason))
                 continue
             task_id = raw.id or self.next_id(batch_ids)
-            branch = raw.branch or f"{self.prefix}{task_id}-{slugify(raw.description)}"
+            branch = f"{self.prefix}{task_id}-{slugify(raw.description)}"
+            if raw.branch is not None and not safe_branch_name(raw.branch):
+                self.notices.append(f"task {task_id}: branch {raw.branch[:200]!r} was replaced by {branch!r} (a branch "
+                                    "name may hold only letters, digits and . _ - /, no '..', and no component "
+                                    "starting with '-' or '.')")
+            elif raw.branch is not None:
+                branch = raw.branch
             scope = [p for p in (safe_scope_path(s) for s in raw.scope) if p]
             if not legal_branch_name(branch):
                 rejected.append(Rejection(raw.id, raw.description[:200], f"branch {branch!r} is not a legal name"))
@@ -211,11 +248,9 @@ class TaskValidator:
         for path in raw.scope:
             if safe_scope_path(path) is None:
                 return f"scope path {path!r} is outside the repository"
-        if raw.branch is not None:
-            if not raw.branch.startswith(self.prefix) or not legal_branch_name(raw.branch):
-                return f"branch {raw.branch!r} must be a legal branch name under {self.prefix!r}"
-            if raw.branch.removeprefix(self.prefix) in ("", self.main_branch):
-                return f"branch {raw.branch!r} is not a task branch"
+        if raw.branch is not None and (not raw.branch.startswith(self.prefix)
+                                       or raw.branch.removeprefix(self.prefix) in ("", self.main_branch)):
+            return f"branch {raw.branch[:200]!r} is not a task branch: task branches are names under {self.prefix!r}"
         if raw.continue_from is not None and raw.continue_from not in self.known_ids:
             return f"continue_from names an unknown task {raw.continue_from!r}"
         for dep in raw.depends_on:
