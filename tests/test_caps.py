@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from longshot.caps import NOTE, NOTES, SUMMARY, clip, clip_list
 from longshot.harnesses.base import HarnessResult
-from longshot.harnesses.tools import HandoffArgs
+from longshot.tools.toolbox import HandoffArgs
 from longshot.types import Handoff
 
 BIG = "y" * 3_000_000

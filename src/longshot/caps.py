@@ -75,3 +75,5 @@ Acceptance = Annotated[str, AfterValidator(_text(ACCEPTANCE))]
 Notes = Annotated[list[str], AfterValidator(lambda value: clip_list(value, NOTES, NOTE))]
 Scope = Annotated[list[str], AfterValidator(_names(PATHS, PATH))]
 Ids = Annotated[list[str], AfterValidator(_names(IDS, ID))]
+Name = Annotated[str, AfterValidator(_text(ID))]
+"""A task id, branch or feature a model gave (validated further where it is used)."""

@@ -151,6 +151,8 @@ class TaskValidator:
     taken_branches: set[str] = field(default_factory=set)
     """Branches already in the repository from earlier runs: a new task gets a free variant."""
     counter: int = 0
+    features: set[str] = field(default_factory=set)
+    """Ids of the run's FEATURES.json features: a task naming another feature is rejected."""
     notices: list[str] = field(default_factory=list)
     """What was changed in accepted tasks (a replaced branch name), to tell the model; see `take_notices`."""
 
@@ -204,7 +206,7 @@ class TaskValidator:
             self.known_branches.add(branch)
             accepted.append(Task(id=task_id, description=raw.description, scope=scope,
                                  acceptance=raw.acceptance, branch=branch, continue_from=raw.continue_from,
-                                 allow_protected=raw.allow_protected,
+                                 allow_protected=raw.allow_protected, feature=raw.feature,
                                  priority=raw.priority, depends_on=list(dict.fromkeys(raw.depends_on))))
         return self._drop_unsatisfiable(accepted, rejected)
 
@@ -235,7 +237,7 @@ class TaskValidator:
                 keep.append(task)
         return keep, rejected
 
-    def _problem(self, raw: RawTask, batch_ids: set[str | None], accepted: int) -> str:
+    def _problem(self, raw: RawTask, batch_ids: set[str], accepted: int) -> str:
         if accepted >= self.max_tasks:
             return f"more than {self.max_tasks} tasks in one answer; the rest were dropped"
         if not raw.description.strip() or "\x00" in raw.description:
@@ -251,6 +253,9 @@ class TaskValidator:
         if raw.branch is not None and (not raw.branch.startswith(self.prefix)
                                        or raw.branch.removeprefix(self.prefix) in ("", self.main_branch)):
             return f"branch {raw.branch[:200]!r} is not a task branch: task branches are names under {self.prefix!r}"
+        if raw.feature is not None and self.features and raw.feature not in self.features:
+            return (f"feature {raw.feature[:64]!r} is not in FEATURES.json; name one of "
+                    f"{', '.join(sorted(self.features)[:30])}, or leave \"feature\" out")
         if raw.continue_from is not None and raw.continue_from not in self.known_ids:
             return f"continue_from names an unknown task {raw.continue_from!r}"
         for dep in raw.depends_on:

@@ -17,10 +17,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from longshot.capture import cap_text
 from longshot.errors import FileRefused, PathOutsideSandbox, SandboxError, SandboxLost
-from longshot.harnesses.text import NotText, check_strings, has_escapes, printable, to_bytes
 from longshot.sandboxes.base import OnOutput, Sandbox
-from longshot.sandboxes.output import cap_text
+from longshot.tools.text import NotText, check_strings, has_escapes, printable, to_bytes
 
 
 class ToolArgs(BaseModel):

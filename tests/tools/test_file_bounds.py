@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from longshot.harnesses.tools import ToolBox
+from longshot.tools.toolbox import ToolBox
 from longshot.sandboxes.base import SandboxSpec
 from longshot.sandboxes.local import LocalOptions, LocalSandbox, LocalSandboxProvider
 from longshot.testing.repos import git, make_remote
