@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
@@ -22,6 +23,7 @@ from longshot.budget import RunBudget
 from longshot.config import Config
 from longshot.errors import ConfigError
 from longshot.events import Bus, Emit
+from longshot.git import SAFE_CONFIG
 from longshot.harnesses.base import Harness
 from longshot.harnesses.builtin import BuiltinHarness
 from longshot.harnesses.external import ExternalHarness, load_agent
@@ -30,6 +32,7 @@ from longshot.llm.openai_compat import OpenAICompatEndpoint
 from longshot.llm.prices import PriceTable
 from longshot.llm.requestlog import RequestLog
 from longshot.llm.router import Router
+from longshot.ownfiles import configured_paths
 from longshot.prompts import Prompts
 from longshot.sandboxes.base import SandboxProvider
 from longshot.sandboxes.bundle import ResultRules
@@ -152,3 +155,17 @@ def build_harness(config: Config, model: ChatModel, prompts: Prompts, emit: Emit
     return ExternalHarness(load_agent(config.worker_harness), model, prompts, emit,
                            model_name=config.model_for("worker"), executable=config.harness_bin,
                            timeout=config.worker_timeout)
+
+
+def own_paths(config: Config) -> list[str]:
+    """Paths in the target repository (a local path, or the git work tree of the current
+    directory) of the files and directories the settings make Longshot read: besides ``.env``
+    and ``.longshot/`` anywhere (`longshot.ownfiles.OWN_FILE`), these are never landed."""
+    repos = [Path(config.git_repo_url)] if Path(config.git_repo_url).is_dir() else []
+    top = subprocess.run(["git", *SAFE_CONFIG, "rev-parse", "--show-toplevel"], capture_output=True, text=True,
+                         check=False)
+    if top.returncode == 0 and top.stdout.strip():
+        repos.append(Path(top.stdout.strip()))
+    image = config.modal_image if config.modal_image and Path(config.modal_image).is_file() else None
+    return configured_paths(repos, [config.longshot_work_dir, config.longshot_log_dir, config.sandbox_tasks_dir,
+                                    config.llm_prices_file, image, config.harness_bin])

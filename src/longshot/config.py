@@ -24,6 +24,7 @@ from pydantic_settings.sources.utils import parse_env_vars
 from longshot.config_errors import problems
 from longshot.errors import ConfigError
 from longshot.llm.base import ROLES, Role
+from longshot.ownfiles import written_by_a_task
 
 __all__ = ["Config", "Endpoint", "load_config"]
 
@@ -241,6 +242,8 @@ class Config(BaseSettings):
     """Directory of the hub clone and task checkouts (relative to the current directory)."""
     longshot_log_dir: Path = Path("logs")
     """Directory of run logs (relative to the current directory)."""
+    deliver_config_files: Literal["refuse", "allow"] = "refuse"
+    """Whether fast-forwarding your working copy at the end may bring in a change to Longshot's own configuration files (``.env``, ``.longshot/``): refuse (the default; you are told how to review and take it) or allow."""
 
     @classmethod
     def settings_customise_sources(
@@ -377,6 +380,10 @@ def load_config(
                for k in kwargs if k not in Config.model_fields]
     if unknown:
         raise ConfigError("\n".join(unknown))
+    if env_file is not None and (planted := written_by_a_task(env_file)):
+        raise ConfigError(f".env: {env_file.resolve()} is as {planted} wrote it; Longshot never reads settings "
+                          "that one of its runs wrote. Fix: read it; to keep it, change it yourself (any edit makes "
+                          "it yours), or delete it and set the values in the environment")
     token = _ENV.set(dict(env) if env is not None else None)
     try:
         return Config(_env_file=env_file, **kwargs)

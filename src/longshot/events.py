@@ -204,6 +204,16 @@ class RunWarning(Event):
     message: str
 
 
+class ConfigTracked(Event):
+    """The target repository tracks files Longshot reads as its own configuration (``.env``,
+    ``.longshot/``, a file a setting names): a clone of it configures the runs started there.
+    Workers may never change them (`longshot.ownfiles`)."""
+
+    type: Literal["config.tracked"] = "config.tracked"
+    paths: list[str]
+    message: str
+
+
 class RunError(Event):
     """A failure of the run itself (not of one task)."""
 
@@ -280,7 +290,7 @@ AnyEvent = Annotated[
         RunStarted, RunFinished, PlannerRequested, PlannerAnswered, PlannerParseError,
         TaskCreated, TaskRejected, TaskStatusChanged, WorkerStep, WorkerOutput, LLMUsage, LLMRetry, EndpointHealth,
         ModelsWaiting,        BudgetSpent, HandoffReceived,
-        MergeLanded, GateResult, MergeBatch, MergeHealth, MergeFailed, CheckFinished, SandboxProfile, RunWarning, RunError,
+        MergeLanded, GateResult, MergeBatch, MergeHealth, MergeFailed, CheckFinished, SandboxProfile, RunWarning, ConfigTracked, RunError,
         ChecksPlanned, Metrics, WorkerStuck, SweepStarted, SweepFinished, FinalizationAttempt, StateSaved, RunResumed,
         RunInterrupted, FeatureStatus, ClaimChecked,
     ],

@@ -16,15 +16,16 @@ import time
 from collections.abc import Callable
 
 from longshot.budget import RunBudget
-from longshot.build import build_harness
+from longshot.build import build_harness, own_paths
 from longshot.config import Config
 from longshot.crash import CrashPoints
 from longshot.errors import ConfigError
 from longshot.events import (
-    Bus, CheckFinished, ChecksPlanned, Emit, Event, RunFinished, RunInterrupted, RunResumed, RunStarted, RunWarning,
-    SandboxProfile,
+    Bus, CheckFinished, ChecksPlanned, ConfigTracked, Emit, Event, RunFinished, RunInterrupted, RunResumed, RunStarted,
+    RunWarning, SandboxProfile,
 )
 from longshot.hub import Hub
+from longshot.ownfiles import own_paths_in
 from longshot.llm.base import ROLES, ChatModel, Role
 from longshot.pipeline.checks import SHOWN_OUTPUT, CheckSource
 from longshot.pipeline.converse import Conversation
@@ -67,8 +68,10 @@ class Orchestrator:
         self.crash = CrashPoints(config.longshot_crash_at)
         author = (config.git_commit_name, config.git_commit_email)
         work_dir = config.longshot_work_dir.resolve()
+        self.own_paths = own_paths(config)
         self.hub = Hub(Hub.location(work_dir, config.git_repo_url), config.git_repo_url, config.git_main_branch,
-                       author, prefix=config.git_branch_prefix)
+                       author, prefix=config.git_branch_prefix, own_paths=self.own_paths,
+                       deliver_config=config.deliver_config_files == "allow")
         self.lock = RunLock(self.hub.path.with_name(self.hub.path.name + ".lock"))
         self.state = StateStore(self.hub, self.emit, self.crash)
         self.prompts = Prompts()
@@ -76,7 +79,8 @@ class Orchestrator:
         self.validator = TaskValidator(prefix=config.git_branch_prefix, main_branch=config.git_main_branch,
                                        max_tasks=config.max_tasks_per_sprint)
         self.merge_queue = MergeQueue(self.hub, config.merge_strategy, self.emit, lambda t, r: self.driver.merged(t, r),
-                                      prefix=config.git_branch_prefix, max_batch=config.merge_batch, crash=self.crash)
+                                      prefix=config.git_branch_prefix, max_batch=config.merge_batch, crash=self.crash,
+                                      own_paths=self.own_paths)
         self.ledger = Ledger(self.scheduler, self.merge_queue, self.budget, self.emit, prefix=config.git_branch_prefix,
                              free_branch=self.validator.free_branch)
         self.explorer = Explorer(self.hub.git, self.hub.tip)
@@ -161,6 +165,11 @@ class Orchestrator:
         tip = await self.hub.open()
         if self.hub.repaired:
             self.emit(RunWarning(message="removed what a killed run left in the hub: " + ", ".join(self.hub.repaired)))
+        if tracked := own_paths_in(await self.hub.files(tip), self.own_paths):
+            self.emit(ConfigTracked(paths=tracked[:50], message=(
+                f"{self.config.git_repo_url} tracks {', '.join(tracked[:5])}{' ...' if len(tracked) > 5 else ''}: "
+                "Longshot reads these as its own configuration when started in a clone of it; check that you "
+                "trust them (workers may never change them)")))
         stored = await self.state.load()
         resuming = decide(stored, request, resume=resume, confirm=confirm,
                           where=f"{self.state.ref} of {self.config.git_repo_url}")

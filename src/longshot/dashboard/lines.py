@@ -9,14 +9,14 @@ from __future__ import annotations
 from rich.markup import escape
 
 from longshot.events import (
-    BudgetSpent, CheckFinished, ClaimChecked, EndpointHealth, Event, FeatureStatus, FinalizationAttempt,
+    BudgetSpent, CheckFinished, ClaimChecked, ConfigTracked, EndpointHealth, Event, FeatureStatus, FinalizationAttempt,
     HandoffReceived, LLMRetry, MergeFailed, MergeLanded, ModelsWaiting, PlannerAnswered, PlannerParseError,
     PlannerRequested, RunError, RunFinished, RunInterrupted,
     RunStarted, RunWarning, SandboxProfile, SweepFinished, TaskCreated, TaskRejected, TaskStatusChanged, WorkerStuck,
 )
 
 ERRORS = (RunError, MergeFailed, BudgetSpent)
-WARNINGS = (RunWarning, TaskRejected, PlannerParseError, WorkerStuck, RunInterrupted)
+WARNINGS = (RunWarning, ConfigTracked, TaskRejected, PlannerParseError, WorkerStuck, RunInterrupted)
 
 
 def level(e: Event) -> str:
@@ -91,7 +91,7 @@ def describe(e: Event) -> str | None:
         case SandboxProfile():
             colour = "yellow" if e.weakened else "dim"
             return f"[{colour}]sandbox ({e.provider}): {escape(e.description)}[/]"
-        case RunWarning():
+        case RunWarning() | ConfigTracked():
             return f"{t}[yellow]warning[/]: {escape(e.message)}"
         case RunError():
             return f"{t}[red]error[/]: {escape(e.message)}"

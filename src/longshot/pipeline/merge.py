@@ -21,7 +21,7 @@ import itertools
 import sys
 import time
 from dataclasses import dataclass, field
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from longshot.crash import CrashPoints
 from longshot.errors import GitError, LongshotError, PushRejected, policy_for
@@ -29,6 +29,7 @@ from longshot.events import Emit, MergeBatch, MergeFailed, MergeHealth, MergeLan
 from longshot.git import Git
 from longshot.hub import Hub
 from longshot.pipeline.gate import Gate, Verdict
+from longshot.ownfiles import own_changes
 from longshot.pipeline.protect import lost_tests, protected_changes, protected_many
 from longshot.types import MergeResult, Task
 
@@ -79,8 +80,11 @@ class MergeQueue:
     """Lands (task, commit) pairs in priority order, then arrival order, one at a time."""
 
     def __init__(self, hub: Hub, strategy: str, emit: Emit, on_result: OnResult, *, gate: Gate | None = None,
-                 prefix: str = "worker/", max_batch: int = 8, crash: CrashPoints | None = None) -> None:
+                 prefix: str = "worker/", max_batch: int = 8, crash: CrashPoints | None = None,
+                 own_paths: Sequence[str] = ()) -> None:
         self.hub = hub
+        self.own_paths = tuple(own_paths)
+        """Besides `longshot.ownfiles.OWN_FILE`: files the settings make Longshot read; never landed."""
         self.crash = crash or CrashPoints()
         self.strategy = strategy
         self.emit = emit
@@ -226,6 +230,9 @@ class MergeQueue:
         bases = [tip] + [candidate for _, _, candidate in stack]
         refused = await protected_many(self.hub.git, [(bases[i], candidate) for i, (task, _, candidate)
                                                       in enumerate(stack) if not task.allow_protected])
+        for i, (_, _, candidate) in enumerate(stack):  # Longshot's own files: whatever the task allows
+            if own := await own_changes(self.hub.git, bases[i], candidate, self.own_paths):
+                refused[candidate] = own + refused.get(candidate, [])
         if not refused:
             return stack
         for task, _, candidate in stack:
@@ -260,11 +267,12 @@ class MergeQueue:
                 new = await self._build(task, commit, tip)
             except MergeConflict as c:
                 return await self._conflict(task, commit, tip, c)
+            protected = await own_changes(self.hub.git, tip, new, self.own_paths)
             if not task.allow_protected:
-                protected = await protected_changes(self.hub.git, tip, new)
-                if protected:
-                    reason = "touches protected paths without the task allowing it: " + ", ".join(protected)
-                    return self._failed(task, reason, protected=protected)
+                protected += await protected_changes(self.hub.git, tip, new)
+            if protected:
+                reason = "touches protected paths without the task allowing it: " + ", ".join(protected)
+                return self._failed(task, reason, protected=protected)
             if task.kind == "conflict-fix" and task.source_commit:
                 lost = await lost_tests(self.hub.git, task.source_commit, tip, new)
                 if lost:
