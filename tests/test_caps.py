@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from longshot.caps import NOTE, NOTES, SUMMARY, clip, clip_list
+from longshot.caps import NOTE, NOTES, SUMMARY, cut, cut_list
 from longshot.harnesses.base import HarnessResult
 from longshot.tools.toolbox import HandoffArgs
 from longshot.types import Handoff
@@ -10,12 +10,12 @@ from longshot.types import Handoff
 BIG = "y" * 3_000_000
 
 
-def test_clip_says_how_much_was_cut() -> None:
-    assert clip("short", 10) == "short"
-    assert clip("abcdef" * 10, 40) == "abcdefabcde\n[... 49 more characters cut]"
-    assert len(clip("z" * 10**6, 100)) == 100 and clip(clip("z" * 10**6, 100), 100) == clip("z" * 10**6, 100)
-    assert clip_list(["a", "bb", "ccc"], 2, 50) == ["a", "[... 2 more cut]"]
-    assert clip_list(["a", "b", "c"], 2, 5, marker=False) == ["a", "b"]
+def test_cut_says_how_much_was_cut() -> None:
+    assert cut("short", 10) == "short"
+    assert cut("abcdef" * 10, 40) == "abcdefabcde\n[... 49 more characters cut]"
+    assert len(cut("z" * 10**6, 100)) == 100 and cut(cut("z" * 10**6, 100), 100) == cut("z" * 10**6, 100)
+    assert cut_list(["a", "bb", "ccc"], 2, 50) == ["a", "[... 2 more cut]"]
+    assert cut_list(["a", "b", "c"], 2, 5, marker=False) == ["a", "b"]
 
 
 def test_a_3mb_handoff_is_cut_as_the_result_is_built() -> None:

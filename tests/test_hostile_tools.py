@@ -22,21 +22,23 @@ from helpers import plan_json, planner_then_done, run_cli, run_env, run_log
 
 pytestmark = pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewrap is not installed")
 
-HOSTILE_STEPS = [
-    ToolCallSpec("bash", {"command": "mkfifo pipe && printf 'price\\n' > $'caf\\xe9.txt' && mkdir -p d && mkfifo d/p"}),
-    ToolCallSpec("read", {"path": "pipe"}),
-    ToolCallSpec("edit", {"path": "d/p", "old_text": "a", "new_text": "b"}),
-    ToolCallSpec("ls", {}),
-    ToolCallSpec("grep", {"pattern": "price"}),
-    ToolCallSpec("find", {"pattern": "caf*"}),
-    ToolCallSpec("write", raw_arguments='{"path": "bad.txt", "content": "a\\ud800b"}'),
-    ToolCallSpec("write", raw_arguments='{"path": "ok.txt", "content": "fine\\udce9"}'),
-]
+def hostile_steps(tid: str) -> list[ToolCallSpec]:
+    return [
+        ToolCallSpec("bash", {"command": f"mkfifo pipe && printf 'price\\n' > $'caf\\xe9-{tid}.txt' && mkdir -p d && mkfifo d/p"}),
+        ToolCallSpec("read", {"path": "pipe"}),
+        ToolCallSpec("edit", {"path": "d/p", "old_text": "a", "new_text": "b"}),
+        ToolCallSpec("ls", {}),
+        ToolCallSpec("grep", {"pattern": "price"}),
+        ToolCallSpec("find", {"pattern": "caf*"}),
+        ToolCallSpec("write", raw_arguments='{"path": "bad.txt", "content": "a\\ud800b"}'),
+        ToolCallSpec("write", raw_arguments=f'{{"path": "ok-{tid}.txt", "content": "fine\\udce9"}}'),
+    ]
 
 
 def hostile_worker(turn: Turn) -> Reply:
-    if turn.turn < len(HOSTILE_STEPS):
-        return Reply(tool_calls=[HOSTILE_STEPS[turn.turn]])
+    steps = hostile_steps(str(turn.task_id))
+    if turn.turn < len(steps):
+        return Reply(tool_calls=[steps[turn.turn]])
     return Reply(tool_calls=[ToolCallSpec("handoff", {"status": "complete", "summary": "survived"})])
 
 
@@ -54,11 +56,11 @@ def test_six_workers_reading_fifos_and_odd_names_end_the_run_normally(tmp_path: 
     last = [r for r in fake.requests if r.task_id == "f0"][-1]
     answers = [str(m["content"]) for m in last.body["messages"] if m.get("role") == "tool"]
     assert "not a regular file" in answers[1] and "not a regular file" in answers[2]
-    assert "caf\\xe9.txt" in answers[3] and "price" in answers[4] and "caf" in answers[5]
+    assert "caf\\xe9-f0.txt" in answers[3] and "price" in answers[4] and "caf" in answers[5]
     assert "lone surrogate" in answers[6] and answers[7].startswith("wrote")
     files = git("ls-tree", "-r", "--name-only", "main", cwd=target).splitlines()
-    assert "bad.txt" not in files and "ok.txt" in files
-    shown = subprocess.run(["git", "show", "main:ok.txt"], cwd=target, capture_output=True, check=True).stdout
+    assert "bad.txt" not in files and {f"ok-f{i}.txt" for i in range(6)} <= set(files)
+    shown = subprocess.run(["git", "show", "main:ok-f0.txt"], cwd=target, capture_output=True, check=True).stdout
     assert shown == b"fine\xe9"  # the surrogate escape was written as the byte it stands for
 
 

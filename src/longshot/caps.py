@@ -39,7 +39,7 @@ PLAN_TASKS = 1000
 """Tasks of one planner answer that are read at all (MAX_TASKS_PER_SPRINT then applies)."""
 
 
-def clip(text: str, limit: int) -> str:
+def cut(text: str, limit: int) -> str:
     """``text``, or its start and a marker saying how many characters were cut, ``limit`` in all.
 
     Idempotent: what was cut is not cut again when the state is read back.
@@ -51,28 +51,28 @@ def clip(text: str, limit: int) -> str:
     return text[:keep] + f"\n[... {len(text) - keep} more characters cut]"[: limit - keep]
 
 
-def clip_list(items: list[str], count: int, each: int, *, marker: bool = True) -> list[str]:
+def cut_list(items: list[str], count: int, each: int, *, marker: bool = True) -> list[str]:
     """At most ``count`` items of at most ``each`` characters; with ``marker``, the last item
     says how many were dropped (lists of names take ``marker=False``: a marker is no name)."""
     if len(items) <= count:
-        return [clip(item, each) for item in items]
+        return [cut(item, each) for item in items]
     if not marker:
-        return [clip(item, each) for item in items[:count]]
-    return [clip(item, each) for item in items[: count - 1]] + [f"[... {len(items) - count + 1} more cut]"]
+        return [cut(item, each) for item in items[:count]]
+    return [cut(item, each) for item in items[: count - 1]] + [f"[... {len(items) - count + 1} more cut]"]
 
 
 def _text(limit: int) -> Callable[[str], str]:
-    return lambda value: clip(value, limit)
+    return lambda value: cut(value, limit)
 
 
 def _names(count: int, each: int) -> Callable[[list[str]], list[str]]:
-    return lambda value: clip_list(value, count, each, marker=False)
+    return lambda value: cut_list(value, count, each, marker=False)
 
 
 Summary = Annotated[str, AfterValidator(_text(SUMMARY))]
 Description = Annotated[str, AfterValidator(_text(DESCRIPTION))]
 Acceptance = Annotated[str, AfterValidator(_text(ACCEPTANCE))]
-Notes = Annotated[list[str], AfterValidator(lambda value: clip_list(value, NOTES, NOTE))]
+Notes = Annotated[list[str], AfterValidator(lambda value: cut_list(value, NOTES, NOTE))]
 Scope = Annotated[list[str], AfterValidator(_names(PATHS, PATH))]
 Ids = Annotated[list[str], AfterValidator(_names(IDS, ID))]
 Name = Annotated[str, AfterValidator(_text(ID))]

@@ -11,7 +11,7 @@ sandbox off, point ``LLM_BASE_URL`` at its own host, or plant a set-up command. 
 - a run warns when the target already tracks one (`own_paths_in`);
 - fast-forwarding a user's working copy never brings one in unless DELIVER_CONFIG_FILES=allow
   (`longshot.hub.Hub.deliver`);
-- a ``.env`` whose tracked content a Longshot task wrote is not read at all (`written_by_a_task`).
+- a ``.env`` whose tracked content a Longshot task wrote is not read at all (`refuse_planted`).
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ import subprocess
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
+from longshot.errors import ConfigError
 from longshot.git import SAFE_CONFIG, Git
 
 OWN_FILE = re.compile(r"(^|/)\.env$|(^|/)\.longshot(/|$)")
@@ -85,3 +86,12 @@ def written_by_a_task(env_file: Path) -> str | None:
     except (OSError, subprocess.TimeoutExpired):
         return None
     return f"commit {commit} of Longshot task {task}"
+
+
+def refuse_planted(env_file: Path | None) -> None:
+    """Raise ConfigError, naming the file, the commit and the fix, when ``env_file`` is as a
+    Longshot task wrote it (`written_by_a_task`)."""
+    if env_file is not None and (planted := written_by_a_task(env_file)):
+        raise ConfigError(f".env: {env_file.resolve()} is as {planted} wrote it; Longshot never reads settings "
+                          "that one of its runs wrote. Fix: read it; to keep it, change it yourself (any edit makes "
+                          "it yours), or delete it and set the values in the environment")

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from longshot.caps import Acceptance, Description, Ids, Name, Notes, Scope, Summary
 from longshot.errors import IllegalTransition
+from longshot.text import clip
 
 
 class TaskStatus(StrEnum):
@@ -45,6 +46,12 @@ ENDED: frozenset[TaskStatus] = TERMINAL | {
 }
 """Statuses in which no worker or merge is working on the task now."""
 
+DONE: frozenset[TaskStatus] = frozenset(
+    {TaskStatus.LANDED, TaskStatus.UNCHANGED, TaskStatus.COMPLETED, TaskStatus.SUPERSEDED}
+)
+"""Ended well: the task's work is on the target branch, or it needed none. (The one definition:
+the monitor, the dashboard and the report count these as done.)"""
+
 TRANSITIONS: dict[TaskStatus, frozenset[TaskStatus]] = {
     TaskStatus.PENDING: frozenset({TaskStatus.RUNNING, TaskStatus.FAILED, TaskStatus.CANCELLED}),
     TaskStatus.RUNNING: frozenset(
@@ -59,7 +66,8 @@ TRANSITIONS: dict[TaskStatus, frozenset[TaskStatus]] = {
             TaskStatus.CANCELLED,
         }
     ),
-    TaskStatus.MERGING: frozenset({TaskStatus.LANDED, TaskStatus.FAILED, TaskStatus.CANCELLED}),
+    # Superseded from merging: the change is already on the target branch (a successor landed it).
+    TaskStatus.MERGING: frozenset({TaskStatus.LANDED, TaskStatus.FAILED, TaskStatus.CANCELLED, TaskStatus.SUPERSEDED}),
     # Partial and failed work with a commit may be sent to the merge queue again by finalization.
     TaskStatus.PARTIAL: frozenset({TaskStatus.PENDING, TaskStatus.MERGING, TaskStatus.CANCELLED, TaskStatus.SUPERSEDED}),
     TaskStatus.BLOCKED: frozenset({TaskStatus.PENDING, TaskStatus.CANCELLED, TaskStatus.SUPERSEDED}),
@@ -89,6 +97,9 @@ class RawTask(BaseModel):
     depends_on: Ids = Field(default_factory=list)
     continue_from: Name | None = None
     allow_protected: bool = False
+    exclusive: bool = False
+    replaces: Name | None = None
+    union_merge: Scope = Field(default_factory=list)
     fixes: Ids = Field(default_factory=list)
     """Reconciler answers only: the labels (F1, F2 ...) of the failures this task fixes."""
     feature: Name | None = None
@@ -130,6 +141,14 @@ class Task(BaseModel):
     """For a conflict fix: the commit whose change must be merged onto the tip."""
     allow_protected: bool = False
     """The planner allowed this task to touch tests, CI and check configuration."""
+    exclusive: bool = False
+    """The planner asked that no other task sharing a file of its scope run while this one does."""
+    replaces: str | None = None
+    """A failed, blocked or partial task whose work this one redoes: its dependents wait for this
+    one, and when this one lands the replaced task is superseded."""
+    union_merge: list[str] = Field(default_factory=list)
+    """Line-set files of this task (one entry per line, order irrelevant): a conflict confined
+    to them is resolved by keeping both sides' lines (besides UNION_MERGE_FILES)."""
     status: TaskStatus = TaskStatus.PENDING
     attempts: int = 0
     """How many times a worker was started on it (retries and re-dispatches after a crash included)."""
@@ -137,6 +156,11 @@ class Task(BaseModel):
     """How earlier attempts ended, oldest first (shown to the worker of the next attempt)."""
     reason: str = ""
     """Why the task is failed, blocked or partial (empty otherwise)."""
+
+    def title(self, limit: int = 72) -> str:
+        """The description on one line of at most ``limit`` characters, cut between words (a
+        commit subject, a row of a table); the id when there is no description."""
+        return clip(self.description, limit) or self.id
 
     def move(self, to: TaskStatus, reason: str = "") -> TaskStatus:
         """Change status if ``TRANSITIONS`` allows it; return the previous status."""
@@ -208,6 +232,8 @@ class MergeResult(BaseModel):
     """The new tip of the target branch when landed."""
     reason: str = ""
     conflicts: list[str] = Field(default_factory=list)
+    already_landed: bool = False
+    """Not landed because merged onto the tip it changes nothing: its work is there already."""
 
 
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 from pydantic import ValidationError
 
-from longshot.caps import PLAN_TASKS, SCRATCHPAD, clip
+from longshot.caps import PLAN_TASKS, SCRATCHPAD, cut
 from longshot.errors import PlanParseError
 from longshot.git import legal_branch_name
 from longshot.types import RawTask, Task
@@ -92,7 +92,7 @@ def parse_plan(text: str | None) -> PlanAnswer:
         raise PlanParseError("no usable task: " + "; ".join(problems[:5]))
     scratchpad = value.get("scratchpad", "")
     scratchpad = scratchpad if isinstance(scratchpad, str) else json.dumps(scratchpad)
-    return PlanAnswer(scratchpad=clip(scratchpad, SCRATCHPAD), tasks=raws)
+    return PlanAnswer(scratchpad=cut(scratchpad, SCRATCHPAD), tasks=raws)
 
 
 _SAFE_BRANCH = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)*")
@@ -206,7 +206,8 @@ class TaskValidator:
             self.known_branches.add(branch)
             accepted.append(Task(id=task_id, description=raw.description, scope=scope,
                                  acceptance=raw.acceptance, branch=branch, continue_from=raw.continue_from,
-                                 allow_protected=raw.allow_protected, feature=raw.feature,
+                                 allow_protected=raw.allow_protected, feature=raw.feature, exclusive=raw.exclusive,
+                                 replaces=raw.replaces, union_merge=[p for p in map(safe_scope_path, raw.union_merge) if p],
                                  priority=raw.priority, depends_on=list(dict.fromkeys(raw.depends_on))))
         return self._drop_unsatisfiable(accepted, rejected)
 
@@ -258,6 +259,8 @@ class TaskValidator:
                     f"{', '.join(sorted(self.features)[:30])}, or leave \"feature\" out")
         if raw.continue_from is not None and raw.continue_from not in self.known_ids:
             return f"continue_from names an unknown task {raw.continue_from!r}"
+        if raw.replaces is not None and raw.replaces not in self.known_ids:
+            return f"replaces names an unknown task {raw.replaces!r}"
         for dep in raw.depends_on:
             if dep == raw.id:
                 return "a task cannot depend on itself"

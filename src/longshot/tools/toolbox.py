@@ -12,6 +12,7 @@ import asyncio
 import json
 import re
 import shlex
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -88,12 +89,18 @@ class HandoffArgs(ToolArgs):
     suggestions: list[str] = Field(default_factory=list)
 
 
+class MergeTipArgs(ToolArgs):
+    """Bring the target branch's newest work into your checkout (merged with yours). Files that
+    conflict get markers (<<<<<<< target branch, =======, >>>>>>> yours) for you to resolve."""
+
+
 FILE_TOOLS = frozenset({"read", "write", "edit", "ls"})
 """Tools that run file operations in the orchestrator (bounded by ``ToolBox.file_timeout``)."""
 
+
 WORKER_TOOLS: dict[str, type[ToolArgs]] = {
     "read": ReadArgs, "write": WriteArgs, "edit": EditArgs, "bash": BashArgs,
-    "grep": GrepArgs, "find": FindArgs, "ls": LsArgs, "handoff": HandoffArgs,
+    "grep": GrepArgs, "find": FindArgs, "ls": LsArgs, "handoff": HandoffArgs, "merge_tip": MergeTipArgs,
 }
 
 
@@ -173,10 +180,13 @@ class ToolBox:
     def __init__(
         self, sandbox: Sandbox, *, default_timeout: float = 120.0, max_timeout: float = 900.0,
         output_limit: int = 20_000, page_lines: int = 400, on_output: OnOutput | None = None,
-        read_limit: int = 2 * 2**20, file_timeout: float = 60.0,
+        merge_tip: Callable[[], Awaitable[str]] | None = None, read_limit: int = 2 * 2**20,
+        file_timeout: float = 60.0,
     ) -> None:
         self.sandbox = sandbox
         self.on_output = on_output
+        self.merge_tip = merge_tip
+        """Brings the target branch's tip into the checkout (the orchestrator's side of ``merge_tip``)."""
         self.default_timeout = default_timeout
         self.max_timeout = max_timeout
         self.output_limit = output_limit
@@ -290,6 +300,12 @@ class ToolBox:
         note = (f"\n[{odd} names hold bytes that are not UTF-8, shown as \\xNN; the file tools cannot name "
                 "them: use bash (e.g. ls -b, mv) to handle them]") if odd else ""
         return ("\n".join(entries) or "(empty directory)") + note
+
+    async def _merge_tip(self, a: MergeTipArgs) -> str:
+        if self.merge_tip is None:
+            raise ToolCallError("merge_tip is not available with this sandbox provider; carry on, and the "
+                                "merge queue will merge your work with the target branch when you hand off")
+        return await self.merge_tip()
 
     async def _handoff(self, a: HandoffArgs) -> str:
         return "handoff recorded"
