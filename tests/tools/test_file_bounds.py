@@ -145,3 +145,26 @@ async def test_symlink_swapped_in_is_not_followed(box: tuple[ToolBox, LocalSandb
     with pytest.raises(Exception, match="changed while it was opened"):
         write_regular(root, target, b"overwritten")
     assert secret.read_text() == "canary-host-file\n"
+
+
+class HungFiles:
+    """A sandbox whose file system never answers (a hung network mount): only its file calls are used."""
+
+    async def read_file(self, path: str, limit: int = 0) -> bytes:
+        await asyncio.Event().wait()
+        return b""
+
+    async def write_file(self, path: str, data: bytes) -> None:
+        await asyncio.Event().wait()
+
+    async def list_dir(self, path: str) -> list[str]:
+        await asyncio.Event().wait()
+        return []
+
+
+async def test_every_file_call_has_a_time_limit() -> None:
+    tools = ToolBox(HungFiles(), file_timeout=0.2)  # type: ignore[arg-type]
+    for name, kw in [("read", {"path": "a"}), ("write", {"path": "a", "content": "x"}), ("ls", {}),
+                     ("edit", {"path": "a", "old_text": "x", "new_text": "y"})]:
+        ok, text = await call(tools, name, **kw)
+        assert not ok and "did not finish within 0.2s" in text, (name, text)

@@ -50,21 +50,24 @@ def _open_beneath(root: Path, target: Path, flags: int, *, create_dirs: bool = F
             flags_now = (flags | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC) if last else _DIR
             nfd = os.open(part, flags_now, 0o644, dir_fd=fd)
         except OSError as e:
-            raise _refusal(e, target.relative_to(root)) from e
+            refusal = _refusal(e, target.relative_to(root))
+            if refusal is None:
+                raise
+            raise refusal from e
         finally:
             os.close(fd)
         fd = nfd
     return fd
 
 
-def _refusal(e: OSError, name: Path) -> Exception:
-    """The error to raise for a failed open: a `FileRefused` for the model when the file system was
-    changed under the tool or the path is not a regular file; ``e`` itself otherwise."""
+def _refusal(e: OSError, name: Path) -> FileRefused | None:
+    """A `FileRefused` for the model when a failed open means the file system was changed under
+    the tool or the path is not a regular file; None when ``e`` says enough itself."""
     if e.errno == errno.ELOOP:  # a symlink where the resolved path had none
         return FileRefused(f"{name} changed while it was opened (a symlink appeared on its path); nothing was done")
     if e.errno == errno.ENXIO:  # a socket, or a FIFO no one reads
         return FileRefused(f"{name} is a socket or a FIFO, not a regular file; the file tools open regular files only")
-    return e
+    return None
 
 
 def _regular(fd: int, name: str) -> os.stat_result:

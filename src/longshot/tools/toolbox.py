@@ -198,14 +198,16 @@ class ToolBox:
         try:
             args = parse_call(WORKER_TOOLS, name, raw_arguments)
             run = getattr(self, f"_{name}")(args)
-            if name in FILE_TOOLS:
-                async with asyncio.timeout(self.file_timeout):
-                    text = await run
-            else:
+            if name not in FILE_TOOLS:
                 text = await run
+            else:
+                try:
+                    async with asyncio.timeout(self.file_timeout):
+                        text = await run
+                except TimeoutError:
+                    return ToolOutcome(f"error: {name} did not finish within {self.file_timeout:g}s and was "
+                                       "abandoned", False)
             return ToolOutcome(cap_text(printable(text), self.output_limit), True)
-        except TimeoutError:
-            return ToolOutcome(f"error: {name} did not finish within {self.file_timeout:g}s and was abandoned", False)
         except (ToolCallError, NotText, PathOutsideSandbox, FileRefused) as e:
             return ToolOutcome(printable(f"error: {e}"), False)
         except SandboxLost:
