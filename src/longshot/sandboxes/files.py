@@ -24,6 +24,7 @@ from pathlib import Path
 
 from longshot.errors import FileRefused
 from longshot.sandboxes.base import READ_LIMIT
+from longshot.sandboxes.bwrap import give_to_sandbox
 
 MAX_ENTRIES = 5000
 """The most names one listing returns; the rest are counted."""
@@ -98,7 +99,8 @@ def read_regular(root: Path, target: Path, limit: int = READ_LIMIT) -> bytes:
 
 
 def write_regular(root: Path, target: Path, data: bytes) -> None:
-    """Create or overwrite the regular file ``target`` (making its directories) with ``data``."""
+    """Create or overwrite the regular file ``target`` (making its directories) with ``data``;
+    what it made is given to the sandbox's identity (`give_to_sandbox`)."""
     name = str(target.relative_to(root)) or "."
     if target == root:
         raise IsADirectoryError(21, "Is a directory", name)
@@ -111,6 +113,7 @@ def write_regular(root: Path, target: Path, data: bytes) -> None:
             view = view[os.write(fd, view):]
     finally:
         os.close(fd)
+    give_to_sandbox(target, *(d for d in target.parents if d.is_relative_to(root) and d != root))
 
 
 def list_names(root: Path, target: Path) -> list[str]:

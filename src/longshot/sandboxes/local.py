@@ -326,13 +326,7 @@ class LocalSandbox:
         return await asyncio.to_thread(read_regular, Path(os.path.realpath(self.checkout)), self.resolve(path), limit)
 
     async def write_file(self, path: str, data: bytes) -> None:
-        root, target = Path(os.path.realpath(self.checkout)), self.resolve(path)
-
-        def write() -> None:
-            write_regular(root, target, data)
-            give_to_sandbox(target, *(d for d in target.parents if d.is_relative_to(root) and d != root))
-
-        await asyncio.to_thread(write)
+        await asyncio.to_thread(write_regular, Path(os.path.realpath(self.checkout)), self.resolve(path), data)
 
     async def list_dir(self, path: str) -> list[str]:
         return await asyncio.to_thread(list_names, Path(os.path.realpath(self.checkout)), self.resolve(path))
