@@ -30,6 +30,8 @@ class RunBudget:
 
     max_tokens: int | None = None
     max_cost_usd: float | None = None
+    unpriced: list[str] = field(default_factory=list)
+    """Models of the run without a known price: their cost is not counted."""
     tokens: int = 0
     cost_usd: float = 0.0
     by_role: dict[str, int] = field(default_factory=lambda: defaultdict(int))

@@ -305,6 +305,22 @@ async def test_429_cooldown_and_aimd_limit(fake_llm) -> None:
     assert len(retries) == 1 and "LLMRateLimited" in retries[0].error
 
 
+async def test_429_fails_over_at_once_when_another_endpoint_is_free(fake_llm) -> None:
+    throttled = fake_llm(always(Reply.error(429, "slow down", retry_after=30)))
+    other = fake_llm(OK)
+    emit = Recorder()
+    r = router([(throttled, 1000.0), (other, 1.0)], emit)  # the throttled one wins the first choice
+    try:
+        result = await r.complete("worker", USER)
+    finally:
+        await r.aclose()
+    assert result.content == "ok"
+    assert throttled.count() == 1 and other.count() == 1
+    (retry,) = emit.of(LLMRetry)
+    assert retry.endpoint == "ep0" and "LLMRateLimited" in retry.error
+    assert retry.delay_s == 0.0  # not the 30 s the throttled endpoint asked for: another one was free
+
+
 def peak_in_flight(records: list[Any]) -> int:
     """Most of ``records`` in flight at once, from their start and end times."""
     return max((sum(1 for o in records if o.started <= q.started < (o.ended or float("inf"))) for q in records),

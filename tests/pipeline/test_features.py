@@ -7,7 +7,7 @@ import re
 import sys
 from pathlib import Path
 
-from longshot.events import ClaimChecked, FeatureStatus, RunFinished, TaskCreated, TaskRejected
+from longshot.events import ClaimChecked, FeatureStatus, RunFinished, RunWarning, TaskCreated, TaskRejected
 from longshot.testing.fake_script import Reply, RoleScript, ToolCallSpec
 from longshot.testing.repos import git
 
@@ -90,13 +90,15 @@ def test_a_failing_feature_fails_the_run_a_false_complete_is_recorded_and_status
     repo = target(remote, [{"id": "add", "name": "addition", "tests": ["tests/test_add.py"]},
                            {"id": "mul", "name": "multiplication", "acceptance": "tests/test_mul.py passes"}])
     tasks = [task("t-add", "add", "calc/add.py", f"`{PYTEST} tests/test_add.py` passes"),
-             task("t-mul", "mul", "calc/mul.py", f"`{PYTEST} tests/test_mul.py` passes")]
+             task("t-mul", "mul", "calc/mul.py", f"`{PYTEST} tests/test_mul.py` passes"),
+             task("t-doc", "add", "ADD.md", "`no-such-tool-xyz --check ADD.md` passes")]
     workers = {
         "t-add": worker_steps([ADD, ADD_TEST]),
         # Says complete; its own test fails on its own branch.
         "t-mul": worker_steps([("calc/mul.py", "def mul(a, b):\n    return a + b\n"),
                                ("tests/test_mul.py", "from calc.mul import mul\n\ndef test_mul():\n"
                                                      "    assert mul(2, 3) == 6\n")], summary="mul works"),
+        "t-doc": worker_steps([("ADD.md", "add(a, b) adds\n")]),
     }
     fake = fake_llm(RoleScript({"planner": planner_then_done(plan_json(tasks)), "worker": workers}))
     env = run_env(tmp_path, repo, fake, MERGE_GATE="off", FINALIZATION_ENABLED="false")
@@ -115,6 +117,10 @@ def test_a_failing_feature_fails_the_run_a_false_complete_is_recorded_and_status
     false = claims["t-mul"]
     assert not false.verified and false.exit_code != 0 and "1 failed" in false.evidence
     assert false.model == "fake-worker" and false.role == "worker" and false.command.endswith("tests/test_mul.py")
+    # A command that cannot run in the sandbox at all says nothing of the work: a warning, not a claim.
+    assert "t-doc" not in claims and any(isinstance(e, RunWarning) and e.task_id == "t-doc" and "exit 127" in e.message
+                                         for e in events)
+    assert final["add"].tasks == ["t-add", "t-doc"]
     # The ledger is in the run state in git: a mirror of the target shows it with only GIT_REPO_URL set.
     mirror = tmp_path / "fresh.git"
     git("clone", "--quiet", "--mirror", str(repo), str(mirror), cwd=tmp_path)

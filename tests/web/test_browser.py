@@ -100,6 +100,16 @@ def test_live_run_in_the_browser(tmp_path: Path, browser) -> None:  # type: igno
         assert "diff --git a/wordkit/slug.py b/wordkit/slug.py" in diff
         assert page.locator("#landing-commit").inner_text().strip()
 
+        page.goto(page.url.split("/tasks/")[0] + "/replay")  # the finished run, stepped through in time
+        page.evaluate("window.stillTheReplayPage = true")
+        page.locator("#replay-start").click()
+        until(lambda: "No tasks yet" in page.locator("#tree").inner_text(), 30, "the replay at its start")
+        page.locator("#replay-speed").select_option("100")
+        page.locator("#replay-play").click()
+        until(lambda: page.locator('li.task[data-status="landed"]').count() >= 1, 60, "the replay reached a landing")
+        until(lambda: page.locator('li.task[data-status="landed"]').count() >= 9, 90, "the replay reached the end")
+        assert page.evaluate("window.stillTheReplayPage") is True  # the frames came without a reload
+
         stranger = browser.new_context()  # type: ignore[attr-defined]
         root = url.split("?")[0]
         assert stranger.new_page().goto(root).status == 401

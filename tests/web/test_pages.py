@@ -138,3 +138,21 @@ def test_a_torn_last_line_waits_for_its_end(tmp_path: Path) -> None:
         assert before == 20
         assert c.get(f"/runs/{RUN}/frame").json()["total"] == 21
     assert "21 events" in after
+
+
+def test_a_run_without_news_and_without_an_end_is_silent(tmp_path: Path) -> None:
+    import os
+    import time
+
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    records = lines(demo_logs(tmp_path) / f"{RUN}.ndjson")[:-1]  # no run.finished
+    for name in ("run-20261201T000000Z-aaaa", "run-20261202T000000Z-bbbb"):
+        write_lines(logs / f"{name}.ndjson", records)
+    hour_ago = time.time() - 3600
+    os.utime(logs / "run-20261201T000000Z-aaaa.ndjson", (hour_ago, hour_ago))
+    (logs / f"{RUN}.ndjson").unlink()
+    with signed_in(client(logs)) as c:
+        page = c.get("/").text
+    statuses = dict(re.findall(r'<a href="/runs/([^"]+)">.*?<span class="badge [^"]*"[^>]*>(\w+)</span>', page, re.S))
+    assert statuses == {"run-20261201T000000Z-aaaa": "silent", "run-20261202T000000Z-bbbb": "running"}

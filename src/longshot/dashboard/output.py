@@ -20,7 +20,7 @@ from rich.console import Console
 
 from longshot.dashboard.app import Dashboard
 from longshot.dashboard.plain import JsonStdoutSink, PlainPrinter
-from longshot.dashboard.report import load, summary, write_report
+from longshot.dashboard.report import load, print_summary, write_report
 from longshot.dashboard.keys import ViewState
 from longshot.events import Event, PlannerRequested, RunResumed, Sink, TaskCreated
 
@@ -119,5 +119,5 @@ class RunOutput:
             if report is not None:
                 err.print(f"report: {report}", highlight=False)
             return report
-        self.console.print(summary(state, report))
+        print_summary(self.console, state, report)
         return report

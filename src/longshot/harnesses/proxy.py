@@ -18,7 +18,7 @@ from typing import Any
 
 from longshot.errors import BudgetExceeded, LLMError
 from longshot.llm.base import ChatModel, Completion
-from longshot.sandboxes.base import FORWARDER
+from longshot.forwarder import FORWARDER
 
 __all__ = ["FORWARDER", "ModelProxy"]
 

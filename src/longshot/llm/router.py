@@ -119,8 +119,10 @@ class Router:
                 self._log(role, task_id, state, model, messages, attempt, error=e)
                 delay = self._failed(state, e, attempts, began)  # raises when out of attempts or time
                 failed_on.add(state.name)
-                # Failing over to a free endpoint costs nothing; only a 429, or nowhere else to go, waits.
-                wait = delay if isinstance(e, LLMRateLimited) or not self._free_elsewhere(failed_on) else 0.0
+                # Failing over to a free endpoint costs nothing, after a 429 too (the endpoint that
+                # asked for the wait gets none of this request's retries before it is over); only
+                # with nowhere else to go does the request wait (Retry-After, or the backoff).
+                wait = 0.0 if self._free_elsewhere(failed_on) else delay
                 self.emit(LLMRetry(task_id=task_id, role=role, endpoint=state.name, attempt=attempt,
                                    error=f"{type(e).__name__}: {e}"[:300], delay_s=round(wait, 3)))
                 if wait > 0:

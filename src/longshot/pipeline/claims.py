@@ -90,8 +90,14 @@ class ClaimChecker:
                     self._idle.set()
 
     async def drain(self) -> None:
-        """Wait until every queued claim is checked (the `run` loop must be running)."""
-        await self._idle.wait()
+        """Wait until every queued claim is checked (the `run` loop must be running), at most
+        ``timeout`` seconds: claims still queued then are left unchecked, and said so."""
+        try:
+            await asyncio.wait_for(self._idle.wait(), self.timeout)
+        except TimeoutError:
+            left = self._queue.qsize() + 1
+            self.emit(RunWarning(code="claim.unchecked", message=f"{left} worker claim(s) were left unchecked: checking them took longer "
+                                         f"than CHECK_TIMEOUT ({self.timeout:g}s) after the run's work ended"))
 
     async def _check(self, task_id: str, commit: str, commands: list[str]) -> None:
         plan = await self.checks.plan_for(commit)

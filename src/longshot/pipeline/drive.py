@@ -77,8 +77,9 @@ class Driver:
         self._planning: asyncio.Task[PlanOutcome] | None = None
         self._tg: asyncio.TaskGroup | None = None
 
-    async def drive(self, request: str, tg: asyncio.TaskGroup, *, resumed: bool) -> None:
-        """The main loop: plan, start what is ready while slots are free, replan, finalize."""
+    async def drive(self, request: str, tg: asyncio.TaskGroup, *, resumed: bool, plan_only: bool = False) -> None:
+        """The main loop: plan, start what is ready while slots are free, replan, finalize.
+        ``plan_only``: return once the first plan is recorded, before anything is dispatched."""
         self._tg = tg
         if not resumed or (self.planner.iteration == 0 and not self.scheduler.tasks):
             self._planning = self._spawn(self._plan(self.planner.initial(request)), "planner")
@@ -92,6 +93,8 @@ class Driver:
                 self.flags.iteration, self.flags.scratchpad = self.planner.iteration, self.planner.scratchpad
                 self.flags.summary = self.planner.conversation.summary
                 await self.state.flush("planner answered")
+                if plan_only:
+                    return
             if self.budget.exhausted:
                 for task in self.scheduler.with_status(TaskStatus.PENDING):
                     self.scheduler.move(task, TaskStatus.CANCELLED, f"{self.budget.exhausted} spent before it started")
@@ -105,6 +108,7 @@ class Driver:
                 if planned_out and not open_work:
                     if await self._finalize_round():
                         continue
+                    self.scheduler.give_up()  # nothing will re-plan what dependents still wait for
                     return
                 if not planned_out and len(self._running) < self.o.max_workers and (
                         len(self.ledger.unsent) >= REPLAN_AFTER_HANDOFFS or not open_work):
@@ -175,6 +179,9 @@ class Driver:
         summary = "\n".join(f"{t.id} [{t.status}] {t.description[:80]}" for t in tasks if t.parent is None)
         self.planner.notes += self.ledger.notes + (self.reconciler.notes if self.reconciler else [])
         self.ledger.notes = []
+        if self.scheduler.hot is not None:  # files that became hot: one owner, an order, or a union
+            self.planner.notes += self.scheduler.hot.notes
+            self.scheduler.hot.notes = []
         if self.reconciler is not None:
             self.reconciler.notes = []
         return Progress(active=self.scheduler.active, landed=sum(t.status == TaskStatus.LANDED for t in tasks),
@@ -225,6 +232,7 @@ class Driver:
                 self.scheduler.move(task, TaskStatus.DECOMPOSED, f"split into {len(children)} subtasks")
             self.add(children)
         else:
+            self.scheduler.give_up(task.id)  # the subplanner re-planned nothing: its waiting subtasks fail
             kids = self.scheduler.children(task.id)
             self.ledger.handoff(task, aggregate(task, kids, self.ledger.handoffs))
 
@@ -252,6 +260,7 @@ class Driver:
             self.changed.clear()
         if self.stopping:
             return False
+        self.scheduler.give_up()  # what the re-landings did not unblock waits for nothing now
         outcome = await self.reconciler.sweep(fix=not self.budget.exhausted, final=True)
         if outcome.fixes:
             self.add_fixes(outcome.fixes)

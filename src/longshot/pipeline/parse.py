@@ -191,7 +191,8 @@ class TaskValidator:
             self.known_branches.add(branch)
             accepted.append(Task(id=task_id, description=raw.description, scope=scope,
                                  acceptance=raw.acceptance, branch=branch, continue_from=raw.continue_from,
-                                 allow_protected=raw.allow_protected, feature=raw.feature,
+                                 allow_protected=raw.allow_protected, feature=raw.feature, exclusive=raw.exclusive,
+                                 replaces=raw.replaces, union_merge=[p for p in map(safe_scope_path, raw.union_merge) if p],
                                  priority=raw.priority, depends_on=list(dict.fromkeys(raw.depends_on))))
         return self._drop_unsatisfiable(accepted, rejected)
 
@@ -245,6 +246,8 @@ class TaskValidator:
                     f"{', '.join(sorted(self.features)[:30])}, or leave \"feature\" out")
         if raw.continue_from is not None and raw.continue_from not in self.known_ids:
             return f"continue_from names an unknown task {raw.continue_from!r}"
+        if raw.replaces is not None and raw.replaces not in self.known_ids:
+            return f"replaces names an unknown task {raw.replaces!r}"
         for dep in raw.depends_on:
             if dep == raw.id:
                 return "a task cannot depend on itself"

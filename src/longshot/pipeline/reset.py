@@ -85,9 +85,9 @@ async def apply_reset(hub: Hub, store: StateStore, plan: ResetPlan, *, rewind: b
         await git.run("push", "--quiet", "origin", *(f"{ref}:{ref}" for _, ref in backups))
         done.append(f"backed up {len(backups)} refs under {plan.backup}/")
     if plan.branches:
-        leases = [f"--force-with-lease=refs/heads/{b}:{sha}" for b, sha in plan.branches]
+        leases = [f"--force-with-lease={hub.remote_branch(b)}:{sha}" for b, sha in plan.branches]
         code, _, err = await git.run_full("push", "--quiet", *leases, "origin",
-                                          *(f":refs/heads/{b}" for b, _ in plan.branches))
+                                          *(f":{hub.remote_branch(b)}" for b, _ in plan.branches))
         if code != 0 and "does not exist" not in err and "unable to delete" not in err:
             raise GitError(["push", "--delete", "..."], code, err)
         for branch, sha in plan.branches:

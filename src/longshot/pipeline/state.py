@@ -210,7 +210,7 @@ class StateStore:
 
     async def _publish(self, commit: str, branches: list[str]) -> None:
         """One push: the state ref (a fast-forward of what was published) and new branch tips."""
-        specs = [f"{commit}:{self.ref}"] + [f"refs/heads/{b}:refs/heads/{b}" for b in branches]
+        specs = [f"{commit}:{self.ref}"] + [f"refs/heads/{b}:{self.hub.remote_branch(b)}" for b in branches]
         code, out, err = await self.hub.git.run_full("push", "--porcelain", "origin", *specs)
         rejected = [line.split("\t")[1].split(":")[-1] for line in out.splitlines()
                     if line.startswith("!") and "\t" in line]
@@ -225,7 +225,7 @@ class StateStore:
                                          "it is kept in the hub and published again with the next write"))
         # Branches that were not refused go out with the next write; a refused one (not a
         # fast-forward: someone else moved it) stays in the hub and is not pushed again.
-        self._branches |= {b for b in branches if f"refs/heads/{b}" not in rejected}
+        self._branches |= {b for b in branches if self.hub.remote_branch(b) not in rejected}
 
     async def forget(self) -> None:
         """Remove the state ref here and in the target repository (``--reset``)."""

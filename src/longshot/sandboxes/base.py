@@ -16,12 +16,13 @@ the orchestrator.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 OnOutput = Callable[[int], None]
 """Called with the byte count of the output so far, each time a running command prints."""
@@ -93,6 +94,8 @@ class Profile(BaseModel):
     description: str
     weakened: bool = False
     """True when a promised protection (isolation, a limit) is missing here."""
+    adapted: list[str] = Field(default_factory=list)
+    """Defaults changed to fit where the sandboxes run (said as warnings)."""
 
 
 class Leftover(BaseModel):
@@ -130,32 +133,27 @@ class SandboxProvider(Protocol):
         ...
 
 
-FORWARDER = r"""
-import socket, sys, threading
-def pipe(a, b):
-    try:
-        while (data := a.recv(65536)):
-            b.sendall(data)
-    except OSError:
-        pass
-    finally:
-        for s in (a, b):
-            try: s.shutdown(socket.SHUT_RDWR)
-            except OSError: pass
-def serve(c, path):
-    u = socket.socket(socket.AF_UNIX); u.connect(path)
-    threading.Thread(target=pipe, args=(c, u), daemon=True).start()
-    pipe(u, c)
-def forward(srv, path):
-    while True:
-        conn, _ = srv.accept()
-        threading.Thread(target=serve, args=(conn, path), daemon=True).start()
-def listen(port):
-    srv = socket.socket(); srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    srv.bind(("127.0.0.1", port)); srv.listen(64)
-    return srv
-if __name__ == "__main__":
-    forward(listen(int(sys.argv[2])), sys.argv[1])
-"""
-"""TCP loopback → Unix socket, inside a sandbox: ``python3 -c FORWARDER <socket> <port>`` (the model proxy
-of external harnesses and the set-up's egress proxy both reach the host this way)."""
+@dataclass(frozen=True)
+class Peek:
+    """A running worker's checkout, committed without disturbing it (see `Mergeable`)."""
+
+    tree: str
+    commit: str
+
+
+@runtime_checkable
+class Mergeable(Protocol):
+    """A sandbox whose checkout the orchestrator can peek at and bring a merged tree into.
+
+    Optional: the local provider has it (`longshot.sandboxes.worktree`); remote sandboxes do
+    not, so their workers get no early conflict warnings and no working ``merge_tip``.
+    """
+
+    async def peek(self, parents: Sequence[str], message: str) -> Peek | None:
+        """A commit (in the hub) of the checkout as it is now, on ``parents``; None when the
+        checkout cannot be snapshotted (it breaks a snapshot rule)."""
+        ...
+
+    async def put_tree(self, tree: str) -> None:
+        """Make the checkout hold ``tree`` (a tree in the hub)."""
+        ...

@@ -22,7 +22,7 @@ from pathlib import Path
 from types import TracebackType
 from urllib.parse import urlsplit
 
-from longshot.sandboxes.base import FORWARDER
+from longshot.forwarder import FORWARDER
 
 DEFAULT_HOSTS = ("pypi.org", "files.pythonhosted.org", "registry.npmjs.org", "registry.yarnpkg.com", "crates.io",
                  "index.crates.io", "static.crates.io", "proxy.golang.org", "sum.golang.org")

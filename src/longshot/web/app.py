@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -109,7 +110,8 @@ def build_app(settings: Settings, *, poll: float = 0.1, coalesce: float = 0.2) -
     broadcaster = Broadcaster(pages.index, pages.live, poll=poll, coalesce=coalesce)
 
     async def runs(request: Request) -> Response:
-        found = [summarize(r) for r in pages.index.scan()]
+        now = time.time()
+        found = [summarize(r, now) for r in pages.index.scan()]
         return pages.page("runs.html", runs=found, log_dir=settings.log_dir)
 
     async def run_page(request: Request) -> Response:
