@@ -213,7 +213,7 @@ def default_budget(config: Config, emit: Emit) -> RunBudget:
         tokens, guard = DEFAULT_TOKENS, f"RUN_MAX_TOKENS={DEFAULT_TOKENS:,} (the default, as a price is unknown)"
     if unpriced:
         names = ", ".join(f"{m} ({model_settings(config, m)})" for m in unpriced)
-        emit(RunWarning(message=f"no price is known for {names}: its cost is not counted and is shown as unknown"
+        emit(RunWarning(code="price.unknown", message=f"no price is known for {names}: its cost is not counted and is shown as unknown"
                                 + (f"; {guard} guards the run" if guard else "")
                                 + ". Fix: give its prices in LLM_PRICES_FILE (USD per million input, output tokens)"))
     return RunBudget(max_tokens=tokens, max_cost_usd=cost, unpriced=unpriced)
@@ -247,7 +247,7 @@ def fit_to_machine(config: Config, emit: Emit, found: tuple[int, int] | None = N
             raise ConfigError(f"{name}: {value} {unit} per sandbox, but this machine has {have}. Fix: set {name} "
                               f"to {have} or less, or unset it to use a default that fits")
         updates[field] = fitted
-        emit(RunWarning(message=f"{name}: the default {value} {unit} per sandbox is more than this machine has "
+        emit(RunWarning(code="resources.fitted", message=f"{name}: the default {value} {unit} per sandbox is more than this machine has "
                                 f"({have}); using {fitted}. Set {name} to choose"))
     return config.model_copy(update=updates) if updates else config
 

@@ -204,11 +204,29 @@ class SandboxProfile(Event):
     weakened: bool = False
 
 
+WarningCode = Literal[
+    "branch.set_aside", "checks.none", "checks.preexisting", "claim.unchecked",
+    "context.compacted",
+    "features.unjudged", "features.unreadable", "gate.no_checks", "hub.repaired", "isolation.none",
+    "leftover.cleaned", "leftover.salvaged", "leftover.scan_failed", "leftover.unsalvaged", "lock.stale",
+    "model.retry", "planner.max_iterations", "price.unknown", "reconciler.model_failed", "reset.note",
+    "result.delivery", "salvage.failed", "sandbox.retry", "snapshot.refused", "state.diverged",
+    "state.unpublished", "state.unreadable", "subplanner.failed", "task.base_missing", "worker.failed",
+    "sandbox.adapted", "conflicts.unchecked", "preflight", "target.note", "resources.fitted",
+    "branch.replaced",
+    "other",
+]
+"""What a warning is about; consumers branch on this, never on the message. Listed in docs/events.md."""
+
+
 class RunWarning(Event):
     """Something the user should know that does not stop the run."""
 
     type: Literal["warning"] = "warning"
     message: str
+    code: WarningCode = "other"
+    """The kind of warning; every warning the run emits names one (a test checks). ``other`` is
+    what logs written before codes existed read as."""
 
 
 class ConfigTracked(Event):

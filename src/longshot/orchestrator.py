@@ -47,7 +47,7 @@ from longshot.pipeline.parse import TaskValidator
 from longshot.pipeline.plan import Planner
 from longshot.pipeline.reconcile import Reconciler
 from longshot.pipeline.reset import reset
-from longshot.pipeline.resume import Recovered, capture, recover, restore_reconciler
+from longshot.pipeline.resume import Recovered, capture, recover
 from longshot.pipeline.schedule import Scheduler
 from longshot.pipeline.state import RunState, StateStore, decide, owner_tag
 from longshot.prompts import Prompts
@@ -108,7 +108,7 @@ class Orchestrator:
                          rules=self.rules),
             self.scheduler, self.ledger, self.planner, self.merge_queue, self.runner, self.budget, self.state,
             self._subplanner, self.emit, self.crash,
-            verify=lambda o: self.features.verify(o, list(self.scheduler.tasks.values()), self.ledger.handoffs))
+            verify=self.features.verify)
         self.monitor = Monitor(self.scheduler, self.runner, self.merge_queue, self.budget, self.emit,
                                interval=config.health_check_interval, stuck_after=config.worker_stuck_after,
                                max_workers=config.max_workers, busy=lambda: self.driver.busy)
@@ -125,10 +125,9 @@ class Orchestrator:
                             task_id=task_id)
 
     def _subplanner(self, task: Task) -> Subplanner:
-        sub = Subplanner(task, self._conversation("subplanner", "subplanner", task.id), self.prompts, self.hub,
-                         self.validator, self.emit, self.rules)
-        sub.made = len(self.scheduler.children(task.id))  # a resumed run never repeats a subtask id
-        return sub
+        return Subplanner(task, self._conversation("subplanner", "subplanner", task.id), self.prompts, self.hub,
+                          self.validator, self.emit, self.rules,
+                          made=len(self.scheduler.children(task.id)))  # a resumed run never repeats a subtask id
 
     def _record_changes(self, event: Event) -> None:
         """A bus sink: the changes worth recording ask for a (batched) state write."""
@@ -137,8 +136,8 @@ class Orchestrator:
 
     def _capture(self) -> RunState:
         assert self.record is not None
-        return capture(self.record, self.scheduler, self.ledger, self.planner, self.driver.reconciler, self.budget,
-                       self.validator, self.driver.flags).model_copy(update=self.features.snapshot())
+        return capture(self.record, self.scheduler, self.ledger, self.driver, self.driver.reconciler, self.budget,
+                       self.validator).model_copy(update=self.features.snapshot())
 
     async def run(self, request: str | None, *, log_path: str = "", resume: bool = False,
                   confirm: Callable[[str], bool] | None = None, plan_only: bool = False,
@@ -150,7 +149,7 @@ class Orchestrator:
         stale = self.lock.acquire(self.bus.run_id)
         try:
             return await self._run(request, log_path, resume, confirm, [*(early or []), *(
-                [RunWarning(message=stale)] if stale else [])], plan_only)
+                [RunWarning(code="lock.stale", message=stale)] if stale else [])], plan_only)
         finally:
             self.lock.release()
 
@@ -159,7 +158,7 @@ class Orchestrator:
         stale = self.lock.acquire(self.bus.run_id)
         try:
             if stale:
-                self.emit(RunWarning(message=stale))
+                self.emit(RunWarning(code="lock.stale", message=stale))
             await self.hub.open()
             return await reset(self.hub, self.state, yes=yes, confirm=confirm, show=show, emit=self.emit)
         finally:
@@ -177,7 +176,7 @@ class Orchestrator:
         self._announce_isolation()
         tip = await self.hub.open()
         if self.hub.repaired:
-            self.emit(RunWarning(message="removed what a killed run left in the hub: " + ", ".join(self.hub.repaired)))
+            self.emit(RunWarning(code="hub.repaired", message="removed what a killed run left in the hub: " + ", ".join(self.hub.repaired)))
         if tracked := own_paths_in(await self.hub.files(tip), self.own_paths):
             self.emit(ConfigTracked(paths=tracked[:50], message=(
                 f"{self.config.git_repo_url} tracks {', '.join(tracked[:5])}{' ...' if len(tracked) > 5 else ''}: "
@@ -241,10 +240,8 @@ class Orchestrator:
 
     async def _restore(self, tip: str) -> Recovered:
         assert self.record is not None
-        found = await recover(self.record, self.hub, self.scheduler, self.ledger, self.planner, self.budget,
+        found = await recover(self.record, self.hub, self.scheduler, self.ledger, self.driver, self.budget,
                               self.validator, self.emit)
-        self.driver.flags = self.record.planner.model_copy()
-        self.planner.files = await self.hub.files(self.planner.last_tip or tip)
         self.emit(RunResumed(landed=found.landed, adopted=found.adopted, redispatched=found.redispatched,
                              set_aside=found.set_aside))
         return found
@@ -262,7 +259,7 @@ class Orchestrator:
         assert self.record is not None
         if not self.scheduler.tasks:  # a new run: branches of earlier runs keep their names
             out = await self.hub.git.run("for-each-ref", "--format=%(refname:short)", f"refs/heads/{self.hub.prefix}")
-            self.validator.taken_branches.update(out.splitlines())
+            self.validator.reserve(out.splitlines())
         self.checks = CheckSource(self.hub, self.config.check_commands)
         await self._announce_checks(await self.hub.tip())
         reconciler = Reconciler(
@@ -271,7 +268,7 @@ class Orchestrator:
             start_commit=self.record.start_commit, timeout=self.config.check_timeout,
             prefix=self.config.git_branch_prefix, interval=self.config.reconciler_interval,
             red_interval=self.config.reconciler_red_interval)
-        restore_reconciler(reconciler, self.record.reconciler)
+        reconciler.restore(self.record.reconciler)
         self.driver.reconciler = reconciler
         self.features.start(self.provider, self.checks, self.scheduler.tasks.get)
         if self.config.merge_gate != "off":
@@ -305,21 +302,21 @@ class Orchestrator:
         self.emit(ChecksPlanned(source=source if plan.checks else "none", commands=plan.commands,
                                 ecosystems=plan.ecosystems, setup=bool(plan.setup)))
         if not plan.checks:
-            self.emit(RunWarning(message="NO CHECKS: no check commands are configured and none were detected on "
+            self.emit(RunWarning(code="checks.none", message="NO CHECKS: no check commands are configured and none were detected on "
                                          f"{self.config.git_main_branch}, so nothing can tell a green branch from a red "
                                          "one; detection runs again on each sweep. Set CHECK_COMMANDS (or "
                                          "CHECK_COMMANDS=none to run without checks on purpose)."))
             if self.config.merge_gate == "on":
-                self.emit(RunWarning(message="MERGE_GATE=on but no check commands are configured or detected: "
+                self.emit(RunWarning(code="gate.no_checks", message="MERGE_GATE=on but no check commands are configured or detected: "
                                              "work lands unchecked until checks appear (set CHECK_COMMANDS)"))
 
     def _announce_isolation(self) -> None:
         if self.config.sandbox_isolation == "none":
-            self.emit(RunWarning(message="SANDBOX_ISOLATION=none: model-written commands run on this machine "
+            self.emit(RunWarning(code="isolation.none", message="SANDBOX_ISOLATION=none: model-written commands run on this machine "
                                          "without isolation, with your user's rights"))
         profile = self.provider.describe()
         for note in profile.adapted:
-            self.emit(RunWarning(message=note))
+            self.emit(RunWarning(code="sandbox.adapted", message=note))
         self.emit(SandboxProfile(provider=self.config.sandbox_provider, isolation=self.config.sandbox_isolation,
                                  description=profile.description, weakened=profile.weakened))
 

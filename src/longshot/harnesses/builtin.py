@@ -139,7 +139,7 @@ class _Run:
             raise self.stop("partial", "context overflow: nothing left to compact")
         self.size = estimate_tokens(self.messages)
         self.compactions += 1
-        self.h.emit(RunWarning(task_id=self.task.id, message=f"compacted the worker's conversation: {why}"[:300]))
+        self.h.emit(RunWarning(code="context.compacted", task_id=self.task.id, message=f"compacted the worker's conversation: {why}"[:300]))
 
     def no_tool_call(self, completion: Completion) -> None:
         if self.step == 1 and not (completion.content or "").strip():

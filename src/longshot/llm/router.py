@@ -281,7 +281,7 @@ class Router:
     def _account(self, role: Role, task_id: str | None, state: EndpointState, model: str, c: Completion) -> None:
         cost, unknown = self.prices.cost(c.model or model, c.usage.prompt_tokens, c.usage.completion_tokens)
         if unknown:
-            self.emit(RunWarning(message=f"no price known for model {c.model or model!r}: its cost counts as 0 "
+            self.emit(RunWarning(code="price.unknown", message=f"no price known for model {c.model or model!r}: its cost counts as 0 "
                                          "(add it with LLM_PRICES_FILE)"))
         self.budget.add(role, task_id, c.usage.total, cost)
         self.emit(LLMUsage(task_id=task_id, role=role, model=c.model or model, endpoint=state.name,

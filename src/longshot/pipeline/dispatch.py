@@ -71,7 +71,7 @@ class TaskRunner:
         if task.base_branch:
             if task.base_branch in heads:
                 return heads[task.base_branch], False
-            self.emit(RunWarning(task_id=task.id, message=f"branch {task.base_branch} to continue from is gone; "
+            self.emit(RunWarning(code="task.base_missing", task_id=task.id, message=f"branch {task.base_branch} to continue from is gone; "
                                                           "starting from the target branch"))
         return tip, False
 
@@ -88,7 +88,7 @@ class TaskRunner:
                     policy = policy_for(e)
                     if not policy.retry or attempt >= policy.max_attempts:
                         raise
-                    self.emit(RunWarning(task_id=task.id, message=f"{e}; starting the task again in a new sandbox "
+                    self.emit(RunWarning(code="sandbox.retry", task_id=task.id, message=f"{e}; starting the task again in a new sandbox "
                                                                   f"(attempt {attempt + 1} of {policy.max_attempts})"))
                     await asyncio.sleep(backoff_delay(policy, attempt))
                     attempt += 1
@@ -120,7 +120,7 @@ class TaskRunner:
             try:
                 commit = await sandbox.snapshot(commit_message(task, result))
             except SnapshotRefused as e:
-                self.emit(RunWarning(task_id=task.id, message=str(e)))
+                self.emit(RunWarning(code="snapshot.refused", task_id=task.id, message=str(e)))
                 result = result.model_copy(update={"status": "failed", "summary": f"{e}. {result.summary}",
                                                    "concerns": [*result.concerns, str(e)]})
                 commit = None
@@ -164,7 +164,7 @@ class TaskRunner:
         except (LLMError, SandboxError) as e:
             if isinstance(e, SandboxError) and policy_for(e).retry:
                 raise  # the sandbox is gone with the work in it (a lost node): `run` starts again
-            self.emit(RunWarning(task_id=task.id, message=f"worker failed: {e}"))
+            self.emit(RunWarning(code="worker.failed", task_id=task.id, message=f"worker failed: {e}"))
             return HarnessResult(status="failed", summary=f"the worker failed: {e}")
         except asyncio.CancelledError:
             # The run is stopping: keep what the worker wrote on its branch, then stop.
@@ -179,4 +179,4 @@ class TaskRunner:
             if await sandbox.snapshot(commit_message(task, note, status="interrupted")) and self.on_branch:
                 self.on_branch(task.branch)
         except (SandboxError, OSError) as e:
-            self.emit(RunWarning(task_id=task.id, message=f"could not salvage the interrupted work: {e}"))
+            self.emit(RunWarning(code="salvage.failed", task_id=task.id, message=f"could not salvage the interrupted work: {e}"))

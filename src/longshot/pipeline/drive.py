@@ -27,13 +27,17 @@ from longshot.pipeline.decompose import SplitRules, Subplanner, aggregate, needs
 from longshot.pipeline.dispatch import TaskRunner
 from longshot.pipeline.ledger import Ledger
 from longshot.pipeline.merge import MergeQueue
-from longshot.pipeline.plan import PlanOutcome, Planner, Progress
+from longshot.pipeline.plan import PlanOutcome, Planner, PlannerState, Progress
 from longshot.pipeline.reconcile import Reconciler, SweepOutcome
 from longshot.pipeline.schedule import Scheduler
-from longshot.pipeline.state import PlannerState, StateStore
+from longshot.pipeline.state import StateStore
 from longshot.types import Handoff, MergeResult, Task, TaskStatus
 
 REPLAN_AFTER_HANDOFFS = 3
+
+
+Verify = Callable[[SweepOutcome, list[Task], dict[str, Handoff]], Awaitable[list[Task]]]
+"""The finalization check of the features: (the sweep, every task, the handoffs) -> verification tasks."""
 
 
 @dataclass(frozen=True)
@@ -50,7 +54,7 @@ class Driver:
     def __init__(self, options: DriveOptions, scheduler: Scheduler, ledger: Ledger, planner: Planner,
                  merge_queue: MergeQueue, runner: TaskRunner, budget: RunBudget, state: StateStore,
                  new_subplanner: Callable[[Task], Subplanner], emit: Emit, crash: CrashPoints,
-                 verify: Callable[[SweepOutcome], Awaitable[list[Task]]] | None = None) -> None:
+                 verify: Verify | None = None) -> None:
         self.o = options
         self.scheduler = scheduler
         self.ledger = ledger
@@ -117,7 +121,7 @@ class Driver:
                             self.ledger.take_reports(), self.progress())), "planner")
                         continue
                     if not self.flags.finalizing:
-                        self.emit(RunWarning(message=f"planner stopped at PLANNER_MAX_ITERATIONS="
+                        self.emit(RunWarning(code="planner.max_iterations", message=f"planner stopped at PLANNER_MAX_ITERATIONS="
                                                      f"{self.o.planner_max_iterations}"))
                     self.flags.finalizing = self.flags.finalizing or not open_work
                     if not open_work:
@@ -134,6 +138,17 @@ class Driver:
             self.scheduler.move(task, TaskStatus.RUNNING)
             job = self._subplan(task) if needs_split(task, self.o.rules) else self._work(task)
             self._running[task.id] = self._spawn(job, task.id)
+
+    def snapshot(self) -> PlannerState:
+        """The planning part of the durable state: the loop's flags as of the last applied answer,
+        with the planner's notes and tip as they are now."""
+        live = self.planner.snapshot()
+        return self.flags.model_copy(update={"notes": live.notes, "last_tip": live.last_tip})
+
+    async def restore(self, saved: PlannerState, tip: str) -> None:
+        """Continue from a recorded run's planning (the planner's conversation included)."""
+        self.flags = saved.model_copy()
+        await self.planner.restore(saved, tip)
 
     @property
     def busy(self) -> int:
@@ -209,7 +224,7 @@ class Driver:
         try:
             children = await (sub.again(self.ledger.take_child_reports(task.id)) if again else sub.first())
         except LongshotError as e:
-            self.emit(RunWarning(task_id=task.id, message=f"subplanner failed: {e}"))
+            self.emit(RunWarning(code="subplanner.failed", task_id=task.id, message=f"subplanner failed: {e}"))
             children = []
         if not again and not children:
             task.atomic = True  # the subplanner's word (or its failure): one worker does it as it is
@@ -254,7 +269,7 @@ class Driver:
         if outcome.fixes:
             self.add_fixes(outcome.fixes)
         elif self.verify is not None and not self.budget.exhausted:
-            self.add(await self.verify(outcome))
+            self.add(await self.verify(outcome, list(self.scheduler.tasks.values()), self.ledger.handoffs))
             self.state.mark("verification tasks")
         return self.scheduler.open_work()
 

@@ -58,7 +58,7 @@ def verdict(account: Account, emit: Emit) -> Verdict:
     if account.checks is None:
         green = False
         reasons.append(NO_CHECKS)
-        emit(RunWarning(message=NO_CHECKS))
+        emit(RunWarning(code="checks.none", message=NO_CHECKS))
     else:
         bad = [c for c in account.checks if not c.ok]
         green = bool(account.checks) and not bad and not account.failures

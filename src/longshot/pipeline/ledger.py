@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from pydantic import BaseModel, Field
+
 from longshot.budget import RunBudget
 from longshot.events import Emit, HandoffReceived
 from longshot.pipeline.merge import MergeQueue
@@ -20,6 +22,18 @@ from longshot.types import ENDED, TRANSITIONS, Handoff, MergeResult, Task, TaskS
 
 RETRIED = ("failed", "blocked")
 """Worker outcomes retried once automatically before the planner hears of them."""
+
+
+class LedgerState(BaseModel):
+    """The ledger's part of the durable state (its handoffs are recorded beside it)."""
+
+    unlanded: dict[str, str] = Field(default_factory=dict)
+    conflict_fixes: int = 0
+    reports: dict[str, dict[str, object]] = Field(default_factory=dict)
+    unsent: list[str] = Field(default_factory=list)
+    child_reports: dict[str, list[str]] = Field(default_factory=dict)
+    notes: list[str] = Field(default_factory=list)
+    parents_to_review: list[str] = Field(default_factory=list)
 
 
 class Ledger:
@@ -185,3 +199,30 @@ class Ledger:
     def take_child_reports(self, parent_id: str) -> list[dict[str, Any]]:
         ids = self.child_reports.pop(parent_id, [])
         return [self.reports[i] for i in ids]
+
+    def snapshot(self) -> tuple[LedgerState, dict[str, Handoff]]:
+        """What a resumed run needs of the ledger, and the handoffs received so far."""
+        return LedgerState(
+            unlanded=dict(self.unlanded), conflict_fixes=self.conflict_fixes, reports=dict(self.reports),
+            unsent=list(self.unsent), child_reports={k: list(v) for k, v in self.child_reports.items()},
+            notes=list(self.notes), parents_to_review=list(self.parents_to_review)), dict(self.handoffs)
+
+    def restore(self, saved: LedgerState, handoffs: dict[str, Handoff]) -> None:
+        """Continue from a recorded run's ledger."""
+        self.handoffs.update(handoffs)
+        self.unlanded.update(saved.unlanded)
+        self.conflict_fixes = saved.conflict_fixes
+        self.reports.update(saved.reports)
+        self.unsent += saved.unsent
+        self.child_reports.update({k: list(v) for k, v in saved.child_reports.items()})
+        self.notes += saved.notes
+        self.parents_to_review += saved.parents_to_review
+
+    def settled(self, task_id: str) -> None:
+        """Git says ``task_id``'s work is on the target (landed, or carried on): nothing is unlanded."""
+        self.unlanded.pop(task_id, None)
+
+    def review_parent(self, parent_id: str) -> None:
+        """All of ``parent_id``'s subtasks ended: its subplanner is to see them (once)."""
+        if parent_id not in self.parents_to_review:
+            self.parents_to_review.append(parent_id)

@@ -17,7 +17,7 @@ import subprocess
 from collections.abc import Collection
 from dataclasses import dataclass, field
 
-from pydantic import ValidationError
+from pydantic import BaseModel, Field, ValidationError
 
 from longshot.caps import PLAN_TASKS, SCRATCHPAD, cut
 from longshot.errors import PlanParseError
@@ -139,6 +139,14 @@ class Rejection:
     reason: str
 
 
+class NameState(BaseModel):
+    """The validator's part of the durable state: ids and branches used, and the id counter."""
+
+    known_ids: list[str] = Field(default_factory=list)
+    known_branches: list[str] = Field(default_factory=list)
+    id_counter: int = 0
+
+
 @dataclass
 class TaskValidator:
     """Validates raw tasks against the run's rules; remembers ids already used."""
@@ -160,6 +168,20 @@ class TaskValidator:
         """The notices since the last call, which are forgotten."""
         taken, self.notices = self.notices, []
         return taken
+
+    def snapshot(self) -> NameState:
+        return NameState(known_ids=sorted(self.known_ids), known_branches=sorted(self.known_branches),
+                         id_counter=self.counter)
+
+    def restore(self, saved: NameState) -> None:
+        """Never reuse an id or branch a recorded run used."""
+        self.known_ids.update(saved.known_ids)
+        self.known_branches.update(saved.known_branches)
+        self.counter = saved.id_counter
+
+    def reserve(self, branches: Collection[str]) -> None:
+        """Branches already in the repository that no task of this run owns: new tasks avoid their names."""
+        self.taken_branches.update(branches)
 
     def free_branch(self, branch: str) -> str:
         """``branch``, or ``branch-2``, ``branch-3`` ... when an earlier run left a branch of that name."""

@@ -120,5 +120,5 @@ async def reset(hub: Hub, store: StateStore, *, yes: bool, confirm: Callable[[st
         show("--reset: nothing was changed" + ("" if confirm else " (no terminal to ask on; pass --yes)"))
         return False
     for line in await apply_reset(hub, store, plan, rewind=yes):
-        emit(RunWarning(message=f"reset: {line}"))
+        emit(RunWarning(code="reset.note", message=f"reset: {line}"))
     return True

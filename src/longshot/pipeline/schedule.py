@@ -37,6 +37,10 @@ class Scheduler:
         self.tasks: dict[str, Task] = {}
         self._order: dict[str, int] = {}
 
+    def snapshot(self) -> list[Task]:
+        """Every task as it is now, in the order planned (copies: the record does not move with them)."""
+        return [t.model_copy() for t in self.tasks.values()]
+
     def add(self, task: Task) -> None:
         """A new task (pending), or one restored from the durable state in whatever status it had."""
         self.tasks[task.id] = task
