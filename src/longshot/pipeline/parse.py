@@ -168,6 +168,7 @@ class TaskValidator:
             accepted.append(Task(id=task_id, description=raw.description, scope=scope,
                                  acceptance=raw.acceptance, branch=branch, continue_from=raw.continue_from,
                                  allow_protected=raw.allow_protected,
+                                 allow_removed_tests=[str(t)[:300] for t in raw.allow_removed_tests[:200]],
                                  priority=raw.priority, depends_on=list(dict.fromkeys(raw.depends_on))))
         return self._drop_unsatisfiable(accepted, rejected)
 
