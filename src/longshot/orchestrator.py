@@ -147,7 +147,7 @@ class Orchestrator:
         self.prompts = Prompts()
         self.scheduler = Scheduler(self.emit, hold_overlaps=config.scope_overlap == "hold")
         self.validator = TaskValidator(prefix=config.git_branch_prefix, main_branch=config.git_main_branch,
-                                       max_tasks=config.max_tasks_per_sprint)
+                                       max_tasks=config.max_tasks_per_sprint, tasks=self.scheduler.tasks)
         self.merge_queue = MergeQueue(self.hub, config.merge_strategy, self.emit, lambda t, r: self.driver.merged(t, r),
                                       prefix=config.git_branch_prefix, max_batch=config.merge_batch, crash=self.crash)
         self.ledger = Ledger(self.scheduler, self.merge_queue, self.budget, self.emit, prefix=config.git_branch_prefix,

@@ -47,6 +47,8 @@ class Outcome:
     peak_workers: int
     verdict: str = ""
     notes: list[str] = field(default_factory=list)
+    checked_by: str = ""
+    """Landings vouched for by tests, only by collection, by exit codes alone (empty: no gate)."""
 
 
 def load(path: Path) -> RunState:
@@ -70,7 +72,8 @@ def outcome(state: RunState) -> Outcome:
     return Outcome(
         duration_s=state.elapsed(), tasks=len(state.tasks), by_status=dict(Counter(t.status for t in state.tasks.values())),
         landed=state.merge_landed, merge_failures=state.merge_failed, conflicts=state.conflicts,
-        gate_refusals=state.gate_refused, fix_tasks=sum(t.kind == "fix" for t in state.tasks.values()),
+        gate_refusals=state.gate_refused, checked_by=_checked_by(state),
+        fix_tasks=sum(t.kind == "fix" for t in state.tasks.values()),
         conflict_fixes=sum(t.kind == "conflict-fix" for t in state.tasks.values()),
         checks=[(c.command, c.ok) for c in state.checks], tokens=tokens, cost_usd=cost,
         exit_code=fin.exit_code if fin else None, green=fin.green if fin else None,
@@ -79,6 +82,13 @@ def outcome(state: RunState) -> Outcome:
         peak_workers=max((n for _, n in state.active_series), default=0), verdict=fin.summary if fin else "",
         notes=[f"+{duration(i.ts - (state.started or i.ts))} {i.level}: {(i.task_id + ' ') if i.task_id else ''}{i.text}"
                for i in state.feed if i.level != "info"])
+
+
+def _checked_by(state: RunState) -> str:
+    c = state.checked_by
+    if c is None:
+        return ""
+    return f"{c.by_tests} by tests, {c.by_collection} only by collection, {c.by_commands} by exit codes alone"
 
 
 def _statuses(o: Outcome) -> str:
@@ -98,7 +108,8 @@ def rows(o: Outcome) -> list[tuple[str, str]]:
     return [("duration", duration(o.duration_s)), ("tasks", f"{o.tasks} ({_statuses(o)})"),
             ("landed commits", str(o.landed)), ("merge failures", str(o.merge_failures)),
             ("merge conflicts", str(o.conflicts)), ("conflict-fix tasks", str(o.conflict_fixes)),
-            ("gate refusals", str(o.gate_refusals)), ("reconciler fix tasks", str(o.fix_tasks)),
+            ("gate refusals", str(o.gate_refusals)),
+            *([("landings checked", o.checked_by)] if o.checked_by else []), ("reconciler fix tasks", str(o.fix_tasks)),
             ("time to land p50 / p95", land), ("peak workers", str(o.peak_workers)), ("final checks", checks),
             ("tokens", f"{o.tokens:,}"), ("cost", f"${o.cost_usd:.4f}"), ("exit status", _exit(o))]
 

@@ -122,9 +122,11 @@ class Gate:
         self.pin = await pin_for(await self.hub.files(base), lambda p: self.hub.show(base, p))
         result = await self.run(candidate, self.commands, task_id)
         failing = [r for r in result.values() if not r.ok]
-        if not failing and all(r.tests is None for r in result.values()):
-            return self._done(task_id, candidate, Verdict(ok=True, checked_by="commands"), landings)
+        # Always against the base (cached: it is usually the last candidate that landed): a
+        # command that reported tests there and reports none now no longer runs them.
         on_base = await self._on(base, f"{task_id}-base")
+        if not failing and all(r.tests is None and on_base.get(r.command, r).tests is None for r in result.values()):
+            return self._done(task_id, candidate, Verdict(ok=True, checked_by="commands"), landings)
         judged = {c: judge(on_base.get(c), r, allowances or []) for c, r in result.items()}
         blocking = [j for j in judged.values() if j is not None and j.blocking]
         if any(j.regressed or j.new_failures or j.exit_only for j in blocking):

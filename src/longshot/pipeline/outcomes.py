@@ -27,6 +27,11 @@ from longshot.types import CheckResult
 
 SHOWN = 8
 """Test ids named in a refusal (the rest are counted)."""
+REFUSAL = "refused (rule: "
+"""How a refusal for weakening the checks starts: the planner may not re-plan the same task
+unchanged (`parse.TaskValidator`) without the allowance the refusal names."""
+RULE_LOST = "tests that passed on the base must still run"
+ALLOW_TESTS = '"allow_removed_tests": [the test ids or files]'
 
 
 @dataclass
@@ -51,7 +56,8 @@ class Judgement:
 
     def reason(self) -> str:
         parts = [f"{what} {_named(ids)}" for what, ids in (
-            ("tests that passed on the base are no longer run:", self.lost),
+            (f"{REFUSAL}{RULE_LOST}): tests that passed on the base are no longer run (allow with {ALLOW_TESTS}):",
+             self.lost),
             ("tests that passed on the base no longer pass:", self.regressed),
             ("new failing tests:", self.new_failures),
             ("new collection errors:", self.new_errors)) if ids]

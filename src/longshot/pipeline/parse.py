@@ -12,14 +12,15 @@ from __future__ import annotations
 import json
 import posixpath
 import re
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 
 from pydantic import ValidationError
 
 from longshot.errors import PlanParseError
 from longshot.git import legal_branch_name
-from longshot.types import RawTask, Task
+from longshot.pipeline.outcomes import REFUSAL
+from longshot.types import RawTask, Task, TaskStatus
 
 _FENCE = re.compile(r"```(?:json|JSON)?\s*\n(.*?)```", re.DOTALL)
 
@@ -127,6 +128,9 @@ class TaskValidator:
     taken_branches: set[str] = field(default_factory=set)
     """Branches already in the repository from earlier runs: a new task gets a free variant."""
     counter: int = 0
+    tasks: Mapping[str, Task] = field(default_factory=dict)
+    """The run's tasks so far (read only): a task the gate refused for weakening the checks may
+    not be planned again unchanged (see `refused_twin`)."""
 
     def free_branch(self, branch: str) -> str:
         """``branch``, or ``branch-2``, ``branch-3`` ... when an earlier run left a branch of that name."""
@@ -224,4 +228,25 @@ class TaskValidator:
                 return "a task cannot depend on itself"
             if dep not in self.known_ids and dep not in batch_ids:
                 return f"depends_on names an unknown task {dep!r}"
+        return self.refused_twin(raw)
+
+    def refused_twin(self, raw: RawTask) -> str:
+        """Why ``raw`` repeats a task the gate refused for weakening the checks, unchanged and
+        without the allowance the refusal named ("" when it does not)."""
+        for task in self.tasks.values():
+            if (task.status == TaskStatus.FAILED and REFUSAL in task.reason and _same_work(raw, task)
+                    and raw.allow_protected <= task.allow_protected
+                    and set(raw.allow_removed_tests) <= set(task.allow_removed_tests)):
+                return (f"it repeats task {task.id} unchanged, which was {task.reason[:800]}. Plan it again only "
+                        f"with the allowance named there, or change what the task does")
         return ""
+
+
+def _same_work(raw: RawTask, task: Task) -> bool:
+    """The same description (up to spacing and case) on the same scope."""
+    scope = {p for p in (safe_scope_path(s) for s in raw.scope) if p}
+    return _words(raw.description) == _words(task.description) and scope == set(task.scope)
+
+
+def _words(text: str) -> str:
+    return " ".join(text.split()).casefold()

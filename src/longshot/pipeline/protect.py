@@ -22,7 +22,7 @@ import re
 from dataclasses import dataclass, field
 
 from longshot.git import Git
-from longshot.pipeline.outcomes import allowed
+from longshot.pipeline.outcomes import ALLOW_TESTS, REFUSAL, allowed
 
 TEST_FILE = re.compile(r"(^|/)(tests?|__tests__|spec)/|(^|/)test_[^/]*\.py$|_test\.(py|go)$|\.(test|spec)\.[jt]sx?$")
 CONFIG = re.compile(
@@ -38,7 +38,6 @@ _JS_TEST = re.compile(r"\b(x?)(it|test|describe)(\.skip|\.todo|\.only)?\s*\(\s*(
 _OTHER_SKIP = re.compile(r"\bt\.Skip(?:Now|f)?\(|#\[ignore\]")
 RULE_TESTS = "weakens tests that exist on the base"
 RULE_CONFIG = "changes CI or check configuration"
-ALLOW_TESTS = '"allow_removed_tests": [the test ids or files]'
 ALLOW_CONFIG = '"allow_protected": true'
 
 
@@ -60,7 +59,7 @@ class Protection:
     def reason(self) -> str:
         """The refusal as a structured fact for the planner: paths, rule, how to allow it."""
         how = " and ".join(a for r, a in ((RULE_TESTS, ALLOW_TESTS), (RULE_CONFIG, ALLOW_CONFIG)) if r in self.rules)
-        return (f"refused (rule: {'; '.join(self.rules)}): {', '.join(self.refused)}. To land it anyway, plan the "
+        return (f"{REFUSAL}{'; '.join(self.rules)}): {', '.join(self.refused)}. To land it anyway, plan the "
                 f"task again with {how}; otherwise change the task so that it keeps them")
 
 

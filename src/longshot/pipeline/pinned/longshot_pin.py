@@ -89,6 +89,14 @@ def _record_unittest() -> None:
 
         setattr(result, name, recorded)
 
+    start_run = result.startTestRun
+
+    def started(self: Any) -> Any:  # a run of no test at all is still a report (of nothing)
+        if state["runner"] is None:
+            state["runner"] = "unittest"
+        return start_run(self)
+
+    setattr(result, "startTestRun", started)
     for name, outcome in (("addSuccess", "passed"), ("addFailure", "failed"), ("addError", "failed"),
                           ("addSkip", "skipped"), ("addExpectedFailure", "skipped"),
                           ("addUnexpectedSuccess", "failed"), ("addSubTest", "failed")):
