@@ -201,8 +201,9 @@ def test_a_conflict_resolution_must_keep_both_sides_tests(tmp_path: Path, fake_l
     assert "merge conflict" in failed["two"]
     if resolution == "drops":
         assert code == 1
-        assert "drops tests one side added" in failed["two-conflict-fix"]
-        assert "tests/test_extra.py::test_one" in failed["two-conflict-fix"]
+        # The tip's test_one is a test of the base now: removing it is refused before the
+        # conflict rule (which also covers tests the source side added) is even asked.
+        assert "removes tests that exist on the base: test_one" in failed["two-conflict-fix"]
         assert final == one.rstrip("\n")  # the bad resolution never landed (git show drops the last newline)
     else:
         assert code == 0 and "two-conflict-fix" not in failed

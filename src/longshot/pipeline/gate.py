@@ -89,6 +89,11 @@ class Gate:
         self.coverage = GateCoverage()
         self._results: dict[tuple[str, Pin], dict[str, CheckResult]] = {}
         """Results by (commit, pin), newest last: a candidate that lands is the next landing's base."""
+        self._base: dict[str, dict[str, CheckResult]] = {}
+        """Runs of bases, by commit (commands judged by exit code compare with these)."""
+        self._silent: set[str] = set()
+        """Commands seen with no per-test report on a base: a passing candidate without one
+        needs no base run."""
         self._confirmed: set[str] = set()
         """Bases whose failures were seen twice (so they are real, not flakes)."""
 
@@ -99,14 +104,22 @@ class Gate:
                                     branch=self.branch, label=f"gate-{label}", commands=commands, emit=self.emit,
                                     pin=self.pin)
         self._results[(commit, self.pin)] = result
+        self._silent -= {c for c, r in result.items() if r.tests is not None}
         while len(self._results) > KEPT_RESULTS:
             self._results.pop(next(iter(self._results)))
+        while len(self._base) > KEPT_RESULTS:
+            self._base.pop(next(iter(self._base)))
         return result
 
     async def _on(self, commit: str, label: str) -> dict[str, CheckResult]:
-        """The results on ``commit`` (a base), from the cache when it was checked as a candidate."""
+        """The results on ``commit`` (a base): from the cache when it was checked with per-test
+        reports (as a candidate or a base), else a run of the base, kept for this base."""
         cached = self._results.get((commit, self.pin))
-        return cached if cached is not None else await self.run(commit, self.commands, label)
+        if cached is not None and any(r.tests is not None for r in cached.values()):
+            return cached
+        if commit not in self._base:
+            self._base[commit] = await self.run(commit, self.commands, label)
+        return self._base[commit]
 
     @property
     def commands(self) -> list[str]:
@@ -122,9 +135,12 @@ class Gate:
         self.pin = await pin_for(await self.hub.files(base), lambda p: self.hub.show(base, p))
         result = await self.run(candidate, self.commands, task_id)
         failing = [r for r in result.values() if not r.ok]
-        # Always against the base (cached: it is usually the last candidate that landed): a
-        # command that reported tests there and reports none now no longer runs them.
+        if not failing and all(r.tests is None and r.command in self._silent for r in result.values()):
+            return self._done(task_id, candidate, Verdict(ok=True, checked_by="commands"), landings)
+        # Against the base (cached when it was checked as a candidate): a command that
+        # reported tests there and reports none now no longer runs them.
         on_base = await self._on(base, f"{task_id}-base")
+        self._silent |= {c for c, r in on_base.items() if r.ok and r.tests is None and result.get(c, r).tests is None}
         if not failing and all(r.tests is None and on_base.get(r.command, r).tests is None for r in result.values()):
             return self._done(task_id, candidate, Verdict(ok=True, checked_by="commands"), landings)
         judged = {c: judge(on_base.get(c), r, allowances or []) for c, r in result.items()}
