@@ -11,6 +11,10 @@ from pathlib import Path
 from typing import Any
 
 
+SMOKE_HELP = ("the smallest run through every part, for CI (tests/test_benchmarks.py): it proves the "
+              "script still works; its figures mean nothing")
+
+
 def percentile(values: list[float], p: float) -> float:
     """The ``p``-th percentile (0-100), linearly interpolated; nan for no values."""
     s = sorted(values)

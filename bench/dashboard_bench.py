@@ -50,7 +50,7 @@ from longshot.events import (
 )
 from longshot.types import Handoff, HandoffMetrics
 
-from common import machine, stats
+from common import SMOKE_HELP, machine, stats
 
 WORKERS = 100
 
@@ -145,8 +145,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     ap.add_argument("--quick", action="store_true", help="a 20 s run instead of 60 s")
     ap.add_argument("--seconds", type=float, help="length of the synthetic run")
+    ap.add_argument("--smoke", action="store_true", help=SMOKE_HELP)
     args = ap.parse_args()
-    seconds = args.seconds or (20.0 if args.quick else 60.0)
+    seconds = args.seconds or (2.0 if args.smoke else 20.0 if args.quick else 60.0)
     start = time.time()
     with tempfile.TemporaryDirectory(prefix="longshot-dash-bench-") as tmp:
         path = Path(tmp) / "run-bench.ndjson"

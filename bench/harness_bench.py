@@ -57,18 +57,18 @@ import tracemalloc
 from pathlib import Path
 from typing import Any
 
+from longshot.capture import cap_text
 from longshot.events import Bus, NdjsonSink, RunWarning, WorkerStep
 from longshot.harnesses.builtin import BuiltinHarness, _brief, _Run
-from longshot.harnesses.context import LoopGuard, estimate_tokens
-from longshot.harnesses.tools import WORKER_TOOLS, ToolBox, parse_call, tool_schemas
 from longshot.llm.base import Completion, Message, ToolCall, Usage
 from longshot.prompts import Prompts
 from longshot.sandboxes.base import SandboxSpec
 from longshot.sandboxes.local import LocalOptions, LocalSandboxProvider
-from longshot.sandboxes.output import cap_text
 from longshot.testing.repos import git, make_remote
+from longshot.tools.context import LoopGuard, estimate_tokens
+from longshot.tools.toolbox import WORKER_TOOLS, ToolBox, parse_call, tool_schemas
 from longshot.types import Task
-from common import machine, percentile, stats
+from common import SMOKE_HELP, machine, percentile, stats
 
 BRANCH = "longshot/hbench"
 TASK_PREFIX = "hbench"
@@ -308,8 +308,8 @@ async def atime_us(fn: Any, reps: int) -> float:
 
 
 async def bench_components(provider: LocalSandboxProvider, hub: Path, base: str, tmp: Path,
-                           final: list[Message], early: list[Message], quick: bool) -> dict[str, Any]:
-    reps = 200 if quick else 1000
+                           final: list[Message], early: list[Message], quick: bool | str) -> dict[str, Any]:
+    reps = 10 if quick == "smoke" else 200 if quick else 1000
     write_args = json.dumps({"path": "work/file.py", "content": file_text(1, 2000)})
     read_args = json.dumps({"path": "work/file.py"})
     completion = script(2, 2000)[0]
@@ -476,10 +476,12 @@ def bench_memory(k: int, steps: int) -> dict[str, Any]:
 # -- main ----------------------------------------------------------------------------------
 
 
-async def run(quick: bool, tmp: Path) -> dict[str, Any]:
-    n_steps = 50 if quick else 200
+async def run(quick: bool | str, tmp: Path) -> dict[str, Any]:
+    """``quick``: False, True or "smoke" (the smallest run through every part)."""
+    smoke = quick == "smoke"
+    n_steps = 5 if smoke else 50 if quick else 200
     rounds = 1 if quick else 5
-    k = 50 if quick else 200
+    k = 5 if smoke else 50 if quick else 200
     t = time.perf_counter()
     hub, base = make_hub(tmp)
     log(f"hub ready in {time.perf_counter() - t:.1f}s")
@@ -509,10 +511,11 @@ async def run(quick: bool, tmp: Path) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="50 steps, 1 round, 50 conversations")
+    parser.add_argument("--smoke", action="store_true", help=SMOKE_HELP)
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="longshot-harness-bench-"))
     try:
-        result = asyncio.run(run(args.quick, tmp))
+        result = asyncio.run(run("smoke" if args.smoke else args.quick, tmp))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     result["temp_dir_removed"] = not tmp.exists()

@@ -54,7 +54,7 @@ from longshot.sandboxes.base import SandboxSpec
 from longshot.sandboxes.local import LocalOptions, LocalSandboxProvider
 from longshot.testing.repos import make_remote
 from longshot.types import MergeResult, Task, TaskStatus
-from common import machine, percentile, version
+from common import SMOKE_HELP, machine, percentile, version
 
 N_FILES = 1000
 AUTHOR = ("Longshot", "longshot@localhost")
@@ -390,9 +390,10 @@ def my_cgroups() -> list[Path]:
     return found
 
 
-async def main(quick: bool) -> dict[str, Any]:
-    n_land = 200 if quick else 1000
-    n_gate = 30 if quick else 100
+async def main(quick: bool | str) -> dict[str, Any]:
+    """``quick``: False, True or "smoke" (the smallest run through every part)."""
+    n_land = 6 if quick == "smoke" else 200 if quick else 1000
+    n_gate = 3 if quick == "smoke" else 30 if quick else 100
     out: dict[str, Any] = {"machine": machine(), "quick": quick, "repository_files": N_FILES}
     disk_dir = Path(tempfile.mkdtemp(prefix="merge-bench-"))
     shm_dir = Path(tempfile.mkdtemp(prefix="merge-bench-", dir="/dev/shm")) if Path("/dev/shm").is_dir() else None
@@ -425,7 +426,7 @@ async def main(quick: bool) -> dict[str, Any]:
                 for m in ("merge", "rebase")}
         no_gate["target_met"] = no_gate["queue_disk"]["branches_per_s"] >= 10
         log(" push anatomy (trace2)")
-        no_gate["push_anatomy"] = await push_anatomy(disk, 20 if quick else 50)
+        no_gate["push_anatomy"] = await push_anatomy(disk, 3 if quick == "smoke" else 20 if quick else 50)
         out["no_gate"] = no_gate
 
         log(f"2. gate: {n_gate} branches, check {CHECK!r}")
@@ -481,5 +482,9 @@ async def main(quick: bool) -> dict[str, Any]:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="fewer branches, for a quick check")
-    result = asyncio.run(main(parser.parse_args().quick))
+    parser.add_argument("--smoke", action="store_true", help=SMOKE_HELP)
+    args = parser.parse_args()
+    if args.smoke:  # the gate's path, without its second of sleep per check
+        CHECK, CHECK_BROKEN = "true", "test ! -e BROKEN"
+    result = asyncio.run(main("smoke" if args.smoke else args.quick))
     print(json.dumps(result, indent=2))

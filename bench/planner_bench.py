@@ -78,7 +78,6 @@ from pathlib import Path
 from typing import Any
 
 from longshot.events import Bus, NdjsonSink
-from longshot.harnesses.context import context_window, estimate_tokens
 from longshot.hub import Hub
 from longshot.llm.base import Completion, Message, Role, Usage
 from longshot.pipeline.converse import Conversation
@@ -87,8 +86,9 @@ from longshot.pipeline.parse import TaskValidator, parse_plan
 from longshot.pipeline.plan import COMMITS_LIMIT, DELTA_LIMIT, TREE_LIMIT, PlanOutcome, Planner, Progress
 from longshot.prompts import Prompts
 from longshot.testing.repos import git, make_remote
+from longshot.tools.context import context_window, estimate_tokens
 from longshot.types import Task, TaskStatus
-from common import machine, percentile, stats
+from common import SMOKE_HELP, machine, percentile, stats
 
 FILES = 5_000
 SPRINT = 20  # handoffs per follow-up, tasks per answer
@@ -410,9 +410,9 @@ async def one_round(base: Path, pristine: Path, r: int, sprints: int, reps: int,
     assert outcome.proposed == len(outcome.tasks) == SPRINT + ACTIVE, (outcome.proposed, len(outcome.tasks))
     calls[-1]["breakdown_ms"] = await breakdown_initial(planner, script[0][0], outcome, reps)
     first_content = conversation.messages[1]["content"]
-    tree_capped = len("\n".join(planner._files[:TREE_LIMIT]))
-    tree_note = len(f"\n... ({len(planner._files) - TREE_LIMIT} more files; use the ls and find tools)")
-    tree_all = len("\n".join(planner._files))
+    tree_capped = len("\n".join(planner.files[:TREE_LIMIT]))
+    tree_note = len(f"\n... ({len(planner.files) - TREE_LIMIT} more files; use the ls and find tools)")
+    tree_all = len("\n".join(planner.files))
 
     queue: list[tuple[int, int, Task]] = [(0, j, t) for j, t in zip(script[0][1], outcome.tasks)]
     landed = 0
@@ -437,7 +437,7 @@ async def one_round(base: Path, pristine: Path, r: int, sprints: int, reps: int,
         progress = Progress(active=active, landed=landed, failed=0, queue_depth=k % 3, budget="",
                             summary="\n".join(summary_lines + [f"{t.id} [{t.status}] {t.description[:80]}"
                                                                for t in active]))
-        prev_files, prev_tip = list(planner._files), planner._last_tip
+        prev_files, prev_tip = list(planner.files), planner.last_tip
         outcome = await call("follow_up", planner.follow_up(reports, progress))
         assert outcome.proposed == len(outcome.tasks) == SPRINT, (outcome.proposed, len(outcome.tasks))
         content = next(m for m in reversed(conversation.messages) if m["role"] == "user")["content"]
@@ -464,14 +464,15 @@ async def one_round(base: Path, pristine: Path, r: int, sprints: int, reps: int,
             "first_content": first_content, "followups": followups, "requests": model.requests,
             "compactions": conversation.compactions,
             "conversation_chars_at_end": len(json.dumps(conversation.messages)),
-            "files_at_end": len(planner._files),
+            "files_at_end": len(planner.files),
             "tree_chars": {"capped": tree_capped, "note": tree_note, "all": tree_all},
             "system_chars": len(conversation.messages[0]["content"]),
             "git_spawn_ms": round(await timed(reps, lambda: hub.git.run("version")), 3)}
 
 
-async def run(quick: bool) -> dict[str, Any]:
-    rounds, sprints, reps = (1, 3, 3) if quick else (3, 10, 10)
+async def run(quick: bool | str) -> dict[str, Any]:
+    """``quick``: False, True or "smoke" (the smallest run through every part)."""
+    rounds, sprints, reps = (1, 1, 1) if quick == "smoke" else (1, 3, 3) if quick else (3, 10, 10)
     result: dict[str, Any] = {"bench": "planner", "quick": quick, "machine": machine(),
                               "params": {"files": FILES, "handoffs_per_sprint": SPRINT, "active_tasks": ACTIVE,
                                          "rounds": rounds, "sprints_per_round": sprints, "breakdown_reps": reps,
@@ -559,8 +560,9 @@ async def run(quick: bool) -> dict[str, Any]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     ap.add_argument("--quick", action="store_true", help="1 round of 3 sprints, 3 repetitions per part")
+    ap.add_argument("--smoke", action="store_true", help=SMOKE_HELP)
     args = ap.parse_args()
-    result = asyncio.run(run(args.quick))
+    result = asyncio.run(run("smoke" if args.smoke else args.quick))
     print(json.dumps(result, indent=2))
 
 

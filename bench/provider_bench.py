@@ -34,7 +34,7 @@ from longshot.sandboxes.bundle import BundleCache
 from longshot.sandboxes.limits import Limits
 from longshot.sandboxes.local import LocalOptions, LocalSandboxProvider
 from longshot.testing.repos import git, make_remote
-from common import machine, stats
+from common import SMOKE_HELP, machine, stats
 
 N_FILES = 1000
 COMMANDS = 10
@@ -70,7 +70,8 @@ async def one_task(provider: Any, hub: Path, base: str, n: int) -> dict[str, flo
             "destroy_ms": (t4 - t3) * 1000, "task_ms": (t4 - t0) * 1000}
 
 
-async def run(quick: bool, tmp: Path) -> dict[str, Any]:
+async def run(quick: bool | str, tmp: Path) -> dict[str, Any]:
+    """``quick``: False, True or "smoke" (the smallest run through every part)."""
     from longshot.sandboxes.ray import RayOptions, RaySandboxProvider, connect
 
     result: dict[str, Any] = {"benchmark": "provider_bench", "machine": machine(), "files": N_FILES,
@@ -87,7 +88,7 @@ async def run(quick: bool, tmp: Path) -> dict[str, Any]:
     await BundleCache(tmp / "probe-bundles").base(hub, base)
     result["first_bundle_ms"] = round((time.perf_counter() - t) * 1000, 1)
     result["bundle_bytes"] = sum(p.stat().st_size for p in (tmp / "probe-bundles").glob("*.bundle"))
-    n = 6 if quick else 30
+    n = 1 if quick == "smoke" else 6 if quick else 30
     samples: dict[str, list[dict[str, float]]] = {name: [] for name in providers}
     for name, provider in providers.items():  # warm-up: imports, page cache, Ray worker start, bundle cache
         await one_task(provider, hub, base, -1 if name == "local" else -2)
@@ -110,10 +111,11 @@ async def run(quick: bool, tmp: Path) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="6 tasks per provider instead of 30")
+    parser.add_argument("--smoke", action="store_true", help=SMOKE_HELP)
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="longshot-provider-bench-"))
     try:
-        result = asyncio.run(run(args.quick, tmp))
+        result = asyncio.run(run("smoke" if args.smoke else args.quick, tmp))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     result["temp_dir_removed"] = not tmp.exists()

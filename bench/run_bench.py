@@ -57,7 +57,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from common import machine, stats
+from common import SMOKE_HELP, machine, stats
 
 SCRIPT = Path(__file__).resolve()
 MODELS = {"fake-planner": "planner", "fake-worker": "worker", "fake-reconciler": "reconciler",
@@ -419,6 +419,7 @@ def worker_phases(events: list[Any], running: dict[str, float], handed: dict[str
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="100 tasks, MAX_WORKERS=20")
+    parser.add_argument("--smoke", action="store_true", help=SMOKE_HELP + " (8 tasks, 4 workers, disk only)")
     parser.add_argument("--tasks", type=int, help="tasks (default 500; quick 100)")
     parser.add_argument("--workers", type=int, help="MAX_WORKERS (default 100; quick 20)")
     parser.add_argument("--delay", type=float, default=1.0, help="seconds the fake model holds each reply (default 1)")
@@ -432,8 +433,10 @@ def main() -> None:
     parser.add_argument("--profile", type=Path, help="sample the orchestrator with py-spy into PREFIX-<variant>-<i>.txt "
                                                      "(collapsed stacks; its figures then include the sampling cost)")
     args = parser.parse_args()
-    n_tasks = args.tasks or (100 if args.quick else 500)
-    workers = args.workers or (20 if args.quick else 100)
+    if args.smoke:
+        args.tasks_dir, args.delay = "disk", min(args.delay, 0.05)
+    n_tasks = args.tasks or (8 if args.smoke else 100 if args.quick else 500)
+    workers = args.workers or (4 if args.smoke else 20 if args.quick else 100)
     variants = ["disk", "shm"] if args.tasks_dir == "both" else [args.tasks_dir]
     result: dict[str, Any] = {"benchmark": "run_bench", "machine": machine(), "tasks": n_tasks,
                               "max_workers": workers, "delay_s": args.delay, "requests_per_task": STEPS,

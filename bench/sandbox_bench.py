@@ -45,7 +45,7 @@ from longshot.sandboxes.bwrap import SANDBOX_HOME, WORKSPACE, bwrap_argv, toolch
 from longshot.sandboxes.limits import Cgroup, Limits, launcher, usage
 from longshot.sandboxes.local import ENV_ALLOW, EXCLUDES, LocalOptions, LocalSandboxProvider
 from longshot.testing.repos import git, make_remote
-from common import machine, percentile, stats
+from common import SMOKE_HELP, machine, percentile, stats
 
 N_FILES = 1000
 BRANCH = "longshot/bench"
@@ -535,8 +535,10 @@ async def bench_breakdown(tmp: Path, hub: Path, base: str, n: int, n_cmd: int) -
 # -- main ------------------------------------------------------------------------------
 
 
-async def run(quick: bool, tmp: Path) -> dict[str, Any]:
-    n_ready, n_exec, n_bd, n_conc = (10, 50, 10, 100) if quick else (30, 200, 30, 100)
+async def run(quick: bool | str, tmp: Path) -> dict[str, Any]:
+    """``quick``: False, True or "smoke" (the smallest run through every part)."""
+    n_ready, n_exec, n_bd, n_conc = ((2, 5, 2, 4) if quick == "smoke" else (10, 50, 10, 100) if quick
+                                     else (30, 200, 30, 100))
     n_cmd = n_exec
     log(f"making a repository of {N_FILES} files and its hub in {tmp}")
     t = time.perf_counter()
@@ -587,10 +589,11 @@ def targets(r: dict[str, Any]) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="fewer samples (N=10 / 50) for a fast check")
+    parser.add_argument("--smoke", action="store_true", help=SMOKE_HELP)
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="longshot-sandbox-bench-"))
     try:
-        result = asyncio.run(run(args.quick, tmp))
+        result = asyncio.run(run("smoke" if args.smoke else args.quick, tmp))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
         rmdir_retry(my_cgroups())  # after a crash too: no cgroup of this run stays behind

@@ -22,10 +22,12 @@ apt_install bwrap bubblewrap "the workers' sandbox" \
   "install it, or run with SANDBOX_ISOLATION=none"
 apt_install tmux tmux "the dashboard's terminal tests" \
   "install it, or the tests that drive the dashboard in a real terminal are skipped"
+apt_install chromium chromium "the web view's browser tests (driven by Playwright, never its own browser download)" \
+  "install it, or the tests that drive the web view in a real browser are skipped"
 
 if [ "${1:-}" = "--fresh" ]; then rm -rf .venv .venv-tools; fi
 [ -x .venv/bin/python ] || python3 -m venv .venv
-.venv/bin/python -m pip install --quiet --disable-pip-version-check -e '.[dev,ray,modal]'
+.venv/bin/python -m pip install --quiet --disable-pip-version-check -e '.[dev,ray,modal,web]'
 
 # mini-swe-agent, an external worker harness (WORKER_HARNESS=mini-swe-agent), lives in its
 # own environment: it pins an older openai SDK through litellm. LONGSHOT_SKIP_HARNESSES=1 skips it.

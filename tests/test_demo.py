@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
 from pathlib import Path
 
-from longshot.events import MergeFailed, SweepFinished, TaskCreated, TaskStatusChanged
+from longshot.events import ClaimChecked, FeatureStatus, MergeFailed, SweepFinished, TaskCreated, TaskStatusChanged
 from longshot.testing.repos import git
 
 from dashboard.report_check import check_report
@@ -51,3 +52,14 @@ def test_demo_ends_green(tmp_path: Path) -> None:
     listed = dict(re.findall(r"^([\w-]+) +(\w+) +\d+ ", status.stdout, re.MULTILINE))
     assert listed == final and len(listed) == len(created) == 10
     assert "9 landed, 1 superseded" in status.stdout
+    # Every task named its feature: the nine features of FEATURES.json end verified by their tests,
+    # every worker's complete that named a command held on its branch, and the repository says so.
+    ledger = {e.feature: e for e in events if isinstance(e, FeatureStatus)}
+    assert sorted(ledger) == [f"F{i}" for i in range(9)]
+    assert {e.status for e in ledger.values()} == {"verified"}, {f: e.evidence for f, e in ledger.items()}
+    assert ledger["F0"].tasks == ["fix-001"] and ledger["F1"].tests == ["tests/test_slug.py"]
+    claims = [e for e in events if isinstance(e, ClaimChecked)]
+    assert len(claims) == 9 and all(c.verified for c in claims)
+    document = json.loads(run_cli(["status", "--json"], {"GIT_REPO_URL": env["GIT_REPO_URL"]}, cwd=tmp_path).stdout)
+    assert {f["id"]: f["status"] for f in document["features"]} == {f: "verified" for f in ledger}
+    assert "9 verified" in report.read_text()

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from longshot.events import EVENT_TYPES, Bus, MemorySink, NdjsonSink, RunWarning, TaskCreated, read_events
+from longshot.events import EVENT_TYPES, Bus, Event, MemorySink, NdjsonSink, RunWarning, TaskCreated, read_events
 from longshot.types import Handoff
 from longshot.events import HandoffReceived
 
@@ -40,3 +40,19 @@ def test_catalogue_lists_every_event_type() -> None:
     documented = set(re.findall(r"^\| `([a-z_.]+)` \|", DOC.read_text(), re.MULTILINE))
     defined = {cls.model_fields["type"].default for cls in EVENT_TYPES}
     assert documented == defined
+
+
+def test_every_event_class_is_in_the_union() -> None:
+    """An event class defined in any events module but left out of AnyEvent would not parse back."""
+    import longshot.bus
+    import longshot.events
+    import longshot.merge_events
+
+    def subclasses(cls: type[Event]) -> set[type[Event]]:
+        return {s for c in cls.__subclasses__() for s in {c, *subclasses(c)}}
+
+    ours = {c for c in subclasses(Event)
+            if c.__module__ in {m.__name__ for m in (longshot.bus, longshot.events, longshot.merge_events)}}
+    assert ours - set(EVENT_TYPES) == set()
+    for cls in ours:
+        assert getattr(longshot.events, cls.__name__) is cls, f"{cls.__name__} is not importable from longshot.events"

@@ -7,6 +7,7 @@ but not green or work left unlanded; 2 bad configuration or usage; 130 interrupt
 from __future__ import annotations
 
 import asyncio
+import json
 import sys
 from collections.abc import Callable
 from datetime import datetime, timezone
@@ -19,17 +20,19 @@ from rich.markup import escape
 from rich.table import Table
 
 from longshot import __version__
+from longshot.budget import RunBudget
 from longshot.config import Config, load_config
-from longshot.errors import ConfigError
 from longshot.dashboard.commands import register
+from longshot.web.commands import register as register_web
 from longshot.dashboard.output import RunOutput, choose_mode
+from longshot.errors import ConfigError
 from longshot.events import Bus, NdjsonSink, new_run_id
-from longshot.llm.budget import RunBudget
-from longshot.pipeline.status import RunStatus, read_status
+from longshot.dashboard.features import render_features
+from longshot.pipeline.status import RunStatus, feature_events, read_status, status_document
 from longshot.procs import pidfd_child_watcher
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Massively parallel autonomous coding.")
-SUBCOMMANDS = {"run", "demo", "status", "replay", "watch", "report"}
+SUBCOMMANDS = {"run", "demo", "status", "replay", "watch", "report", "serve"}
 DASHBOARD_HELP = "The live dashboard (the default on a terminal), or plain lines."
 
 
@@ -55,6 +58,7 @@ def run(
     reset: Annotated[bool, typer.Option("--reset", help="Start over: show what would be deleted, ask, back up, delete.")] = False,
     yes: Annotated[bool, typer.Option("--yes", help="With --reset: do it without asking, and rewind the target branch.")] = False,
     dashboard: Annotated[bool | None, typer.Option("--dashboard/--no-dashboard", help=DASHBOARD_HELP)] = None,
+    web: Annotated[bool, typer.Option("--web", help="Also serve the web view (like `longshot serve`) during the run.")] = False,
 ) -> None:
     """Run a job on GIT_REPO_URL (configured by environment variables or .env)."""
     try:
@@ -66,6 +70,8 @@ def run(
                                  "--reset starts over"))
     if not request and not resume and not reset:
         _fail_config(ConfigError('a request is needed. Fix: longshot "<what to build>", or longshot --resume'))
+    if web:
+        _start_web(config)
     raise typer.Exit(execute(config, request, json_out=json_out, debug=debug, resume=resume, reset=reset, yes=yes,
                              dashboard=dashboard))
 
@@ -80,12 +86,19 @@ def demo(
     """Build the bundled sample project offline with the bundled scripted model."""
     from longshot.demo.runner import run_demo
 
-    raise typer.Exit(run_demo(keep, json_out=json_out, dashboard=dashboard, pace=pace))
+    raise typer.Exit(run_demo(keep, _execute_settings, json_out=json_out, dashboard=dashboard, pace=pace))
+
+
+def _execute_settings(settings: dict[str, str], request: str, *, json_out: bool, dashboard: bool | None) -> int:
+    """`execute` with exactly ``settings`` (the demo's): no ``.env`` file is read."""
+    return execute(load_config(settings, env_file=None), request, json_out=json_out, dashboard=dashboard)
 
 
 @app.command()
-def status() -> None:
-    """Show the run recorded in GIT_REPO_URL: its plan, and what is running, landed and failed."""
+def status(
+    json_out: Annotated[bool, typer.Option("--json", help="Print the recorded run and its feature ledger as JSON.")] = False,
+) -> None:
+    """Show the run recorded in GIT_REPO_URL: its plan, its features, and what is running, landed and failed."""
     try:
         # status only reads git: the model settings a run needs are not asked for
         config = load_config(overrides={"llm_endpoints": None, "llm_base_url": "http://unused.invalid",
@@ -98,7 +111,11 @@ def status() -> None:
     if found is None:
         console.print(f"No run is recorded in {config.git_repo_url} for branch {config.git_main_branch}.")
         raise typer.Exit(1)
+    if json_out:
+        typer.echo(json.dumps(status_document(found), indent=1))
+        return
     _render_status(console, found)
+    render_features(console, feature_events(found))
 
 
 def _render_status(console: Console, found: RunStatus) -> None:
@@ -152,7 +169,8 @@ def execute(config: Config, request: str | None, *, json_out: bool = False, debu
 
 async def _run(config: Config, bus: Bus, request: str | None, log_path: Path, *, resume: bool, reset: bool,
                yes: bool, confirm: Callable[[str], bool] | None, show: Callable[[str], None]) -> int:
-    from longshot.orchestrator import Orchestrator, build_model, build_provider  # heavy: only a run needs it
+    from longshot.build import build_model, build_provider  # heavy: only a run needs them
+    from longshot.orchestrator import Orchestrator
 
     provider = build_provider(config, bus.run_id)
     budget = RunBudget(max_tokens=config.run_max_tokens, max_cost_usd=config.run_max_cost_usd)
@@ -172,12 +190,32 @@ async def _run(config: Config, bus: Bus, request: str | None, log_path: Path, *,
         await model.aclose()
 
 
+def _configured_secrets() -> list[str]:
+    """The API keys of the configuration here, when there is one (the web view redacts them)."""
+    try:
+        return load_config().secrets()
+    except (ConfigError, ValueError):
+        return []
+
+
+def _start_web(config: Config) -> None:
+    from longshot.web.commands import announce
+    from longshot.web.serve import start_in_thread
+
+    try:
+        started = start_in_thread(config.longshot_log_dir, secrets_=config.secrets(), work_dir=config.longshot_work_dir)
+    except ConfigError as e:
+        _fail_config(e)
+    announce(started, config.longshot_log_dir)
+
+
 def _fail_config(e: ConfigError) -> None:
-    Console(stderr=True, highlight=False).print(f"[red]configuration error[/]\n{e}", markup=True)
+    Console(stderr=True, highlight=False).print(f"[red]configuration error[/]\n{escape(str(e))}", markup=True)
     raise typer.Exit(2)
 
 
 register(app)
+register_web(app, _configured_secrets)
 
 
 def main() -> None:

@@ -18,7 +18,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, ValidationError, ValidationInfo
 from pydantic import field_validator
-from pydantic_settings import BaseSettings, EnvSettingsSource, NoDecode, SettingsConfigDict
+from pydantic_settings import BaseSettings, EnvSettingsSource, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 from pydantic_settings.sources.utils import parse_env_vars
 
 from longshot.config_errors import problems
@@ -131,6 +131,8 @@ class Config(BaseSettings):
     """Requests in flight per endpoint at most (default: MAX_WORKERS + 4, at least 64); halves on each 429 and grows back."""
     llm_endpoint_rest: float = Field(default=30.0, gt=0)
     """Seconds an endpoint rests after 3 failures in a row before it is probed again."""
+    llm_retry_seconds: float = Field(default=600.0, gt=0)
+    """Seconds a model request goes on retrying transient errors (429, 5xx, timeouts, lost connections) before it fails."""
     llm_prices_file: Path | None = None
     """JSON file of model prices (USD per million input, output tokens) merged over the bundled table."""
     run_max_tokens: int | None = Field(default=None, ge=1)
@@ -180,9 +182,11 @@ class Config(BaseSettings):
     sandbox_max_files: int = Field(default=200_000, ge=100)
     """Files and directories a sandbox may hold in its checkout, HOME and /tmp together."""
     sandbox_setup_command: str | None = None
-    """Trusted command run in each new checkout before the agent starts, with network on (e.g. ``pip install -e .``)."""
+    """Trusted command run in each new checkout before the agent starts, reaching only SANDBOX_SETUP_HOSTS (e.g. ``pip install -e .``)."""
     sandbox_setup_timeout: float = Field(default=900.0, gt=0)
     """Seconds the set-up command may take."""
+    sandbox_setup_hosts: str | None = None
+    """Comma-separated ``host`` or ``host:port`` a set-up may reach through Longshot's proxy (unset: the public indexes of PyPI, npm, crates.io and Go; ``*``: the whole network, weaker)."""
     sandbox_tasks_dir: Path | None = None
     """Where task checkouts live (default: LONGSHOT_WORK_DIR/tasks). A tmpfs such as /dev/shm starts sandboxes ~10x faster on slow disks."""
     sandbox_ro_paths: str = ""
@@ -240,8 +244,10 @@ class Config(BaseSettings):
 
     @classmethod
     def settings_customise_sources(
-        cls, settings_cls: type[BaseSettings], init_settings: Any, env_settings: Any, dotenv_settings: Any, **_: Any
-    ) -> tuple[Any, ...]:
+        cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource, dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
         """Init values, then the environment (or `load_config`'s mapping), then ``.env``."""
         return init_settings, _EnvSource(settings_cls), dotenv_settings
 
@@ -373,7 +379,7 @@ def load_config(
         raise ConfigError("\n".join(unknown))
     token = _ENV.set(dict(env) if env is not None else None)
     try:
-        return Config(_env_file=env_file, **kwargs)  # type: ignore[call-arg]
+        return Config(_env_file=env_file, **kwargs)
     except ValidationError as e:
         raise ConfigError("\n".join(problems(e, Config.model_fields))) from None
     finally:

@@ -8,6 +8,7 @@
     ├── SandboxError (RuntimeError)         a sandbox could not be made or used
     │   ├── SetupFailed                     a trusted set-up command failed
     │   ├── SandboxLost                     a remote sandbox died under us (node, actor, container gone)
+    │   ├── SnapshotRefused                 a worker's result broke a snapshot rule; nothing committed
     │   ├── SandboxUnavailable              the provider could not be reached or had no room for now
     │   └── PathOutsideSandbox (ValueError) a path escaping the checkout was refused
     ├── LLMError                            a model request failed (endpoint named)
@@ -88,6 +89,19 @@ class SandboxLost(SandboxError):
     """
 
 
+class SnapshotRefused(SandboxError):
+    """The worker's result broke a snapshot rule; nothing was committed."""
+
+    def __init__(self, rule: str, paths: list[str]) -> None:
+        self.rule = rule
+        self.paths = paths
+        shown = ", ".join(paths[:10]) + (f" and {len(paths) - 10} more" if len(paths) > 10 else "")
+        super().__init__(f"result refused ({rule}): {shown}")
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return type(self), (self.rule, self.paths)
+
+
 class SandboxUnavailable(SandboxError):
     """The provider could not be reached, or had no capacity, for now; worth another try."""
 
@@ -148,16 +162,20 @@ class RetryPolicy:
 
     retry: bool
     max_attempts: int = 1
+    """Attempts in all; where ``max_seconds`` is set, the router bounds by time instead."""
     base_delay: float = 0.0
     max_delay: float = 0.0
     hint: str = ""
+    max_seconds: float | None = None
+    """Transient errors: retried, however many times, until this long after the first attempt
+    (the router may be given another bound: ``LLM_RETRY_SECONDS``); the budget bounds them too."""
 
 
 RETRY_POLICY: dict[type[LongshotError], RetryPolicy] = {
-    LLMRateLimited: RetryPolicy(True, 30, 1.0, 60.0, "the endpoint is throttling; honour Retry-After"),
-    LLMServerError: RetryPolicy(True, 5, 0.25, 15.0, "the endpoint failed; it may recover"),
-    LLMTimeout: RetryPolicy(True, 3, 1.0, 30.0, "raise LLM_TIMEOUT if the model is slow"),
-    LLMConnectionError: RetryPolicy(True, 5, 0.5, 15.0, "check LLM_BASE_URL and that the server runs"),
+    LLMRateLimited: RetryPolicy(True, 30, 1.0, 60.0, "the endpoint is throttling; honour Retry-After", 600.0),
+    LLMServerError: RetryPolicy(True, 5, 0.25, 15.0, "the endpoint failed; it may recover", 600.0),
+    LLMTimeout: RetryPolicy(True, 3, 1.0, 30.0, "raise LLM_TIMEOUT if the model is slow", 600.0),
+    LLMConnectionError: RetryPolicy(True, 5, 0.5, 15.0, "check LLM_BASE_URL and that the server runs", 600.0),
     LLMContextOverflow: RetryPolicy(False, hint="the conversation must be compacted"),
     LLMBadRequest: RetryPolicy(False, hint="check the model name and the endpoint's API"),
     LLMError: RetryPolicy(False, hint="unexpected model error"),
@@ -176,13 +194,13 @@ def policy_for(error: BaseException) -> RetryPolicy:
     """The policy of the most specific class in ``RETRY_POLICY`` the error belongs to."""
     for cls in type(error).__mro__:
         if cls in RETRY_POLICY:
-            return RETRY_POLICY[cls]  # type: ignore[index]
+            return RETRY_POLICY[cls]
     return RetryPolicy(False)
 
 
 def backoff_delay(policy: RetryPolicy, attempt: int, retry_after: float | None = None) -> float:
     """Exponential delay for ``attempt`` (1-based), never shorter than ``retry_after``."""
-    delay = min(policy.max_delay, policy.base_delay * (2 ** max(0, attempt - 1)))
+    delay = min(policy.max_delay, policy.base_delay * (2.0 ** max(0, attempt - 1)))
     if retry_after is not None:
         delay = max(delay, retry_after)
     return delay

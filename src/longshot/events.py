@@ -1,34 +1,43 @@
 """Typed, frozen events: the only channel from the pipeline to logs, dashboard and stdout.
 
-Every stage receives an ``Emit`` callable and reports through it. The `Bus` fans each
-event out to its sinks (the NDJSON run log, ``--json`` stdout, the plain printer).
+Every stage receives an ``Emit`` callable and reports through it. The `Bus` (`longshot.bus`)
+fans each event out to its sinks (the NDJSON run log, ``--json`` stdout, the plain printer).
 Consumers read the ``type`` tag, never message text. The catalogue is ``docs/events.md``;
-a test keeps it in step with the classes below.
+a test keeps it in step with `AnyEvent`. Event classes live here and in
+`longshot.merge_events`; every name is importable from this module.
 """
 
 from __future__ import annotations
 
 import json
-import secrets
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Annotated, Any, Literal, Protocol, Union
+from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic import Field, TypeAdapter, ValidationError
 
+# Re-exported (``X as X``): every event name is importable from this module.
+from longshot.bus import Bus as Bus
+from longshot.bus import Emit as Emit
+from longshot.bus import Event as Event
+from longshot.bus import MemorySink as MemorySink
+from longshot.bus import NdjsonSink as NdjsonSink
+from longshot.bus import Sink as Sink
+from longshot.bus import new_run_id as new_run_id
+from longshot.feature_events import ClaimChecked as ClaimChecked
+from longshot.feature_events import FeatureStatus as FeatureStatus
+from longshot.merge_events import CheckFinished as CheckFinished
+from longshot.merge_events import ChecksPlanned as ChecksPlanned
+from longshot.merge_events import GateChecked as GateChecked
+from longshot.merge_events import GateResult as GateResult
+from longshot.merge_events import MergeBatch as MergeBatch
+from longshot.merge_events import MergeFailed as MergeFailed
+from longshot.merge_events import MergeHealth as MergeHealth
+from longshot.merge_events import MergeLanded as MergeLanded
+from longshot.merge_events import NewSkippedTests as NewSkippedTests
+from longshot.merge_events import SweepFinished as SweepFinished
+from longshot.merge_events import SweepStarted as SweepStarted
 from longshot.types import Handoff
-
-
-class Event(BaseModel):
-    """Base of every event: a ``type`` tag, a wall-clock time, the run and maybe a task."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    type: str
-    ts: float = Field(default_factory=time.time)
-    run_id: str = ""
-    task_id: str | None = None
 
 
 class RunStarted(Event):
@@ -88,9 +97,13 @@ class TaskCreated(Event):
     parent: str | None = None
     """The task a subplanner split into this one (None for the planner's and reconciler's tasks)."""
     kind: str = "task"
-    """``task``, ``conflict-fix`` or ``fix`` (a reconciler fix), as in `Task.kind`."""
+    """``task``, ``conflict-fix``, ``fix`` (a reconciler fix) or ``verify``, as in `Task.kind`."""
+    feature: str | None = None
+    """The feature the task serves (`Task.feature`)."""
     status: str = "pending"
     """Not pending only when a resumed run re-announces a task it recorded."""
+    acceptance: str = ""
+    """How the task is judged done (the planner's words), for the web view's task page."""
 
 
 class TaskRejected(Event):
@@ -154,6 +167,15 @@ class EndpointHealth(Event):
     reason: str = ""
 
 
+class ModelsWaiting(Event):
+    """Every endpoint is resting: model requests wait about ``wait_s`` for the first to come back."""
+
+    type: Literal["llm.waiting"] = "llm.waiting"
+    endpoints: int
+    wait_s: float
+    reason: str = ""
+
+
 class BudgetSpent(Event):
     """A budget ran out; ``budget`` names its setting."""
 
@@ -165,90 +187,6 @@ class BudgetSpent(Event):
 class HandoffReceived(Event):
     type: Literal["handoff.received"] = "handoff.received"
     handoff: Handoff
-
-
-class MergeLanded(Event):
-    type: Literal["merge.landed"] = "merge.landed"
-    commit: str
-    branch: str
-    queue_depth: int = 0
-    seconds_to_land: float = 0.0
-    """From the handoff to the target branch moving."""
-
-
-class GateResult(Event):
-    """The merge gate's verdict on a candidate (the exact tree that would land)."""
-
-    type: Literal["merge.gate"] = "merge.gate"
-    commit: str
-    ok: bool
-    reason: str = ""
-    flaky: list[str] = Field(default_factory=list)
-    preexisting: list[str] = Field(default_factory=list)
-    checked_by: str = ""
-    """When ok: ``tests`` (tests ran), ``collection`` (the test runner ran but no test did),
-    ``commands`` (no per-test report: exit codes only)."""
-    revealed: list[str] = Field(default_factory=list)
-    """Failing tests the base could not even collect: not blamed on the change."""
-
-
-class GateChecked(Event):
-    """Landings vouched for so far in the run: by tests that ran, only by collection, or only by
-    commands' exit codes (no test runner reported)."""
-
-    type: Literal["merge.checked_by"] = "merge.checked_by"
-    by_tests: int = 0
-    by_collection: int = 0
-    by_commands: int = 0
-
-
-class NewSkippedTests(Event):
-    """A landing adds new tests that carry a skip (allowed; skipping tests of the base is not)."""
-
-    type: Literal["merge.new_skips"] = "merge.new_skips"
-    tests: list[str] = Field(default_factory=list)
-
-
-class MergeBatch(Event):
-    """A batch of stacked changes was checked as one; ``depth`` counts bisection steps."""
-
-    type: Literal["merge.batch"] = "merge.batch"
-    size: int
-    ok: bool
-    depth: int = 0
-    tasks: list[str] = Field(default_factory=list)
-
-
-class MergeHealth(Event):
-    """The merge queue's figures so far, after each landing or refusal."""
-
-    type: Literal["merge.health"] = "merge.health"
-    queue_depth: int
-    landed: int
-    failed: int
-    conflicts: int
-    flakes: int
-    p50_seconds_to_land: float = 0.0
-    p95_seconds_to_land: float = 0.0
-    mean_batch: float = 0.0
-    max_bisection_depth: int = 0
-    landed_per_hour: float = 0.0
-
-
-class MergeFailed(Event):
-    type: Literal["merge.failed"] = "merge.failed"
-    branch: str
-    reason: str
-    conflicts: list[str] = Field(default_factory=list)
-    protected: list[str] = Field(default_factory=list)
-
-
-class CheckFinished(Event):
-    type: Literal["check.finished"] = "check.finished"
-    command: str
-    exit_code: int
-    ok: bool
-    output_tail: str = ""
 
 
 class SandboxProfile(Event):
@@ -275,16 +213,6 @@ class RunError(Event):
     message: str
 
 
-class ChecksPlanned(Event):
-    """The checks that judge the target: ``source`` is configured, detected or none."""
-
-    type: Literal["checks.plan"] = "checks.plan"
-    source: Literal["configured", "detected", "none"]
-    commands: list[str] = Field(default_factory=list)
-    ecosystems: list[str] = Field(default_factory=list)
-    setup: bool = False
-
-
 class Metrics(Event):
     """The monitor's figures, every HEALTH_CHECK_INTERVAL seconds."""
 
@@ -308,27 +236,6 @@ class WorkerStuck(Event):
 
     type: Literal["worker.stuck"] = "worker.stuck"
     silent_s: float
-
-
-class SweepStarted(Event):
-    """The reconciler started checking the target branch at ``commit``."""
-
-    type: Literal["reconciler.sweep"] = "reconciler.sweep"
-    sweep: int
-    commit: str
-
-
-class SweepFinished(Event):
-    """A sweep's outcome: ``failures`` are failure signatures; ``discarded`` when the branch moved."""
-
-    type: Literal["reconciler.result"] = "reconciler.result"
-    sweep: int
-    commit: str
-    green: bool
-    failures: list[str] = Field(default_factory=list)
-    fixes: list[str] = Field(default_factory=list)
-    discarded: bool = False
-    preexisting: list[str] = Field(default_factory=list)
 
 
 class FinalizationAttempt(Event):
@@ -374,10 +281,10 @@ AnyEvent = Annotated[
     Union[
         RunStarted, RunFinished, PlannerRequested, PlannerAnswered, PlannerParseError,
         TaskCreated, TaskRejected, TaskStatusChanged, WorkerStep, WorkerOutput, LLMUsage, LLMRetry, EndpointHealth,
-        BudgetSpent, HandoffReceived,
-        MergeLanded, GateResult, GateChecked, NewSkippedTests, MergeBatch, MergeHealth, MergeFailed, CheckFinished, SandboxProfile, RunWarning, RunError,
+        ModelsWaiting,        BudgetSpent, HandoffReceived,
+        MergeLanded, GateResult, MergeBatch, MergeHealth, MergeFailed, CheckFinished, SandboxProfile, RunWarning, RunError,
         ChecksPlanned, Metrics, WorkerStuck, SweepStarted, SweepFinished, FinalizationAttempt, StateSaved, RunResumed,
-        RunInterrupted,
+        RunInterrupted, FeatureStatus, ClaimChecked, GateChecked, NewSkippedTests,
     ],
     Field(discriminator="type"),
 ]
@@ -385,70 +292,6 @@ EVENT_ADAPTER: TypeAdapter[Any] = TypeAdapter(AnyEvent)
 EVENT_TYPES: tuple[type[Event], ...] = tuple(
     a for a in AnyEvent.__origin__.__args__  # type: ignore[attr-defined]
 )
-
-def new_run_id() -> str:
-    """A unique, sortable run id: UTC time plus randomness."""
-    return time.strftime("run-%Y%m%d-%H%M%S", time.gmtime()) + "-" + secrets.token_hex(2)
-
-
-Emit = Callable[[Event], None]
-"""What every stage is given to report with."""
-
-
-class Sink(Protocol):
-    """Receives every event, in order. Must not raise for a well-formed event."""
-
-    def __call__(self, event: Event) -> None: ...
-
-
-class Bus:
-    """Stamps each event with the run id and hands it to every sink in order."""
-
-    def __init__(self, run_id: str, sinks: list[Sink] | None = None) -> None:
-        self.run_id = run_id
-        self._sinks: list[Sink] = list(sinks or [])
-
-    def add_sink(self, sink: Sink) -> None:
-        self._sinks.append(sink)
-
-    def emit(self, event: Event) -> None:
-        if not event.run_id:
-            event = event.model_copy(update={"run_id": self.run_id})
-        for sink in self._sinks:
-            sink(event)
-
-
-class NdjsonSink:
-    """Writes one JSON object per line and flushes, so a crash loses at most one line."""
-
-    def __init__(self, stream: IO[str]) -> None:
-        self._stream = stream
-
-    @classmethod
-    def open(cls, path: Path) -> "NdjsonSink":
-        path.parent.mkdir(parents=True, exist_ok=True)
-        return cls(path.open("a", encoding="utf-8"))
-
-    def __call__(self, event: Event) -> None:
-        self._stream.write(event.model_dump_json() + "\n")
-        self._stream.flush()
-
-    def close(self) -> None:
-        self._stream.close()
-
-
-class MemorySink:
-    """Keeps events in a list (for the end-of-run summary and for tests)."""
-
-    def __init__(self) -> None:
-        self.events: list[Event] = []
-
-    def __call__(self, event: Event) -> None:
-        self.events.append(event)
-
-    def of_type(self, cls: type[Event]) -> list[Any]:
-        return [e for e in self.events if isinstance(e, cls)]
-
 
 def parse_event(line: str) -> Event | None:
     """One NDJSON line as a typed event; None for an unknown type (newer writer)."""

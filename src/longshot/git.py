@@ -137,3 +137,11 @@ async def trailers(git: Git, rev_range: str, key: str = "Longshot-Task") -> list
             for value in parts[1].split("\x01"):
                 found.append((parts[0], value.strip()))
     return found
+
+
+async def with_markers(git: Git, tip: str, source: str, message: str) -> str:
+    """A commit on ``tip`` holding ``source``'s change merged in, conflict markers left in place."""
+    code, out, err = await git.run_full("merge-tree", "--write-tree", "--name-only", "--no-messages", tip, source)
+    if code not in (0, 1) or not out:
+        raise GitError(["merge-tree", tip, source], code, err)
+    return await git.run("commit-tree", out.splitlines()[0].strip(), "-p", tip, "-m", message)

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import os
-import shutil
 import signal
 import time
 from collections.abc import Callable
-from pathlib import Path
 
+from longshot.budget import RunBudget
+from longshot.build import build_harness
 from longshot.config import Config
 from longshot.crash import CrashPoints
 from longshot.errors import ConfigError
@@ -24,27 +24,19 @@ from longshot.events import (
     Bus, CheckFinished, ChecksPlanned, Emit, Event, RunFinished, RunInterrupted, RunResumed, RunStarted, RunWarning,
     SandboxProfile,
 )
-from longshot.harnesses.base import Harness
-from longshot.harnesses.builtin import BuiltinHarness
-from longshot.harnesses.context import context_window
-from longshot.harnesses.external import ExternalHarness, load_agent
 from longshot.hub import Hub
 from longshot.llm.base import ROLES, ChatModel, Role
-from longshot.llm.budget import RunBudget
-from longshot.llm.openai_compat import OpenAICompatEndpoint
-from longshot.llm.prices import PriceTable
-from longshot.llm.requestlog import RequestLog
-from longshot.llm.router import Router
 from longshot.pipeline.checks import SHOWN_OUTPUT, CheckSource
 from longshot.pipeline.converse import Conversation
 from longshot.pipeline.decompose import SplitRules, Subplanner
 from longshot.pipeline.dispatch import TaskRunner
 from longshot.pipeline.drive import DriveOptions, Driver
 from longshot.pipeline.explore import Explorer
+from longshot.pipeline.featurerun import FeatureRun
 from longshot.pipeline.finalize import Account, Verdict, verdict
 from longshot.pipeline.gate import Gate
-from longshot.pipeline.leftovers import clean_leftovers
 from longshot.pipeline.ledger import Ledger
+from longshot.pipeline.leftovers import clean_leftovers
 from longshot.pipeline.merge import MergeQueue
 from longshot.pipeline.monitor import Monitor
 from longshot.pipeline.parse import TaskValidator
@@ -57,73 +49,8 @@ from longshot.pipeline.state import RunState, StateStore, decide, owner_tag
 from longshot.prompts import Prompts
 from longshot.runlock import RunLock
 from longshot.sandboxes.base import SandboxProvider
-from longshot.sandboxes.limits import Limits
-from longshot.sandboxes.local import LocalOptions, LocalSandboxProvider
-from longshot.sandboxes.remote import remote_provider
+from longshot.tools.context import context_window
 from longshot.types import Task
-
-def build_model(config: Config, bus: Bus, budget: RunBudget, request_log: Path | None = None) -> Router:
-    """The router over every configured endpoint, with the run's budget and request log."""
-    endpoints = [
-        (OpenAICompatEndpoint(name=ep.name, base_url=ep.base_url, api_key=ep.api_key.get_secret_value(),
-                              max_tokens=config.llm_max_tokens, temperature=config.llm_temperature,
-                              timeout=config.llm_timeout), ep.weight)
-        for ep in config.endpoints
-    ]
-    return Router(endpoints, {role: config.model_for(role) for role in ROLES}, bus.emit, budget=budget,
-                  prices=PriceTable(config.llm_prices_file),
-                  request_log=RequestLog(request_log, config.secrets()) if request_log else None,
-                  max_concurrency=config.llm_max_concurrency or max(64, config.max_workers + 4),
-                  rest_seconds=config.llm_endpoint_rest)
-
-
-def harness_paths(config: Config) -> list[str]:
-    """Read-only paths an external harness needs inside the sandbox (its install)."""
-    if config.worker_harness == "builtin":
-        return []
-    spec = load_agent(config.worker_harness)
-    found = config.harness_bin or shutil.which(spec.bin)
-    if not found or not os.path.exists(found):
-        raise ConfigError(f"HARNESS_BIN: {spec.name} ({spec.bin}) was not found. Fix: {spec.install}, "
-                          "then set HARNESS_BIN to its path.")
-    real = os.path.realpath(found)
-    return sorted({os.path.dirname(os.path.dirname(p)) for p in (os.path.abspath(found), real)})
-
-
-def build_provider(config: Config, run_id: str) -> SandboxProvider:
-    """The sandbox provider SANDBOX_PROVIDER names; remote ones label their sandboxes with ``run_id``."""
-    work_dir = config.longshot_work_dir.resolve()
-    if config.sandbox_provider != "local":
-        return remote_provider(config, work_dir, run_id, local_options)
-    if config.sandbox_isolation == "bubblewrap" and shutil.which("bwrap") is None:
-        raise ConfigError("SANDBOX_ISOLATION: bubblewrap (bwrap) is not installed, and workers must not run "
-                          "model-written commands unisolated. Fix: install it (apt-get install bubblewrap), "
-                          "or set SANDBOX_ISOLATION=none to run without isolation at your own risk.")
-    return LocalSandboxProvider(work_dir, local_options(config))
-
-
-def local_options(config: Config) -> LocalOptions:
-    """The bubblewrap profile and limits of local sandboxes (and of Ray sandboxes, on their nodes)."""
-    limits = Limits(memory_mb=config.sandbox_memory_mb, cpu_cores=config.sandbox_cpu_cores,
-                    processes=config.sandbox_max_processes, open_files=config.sandbox_max_open_files,
-                    disk_mb=config.sandbox_disk_mb, files=config.sandbox_max_files)
-    return LocalOptions(
-        isolation=config.sandbox_isolation, network=config.sandbox_network == "on", limits=limits,
-        setup_command=config.sandbox_setup_command, setup_timeout=config.sandbox_setup_timeout,
-        ro_paths=[p for p in config.sandbox_ro_paths.split(":") if p] + harness_paths(config),
-        max_file_bytes=config.snapshot_max_file_mb * 1024 * 1024, max_changed_files=config.snapshot_max_files,
-        author=(config.git_commit_name, config.git_commit_email), tasks_dir=config.sandbox_tasks_dir,
-    )
-
-
-def build_harness(config: Config, model: ChatModel, prompts: Prompts, emit: Emit) -> Harness:
-    if config.worker_harness == "builtin":
-        return BuiltinHarness(model, prompts, emit, max_steps=config.task_max_steps,
-                              max_tokens=config.task_max_tokens, model_name=config.model_for("worker"),
-                              context_limit=config.llm_context_window)
-    return ExternalHarness(load_agent(config.worker_harness), model, prompts, emit,
-                           model_name=config.model_for("worker"), executable=config.harness_bin,
-                           timeout=config.worker_timeout)
 
 
 class Orchestrator:
@@ -155,6 +82,8 @@ class Orchestrator:
         self.explorer = Explorer(self.hub.git, self.hub.tip)
         self.planner = Planner(self._conversation("planner", "planner"), self.prompts, self.validator, self.hub,
                                self.emit)
+        self.features = FeatureRun(self.emit, self.validator, self.hub, prefix=config.git_branch_prefix,
+                                   timeout=config.check_timeout, worker_model=config.model_for("worker"))
         self.rules = SplitRules(max_files=config.subplan_max_files, max_modules=config.subplan_max_modules,
                                 max_depth=config.subplan_max_depth)
         self.runner = TaskRunner(self.hub, provider, build_harness(config, model, self.prompts, self.emit), self.emit,
@@ -166,12 +95,14 @@ class Orchestrator:
                          finalization_max_attempts=config.finalization_max_attempts, grace=config.shutdown_grace,
                          rules=self.rules),
             self.scheduler, self.ledger, self.planner, self.merge_queue, self.runner, self.budget, self.state,
-            self._subplanner, self.emit, self.crash)
+            self._subplanner, self.emit, self.crash,
+            verify=lambda o: self.features.verify(o, list(self.scheduler.tasks.values()), self.ledger.handoffs))
         self.monitor = Monitor(self.scheduler, self.runner, self.merge_queue, self.budget, self.emit,
                                interval=config.health_check_interval, stuck_after=config.worker_stuck_after,
                                max_workers=config.max_workers, busy=lambda: self.driver.busy)
         bus.add_sink(self.monitor)
         bus.add_sink(self._record_changes)
+        bus.add_sink(self.features)
         self.record: RunState | None = None
         self.signal: str | None = None
 
@@ -194,7 +125,7 @@ class Orchestrator:
     def _capture(self) -> RunState:
         assert self.record is not None
         return capture(self.record, self.scheduler, self.ledger, self.planner, self.driver.reconciler, self.budget,
-                       self.validator, self.driver.flags)
+                       self.validator, self.driver.flags).model_copy(update=self.features.snapshot())
 
     async def run(self, request: str | None, *, log_path: str = "", resume: bool = False,
                   confirm: Callable[[str], bool] | None = None) -> Verdict:
@@ -238,6 +169,7 @@ class Orchestrator:
             start_commit=tip, owner=owner_tag())
         self.record = self.record.model_copy(update={"owner": owner_tag()})
         await clean_leftovers(self.provider, self.hub, self.record, self.state, self.emit)
+        await self.features.open(self.record, resumed=resuming)
         recovered = await self._restore(tip) if resuming else None
         self.state.capture = self._capture
         await self._start_checks()
@@ -248,11 +180,14 @@ class Orchestrator:
         try:
             async with asyncio.TaskGroup() as tg:
                 background = [tg.create_task(self.state.run()), tg.create_task(self.monitor.run()),
-                              tg.create_task(self.driver.reconciler.loop(self.driver.add_fixes))]  # type: ignore[union-attr]
+                              tg.create_task(self.driver.reconciler.loop(self.driver.add_fixes)),  # type: ignore[union-attr]
+                              tg.create_task(self.features.run())]
                 merging = tg.create_task(self.merge_queue.run())
                 self._adopt(recovered)
                 try:
                     await self.driver.drive(self.record.request, tg, resumed=resuming)
+                    if not self.signal:
+                        await self.features.drain()  # every claim checked before the verdict
                     left = await self.driver.shutdown() if self.signal else []
                 finally:
                     for job in background:
@@ -312,6 +247,7 @@ class Orchestrator:
             red_interval=self.config.reconciler_red_interval)
         restore_reconciler(reconciler, self.record.reconciler)
         self.driver.reconciler = reconciler
+        self.features.start(self.provider, self.checks, self.scheduler.tasks.get)
         if self.config.merge_gate != "off":
             self.merge_queue.gate = Gate(self.provider, self.hub, self.checks, self.emit,
                                          timeout=self.config.check_timeout, branch=f"{self.config.git_branch_prefix}gate")
@@ -374,7 +310,9 @@ class Orchestrator:
         if self.budget.exhausted and not any(self.budget.exhausted in e for e in errors):
             errors.append(f"stopped early: {self.budget.exhausted} spent")
         preexisting = sorted((reconciler.preexisting or set()) & {f.signature for f in outcome.failures})
-        return verdict(Account(tasks=list(self.scheduler.tasks.values()), checks=checks,
+        tasks = list(self.scheduler.tasks.values())
+        features = await self.features.judge(outcome, tasks, self.ledger.handoffs)
+        return verdict(Account(tasks=tasks, checks=checks, features=features,
                                unlanded=dict(self.ledger.unlanded), errors=errors, preexisting=preexisting,
                                failures=[f.signature for f in outcome.failures], tokens=self.budget.tokens,
                                cost_usd=self.budget.cost_usd), self.emit)

@@ -8,17 +8,32 @@ import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 
 def alive(pid: int) -> bool:
-    """Whether process ``pid`` exists on this machine (someone else's process counts as alive)."""
+    """Whether process ``pid`` runs on this machine (someone else's process counts as alive).
+
+    A zombie does not: a process killed in a container whose PID 1 never reaps its children
+    stays in the process table, dead, until its parent waits for it.
+    """
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
-        return True
-    return True
+        pass
+    return state(pid) not in ("Z", "X")
+
+
+def state(pid: int) -> str | None:
+    """The state letter of process ``pid`` (``R``, ``S``, ``Z`` ...), or None when /proc cannot tell."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat[stat.rfind(")") + 2 :].split()  # the command name may hold spaces and parentheses
+    return fields[0] if fields else None
 
 
 @contextmanager

@@ -91,6 +91,8 @@ class RawTask(BaseModel):
     allow_removed_tests: list[str] = Field(default_factory=list)
     fixes: list[str] = Field(default_factory=list)
     """Reconciler answers only: the labels (F1, F2 ...) of the failures this task fixes."""
+    feature: str | None = None
+    """The id of the FEATURES.json feature (or planned work item) this task serves."""
 
 
 class Task(BaseModel):
@@ -117,8 +119,11 @@ class Task(BaseModel):
     """How many subplanners lie between this task and the root planner."""
     atomic: bool = False
     """A subplanner judged it small enough for one worker: never split again."""
-    kind: Literal["task", "conflict-fix", "fix"] = "task"
-    """``fix``: issued by the reconciler for a failure on the target branch."""
+    kind: Literal["task", "conflict-fix", "fix", "verify"] = "task"
+    """``fix``: issued by the reconciler for a failure on the target branch; ``verify``: issued by
+    finalization to prove a feature whose work landed without a test (`pipeline/features.py`)."""
+    feature: str | None = None
+    """The feature this task serves (named by the planner; subtasks and conflict fixes inherit it)."""
     fixes: list[str] = Field(default_factory=list)
     """For a fix task: the failure signatures it was issued for (see `pipeline/failures.py`)."""
     source_commit: str | None = None
@@ -175,6 +180,27 @@ class Handoff(BaseModel):
     metrics: HandoffMetrics = Field(default_factory=HandoffMetrics)
     commit: str | None = None
     """The commit on the task's branch holding the work, or None when nothing changed."""
+
+
+FeatureStatusName = Literal["verified", "claimed", "failing", "missing"]
+"""A feature's status in the ledger (docs/features.md)."""
+
+
+class FeatureLine(BaseModel):
+    """What the feature ledger says of one feature (`pipeline/features.py`, the ``feature.status`` event)."""
+
+    name: str = ""
+    status: FeatureStatusName = "missing"
+    tasks: list[str] = Field(default_factory=list)
+    """The tasks that worked on it."""
+    commits: list[str] = Field(default_factory=list)
+    """The commits on the target branch that landed them."""
+    tests: list[str] = Field(default_factory=list)
+    """The test files and commands that prove it."""
+    evidence: str = ""
+    """Why it has its status: the tests that passed or failed, or what is missing."""
+    asked: bool = True
+    """Whether the run was asked to build it (then it decides the exit code)."""
 
 
 class MergeResult(BaseModel):

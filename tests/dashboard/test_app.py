@@ -9,7 +9,7 @@ from rich.console import Console
 
 from longshot.dashboard.app import Dashboard
 from longshot.dashboard.output import RunOutput
-from longshot.dashboard.view import ViewState
+from longshot.dashboard.keys import ViewState
 from longshot.events import PlannerRequested, RunStarted, RunWarning
 
 

@@ -9,7 +9,8 @@ from rich.console import Console
 from longshot.dashboard.app import decode_keys
 from longshot.dashboard.state import RunState, TaskRow
 from longshot.dashboard.tree import task_row
-from longshot.dashboard.view import ViewState, render
+from longshot.dashboard.keys import ViewState
+from longshot.dashboard.view import render
 from longshot.events import RunStarted, TaskCreated, TaskStatusChanged, read_events
 
 LOG = Path(__file__).resolve().parent / "data" / "demo.ndjson"

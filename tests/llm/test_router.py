@@ -14,11 +14,11 @@ from typing import Any
 
 import pytest
 
+from longshot.budget import RunBudget
 from longshot.errors import (
     RETRY_POLICY, BudgetExceeded, LLMContextOverflow, LLMServerError,
 )
-from longshot.events import BudgetSpent, EndpointHealth, Event, LLMRetry, LLMUsage
-from longshot.llm.budget import RunBudget
+from longshot.events import BudgetSpent, EndpointHealth, Event, LLMRetry, LLMUsage, ModelsWaiting
 from longshot.llm.openai_compat import OpenAICompatEndpoint
 from longshot.llm.router import Router
 from longshot.testing.fake_llm import FakeLLM
@@ -168,30 +168,60 @@ async def test_server_error_bursts_then_success_with_backoff(fake_llm) -> None:
     assert len(emit.of(LLMUsage)) == 1
 
 
-async def test_server_error_gives_up_after_policy_attempts_naming_the_endpoint(fake_llm) -> None:
-    # One always-failing endpoint per allowed attempt: failover is immediate (no backoff
-    # sleeps), so the attempt limit of the policy is reached quickly.
-    n = RETRY_POLICY[LLMServerError].max_attempts
+async def test_server_errors_are_retried_past_any_small_count(fake_llm) -> None:
+    # Eight 503s in a row on the only endpoint: a count of five gave up here before (issue 21).
+    fake = fake_llm(seq(*[Reply.error(503, "overloaded")] * 8, Reply(content="finally")))
+    emit = Recorder()
+    r = router([(fake, 1.0)], emit, rest_seconds=0.05)
+    try:
+        result = await r.complete("worker", USER)
+    finally:
+        await r.aclose()
+    assert result.content == "finally"
+    assert fake.count() == 9
+    assert [e.attempt for e in emit.of(LLMRetry)] == list(range(1, 9))
+
+
+async def test_server_error_gives_up_after_the_retry_window_naming_the_endpoint(fake_llm) -> None:
+    # Always-failing endpoints: failover to a free one is immediate (no backoff sleep); once
+    # every endpoint failed, the call backs off until its retry window is spent.
+    n = 3
     fakes = [fake_llm(always(Reply.error(500, "boom"))) for _ in range(n)]
     emit = Recorder()
     # The heavy first endpoint would win every choice: a retry must prefer the others.
-    r = router([(f, 1000.0 if i == 0 else 1.0) for i, f in enumerate(fakes)], emit)
+    r = router([(f, 1000.0 if i == 0 else 1.0) for i, f in enumerate(fakes)], emit, retry_seconds=0.6)
     try:
         with pytest.raises(LLMServerError) as info:
             await r.complete("worker", USER)
     finally:
         await r.aclose()
     message = str(info.value)
-    assert f"gave up after {n} attempts" in message
-    retried_on = [e.endpoint for e in emit.of(LLMRetry)]
-    assert len(set(retried_on)) == n - 1  # every retry went to another endpoint
-    tried_last = next(f"ep{i}" for i in range(n) if f"ep{i}" not in retried_on)
-    assert message.startswith(f"[{tried_last}] gave up"), message  # names the endpoint
-    assert info.value.endpoint == tried_last
+    retries = emit.of(LLMRetry)
+    first_round = [e.endpoint for e in retries[:n - 1]]
+    assert len(set(first_round)) == n - 1 and "ep0" in first_round  # every failover went elsewhere
+    assert [e.delay_s for e in retries[:n - 1]] == [0.0] * (n - 1)  # failover did not wait
+    assert len(retries) > n - 1  # then it backed off and tried again, until the window was spent
+    attempts = sum(f.count() for f in fakes)
+    assert attempts == len(retries) + 1
+    final = info.value.endpoint
+    assert message.startswith(f"[{final}] gave up after {attempts} attempts in "), message  # names the endpoint
     assert "HTTP 500" in message and "boom" in message
-    assert sorted(f.count() for f in fakes) == [1] * n  # each endpoint tried once
-    assert len(emit.of(LLMRetry)) == n - 1
-    assert [e.delay_s for e in emit.of(LLMRetry)] == [0.0] * (n - 1)  # failover did not wait
+
+
+async def test_every_endpoint_resting_makes_requests_wait_and_says_so(fake_llm) -> None:
+    fakes = [fake_llm(seq(*[Reply.error(503, "down")] * 3, Reply(content=f"back {i}"))) for i in range(2)]
+    emit = Recorder()
+    r = router([(f, 1.0) for f in fakes], emit, rest_seconds=0.3)
+    try:
+        result = await r.complete("worker", USER)
+    finally:
+        await r.aclose()
+    assert result.content.startswith("back")
+    assert [e.healthy for e in emit.of(EndpointHealth)][:2] == [False, False]  # both rested
+    waiting = emit.of(ModelsWaiting)
+    assert len(waiting) == 1  # said once for the one rest, not on every wake-up
+    assert waiting[0].endpoints == 2 and 0 < waiting[0].wait_s <= 0.3
+    assert any(e.healthy for e in emit.of(EndpointHealth))  # a probe brought one back
 
 
 async def test_hang_times_out_and_is_retried(fake_llm) -> None:

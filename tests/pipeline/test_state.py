@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -12,7 +11,6 @@ from longshot.errors import ConfigError
 from longshot.events import MemorySink, StateSaved
 from longshot.hub import Hub
 from longshot.pipeline.state import RunState, StateStore, decide
-from longshot.runlock import RunLock
 from longshot.testing.repos import git
 from longshot.types import Task
 
@@ -118,23 +116,6 @@ def test_crash_points_are_named_and_counted() -> None:
     armed.reached("merge.landed")  # other points pass freely
     armed.reached("dispatch")
     assert armed.passes == 2  # the third pass would kill this process; tests/test_resume.py does that for real
-
-
-def test_the_run_lock_refuses_a_live_run_and_takes_over_a_dead_one(tmp_path: Path) -> None:
-    path = tmp_path / "hub-x.lock"
-    live = subprocess.Popen(["sleep", "30"])
-    try:
-        path.write_text(f'{{"pid": {live.pid}, "host": "{__import__("socket").gethostname()}", "run_id": "run-a"}}')
-        with pytest.raises(ConfigError, match=f"pid {live.pid}"):
-            RunLock(path).acquire("run-b")
-    finally:
-        live.kill()
-        live.wait()
-    lock = RunLock(path)
-    said = lock.acquire("run-b")  # its owner is dead now
-    assert said is not None and "stale lock of run run-a" in said
-    lock.release()
-    assert not path.exists()
 
 
 async def test_a_killed_runs_git_leftovers_in_the_hub_are_removed(tmp_path: Path, remote) -> None:

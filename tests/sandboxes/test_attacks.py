@@ -34,6 +34,8 @@ from longshot.sandboxes.limits import Limits
 from longshot.sandboxes.local import LocalOptions, LocalSandbox, LocalSandboxProvider
 from longshot.testing.repos import git, make_remote
 
+from listener import Listener
+
 pytestmark = pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewrap is not installed")
 
 FILES = {"README.md": "# demo\n", "pkg/__init__.py": "", "pkg/core.py": "def f():\n    return 1\n"}
@@ -232,8 +234,10 @@ async def test_no_secrets_host_home_hub_or_other_tasks_are_visible(env: Env, mon
             r = await sb.exec("env", 20)
             assert not set(CANARIES) & {line.split("=", 1)[0] for line in r.stdout.splitlines()}
 
-            # the host HOME shows at most the read-only toolchain dirs the provider exposes
-            exposed = {Path(p).name for p in provider.ro_paths if os.path.dirname(p) == host_home}
+            # the host HOME shows at most the folders on the way to the read-only toolchain parts exposed
+            exposed = {Path(p).relative_to(host_home).parts[0] for p in provider.ro_paths
+                       if p.startswith(host_home + "/")}
+            assert not {str(Path(host_home) / e) for e in exposed} & set(provider.ro_paths), "a whole HOME folder"
             r = await sb.exec(f"ls -A {host_home}", 20)
             visible = set(r.stdout.split()) if r.exit_code == 0 else set()
             assert visible <= exposed, visible - exposed
@@ -269,45 +273,6 @@ async def test_control_proc_environ_probe_detects_a_visible_secret(env: Env) -> 
 
 
 # -- T19 network egress ----------------------------------------------------------------
-
-
-class Listener:
-    """A TCP (or Unix) listener that counts connections and records the bytes received."""
-
-    def __init__(self, family: int = socket.AF_INET, address: object = ("127.0.0.1", 0)) -> None:
-        self.sock = socket.socket(family, socket.SOCK_STREAM)
-        self.sock.bind(address)  # type: ignore[arg-type]
-        self.sock.listen(16)
-        self.sock.settimeout(0.1)
-        self.connections = 0
-        self.received = b""
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._serve, daemon=True)
-        self._thread.start()
-
-    @property
-    def port(self) -> int:
-        return self.sock.getsockname()[1]
-
-    def _serve(self) -> None:
-        while not self._stop.is_set():
-            try:
-                conn, _ = self.sock.accept()
-            except (TimeoutError, OSError):
-                continue
-            self.connections += 1
-            conn.settimeout(1)
-            try:
-                while data := conn.recv(4096):
-                    self.received += data
-            except OSError:
-                pass
-            conn.close()
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join(2)
-        self.sock.close()
 
 
 def py(code: str) -> str:
@@ -664,7 +629,7 @@ async def test_setup_command_has_network_and_cache_then_exec_does_not(env: Env, 
     port, hits = http_server
     fetch = (f'import urllib.request; data = urllib.request.urlopen("http://127.0.0.1:{port}/pkg", timeout=5).read(); '
              f'open("{SANDBOX_HOME}/.cache/marker", "wb").write(data)')
-    first = env.provider(setup_command=py(fetch), setup_timeout=30)
+    first = env.provider(setup_command=py(fetch), setup_timeout=30, setup_hosts=(f"127.0.0.1:{port}",))
     async with first.open(env.spec("t1")) as sb:
         assert hits == ["/pkg"], "the set-up command did not reach the network"
         assert (first.cache_dir / "marker").read_bytes() == b"package-data"

@@ -20,20 +20,20 @@ from typing import Any
 
 import pytest
 
+from longshot.budget import RunBudget
+from longshot.build import build_model, local_options, modal_options
 from longshot.config import load_config
 from longshot.errors import ConfigError, SandboxError, SandboxLost, SandboxUnavailable, SetupFailed
 from longshot.events import Bus, MemorySink, RunWarning
 from longshot.harnesses.base import HarnessResult
-from longshot.harnesses.tools import ToolBox
 from longshot.hub import Hub
-from longshot.llm.budget import RunBudget
-from longshot.orchestrator import Orchestrator, build_model, local_options
+from longshot.orchestrator import Orchestrator
 from longshot.pipeline.dispatch import TaskRunner
 from longshot.sandboxes.modal import ModalOptions, ModalSandboxProvider
 from longshot.sandboxes.orphans import Owner, start_time
-from longshot.sandboxes.remote import modal_options
 from longshot.testing.fake_modal import FakeModal
 from longshot.testing.repos import git, make_remote
+from longshot.tools.toolbox import ToolBox
 from longshot.types import Task
 
 from helpers import config_for

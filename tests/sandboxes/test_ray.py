@@ -21,18 +21,18 @@ from typing import Any
 
 import pytest
 
+from longshot.build import build_provider
 from longshot.config import load_config
 from longshot.errors import ConfigError
 from longshot.events import RunWarning
 from longshot.harnesses.base import HarnessResult
-from longshot.harnesses.tools import ToolBox
 from longshot.hub import Hub
-from longshot.orchestrator import build_provider
 from longshot.pipeline.dispatch import TaskRunner
 from longshot.sandboxes.base import SandboxSpec
 from longshot.sandboxes.orphans import Owner, start_time
 from longshot.sandboxes.ray_node import NODE_PREFIX
 from longshot.testing.repos import git, make_remote
+from longshot.tools.toolbox import ToolBox
 from longshot.types import Task
 
 from provider_cases import CANARY_TOKEN, RAY_CANARY, RUN_ID, local_options, make_hub

@@ -25,7 +25,8 @@ from rich.console import Console
 from rich.live import Live
 
 from longshot.dashboard.state import RunState
-from longshot.dashboard.view import ViewState, render
+from longshot.dashboard.keys import ViewState
+from longshot.dashboard.view import render
 from longshot.events import Event
 
 MAX_PER_FRAME = 200

@@ -8,7 +8,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from longshot.dashboard.state import DONE, FAILED, RunState
 
@@ -60,7 +60,7 @@ def _progress(plt: Any, state: RunState, start: float, end: float) -> Figure | N
     bottom.set_xlabel("seconds since the start")
     bottom.set_ylim(bottom=0)
     bottom.grid(alpha=0.3)
-    return fig
+    return cast("Figure", fig)
 
 
 def _time_to_land(plt: Any, state: RunState, start: float, end: float) -> Figure | None:
@@ -77,7 +77,7 @@ def _time_to_land(plt: Any, state: RunState, start: float, end: float) -> Figure
     ax.set_xlabel("seconds")
     ax.legend(loc="lower right", fontsize=8)
     ax.grid(axis="x", alpha=0.3)
-    return fig
+    return cast("Figure", fig)
 
 
 def _timeline(plt: Any, state: RunState, start: float, end: float) -> Figure | None:
@@ -98,4 +98,4 @@ def _timeline(plt: Any, state: RunState, start: float, end: float) -> Figure | N
     ax.set_xlim(0, max(1.0, end - start))
     ax.set_xlabel("seconds since the start (green: landed or done; red: failed; grey: other; | handoff)")
     ax.grid(axis="x", alpha=0.3)
-    return fig
+    return cast("Figure", fig)

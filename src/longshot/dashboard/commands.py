@@ -22,7 +22,8 @@ from longshot.dashboard.plain import JsonStdoutSink, PlainPrinter
 from longshot.dashboard.report import load, summary, write_report
 from longshot.dashboard.sources import ReplayClock, follow, newest_log, replay as replay_log
 from longshot.dashboard.state import RunState
-from longshot.dashboard.view import ViewState, render
+from longshot.dashboard.keys import ViewState
+from longshot.dashboard.view import render
 from longshot.events import Event
 
 DASHBOARD = typer.Option("--dashboard/--no-dashboard", help="The dashboard (the default on a terminal), or plain lines.")

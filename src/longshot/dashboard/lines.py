@@ -9,8 +9,9 @@ from __future__ import annotations
 from rich.markup import escape
 
 from longshot.events import (
-    BudgetSpent, CheckFinished, EndpointHealth, Event, FinalizationAttempt, HandoffReceived, LLMRetry, MergeFailed,
-    MergeLanded, PlannerAnswered, PlannerParseError, PlannerRequested, RunError, RunFinished, RunInterrupted,
+    BudgetSpent, CheckFinished, ClaimChecked, EndpointHealth, Event, FeatureStatus, FinalizationAttempt,
+    HandoffReceived, LLMRetry, MergeFailed, MergeLanded, ModelsWaiting, PlannerAnswered, PlannerParseError,
+    PlannerRequested, RunError, RunFinished, RunInterrupted,
     RunStarted, RunWarning, SandboxProfile, SweepFinished, TaskCreated, TaskRejected, TaskStatusChanged, WorkerStuck,
 )
 
@@ -27,6 +28,10 @@ def level(e: Event) -> str:
             return "error"
         case CheckFinished() if not e.ok:
             return "error"
+        case FeatureStatus() if e.status == "failing" and e.before != "failing":
+            return "error"
+        case ClaimChecked() if not e.verified:
+            return "warning"
         case RunFinished() if e.exit_code != 0:
             return "error"
         case _ if isinstance(e, WARNINGS):
@@ -36,6 +41,8 @@ def level(e: Event) -> str:
         case SweepFinished() if not e.green and not e.discarded:
             return "warning"
         case EndpointHealth() if not e.healthy:
+            return "warning"
+        case ModelsWaiting():
             return "warning"
         case TaskStatusChanged() if e.after == "partial":
             return "warning"
@@ -101,8 +108,18 @@ def describe(e: Event) -> str | None:
         case EndpointHealth():
             state = "[green]back in rotation[/]" if e.healthy else "[yellow]resting[/]"
             return f"endpoint {escape(e.endpoint)} {state}" + (f": {escape(e.reason)}" if e.reason else "")
+        case ModelsWaiting():
+            return f"[yellow]every model endpoint is resting[/]: requests wait about {e.wait_s:.0f}s for the first " \
+                   f"to come back ({e.endpoints} endpoints)"
         case BudgetSpent():
             return f"[red]{e.budget} spent[/]: {escape(e.message)}"
+        case FeatureStatus() if e.before is not None and e.before != e.status:
+            colour = {"verified": "green", "failing": "red", "claimed": "yellow"}.get(e.status, "dim")
+            name = f" ({escape(e.name[:60])})" if e.name else ""
+            return f"feature [bold]{escape(e.feature)}[/]{name} [{colour}]{e.status}[/]: {escape(e.evidence[:160])}"
+        case ClaimChecked() if not e.verified:
+            return f"{t}[yellow]unverified claim[/]: it said complete, but `{escape(e.command[:100])}` exits " \
+                   f"{e.exit_code} on its branch"
         case FinalizationAttempt():
             return f"[magenta]finalization[/] round {e.attempt} of {e.max_attempts}"
         case RunInterrupted():

@@ -21,7 +21,7 @@ from rich.console import Console
 from longshot.dashboard.app import Dashboard
 from longshot.dashboard.plain import JsonStdoutSink, PlainPrinter
 from longshot.dashboard.report import load, summary, write_report
-from longshot.dashboard.view import ViewState
+from longshot.dashboard.keys import ViewState
 from longshot.events import Event, PlannerRequested, RunResumed, Sink, TaskCreated
 
 Mode = Literal["dashboard", "plain", "json"]

@@ -19,6 +19,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from longshot.dashboard.features import features_markdown
 from longshot.dashboard.state import RunState
 from longshot.dashboard.draw import duration
 from longshot.events import read_events
@@ -47,6 +48,8 @@ class Outcome:
     peak_workers: int
     verdict: str = ""
     notes: list[str] = field(default_factory=list)
+    features: dict[str, int] = field(default_factory=dict)
+    """Features per status (empty when the run had none)."""
     checked_by: str = ""
     """Landings vouched for by tests, only by collection, by exit codes alone (empty: no gate)."""
 
@@ -81,7 +84,8 @@ def outcome(state: RunState) -> Outcome:
         p95_to_land=waits[min(len(waits) - 1, int(0.95 * len(waits)))] if waits else None,
         peak_workers=max((n for _, n in state.active_series), default=0), verdict=fin.summary if fin else "",
         notes=[f"+{duration(i.ts - (state.started or i.ts))} {i.level}: {(i.task_id + ' ') if i.task_id else ''}{i.text}"
-               for i in state.feed if i.level != "info"])
+               for i in state.feed if i.level != "info"],
+        features=state.feature_counts() if state.features else {})
 
 
 def _checked_by(state: RunState) -> str:
@@ -111,6 +115,7 @@ def rows(o: Outcome) -> list[tuple[str, str]]:
             ("gate refusals", str(o.gate_refusals)),
             *([("landings checked", o.checked_by)] if o.checked_by else []), ("reconciler fix tasks", str(o.fix_tasks)),
             ("time to land p50 / p95", land), ("peak workers", str(o.peak_workers)), ("final checks", checks),
+            *([("features", ", ".join(f"{n} {s}" for s, n in o.features.items()))] if o.features else []),
             ("tokens", f"{o.tokens:,}"), ("cost", f"${o.cost_usd:.4f}"), ("exit status", _exit(o))]
 
 
@@ -162,6 +167,7 @@ def markdown(state: RunState, charts: list[tuple[str, str]]) -> str:
         lines = f"+{t.handoff.lines_added}/-{t.handoff.lines_removed}" if t.handoff else "-"
         out.append(f"| {t.id} | {t.kind} | {t.parent or '-'} | {t.status} | {worked} | {land} | {lines} | {t.files} | "
                    f"{t.tokens:,} | ${t.cost_usd:.4f} | {_cell(t.description.splitlines()[0][:100] if t.description else '')} |")
+    out += features_markdown(state)
     if state.checks:
         out += ["", "## Final checks", "", "| command | exit | result |", "|---|---|---|"]
         out += [f"| `{_cell(c.command)}` | {c.exit_code} | {'ok' if c.ok else 'FAILED'} |" for c in state.checks]

@@ -18,7 +18,7 @@ from typing import Any
 
 from longshot.dashboard.lines import describe, level
 from longshot.events import (
-    EVENT_TYPES, CheckFinished, Event, FinalizationAttempt, GateChecked, GateResult, HandoffReceived, LLMUsage, MergeBatch, MergeFailed,
+    EVENT_TYPES, CheckFinished, ClaimChecked, Event, FeatureStatus, FinalizationAttempt, GateChecked, GateResult, HandoffReceived, LLMUsage, MergeBatch, MergeFailed,
     MergeHealth, MergeLanded, Metrics, PlannerAnswered, PlannerRequested, RunFinished, RunInterrupted, RunStarted,
     SweepFinished, TaskCreated, TaskStatusChanged, WorkerOutput, WorkerStep,
 )
@@ -139,6 +139,11 @@ class RunState:
     """The final checks on the target branch."""
     sweep: SweepFinished | None = None
     finalization: int = 0
+    features: dict[str, FeatureStatus] = field(default_factory=dict)
+    """The feature ledger: the latest `feature.status` of each feature, in the order first seen."""
+    claims: dict[str, list[int]] = field(default_factory=dict)
+    """``role/model`` -> [completes checked, unverified] (`claim.checked`)."""
+    unverified: list[ClaimChecked] = field(default_factory=list)
     feed: deque[FeedItem] = field(default_factory=lambda: deque(maxlen=FEED_LIMIT))
     """The latest meaningful events as lines (the activity feed; warnings and errors are the alerts)."""
     recent: deque[Event] = field(default_factory=lambda: deque(maxlen=FEED_LIMIT))
@@ -217,6 +222,11 @@ class RunState:
                 break
             counts[max(0, buckets - 1 - int(age / width))] += 1
         return counts, width
+
+    def feature_counts(self) -> dict[str, int]:
+        """Features per status (verified, claimed, failing, missing)."""
+        found = Counter(f.status for f in self.features.values())
+        return {status: found[status] for status in ("verified", "claimed", "failing", "missing")}
 
     def roots(self) -> list[TaskRow]:
         return [t for t in self.tasks.values() if t.parent is None or t.parent not in self.tasks]
@@ -333,6 +343,14 @@ def _gate(s: RunState, e: GateResult) -> None:
     s.gate_refused += not e.ok
 
 
+def _claim(s: RunState, e: ClaimChecked) -> None:
+    count = s.claims.setdefault(f"{e.role}/{e.model}", [0, 0])
+    count[0] += 1
+    if not e.verified:
+        count[1] += 1
+        s.unverified.append(e)
+
+
 def _check(s: RunState, e: CheckFinished) -> None:
     if e.task_id is None:
         s.checks.append(e)
@@ -348,6 +366,7 @@ _HANDLERS: dict[type[Event], Callable[[RunState, Any], None]] = {
     Metrics: lambda s, e: setattr(s, "metrics", e), SweepFinished: lambda s, e: setattr(s, "sweep", e),
     FinalizationAttempt: lambda s, e: setattr(s, "finalization", e.attempt),
     RunInterrupted: lambda s, e: setattr(s, "interrupted", True),
+    FeatureStatus: lambda s, e: s.features.__setitem__(e.feature, e), ClaimChecked: _claim,
 }
 _DESCRIBED = {cls.model_fields["type"].default for cls in EVENT_TYPES}
 """Known event types without a handler still count: they show in the feed."""

@@ -12,15 +12,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from functools import partial
-from typing import TYPE_CHECKING
 
 from rich.text import Text
 
 from longshot.dashboard.draw import amount, duration
+from longshot.dashboard.keys import ViewState
 from longshot.dashboard.state import ACTIVE, DONE, FAILED, RunState, TaskRow
-
-if TYPE_CHECKING:
-    from longshot.dashboard.view import ViewState
 
 STATUS_STYLE = {
     "pending": "dim", "running": "bold blue", "merging": "cyan", "decomposed": "magenta", "landed": "green",

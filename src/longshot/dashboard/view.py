@@ -2,66 +2,26 @@
 
 `render` draws a header (elapsed time, workers, the planning indicator, landings), the
 metrics and merge-queue panels, recent alerts, a tab with the task tree or the activity
-feed, and a progress bar. `ViewState` holds what the keys change (tab, scrolling, tree
+feed, and a progress bar. `ViewState` (`dashboard/keys.py`) holds what the keys change (tab, scrolling, tree
 depth, details); it is separate from the run state, which only events change.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 from rich.markup import escape
 from rich.text import Text
 
 from longshot.dashboard.draw import Lines, amount, box, cell, duration, pairs, sparkline
+from longshot.dashboard.keys import TABS, ViewState
 from longshot.dashboard.lines import describe, level
 from longshot.dashboard.state import ACTIVE, FeedItem, RunState
 from longshot.dashboard.tree import tree_rows
 from longshot.events import Event
 
-TABS = ("tasks", "activity")
 LEVEL_STYLE = {"error": "red", "warning": "yellow", "info": ""}
 LEFT = 44
 """Width of the left column (metrics, merge queue, alerts)."""
 KEYS_HELP = "tab/←→ switch · ↑↓ PgUp/PgDn scroll · +/- tree depth · d details"
-
-
-@dataclass
-class ViewState:
-    """What the keys change. Timers turn yellow after ``warn_after`` and red after ``alert_after`` seconds."""
-
-    tab: int = 0
-    scroll: dict[str, int] = field(default_factory=lambda: dict.fromkeys(TABS, 0))
-    depth: int = 4
-    debug: bool = False
-    warn_after: float = 180.0
-    alert_after: float = 300.0
-    footer: str = ""
-    """An extra line for the footer (e.g. ``replay finished · q quits``)."""
-    page: int = 10
-
-    def key(self, key: str) -> bool:
-        """Apply one key; False when it is not a dashboard key."""
-        name = TABS[self.tab]
-        moves = {"up": -1, "k": -1, "w": -1, "down": 1, "j": 1, "s": 1, "pgup": -self.page, "pgdn": self.page,
-                 " ": self.page}
-        if key in ("tab", "right", "l", "]"):
-            self.tab = (self.tab + 1) % len(TABS)
-        elif key in ("shift-tab", "left", "h", "["):
-            self.tab = (self.tab - 1) % len(TABS)
-        elif key in ("1", "t", "2", "a"):
-            self.tab = 0 if key in ("1", "t") else 1
-        elif key in moves:
-            self.scroll[name] = max(0, self.scroll[name] + moves[key])
-        elif key == "home":
-            self.scroll[name] = 0
-        elif key in ("+", "=", "-", "_"):
-            self.depth = min(9, self.depth + 1) if key in ("+", "=") else max(1, self.depth - 1)
-        elif key == "d":
-            self.debug = not self.debug
-        else:
-            return False
-        return True
 
 
 def render(state: RunState, view: ViewState, now: float, height: int = 40, width: int = 140) -> Lines:
@@ -69,10 +29,10 @@ def render(state: RunState, view: ViewState, now: float, height: int = 40, width
     width, height = max(60, width), max(12, height)
     body = height - 7
     left = box("metrics", metrics_rows(state, now), LEFT, 11, "blue") + \
-        box("merge queue", merge_rows(state, now), LEFT, 10, "cyan")
+        box("merge queue", merge_rows(state, now), LEFT, 10 + 2 * bool(state.features), "cyan")
     alerts = [i for i in reversed(state.feed) if i.level != "info"]
     left += box(f"alerts ({state.errors} errors, {state.warnings} warnings)",
-                [feed_line(state, i) for i in alerts[: max(0, body - 23)]] or [Text("none", style="dim")],
+                [feed_line(state, i) for i in alerts[: max(0, body - len(left) - 2)]] or [Text("none", style="dim")],
                 LEFT, max(0, body - len(left)), "red" if state.errors else "yellow")
     right = tab_panel(state, view, now, body, width - LEFT)
     middle = [Text.assemble(a, b) for a, b in zip(left[:body], right)]
@@ -154,7 +114,22 @@ def merge_rows(state: RunState, now: float) -> list[Text]:
         sw = state.sweep
         rows.append(("Sweep", Text(f"#{sw.sweep} " + ("green" if sw.green else f"red ({len(sw.failures)})"),
                                    style="green" if sw.green else "red")))
+    if state.features:
+        counts = list(state.feature_counts().items())
+        rows += [("Features", feature_counts(dict(counts[:2]))), ("", feature_counts(dict(counts[2:])))]
     return pairs(rows, LEFT)
+
+
+FEATURE_STYLES = {"verified": "green", "claimed": "yellow", "failing": "red", "missing": "dim"}
+
+
+def feature_counts(counts: dict[str, int]) -> Text:
+    """``7 verified · 1 claimed``, each count in its status's colour."""
+    parts: list[tuple[str, str] | str] = []
+    for status, n in counts.items():
+        parts += [" · "] if parts else []
+        parts.append((f"{n} {status}", FEATURE_STYLES[status] if n else "dim"))
+    return Text.assemble(*parts)
 
 
 def feed_line(state: RunState, item: FeedItem) -> Text:

@@ -13,11 +13,10 @@ import sys
 import tempfile
 from importlib.resources import as_file, files
 from pathlib import Path
+from typing import Protocol
 
 from rich.console import Console
 
-from longshot.cli import execute
-from longshot.config import load_config
 from longshot.dashboard.report import report_dir
 from longshot.dashboard.sources import newest_log
 from longshot.demo.script import MODELS, REQUEST, demo_script
@@ -25,9 +24,17 @@ from longshot.testing.fake_llm import FakeLLM
 from longshot.testing.repos import git, make_remote
 
 
-def run_demo(directory: Path | None, *, json_out: bool = False, dashboard: bool | None = None,
+class Execute(Protocol):
+    """Runs ``request`` with the settings ``settings`` (no ``.env``); the CLI passes it in, so the demo
+    imports neither the CLI nor `Config`."""
+
+    def __call__(self, settings: dict[str, str], request: str, *, json_out: bool, dashboard: bool | None) -> int:
+        ...
+
+
+def run_demo(directory: Path | None, execute: Execute, *, json_out: bool = False, dashboard: bool | None = None,
              pace: float = 1.0) -> int:
-    """Run the demo in ``directory`` (a new temporary one by default); the run's exit code."""
+    """Run the demo in ``directory`` (a new temporary one by default) with ``execute``; the run's exit code."""
     console = Console(stderr=json_out, highlight=False, soft_wrap=True)
     base = (directory or Path(tempfile.mkdtemp(prefix="longshot-demo-"))).resolve()
     base.mkdir(parents=True, exist_ok=True)
@@ -39,7 +46,7 @@ def run_demo(directory: Path | None, *, json_out: bool = False, dashboard: bool 
     prices = base / "prices.json"  # the scripted models, priced like a small hosted model
     prices.write_text(json.dumps({name: [0.4, 1.6] for name in MODELS}))
     with FakeLLM(demo_script(sys.executable, pace), models=MODELS) as fake:
-        config = load_config({
+        settings = {
             "GIT_REPO_URL": str(remote), "LLM_BASE_URL": fake.base_url, "LLM_API_KEY": "demo",
             "PLANNER_MODEL": "demo-planner", "WORKER_MODEL": "demo-worker", "LLM_MODEL": "demo-worker",
             "RECONCILER_MODEL": "demo-reconciler",
@@ -47,8 +54,8 @@ def run_demo(directory: Path | None, *, json_out: bool = False, dashboard: bool 
             "CHECK_COMMANDS": json.dumps([f"{sys.executable} -m unittest discover -s tests -t ."]),
             "LONGSHOT_WORK_DIR": str(base / ".longshot"), "LONGSHOT_LOG_DIR": str(base / "logs"),
             "LLM_PRICES_FILE": str(prices),
-        }, env_file=None)
-        code = execute(config, REQUEST, json_out=json_out, dashboard=dashboard)
+        }
+        code = execute(settings, REQUEST, json_out=json_out, dashboard=dashboard)
         unscripted = fake.errors
     result = base / "wordkit"
     git("clone", "--quiet", str(remote), str(result), cwd=base)

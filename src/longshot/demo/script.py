@@ -6,13 +6,15 @@ second conflicts, and the merge queue turns that into a conflict-fix task whose 
 keeps both helpers. Sprint 2 is the public API and the command line (which needs the
 API). One test fails from the start (a latent bug in ``sentences``): the gate does not
 blame any task for it, and in finalization the reconciler issues ``fix-001``, which
-corrects it, so the run ends green. Each worker reads the shared helpers, writes its tests and
+corrects it, so the run ends green. Every task names the FEATURES.json feature it serves, so the
+run ends with the nine features verified by their tests. Each worker reads the shared helpers, writes its tests and
 its code, runs its tests with ``bash`` and hands off.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 
 from longshot.demo import solutions
 from longshot.testing.fake_script import Reply, RoleScript, ToolCallSpec, Turn
@@ -40,36 +42,41 @@ MODULES: dict[str, tuple[str, str, str, str]] = {
             "Implement the command line in wordkit/cli.py (slug, snake, camel, count, wrap), with tests (SPEC.md).", ""),
 }
 SPRINT_1 = ["slug", "counts", "case", "wrap", "truncate", "stats"]
+FEATURE = {"slug": "F1", "counts": "F2", "case": "F3", "wrap": "F4", "truncate": "F5", "stats": "F6", "api": "F7",
+           "cli": "F8"}
+"""The FEATURES.json feature each task serves (the tokenizer, F0, is fixed by the reconciler's task)."""
 PACE = {"slug": 0.5, "counts": 0.7, "case": 0.9, "wrap": 0.6, "truncate": 0.4, "stats": 1.1, "api": 0.5, "cli": 0.6}
 """Seconds per reply of each task's worker: uneven, as real workers are. Whichever of truncate
 and stats lands second conflicts (usually stats); either way its conflict fix keeps both."""
 
 
-def _task(task_id: str, priority: int = 3, depends_on: list[str] | None = None) -> dict[str, object]:
+def _task(python: str, task_id: str, priority: int = 3, depends_on: list[str] | None = None) -> dict[str, object]:
     path, test, description, _ = MODULES[task_id]
-    return {"id": task_id, "description": description, "scope": [path, test],
-            "acceptance": f"python -m unittest {_module(test)} passes", "priority": priority,
+    return {"id": task_id, "feature": FEATURE[task_id], "description": description, "scope": [path, test],
+            "acceptance": f"`{python} -m unittest {_module(test)}` passes", "priority": priority,
             "depends_on": depends_on or []}
 
 
-def planner(turn: Turn, pace: float = 1.0) -> Reply:
-    """Sprint 1, then the API and the command line, then done."""
+def planner(turn: Turn, python: str, pace: float = 1.0) -> Reply:
+    """Sprint 1, then the API and the command line, then done; each task names its feature."""
     answers = [
         {"scratchpad": "Sprint 1: the six independent modules, in parallel. Then the API, then the CLI.",
-         "tasks": [_task(t) for t in SPRINT_1]},
+         "tasks": [_task(python, t) for t in SPRINT_1]},
         {"scratchpad": "The public API needs slug, counts, case and wrap; the CLI needs the API.",
-         "tasks": [_task("api", 2, ["slug", "counts", "case", "wrap"]), _task("cli", 2, ["api"])]},
+         "tasks": [_task(python, "api", 2, ["slug", "counts", "case", "wrap"]),
+                   _task(python, "cli", 2, ["api"])]},
         {"scratchpad": "Every feature of FEATURES.json is planned.", "tasks": []},
     ]
     sprint = min(turn.turn, len(answers) - 1)
     return Reply(content="```json\n" + json.dumps(answers[sprint], indent=1) + "\n```", delay=1.0 * pace)
 
 
-def reconciler(turn: Turn, pace: float = 1.0) -> Reply:
+def reconciler(turn: Turn, python: str, pace: float = 1.0) -> Reply:
     """The one failure on the target branch is the latent bug in ``sentences``."""
     fix = {"description": "sentences() in wordkit/_words.py splits only after '.', but SPEC.md says a sentence "
                           "ends with '.', '!' or '?'. Split after any of the three.",
-           "scope": [WORDS], "fixes": ["F1"], "acceptance": "python -m unittest tests.test_words passes"}
+           "scope": [WORDS], "fixes": ["F1"], "feature": "F0",
+           "acceptance": f"`{python} -m unittest tests.test_words` passes"}
     return Reply(content=json.dumps({"scratchpad": "One failure: sentence splitting.", "tasks": [fix]}), delay=0.8 * pace)
 
 
@@ -108,7 +115,7 @@ def _steps(python: str, task_id: str, delay: float) -> list[Reply]:
     return steps
 
 
-def worker(python: str, pace: float = 1.0):  # noqa: ANN201 - a script
+def worker(python: str, pace: float = 1.0) -> Callable[[Turn], Reply]:
     """A worker script for the given interpreter (the checks run ``python -m unittest``)."""
 
     def play(turn: Turn) -> Reply:
@@ -122,5 +129,5 @@ def worker(python: str, pace: float = 1.0):  # noqa: ANN201 - a script
 
 def demo_script(python: str, pace: float = 1.0) -> RoleScript:
     """The demo's model; ``pace`` scales its thinking time (1: as recorded; 0: answers at once)."""
-    return RoleScript({"planner": lambda turn: planner(turn, pace), "worker": worker(python, pace),
-                       "reconciler": lambda turn: reconciler(turn, pace)})
+    return RoleScript({"planner": lambda turn: planner(turn, python, pace), "worker": worker(python, pace),
+                       "reconciler": lambda turn: reconciler(turn, python, pace)})

@@ -20,12 +20,12 @@ import time
 from longshot.errors import BudgetExceeded, LLMContextOverflow
 from longshot.events import Emit, RunWarning, WorkerOutput, WorkerStep
 from longshot.harnesses.base import HarnessResult
-from longshot.harnesses.context import LoopGuard, compact, context_window, estimate_tokens
-from longshot.harnesses.tools import WORKER_TOOLS, HandoffArgs, ToolBox, ToolCallError, parse_call, tool_schemas
 from longshot.llm.base import ChatModel, Completion, Message, ToolCall
 from longshot.prompts import Prompts
 from longshot.sandboxes.base import Sandbox
-from longshot.types import Task
+from longshot.tools.context import LoopGuard, compact, context_window, estimate_tokens
+from longshot.tools.toolbox import WORKER_TOOLS, HandoffArgs, ToolBox, ToolCallError, parse_call, tool_schemas
+from longshot.types import HandoffStatus, Task
 
 REMINDER = (
     "You answered without calling a tool. If the task is finished (or cannot be finished), "
@@ -84,12 +84,12 @@ class _Run:
         self.last_text = ""
         self.loops = LoopGuard(harness.loop_limit)
 
-    def result(self, status: str, summary: str, concerns: list[str] | None = None,
+    def result(self, status: HandoffStatus, summary: str, concerns: list[str] | None = None,
                suggestions: list[str] | None = None) -> HarnessResult:
         return HarnessResult(status=status, summary=summary, concerns=concerns or [], suggestions=suggestions or [],
                              tokens_used=self.tokens, tool_calls=self.calls, steps=self.step)
 
-    def stop(self, status: str, why: str) -> Stop:
+    def stop(self, status: HandoffStatus, why: str) -> Stop:
         summary = f"stopped: {why}." + (f" Last message: {self.last_text}" if self.last_text else "")
         return Stop(self.result(status, summary, [why]))
 

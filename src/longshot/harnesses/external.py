@@ -23,7 +23,7 @@ from longshot.harnesses.proxy import FORWARDER, ModelProxy
 from longshot.llm.base import ChatModel
 from longshot.prompts import Prompts
 from longshot.sandboxes.base import Sandbox
-from longshot.types import Task
+from longshot.types import HandoffStatus, Task
 
 PORT = 18080
 OUT = ".longshot/trajectory.json"
@@ -106,6 +106,7 @@ class ExternalHarness:
         last = next((str(m.get("content")) for m in reversed(messages)
                      if isinstance(m, dict) and m.get("role") == "assistant" and m.get("content")), "")
         calls = sum(len(m.get("tool_calls") or []) for m in messages if isinstance(m, dict))
+        status: HandoffStatus
         if code == 0 and exit_status in ("", "Submitted"):
             status = "complete"
         elif requests == 0:

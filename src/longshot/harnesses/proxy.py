@@ -18,33 +18,11 @@ from typing import Any
 
 from longshot.errors import BudgetExceeded, LLMError
 from longshot.llm.base import ChatModel, Completion
+from longshot.forwarder import FORWARDER
+
+__all__ = ["FORWARDER", "ModelProxy"]
 
 MAX_BODY = 64 * 1024 * 1024
-
-FORWARDER = r"""
-import socket, sys, threading
-path, port = sys.argv[1], int(sys.argv[2])
-srv = socket.socket(); srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-srv.bind(("127.0.0.1", port)); srv.listen(64)
-def pipe(a, b):
-    try:
-        while (data := a.recv(65536)):
-            b.sendall(data)
-    except OSError:
-        pass
-    finally:
-        for s in (a, b):
-            try: s.shutdown(socket.SHUT_RDWR)
-            except OSError: pass
-def serve(c):
-    u = socket.socket(socket.AF_UNIX); u.connect(path)
-    threading.Thread(target=pipe, args=(c, u), daemon=True).start()
-    pipe(u, c)
-while True:
-    conn, _ = srv.accept()
-    threading.Thread(target=serve, args=(conn,), daemon=True).start()
-"""
-"""Runs inside the sandbox: ``python3 -c FORWARDER <socket> <port>`` (TCP loopback → socket)."""
 
 
 class ModelProxy:

@@ -1,20 +1,33 @@
-"""One OpenAI-compatible endpoint, through the openai SDK: one request, one attempt.
+"""One OpenAI-compatible endpoint over HTTP: one request, one attempt.
 
-SDK errors are translated into `longshot.errors.LLMError` subclasses here (`map_errors`)
-and nowhere else. The SDK's own retries are off: the router (`longshot.llm.router`)
-decides retries and failover from `RETRY_POLICY`.
+The request is sent with the HTTP library the openai SDK itself ships on (``httpx2``),
+called directly: a JSON body out, a JSON body in, read as plain dicts. The SDK's request
+machinery (option models, header building, response models) cost about twice the CPU of
+the request itself at scale (docs/benchmarks.md, issue 21); nothing of it is needed for a
+chat completion without streaming.
+
+Errors are translated into `longshot.errors.LLMError` subclasses here (`map_errors`,
+`_status_error`) and nowhere else, with the SDK's semantics: a timeout is `LLMTimeout`,
+a refused or broken connection `LLMConnectionError`, 429 `LLMRateLimited` (with
+``Retry-After`` or ``retry-after-ms``), 5xx and unreadable answers `LLMServerError`, a
+4xx naming the context window `LLMContextOverflow`, any other 4xx `LLMBadRequest`. There
+are no retries here: the router (`longshot.llm.router`) decides retries and failover from
+`RETRY_POLICY`. The API key goes only into the ``Authorization`` header; no error message
+carries a header.
 """
 
 from __future__ import annotations
 
+import email.utils
+import json
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-import openai
-from openai.types.chat import ChatCompletion
+import httpx2
 
+from longshot import __version__
 from longshot.errors import (
     LLMBadRequest, LLMConnectionError, LLMContextOverflow, LLMRateLimited, LLMServerError, LLMTimeout,
 )
@@ -24,6 +37,8 @@ POOL_SIZE = 16
 """Requests in flight per HTTP client (and so connections per pool) before another client is added."""
 OVERFLOW_MARKERS = ("context_length_exceeded", "maximum context length", "reduce the length",
                     "prompt is too long", "too many tokens", "context window")
+MAX_ERROR_TEXT = 500
+"""Characters of an error answer's body kept in the error message."""
 
 
 class OpenAICompatEndpoint:
@@ -36,8 +51,15 @@ class OpenAICompatEndpoint:
         self.name = name
         self.max_tokens = max_tokens
         self.temperature = temperature
-        self._options = {"base_url": base_url, "api_key": api_key or "none", "timeout": timeout, "max_retries": 0}
-        self._clients: list[openai.AsyncOpenAI] = []
+        self.url = base_url.rstrip("/") + "/chat/completions"
+        self._headers = {
+            "Authorization": f"Bearer {api_key or 'none'}",
+            "Content-Type": "application/json",
+            "Accept": "application/json",
+            "User-Agent": f"longshot/{__version__}",
+        }
+        self._timeout = httpx2.Timeout(timeout)
+        self._clients: list[httpx2.AsyncClient] = []
         self._in_flight: list[int] = []
 
     def _acquire(self) -> int:
@@ -48,7 +70,8 @@ class OpenAICompatEndpoint:
         made that the largest cost per request. Small pools keep it small.
         """
         if not self._clients or min(self._in_flight) >= POOL_SIZE:
-            self._clients.append(openai.AsyncOpenAI(**self._options))  # type: ignore[arg-type]
+            limits = httpx2.Limits(max_connections=POOL_SIZE * 4, max_keepalive_connections=POOL_SIZE)
+            self._clients.append(httpx2.AsyncClient(timeout=self._timeout, limits=limits, headers=self._headers))
             self._in_flight.append(0)
         i = self._in_flight.index(min(self._in_flight))
         self._in_flight[i] += 1
@@ -56,71 +79,114 @@ class OpenAICompatEndpoint:
 
     async def send(self, model: str, messages: list[Message], tools: list[dict[str, Any]] | None = None) -> Completion:
         """One request; raises an LLMError subclass on any failure, a cut answer included."""
-        kwargs: dict[str, Any] = {
+        body: dict[str, Any] = {
             "model": model, "messages": messages,
             "max_tokens": self.max_tokens, "temperature": self.temperature,
         }
         if tools:
-            kwargs["tools"] = tools
+            body["tools"] = tools
+        content = json.dumps(body, ensure_ascii=False).encode("utf-8", "surrogatepass")
         started = time.monotonic()
         client = self._acquire()
         try:
             with self.map_errors():
-                # The SDK's public ``post`` sends this exact body. ``chat.completions.create`` would
-                # first walk the whole conversation against its TypedDict annotations (a no-op for
-                # plain JSON messages), which cost more CPU than anything else per request at scale.
-                resp = await self._clients[client].post("/chat/completions", body=kwargs, cast_to=ChatCompletion)
+                resp = await self._clients[client].post(self.url, content=content)
+                raw = resp.content
         finally:
             self._in_flight[client] -= 1
-        if not resp.choices:
-            raise LLMServerError("the answer had no choices", endpoint=self.name)
-        choice = resp.choices[0]
-        msg = choice.message
-        calls = [
-            ToolCall(id=c.id, name=c.function.name, arguments=c.function.arguments or "")
-            for c in (msg.tool_calls or [])
-            if getattr(c, "function", None) is not None
-        ]
-        usage = Usage(
-            prompt_tokens=resp.usage.prompt_tokens if resp.usage else 0,
-            completion_tokens=resp.usage.completion_tokens if resp.usage else 0,
-        )
-        return Completion(content=msg.content, tool_calls=calls, finish_reason=choice.finish_reason,
-                          usage=usage, model=resp.model or model,
-                          duration_ms=int((time.monotonic() - started) * 1000))
+        if resp.status_code >= 300:
+            raise self._status_error(resp.status_code, resp.headers, raw)
+        with self.map_errors():
+            return _completion(json.loads(raw), model, int((time.monotonic() - started) * 1000), self.name)
+
+    def _status_error(self, status: int, headers: httpx2.Headers, raw: bytes) -> Exception:
+        """The typed error for an answer with a non-success status."""
+        message = _error_message(raw)
+        if status == 429:
+            return LLMRateLimited(f"rate limited: {message}", self.name, _retry_after(headers))
+        if status >= 500:
+            return LLMServerError(f"HTTP {status}: {message}", self.name)
+        text = raw[:4096].decode("utf-8", "replace").lower()
+        if any(m in text for m in OVERFLOW_MARKERS):
+            return LLMContextOverflow(f"context overflow: {message}", self.name)
+        return LLMBadRequest(f"HTTP {status}: {message}", self.name)
 
     @contextmanager
     def map_errors(self) -> Iterator[None]:
-        """Translate openai SDK errors into Longshot's hierarchy, naming this endpoint."""
+        """Translate HTTP-library and decoding errors into Longshot's hierarchy, naming this endpoint."""
         name = self.name
         try:
             yield
-        except openai.RateLimitError as e:
-            raise LLMRateLimited(f"rate limited: {e.message}", name, _retry_after(e)) from e
-        except openai.APITimeoutError as e:
+        except httpx2.TimeoutException as e:
             raise LLMTimeout("the request timed out", name) from e
-        except openai.APIConnectionError as e:
-            raise LLMConnectionError(f"connection failed: {e}", name) from e
-        except openai.APIStatusError as e:
-            text = str(e.message).lower() + " " + str(e.body).lower()
-            if e.status_code >= 500:
-                raise LLMServerError(f"HTTP {e.status_code}: {e.message}", name) from e
-            if any(m in text for m in OVERFLOW_MARKERS):
-                raise LLMContextOverflow(f"context overflow: {e.message}", name) from e
-            raise LLMBadRequest(f"HTTP {e.status_code}: {e.message}", name) from e
-        except openai.APIResponseValidationError as e:
-            raise LLMServerError(f"malformed answer: {e}", name) from e
-        except (ValueError, KeyError, TypeError) as e:  # a body cut mid-JSON, or not a completion at all
+        except httpx2.TransportError as e:
+            raise LLMConnectionError(f"connection failed: {type(e).__name__}: {e}", name) from e
+        except (ValueError, KeyError, TypeError, IndexError, AttributeError) as e:
+            # a body cut mid-JSON, or JSON that is not a completion at all
             raise LLMServerError(f"unreadable answer ({type(e).__name__}: {e})", name) from e
 
     async def aclose(self) -> None:
         for client in self._clients:
-            await client.close()
+            await client.aclose()
 
 
-def _retry_after(e: openai.APIStatusError) -> float | None:
-    value = e.response.headers.get("retry-after") if e.response is not None else None
+def _completion(data: dict[str, Any], model: str, duration_ms: int, endpoint: str) -> Completion:
+    """A `Completion` from a chat-completion JSON body (plain dicts, no response models)."""
+    choices = data.get("choices")
+    if not choices:
+        raise LLMServerError("the answer had no choices", endpoint=endpoint)
+    choice = choices[0]
+    msg = choice.get("message") or {}
+    calls = []
+    for c in msg.get("tool_calls") or []:
+        fn = c.get("function")
+        if fn is None:
+            continue
+        calls.append(ToolCall(id=str(c.get("id") or ""), name=str(fn["name"]), arguments=fn.get("arguments") or ""))
+    usage = data.get("usage") or {}
+    content = msg.get("content")
+    return Completion(
+        content=content if isinstance(content, str) or content is None else str(content),
+        tool_calls=calls, finish_reason=choice.get("finish_reason"),
+        usage=Usage(prompt_tokens=int(usage.get("prompt_tokens") or 0),
+                    completion_tokens=int(usage.get("completion_tokens") or 0)),
+        model=data.get("model") or model, duration_ms=duration_ms,
+    )
+
+
+def _error_message(raw: bytes) -> str:
+    """The ``error.message`` of an OpenAI-style error body, else the body's text (capped)."""
+    text = raw[:MAX_ERROR_TEXT * 8].decode("utf-8", "replace")
     try:
-        return float(value) if value is not None else None
+        data = json.loads(text)
     except ValueError:
+        return text[:MAX_ERROR_TEXT].strip() or "(empty answer)"
+    if isinstance(data, dict):
+        err = data.get("error", data)
+        if isinstance(err, dict) and err.get("message"):
+            return str(err["message"])[:MAX_ERROR_TEXT]
+        if isinstance(err, str):
+            return err[:MAX_ERROR_TEXT]
+    return text[:MAX_ERROR_TEXT]
+
+
+def _retry_after(headers: httpx2.Headers) -> float | None:
+    """Seconds the server asked to wait: ``retry-after-ms``, ``retry-after`` in seconds or as a date."""
+    ms = headers.get("retry-after-ms")
+    if ms is not None:
+        try:
+            return float(ms) / 1000.0
+        except ValueError:
+            pass
+    value = headers.get("retry-after")
+    if value is None:
         return None
+    try:
+        return float(value)
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())

@@ -4,7 +4,7 @@ One line per attempt. A conversation (role + task) resends its whole history eac
 so a line carries only the messages that conversation has not logged yet
 (``messages_from`` says where they start). Configured secret values are replaced by
 ``[REDACTED]`` wherever they occur; request headers (which hold the API key) are never
-seen here at all.
+seen here at all. Strings shaped like credentials are redacted too (`longshot.redaction`).
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from typing import IO, Any
 
 from longshot.errors import LLMError
 from longshot.llm.base import Completion, Message
+from longshot.redaction import Redactor
 
 
 class RequestLog:
@@ -24,7 +25,7 @@ class RequestLog:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self._stream: IO[str] = path.open("a", encoding="utf-8")
-        self._secrets = [s for s in (secrets or []) if s]
+        self._redact = Redactor(secrets or [])
         self._logged: dict[str, int] = {}
         self._lock = threading.Lock()
 
@@ -49,11 +50,6 @@ class RequestLog:
         with self._lock:
             self._stream.write(line + "\n")
             self._stream.flush()
-
-    def _redact(self, text: str) -> str:
-        for secret in self._secrets:
-            text = text.replace(secret, "[REDACTED]")
-        return text
 
     def close(self) -> None:
         self._stream.close()

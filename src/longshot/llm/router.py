@@ -7,8 +7,13 @@
   answer) with no success in the last second rests for ``rest_seconds``; afterwards one
   probe request decides. (A flaky endpoint that keeps answering others stays in use.)
 - **Failover**: a failed request goes to another endpoint at once when one is free;
-  otherwise it waits a jittered exponential backoff. Attempts are bounded per error kind
-  by `RETRY_POLICY`; the final error names the endpoint and the cause.
+  otherwise it waits a jittered exponential backoff. Transient errors (429, 5xx, timeouts,
+  broken connections) are retried however many times it takes, until ``retry_seconds``
+  after the call began (`RETRY_POLICY`'s ``max_seconds``, or ``LLM_RETRY_SECONDS``) or the
+  budget runs out: a run of bad luck never fails a call. Other errors are bounded by their
+  policy's count. The final error names the endpoint, the cause and how long it tried.
+- **Waiting**: when every endpoint rests, requests wait for the first rest to end and a
+  `ModelsWaiting` event says so (once per rest), so the dashboard shows why nothing moves.
 - **Rate limits**: a request answered 429 waits its ``Retry-After`` (or a backoff) before it
   is sent again, and the endpoint's concurrency limit shrinks by a quarter (at most once a
   second) and grows back by one per limit's worth of successes (AIMD). Throttling slows the
@@ -25,13 +30,14 @@ from __future__ import annotations
 import asyncio
 import random
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from longshot.budget import RunBudget
 from longshot.errors import BudgetExceeded, LLMError, LLMRateLimited, backoff_delay, policy_for
-from longshot.events import BudgetSpent, Emit, EndpointHealth, LLMRetry, LLMUsage, RunWarning
+from longshot.events import BudgetSpent, Emit, EndpointHealth, LLMRetry, LLMUsage, ModelsWaiting, RunWarning
 from longshot.llm.base import Completion, Endpoint, Message, Role
-from longshot.llm.budget import RunBudget
 from longshot.llm.prices import PriceTable
 from longshot.llm.requestlog import RequestLog
 
@@ -71,9 +77,9 @@ class Router:
     """Routes each request of each role to a healthy endpoint, with retries and budgets."""
 
     def __init__(
-        self, endpoints: list[tuple[Endpoint, float]], models: dict[Role, str], emit: Emit, *,
+        self, endpoints: Sequence[tuple[Endpoint, float]], models: dict[Role, str], emit: Emit, *,
         budget: RunBudget | None = None, prices: PriceTable | None = None, request_log: RequestLog | None = None,
-        max_concurrency: int = 64, rest_seconds: float = 30.0,
+        max_concurrency: int = 64, rest_seconds: float = 30.0, retry_seconds: float | None = None,
     ) -> None:
         if not endpoints:
             raise ValueError("the router needs at least one endpoint")
@@ -84,7 +90,10 @@ class Router:
         self.prices = prices or PriceTable()
         self.request_log = request_log
         self.rest_seconds = rest_seconds
+        self.retry_seconds = retry_seconds
+        """Overrides the policies' ``max_seconds`` for transient errors (None: the policy's)."""
         self._changed = asyncio.Condition()
+        self._waiting_reported_until = 0.0
         self._budget_reported = False
 
     async def complete(
@@ -95,6 +104,7 @@ class Router:
         attempts: dict[type, int] = {}
         failed_on: set[str] = set()
         attempt = 0
+        began = time.monotonic()
         while True:
             self._check_budget()
             if len(failed_on) >= len(self.states):
@@ -107,14 +117,15 @@ class Router:
             except LLMError as e:
                 await self._release(state)
                 self._log(role, task_id, state, model, messages, attempt, error=e)
-                delay = self._failed(state, e, attempts)  # raises when out of attempts
+                delay = self._failed(state, e, attempts, began)  # raises when out of attempts or time
                 failed_on.add(state.name)
                 # Failing over to a free endpoint costs nothing; only a 429, or nowhere else to go, waits.
                 wait = delay if isinstance(e, LLMRateLimited) or not self._free_elsewhere(failed_on) else 0.0
                 self.emit(LLMRetry(task_id=task_id, role=role, endpoint=state.name, attempt=attempt,
                                    error=f"{type(e).__name__}: {e}"[:300], delay_s=round(wait, 3)))
                 if wait > 0:
-                    await asyncio.sleep(wait)
+                    self._report_waiting(time.monotonic())
+                    await asyncio.sleep(min(wait, self._time_left(e, began)))
                 continue
             await self._release(state)
             self._succeeded(state, time.monotonic() - started)
@@ -142,7 +153,19 @@ class Router:
                     state.in_flight += 1
                     state.sent += 1
                     return state
+                self._report_waiting(now)
                 await self._wait(now)
+
+    def _report_waiting(self, now: float) -> None:
+        """Say once per rest that every endpoint rests and requests wait for the first back."""
+        if not all(s.rest_until > now for s in self.states):
+            return
+        back = min(s.rest_until for s in self.states)
+        if back <= self._waiting_reported_until:
+            return
+        self._waiting_reported_until = back
+        self.emit(ModelsWaiting(endpoints=len(self.states), wait_s=round(back - now, 1),
+                                reason="every model endpoint is resting after repeated failures"))
 
     def _available(self, s: EndpointState, now: float) -> bool:
         if s.cooldown_until > now or s.in_flight >= max(1, int(s.limit)):
@@ -199,13 +222,28 @@ class Router:
 
     # -- outcomes ----------------------------------------------------------------------
 
-    def _failed(self, state: EndpointState, error: LLMError, attempts: dict[type, int]) -> float:
+    def _window(self, error: LLMError) -> float | None:
+        """Seconds a call may go on retrying ``error``; None when its policy bounds by count."""
+        policy = policy_for(error)
+        if policy.max_seconds is None:
+            return None
+        return self.retry_seconds if self.retry_seconds is not None else policy.max_seconds
+
+    def _time_left(self, error: LLMError, began: float) -> float:
+        window = self._window(error)
+        return float("inf") if window is None else max(0.0, began + window - time.monotonic())
+
+    def _failed(self, state: EndpointState, error: LLMError, attempts: dict[type, int], began: float) -> float:
         policy = policy_for(error)
         kind = type(error)
         attempts[kind] = attempts.get(kind, 0) + 1
         state.errors[kind.__name__] = state.errors.get(kind.__name__, 0) + 1
-        if not policy.retry or attempts[kind] >= policy.max_attempts:
-            tried = f" after {attempts[kind]} attempts" if policy.retry else ""
+        window = self._window(error)
+        spent = time.monotonic() - began
+        out = spent >= window if window is not None else attempts[kind] >= policy.max_attempts
+        if not policy.retry or out:
+            tried = (f" after {sum(attempts.values())} attempts in {spent:.1f}s" if window is not None
+                     else f" after {attempts[kind]} attempts") if policy.retry else ""
             raise type(error)(f"gave up{tried}: {error}", error.endpoint, error.retry_after) from error
         # Back off by rounds over the endpoints: trying the others first costs nothing.
         rounds = max(1, -(-attempts[kind] // len(self.states)))

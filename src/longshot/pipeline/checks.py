@@ -6,8 +6,8 @@ checks, said explicitly). Otherwise `detect_plan` reads the target's manifests
 returns the commands and the dependency set-up each ecosystem needs.
 
 The set-up is trusted text built here, never taken from a branch. It runs once per check
-sandbox with the network on (like ``SANDBOX_SETUP_COMMAND``) and installs only what the
-manifests name, without running the target's own install hooks: npm with
+sandbox reaching only the package indexes (like ``SANDBOX_SETUP_COMMAND``, through the proxy
+of `longshot.sandboxes.egress`) and installs only what the manifests name, without running the target's own install hooks: npm with
 ``--ignore-scripts``, and the Python project put on ``PYTHONPATH`` instead of running its
 ``setup.py``. What the set-up exports (PATH, PYTHONPATH ...) goes into ``$HOME/.longshot-env``,
 which every check command sources, so the visible command stays the plain one.
@@ -26,11 +26,11 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from longshot.capture import cap_text
 from longshot.errors import SandboxError, SetupFailed, backoff_delay, policy_for
 from longshot.events import Emit, RunWarning
 from longshot.hub import Hub
 from longshot.sandboxes.base import ExecResult, SandboxProvider, SandboxSpec
-from longshot.sandboxes.output import cap_text
 from longshot.types import CheckKind, CheckResult
 
 SETUP_CHECK = "dependency set-up"
@@ -157,11 +157,13 @@ async def _python(plan: CheckPlan, top: set[str], read: Reader) -> None:
     venv = '"$HOME/.venv/bin/python"'
     # The real interpreter, not a version manager's shim: a pyenv shim's `pip install` exits 1
     # when it cannot rehash its (read-only, in a sandbox) shims, although the install worked.
+    # Isolated mode (-I) everywhere: a module in the checkout (a planted venv.py or pip/) is
+    # never imported in place of the real one. The set-up reaches only the package indexes.
     steps = [
-        "PY=\"$(python3 -c 'import sys; print(sys.executable)')\"",
-        "\"$PY\" -m venv --system-site-packages --without-pip \"$HOME/.venv\"",
-        *([f"\"$PY\" -m pip --python {venv} install --quiet --prefer-binary {install}"] if install else []),
-        f"{{ {venv} -c 'import pytest' 2>/dev/null || \"$PY\" -m pip --python {venv} install --quiet pytest; }}",
+        "PY=\"$(python3 -I -c 'import sys; print(sys.executable)')\"",
+        "\"$PY\" -I -m venv --system-site-packages --without-pip \"$HOME/.venv\"",
+        *([f"\"$PY\" -I -m pip --python {venv} install --quiet --prefer-binary {install}"] if install else []),
+        f"{{ {venv} -I -c 'import pytest' 2>/dev/null || \"$PY\" -I -m pip --python {venv} install --quiet pytest; }}",
         f'echo "export PATH=$HOME/.venv/bin:\\$PATH PYTHONPATH=$PWD/src:$PWD" >> "$HOME/{ENV_FILE}"',
     ]
     plan.setup.append(" && ".join(steps))

@@ -2,8 +2,9 @@
 
 Shared by the root planner and the subplanners. Each turn may use the exploration tools
 (at most ``max_tool_steps`` calls) before the final answer, which must be the plan JSON;
-an unusable answer is answered with the parse error. Model failures are retried with
-backoff and end the conversation after ``max_errors`` in a row. Near the context window,
+an unusable answer is answered with the parse error. A model failure the router gave up on
+is tried again only when `RETRY_POLICY` says its kind is worth it, as often and with the
+backoff the policy gives; any other failure ends the conversation at once. Near the context window,
 old turns are replaced by the last scratchpad and a summary, so goals and open concerns
 survive.
 """
@@ -13,12 +14,12 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, field
 
-from longshot.errors import BudgetExceeded, LLMContextOverflow, LLMError, PlanParseError
+from longshot.errors import BudgetExceeded, LLMContextOverflow, LLMError, PlanParseError, backoff_delay, policy_for
 from longshot.events import Emit, PlannerParseError, RunWarning
-from longshot.harnesses.context import estimate_tokens
 from longshot.llm.base import ChatModel, Completion, Message, Role
 from longshot.pipeline.explore import Explorer
 from longshot.pipeline.parse import PlanAnswer, parse_plan
+from longshot.tools.context import estimate_tokens
 
 
 @dataclass
@@ -31,8 +32,6 @@ class Conversation:
     window: int = 128_000
     max_tool_steps: int = 30
     max_parse_retries: int = 3
-    max_errors: int = 5
-    backoff: float = 2.0
     task_id: str | None = None
     messages: list[Message] = field(default_factory=list)
     scratchpad: str = ""
@@ -76,7 +75,7 @@ class Conversation:
             return answer
 
     async def _complete(self) -> Completion:
-        errors = 0
+        attempt = 0
         while True:
             try:
                 tools = self.explorer.schemas
@@ -87,10 +86,11 @@ class Conversation:
                 if not self._compact(keep_last_user=True):
                     raise
             except LLMError as e:
-                errors += 1
-                if errors >= self.max_errors:
+                attempt += 1
+                policy = policy_for(e)
+                if not policy.retry or attempt >= policy.max_attempts:
                     raise
-                delay = min(30.0, self.backoff * 2 ** (errors - 1))
+                delay = backoff_delay(policy, attempt, e.retry_after)
                 self.emit(RunWarning(task_id=self.task_id, message=f"{self.role} request failed ({e}); "
                                                                    f"retrying in {delay:g}s"[:300]))
                 await asyncio.sleep(delay)

@@ -95,6 +95,7 @@ class Subplanner:
                 self.emit(TaskRejected(task_id=r.task_id, reason=r.reason, description=r.description))
             for t in tasks:
                 t.parent, t.depth = parent.id, parent.depth + 1
+                t.feature = parent.feature or t.feature  # a subtask serves its parent's feature
                 accepted.append(t)
         return accepted
 

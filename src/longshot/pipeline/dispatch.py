@@ -17,13 +17,13 @@ from collections.abc import Callable
 
 from longshot.crash import CrashPoints
 from longshot.errors import LLMError, SandboxError, backoff_delay, policy_for
+from longshot.errors import SnapshotRefused
 from longshot.events import Emit, RunWarning
+from longshot.git import with_markers
 from longshot.harnesses.base import Harness, HarnessResult
 from longshot.hub import Hub
 from longshot.pipeline.handoff import build_handoff, commit_message
-from longshot.pipeline.merge import with_markers
 from longshot.sandboxes.base import Sandbox, SandboxProvider, SandboxSpec
-from longshot.sandboxes.snapshot import SnapshotRefused
 from longshot.types import Handoff, Task
 
 

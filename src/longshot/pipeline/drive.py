@@ -19,16 +19,16 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from longshot.budget import RunBudget
 from longshot.crash import CrashPoints
 from longshot.errors import LongshotError
 from longshot.events import Emit, FinalizationAttempt, RunError, RunWarning, TaskRejected
-from longshot.llm.budget import RunBudget
 from longshot.pipeline.decompose import SplitRules, Subplanner, aggregate, needs_split
 from longshot.pipeline.dispatch import TaskRunner
 from longshot.pipeline.ledger import Ledger
 from longshot.pipeline.merge import MergeQueue
 from longshot.pipeline.plan import PlanOutcome, Planner, Progress
-from longshot.pipeline.reconcile import Reconciler
+from longshot.pipeline.reconcile import Reconciler, SweepOutcome
 from longshot.pipeline.schedule import Scheduler
 from longshot.pipeline.state import PlannerState, StateStore
 from longshot.types import Handoff, MergeResult, Task, TaskStatus
@@ -49,7 +49,8 @@ class DriveOptions:
 class Driver:
     def __init__(self, options: DriveOptions, scheduler: Scheduler, ledger: Ledger, planner: Planner,
                  merge_queue: MergeQueue, runner: TaskRunner, budget: RunBudget, state: StateStore,
-                 new_subplanner: Callable[[Task], Subplanner], emit: Emit, crash: CrashPoints) -> None:
+                 new_subplanner: Callable[[Task], Subplanner], emit: Emit, crash: CrashPoints,
+                 verify: Callable[[SweepOutcome], Awaitable[list[Task]]] | None = None) -> None:
         self.o = options
         self.scheduler = scheduler
         self.ledger = ledger
@@ -61,6 +62,8 @@ class Driver:
         self.new_subplanner = new_subplanner
         self.emit = emit
         self.crash = crash
+        self.verify = verify
+        """Finalization: judges the features on a sweep, returns verification tasks for claimed ones."""
         self.flags = PlannerState()
         """Where planning and finalization stand (recorded in the durable state)."""
         self.reconciler: Reconciler | None = None
@@ -142,6 +145,7 @@ class Driver:
             continued = self.scheduler.tasks.get(task.continue_from or "")
             if continued is not None:
                 task.base_branch = continued.branch
+                task.feature = task.feature or continued.feature
             self.scheduler.add(task)
         self.changed.set()
 
@@ -240,6 +244,9 @@ class Driver:
         outcome = await self.reconciler.sweep(fix=not self.budget.exhausted, final=True)
         if outcome.fixes:
             self.add_fixes(outcome.fixes)
+        elif self.verify is not None and not self.budget.exhausted:
+            self.add(await self.verify(outcome))
+            self.state.mark("verification tasks")
         return self.scheduler.open_work()
 
     def stop(self) -> None:

@@ -15,12 +15,12 @@ import shlex
 from collections.abc import Awaitable, Callable
 
 
+from longshot.capture import cap_text
 from longshot.git import Git
-from longshot.harnesses.tools import (
+from longshot.pipeline.parse import safe_scope_path
+from longshot.tools.toolbox import (
     FindArgs, GrepArgs, LsArgs, ReadArgs, ToolArgs, ToolCallError, ToolOutcome, glob_regex, parse_call, tool_schemas,
 )
-from longshot.pipeline.parse import safe_scope_path
-from longshot.sandboxes.output import cap_text
 
 GIT_SUBCOMMANDS = frozenset({
     "log", "show", "diff", "ls-tree", "cat-file", "blame", "shortlog", "rev-parse", "describe", "grep",

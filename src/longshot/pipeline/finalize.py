@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from longshot.events import Emit, RunWarning
+from longshot.pipeline.features import STATUSES, FeatureRecord
 from longshot.types import CheckResult, Task, TaskStatus
 
 NO_CHECKS = "no check commands configured or detected (set CHECK_COMMANDS, or CHECK_COMMANDS=none to run without)"
@@ -41,6 +42,8 @@ class Account:
     """Failure signatures of the last sweep (conflict markers included)."""
     tokens: int = 0
     cost_usd: float = 0.0
+    features: list[FeatureRecord] | None = None
+    """The feature ledger when FEATURES.json declares the features (then each asked one must be verified)."""
 
 
 def verdict(account: Account, emit: Emit) -> Verdict:
@@ -65,7 +68,9 @@ def verdict(account: Account, emit: Emit) -> Verdict:
         reasons.append("already failing when the run started: " + ", ".join(account.preexisting[:10]))
     reasons += [f"not landed: {k} ({why})" for k, why in sorted(unlanded.items())]
     reasons += account.errors
-    code = 0 if green and not unlanded and not account.errors else 1
+    unproven = [f for f in account.features or [] if f.asked and f.status != "verified"]
+    reasons += [f"feature {f.id}{f' ({f.name})' if f.name else ''} is {f.status}: {f.evidence[:300]}" for f in unproven]
+    code = 0 if green and not unlanded and not account.errors and not unproven else 1
     return Verdict(exit_code=code, green=green, landed=landed, failed=failed, unlanded=sorted(unlanded),
                    summary=_summary(account, green, landed, unlanded, reasons))
 
@@ -85,6 +90,7 @@ def _summary(account: Account, green: bool, landed: list[str], unlanded: dict[st
         f"{len(landed)} landed, {len(unlanded)} unlanded; checks {'green' if green else 'NOT green'}",
         f"tasks: {outcome}",
         f"final checks: {checks}",
+        *([_features_line(account.features)] if account.features is not None else []),
         f"tokens: {account.tokens:,}; cost: ${account.cost_usd:.4f}",
     ]
     not_landed = [t for t in account.tasks if t.status in (TaskStatus.FAILED, TaskStatus.BLOCKED, TaskStatus.PARTIAL,
@@ -92,3 +98,8 @@ def _summary(account: Account, green: bool, landed: list[str], unlanded: dict[st
     lines += [f"{t.id} {t.status}: {t.reason[:200]}" for t in not_landed[:30]]
     lines += [f"- {r}" for r in reasons]
     return "\n".join(lines)
+
+
+def _features_line(features: list[FeatureRecord]) -> str:
+    counts = {s: sum(f.status == s for f in features) for s in STATUSES}
+    return "features: " + (", ".join(f"{n} {s}" for s, n in counts.items() if n) or "none declared")

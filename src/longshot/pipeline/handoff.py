@@ -52,7 +52,7 @@ async def commit_result(git: Git, commit: str) -> tuple[dict[str, str], HarnessR
         return trailers, None
     body = message.split("\n\n", 1)[1] if "\n\n" in message else ""
     summary = "\n".join(line for line in body.splitlines() if not line.startswith("Longshot-")).strip()
-    return trailers, HarnessResult(status=status, summary=summary or "(recovered from its commit)")  # type: ignore[arg-type]
+    return trailers, HarnessResult(status=status, summary=summary or "(recovered from its commit)")
 
 
 async def build_handoff(

@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from longshot.budget import RunBudget
 from longshot.events import Emit, HandoffReceived
-from longshot.llm.budget import RunBudget
 from longshot.pipeline.merge import MergeQueue
 from longshot.pipeline.schedule import Scheduler
 from longshot.types import ENDED, TRANSITIONS, Handoff, MergeResult, Task, TaskStatus
@@ -110,7 +110,7 @@ class Ledger:
         fix = Task(
             id=f"{task.id}-conflict-fix", kind="conflict-fix", priority=1, scope=result.conflicts,
             branch=self.free_branch(f"{self.prefix}{task.id}-conflict-fix"), source_commit=source, continue_from=task.id,
-            parent=task.parent, depth=task.depth, atomic=True,
+            parent=task.parent, depth=task.depth, atomic=True, feature=task.feature,
             description=(f"Resolve the merge conflict markers (<<<<<<< ======= >>>>>>>) in {', '.join(result.conflicts)}. "
                          f"They come from landing task {task.id} on top of newer work on the target branch. Keep "
                          f"the intent of both sides, and make the project's tests pass. Task {task.id} was: "

@@ -53,7 +53,10 @@ class MergeStats:
 
     def health(self, depth: int, flakes: list[str]) -> MergeHealth:
         waits = sorted(self.waits)
-        pick = (lambda q: round(waits[min(len(waits) - 1, int(q * len(waits)))], 3)) if waits else (lambda q: 0.0)
+
+        def pick(q: float) -> float:
+            return round(waits[min(len(waits) - 1, int(q * len(waits)))], 3) if waits else 0.0
+
         hours = max(1e-9, (time.monotonic() - self.started) / 3600)
         return MergeHealth(
             queue_depth=depth, landed=self.landed, failed=self.failed, conflicts=self.conflicts, flakes=len(flakes),
@@ -328,10 +331,3 @@ class MergeQueue:
             return await git.run("commit-tree", tree, "-p", tip, "-p", commit, "-m", message)
         return await git.run("commit-tree", tree, "-p", tip, "-m", message)
 
-
-async def with_markers(git: Git, tip: str, source: str, message: str) -> str:
-    """A commit on ``tip`` holding ``source``'s change merged in, conflict markers left in place."""
-    code, out, err = await git.run_full("merge-tree", "--write-tree", "--name-only", "--no-messages", tip, source)
-    if code not in (0, 1) or not out:
-        raise GitError(["merge-tree", tip, source], code, err)
-    return await git.run("commit-tree", out.splitlines()[0].strip(), "-p", tip, "-m", message)

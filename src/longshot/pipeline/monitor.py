@@ -13,8 +13,8 @@ import asyncio
 import time
 from collections.abc import Callable
 
+from longshot.budget import RunBudget
 from longshot.events import Emit, Event, Metrics, WorkerStuck
-from longshot.llm.budget import RunBudget
 from longshot.pipeline.dispatch import TaskRunner
 from longshot.pipeline.merge import MergeQueue
 from longshot.pipeline.schedule import Scheduler
@@ -75,7 +75,10 @@ class Monitor:
 
     def metrics(self) -> Metrics:
         tasks = list(self.scheduler.tasks.values())
-        count = lambda *s: sum(t.status in s for t in tasks)  # noqa: E731
+
+        def count(*statuses: TaskStatus) -> int:
+            return sum(t.status in statuses for t in tasks)
+
         hours = max(1e-9, (time.monotonic() - self.started) / 3600)
         stats = self.merge_queue.stats
         attempts = stats.landed + stats.failed

@@ -128,6 +128,8 @@ class TaskValidator:
     taken_branches: set[str] = field(default_factory=set)
     """Branches already in the repository from earlier runs: a new task gets a free variant."""
     counter: int = 0
+    features: set[str] = field(default_factory=set)
+    """Ids of the run's FEATURES.json features: a task naming another feature is rejected."""
     tasks: Mapping[str, Task] = field(default_factory=dict)
     """The run's tasks so far (read only): a task the gate refused for weakening the checks may
     not be planned again unchanged (see `refused_twin`)."""
@@ -171,7 +173,7 @@ class TaskValidator:
             self.known_branches.add(branch)
             accepted.append(Task(id=task_id, description=raw.description, scope=scope,
                                  acceptance=raw.acceptance, branch=branch, continue_from=raw.continue_from,
-                                 allow_protected=raw.allow_protected,
+                                 allow_protected=raw.allow_protected, feature=raw.feature,
                                  allow_removed_tests=[str(t)[:300] for t in raw.allow_removed_tests[:200]],
                                  priority=raw.priority, depends_on=list(dict.fromkeys(raw.depends_on))))
         return self._drop_unsatisfiable(accepted, rejected)
@@ -203,7 +205,7 @@ class TaskValidator:
                 keep.append(task)
         return keep, rejected
 
-    def _problem(self, raw: RawTask, batch_ids: set[str | None], accepted: int) -> str:
+    def _problem(self, raw: RawTask, batch_ids: set[str], accepted: int) -> str:
         if accepted >= self.max_tasks:
             return f"more than {self.max_tasks} tasks in one answer; the rest were dropped"
         if not raw.description.strip() or "\x00" in raw.description:
@@ -221,6 +223,9 @@ class TaskValidator:
                 return f"branch {raw.branch!r} must be a legal branch name under {self.prefix!r}"
             if raw.branch.removeprefix(self.prefix) in ("", self.main_branch):
                 return f"branch {raw.branch!r} is not a task branch"
+        if raw.feature is not None and self.features and raw.feature not in self.features:
+            return (f"feature {raw.feature[:64]!r} is not in FEATURES.json; name one of "
+                    f"{', '.join(sorted(self.features)[:30])}, or leave \"feature\" out")
         if raw.continue_from is not None and raw.continue_from not in self.known_ids:
             return f"continue_from names an unknown task {raw.continue_from!r}"
         for dep in raw.depends_on:

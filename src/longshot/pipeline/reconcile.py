@@ -215,7 +215,9 @@ class Reconciler:
         for f in failures:
             self.claims[f.signature] = task_id
             self.attempts[f.signature] += 1
+        feature = raw.feature if raw is not None and raw.feature in self.validator.features else None
         return Task(id=task_id, kind="fix", priority=1, description=description, scope=list(dict.fromkeys(scope)),
+                    feature=feature,
                     acceptance=acceptance, branch=branch, fixes=[f.signature for f in failures])
 
 

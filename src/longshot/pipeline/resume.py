@@ -19,10 +19,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from longshot.budget import RunBudget
 from longshot.events import Emit, RunWarning
 from longshot.git import trailers
 from longshot.hub import Hub
-from longshot.llm.budget import RunBudget
 from longshot.pipeline.handoff import ATTEMPT, CONTINUES, TRAILER, build_handoff, commit_result
 from longshot.pipeline.ledger import Ledger
 from longshot.pipeline.parse import TaskValidator

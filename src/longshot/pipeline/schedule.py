@@ -29,7 +29,8 @@ class Scheduler:
         self._order[task.id] = len(self._order)
         self.emit(TaskCreated(task_id=task.id, description=task.description, branch=task.branch,
                               scope=task.scope, priority=task.priority, depends_on=task.depends_on,
-                              parent=task.parent, kind=task.kind, status=task.status))
+                              parent=task.parent, kind=task.kind, status=task.status, feature=task.feature,
+                              acceptance=task.acceptance))
 
     def move(self, task: Task, to: TaskStatus, reason: str = "") -> None:
         before = task.move(to, reason)

@@ -27,6 +27,8 @@ from longshot.crash import CrashPoints
 from longshot.errors import ConfigError, GitError
 from longshot.events import Emit, RunWarning, StateSaved
 from longshot.hub import Hub
+from longshot.pipeline.claims import ClaimState
+from longshot.pipeline.features import FeatureState
 from longshot.types import Handoff, Task
 
 STATE_FILE = "state.json"
@@ -98,6 +100,10 @@ class RunState(BaseModel):
     id_counter: int = 0
     subplans: dict[str, int] = Field(default_factory=dict)
     """Parent task id -> subtasks its subplanner made (so new subtask ids never repeat)."""
+    features: FeatureState = Field(default_factory=FeatureState)
+    """The feature ledger (`pipeline/features.py`): `longshot status --json` reads it from here."""
+    claims: ClaimState = Field(default_factory=ClaimState)
+    """Workers' completes checked against their acceptance, per role and model (`pipeline/claims.py`)."""
 
 
 def owner_tag() -> str:

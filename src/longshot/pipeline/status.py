@@ -11,10 +11,12 @@ from __future__ import annotations
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from pydantic import ValidationError
 
 from longshot.errors import ConfigError
+from longshot.events import FeatureStatus
 from longshot.git import Git, trailers
 from longshot.pipeline.handoff import TRAILER
 from longshot.pipeline.state import STATE_FILE, RunState
@@ -63,3 +65,26 @@ async def read_status(url: str, branch: str, author: tuple[str, str]) -> RunStat
             task = task.model_copy(update={"status": TaskStatus.LANDED})
         tasks.append(task)
     return RunStatus(state=state, tip=tip, tasks=tasks)
+
+
+def status_document(found: RunStatus) -> dict[str, Any]:
+    """``longshot status --json``: the recorded run, its tasks and its feature ledger."""
+    state = found.state
+    return {
+        "run_id": state.run_id, "request": state.request, "target_branch": state.target_branch,
+        "start_commit": state.start_commit, "tip": found.tip, "finished": state.finished,
+        "exit_code": state.exit_code, "tokens": state.spent.tokens, "cost_usd": state.spent.cost_usd,
+        "features_source": state.features.source,
+        "tasks": [{"id": t.id, "status": str(t.status), "kind": t.kind, "feature": t.feature, "parent": t.parent,
+                   "attempts": t.attempts, "description": t.description, "reason": t.reason} for t in found.tasks],
+        "features": [r.model_dump() for r in state.features.records],
+        "claims": {key: {"checked": c.checked, "unverified": c.unverified,
+                         "unverified_rate": round(c.unverified / c.checked, 4) if c.checked else None}
+                   for key, c in state.claims.counts.items()},
+    }
+
+
+def feature_events(found: RunStatus) -> list[FeatureStatus]:
+    """The recorded ledger as the events that announced it (what the status table and report read)."""
+    return [FeatureStatus(run_id=found.state.run_id, feature=r.id, **r.model_dump(exclude={"id"}))
+            for r in found.state.features.records]

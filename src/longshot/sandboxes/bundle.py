@@ -24,8 +24,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from longshot.errors import SandboxError
+from longshot.errors import SnapshotRefused
 from longshot.git import Git, is_sha
-from longshot.sandboxes.snapshot import SnapshotRefused, check_commit
+from longshot.sandboxes.snapshot import check_commit
 
 BASE_REF = "refs/longshot/base"
 """The one ref of an inbound bundle (a ref in the bundle only, never created in the hub)."""

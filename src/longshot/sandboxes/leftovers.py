@@ -11,40 +11,35 @@ unfinished operations in the sandbox's own git directory are cleared first.
 
 from __future__ import annotations
 
-import os
 import shutil
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from longshot.errors import LongshotError
 from longshot.git import Git
-from longshot.procs import alive
 from longshot.sandboxes.base import Leftover, SandboxSpec
-
-if TYPE_CHECKING:
-    from longshot.sandboxes.local import LocalSandboxProvider
+from longshot.sandboxes.orphans import owner_dead
 
 STALE_GIT = ("index.lock", "HEAD.lock", "config.lock", "packed-refs.lock", "MERGE_HEAD", "MERGE_MSG",
              "CHERRY_PICK_HEAD", "REBASE_HEAD", "rebase-merge", "rebase-apply")
 
 
-def _dead(name: str) -> bool:
-    parts = name.rsplit("-", 2)
-    if len(parts) != 3 or not parts[1].isdigit():
-        return False  # not a sandbox directory of ours
-    pid = int(parts[1])
-    return pid != os.getpid() and not alive(pid)
+class Salvager(Protocol):
+    """A sandbox reopened on a dead run's directory (`LocalSandbox`): commits what is there."""
+
+    async def snapshot(self, message: str) -> str | None: ...
+
+    def close(self) -> None: ...
 
 
-async def recover_leftovers(provider: LocalSandboxProvider, hub: Path, message: Callable[[str], str]) -> list[Leftover]:
-    """Salvage and remove every sandbox directory whose run is dead (see the module docstring)."""
-    from longshot.sandboxes.local import LocalSandbox
-
-    tasks = provider.options.tasks_dir or provider.work_dir / "tasks"
+async def recover_leftovers(tasks: Path, hub: Path, message: Callable[[str], str],
+                            reopen: Callable[[Path, SandboxSpec], Salvager]) -> list[Leftover]:
+    """Salvage and remove every sandbox directory in ``tasks`` whose run is dead (see the module
+    docstring); ``reopen`` makes the sandbox that commits a directory's work."""
     found: list[Leftover] = []
     for root in sorted(tasks.iterdir()) if tasks.is_dir() else []:
-        if not root.is_dir() or not _dead(root.name):
+        if not root.is_dir() or not owner_dead(root):
             continue
         gitdir = root / "git"
         for name in STALE_GIT:
@@ -63,7 +58,7 @@ async def recover_leftovers(provider: LocalSandboxProvider, hub: Path, message: 
             found.append(Leftover(name=root.name, branch=branch or None))
             continue
         spec = SandboxSpec(task_id=root.name, branch=branch, base_commit=head or "", hub=hub)
-        sandbox = LocalSandbox(root, spec, provider, None)
+        sandbox = reopen(root, spec)
         try:
             commit = await sandbox.snapshot(text)
             if commit is None and head and not await _holds(Git(hub), branch, head):

@@ -173,14 +173,16 @@ def _create_v1(name: str) -> tuple[dict[str, Path], int] | None:
         if not (mount / "cgroup.procs").exists():
             if controller == "cpu":
                 continue
-            return _undo(dirs)
+            _undo(dirs)
+            return None
         parent = mount / _own_path(controller).lstrip("/")
         if not parent.is_dir():
             parent = mount
         try:
             (parent / name).mkdir(exist_ok=True)
         except OSError:
-            return _undo(dirs)
+            _undo(dirs)
+            return None
         dirs[controller] = parent / name
     return dirs, 1
 
@@ -207,7 +209,6 @@ def _undo(dirs: dict[str, Path]) -> None:
     for d in dirs.values():
         with suppress(OSError):
             d.rmdir()
-    return None
 
 
 LAUNCHER = (

@@ -21,22 +21,25 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shlex
 import shutil
 import signal
+import sys
 import tempfile
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from longshot.capture import CappedReader
 from longshot.errors import PathOutsideSandbox, SandboxError, SetupFailed
 from longshot.git import Git
 from longshot.sandboxes.base import ExecResult, Leftover, OnOutput, Profile, Sandbox, SandboxSpec
-from longshot.sandboxes.bwrap import RUN_DIR, SANDBOX_HOME, WORKSPACE, bwrap_argv, toolchain_paths
-from longshot.sandboxes.limits import Cgroup, DiskGuard, Limits, describe, launcher, sweep_stale, watch_disk
+from longshot.sandboxes.bwrap import RUN_DIR, SANDBOX_HOME, WORKSPACE, bwrap_argv, give_to_sandbox, toolchain_paths
+from longshot.sandboxes.egress import DEFAULT_HOSTS, LAUNCH, PORT, EgressProxy
 from longshot.sandboxes.leftovers import recover_leftovers
-from longshot.sandboxes.orphans import start_time
-from longshot.sandboxes.output import CappedReader
+from longshot.sandboxes.limits import Cgroup, DiskGuard, Limits, describe, launcher, sweep_stale, watch_disk
+from longshot.sandboxes.orphans import owner_dead, write_owner
 from longshot.sandboxes.snapshot import check_nested_repos, check_staged, copy_objects
 
 EXCLUDES = "\n".join(
@@ -44,6 +47,8 @@ EXCLUDES = "\n".join(
      ".venv/", "*.egg-info/", ".coverage", ".DS_Store", "/.longshot/"]
 )
 """Never snapshotted: generated artifacts a worker's checks leave behind."""
+
+RUN_PREFIX = "longshot-run-"
 
 ENV_ALLOW = ("PATH", "LANG", "LC_ALL", "TZ", "PYENV_ROOT", "PYENV_VERSION", "CARGO_HOME", "RUSTUP_HOME",
              "GOROOT", "GOPATH", "JAVA_HOME", "NVM_DIR", "NODE_PATH")
@@ -59,6 +64,8 @@ class LocalOptions:
     limits: Limits = field(default_factory=Limits)
     setup_command: str | None = None
     setup_timeout: float = 900.0
+    setup_hosts: tuple[str, ...] = DEFAULT_HOSTS
+    """What a set-up may reach, through `longshot.sandboxes.egress` (``*``: the whole network)."""
     ro_paths: list[str] = field(default_factory=list)
     max_file_bytes: int = 10 * 1024 * 1024
     max_changed_files: int = 5000
@@ -94,7 +101,8 @@ class LocalSandboxProvider:
         return Profile(description=f"{isolation}{network}; {text}", weakened=weakened)
 
     async def recover(self, hub: Path, message: Callable[[str], str]) -> list[Leftover]:
-        return await recover_leftovers(self, hub, message)
+        return await recover_leftovers(self.options.tasks_dir or self.work_dir / "tasks", hub, message,
+                                       lambda root, spec: LocalSandbox(root, spec, self, None))
 
     async def sweep_orphans(self) -> list[str]:
         """Cgroups (removed at start-up) and task directories that dead Longshot processes left here.
@@ -106,9 +114,9 @@ class LocalSandboxProvider:
         found = [f"empty cgroup {c}" for c in self.stale_cgroups]
         self.stale_cgroups = []
         tasks = self.options.tasks_dir or self.work_dir / "tasks"
-        for entry in sorted(tasks.iterdir()) if tasks.is_dir() else []:
-            pid = entry.name.rsplit("-", 2)[1] if entry.name.count("-") >= 2 else ""
-            if pid.isdigit() and int(pid) != os.getpid() and start_time(int(pid)) is None:
+        runs = Path(tempfile.gettempdir()).glob(f"{RUN_PREFIX}*")
+        for entry in [*(sorted(tasks.iterdir()) if tasks.is_dir() else []), *sorted(runs)]:
+            if owner_dead(entry):
                 await asyncio.to_thread(shutil.rmtree, entry, ignore_errors=True)
                 found.append(f"task directory {entry}")
         return found
@@ -140,8 +148,12 @@ class LocalSandbox:
         self.checkout = root / "checkout"
         self.home = root / "home"
         self.tmp = root / "tmp"
-        # Unix socket paths are limited to 108 bytes, so sockets live in a short temp dir.
-        self.run_dir = Path(tempfile.mkdtemp(prefix="longshot-run-"))
+        self.shm = root / "shm"
+        # Unix socket paths are limited to 108 bytes, so sockets live in a short temp dir, named
+        # like a sandbox directory (``longshot-run-<pid>-<random>``) so that a later run sweeps it.
+        self.run_dir = Path(tempfile.mkdtemp(prefix=f"{RUN_PREFIX}{os.getpid()}-"))
+        self.run_dir.chmod(0o711)  # the sandbox's user reaches the sockets in it, and lists nothing
+        write_owner(self.run_dir)
         self.cgroup = cgroup
         self._provider = provider
         self._opts = provider.options
@@ -149,25 +161,45 @@ class LocalSandbox:
         self._groups: set[int] = set()
         self._head = spec.base_commit
         """What the task's branch points at: the base until the first snapshot commits."""
-        self._disk = DiskGuard([self.checkout, self.home, self.tmp], provider.options.limits)
+        self.writable = [self.checkout, self.home, self.tmp, self.shm]
+        """Every place a command can write: all under the disk watch, all removed with the sandbox."""
+        self._disk = DiskGuard(self.writable, provider.options.limits)
 
     async def create(self) -> None:
-        for d in (self.checkout, self.home, self.tmp):
+        for d in self.writable:
             d.mkdir(parents=True, exist_ok=True)
+        write_owner(self.root)
         await asyncio.to_thread(shared_git_dir, self.root / "git", self.spec.hub)
         await self._git.run("checkout", "--quiet", "--force", "-B", self.spec.branch, self.spec.base_commit)
+        await asyncio.to_thread(give_to_sandbox, *self.writable, recursive=True)
         if self._opts.setup_command:
             await self._setup(self._opts.setup_command)
         if self.spec.setup:
             await self._setup(self.spec.setup)
 
     async def _setup(self, command: str) -> None:
-        """The trusted set-up command: network on, the shared download cache mounted."""
+        """The trusted set-up command: the package indexes reachable, the shared download cache mounted.
+
+        Code it runs may come from the checkout, so it gets no network of its own: only the
+        allow-listed proxy of `longshot.sandboxes.egress` (unless isolation is off, the network
+        is on for every command, or ``SANDBOX_SETUP_HOSTS=*``).
+        """
         self._provider.cache_dir.mkdir(parents=True, exist_ok=True)
-        result = await self._run(command, self._opts.setup_timeout, network=True,
-                                 binds=((self._provider.cache_dir, f"{SANDBOX_HOME}/.cache"),))
+        give_to_sandbox(self._provider.cache_dir)
+        binds = ((self._provider.cache_dir, f"{SANDBOX_HOME}/.cache"),)
+        if self._opts.isolation == "none" or self._opts.network or "*" in self._opts.setup_hosts:
+            result = await self._run(command, self._opts.setup_timeout, network=True, binds=binds)
+            refused: list[str] = []
+        else:
+            host_socket, inside = self.socket_path("egress.sock")
+            async with EgressProxy(host_socket, self._opts.setup_hosts) as proxy:
+                launch = shlex.join([os.path.realpath(sys.executable), "-I", "-S", "-c", LAUNCH, inside, str(PORT),
+                                     command])
+                result = await self._run(launch, self._opts.setup_timeout, network=False, binds=binds)
+            refused = proxy.refused
         if result.exit_code != 0:
-            tail = (result.stdout + result.stderr)[-2000:]
+            note = f"\nrefused (not in SANDBOX_SETUP_HOSTS): {', '.join(sorted(set(refused)))}" if refused else ""
+            tail = (result.stdout + result.stderr)[-2000:] + note
             raise SetupFailed(f"the set-up command failed (exit {result.exit_code}): {command}\n{tail}",
                               command=command, output=tail)
 
@@ -180,7 +212,7 @@ class LocalSandbox:
         if self._opts.isolation == "none":
             return ["bash", "-c", command]
         prefix = bwrap_argv(checkout=self.checkout, home=self.home, tmp=self.tmp, network=network,
-                            ro_paths=self._provider.ro_paths, extra_binds=((self.run_dir, RUN_DIR), *binds))
+                            ro_paths=self._provider.ro_paths, extra_binds=binds, run_dir=self.run_dir, shm=self.shm)
         return [*prefix, "bash", "-c", command]
 
     def _env(self) -> dict[str, str]:
@@ -214,7 +246,7 @@ class LocalSandbox:
             out.on_output = err.on_output = lambda _: on_output(out.total + err.total)
         readers = asyncio.gather(out.drain(proc.stdout), err.drain(proc.stderr))
         exited = asyncio.ensure_future(_exited(proc))
-        watcher = asyncio.ensure_future(watch_disk([self.checkout, self.home, self.tmp], limits))
+        watcher = asyncio.ensure_future(watch_disk(self.writable, limits))
         limit: str | None = None
         try:
             done, _ = await asyncio.wait({exited, watcher}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
@@ -297,6 +329,9 @@ class LocalSandbox:
             raise IsADirectoryError(path)
         target.parent.mkdir(parents=True, exist_ok=True)
         await asyncio.to_thread(target.write_bytes, data)
+        root = Path(os.path.realpath(self.checkout))
+        made = [target, *(d for d in target.parents if d.is_relative_to(root) and d != root)]
+        give_to_sandbox(*made)
 
     async def list_dir(self, path: str) -> list[str]:
         target = self.resolve(path)

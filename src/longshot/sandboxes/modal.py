@@ -35,14 +35,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from longshot.capture import CappedReader
 from longshot.errors import ConfigError, LongshotError, PathOutsideSandbox, SandboxError, SandboxLost
 from longshot.errors import SandboxUnavailable, SetupFailed
+from longshot.errors import SnapshotRefused
 from longshot.sandboxes import modal_scripts as scripts
 from longshot.sandboxes.base import ExecResult, Leftover, OnOutput, Profile, Sandbox, SandboxSpec
 from longshot.sandboxes.bundle import MAX_BUNDLE_BYTES, BundleCache, ResultRules, import_result
 from longshot.sandboxes.orphans import Owner
-from longshot.sandboxes.output import CappedReader
-from longshot.sandboxes.snapshot import SnapshotRefused
 
 TAG, RUN_TAG, OWNER_TAG, TASK_TAG = "longshot", "longshot-run", "longshot-owner", "longshot-task"
 ENV = {"CI": "1", "TERM": "dumb", "GIT_TERMINAL_PROMPT": "0", "PYTHONDONTWRITEBYTECODE": "1",

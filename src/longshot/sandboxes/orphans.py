@@ -14,6 +14,8 @@ import socket
 from dataclasses import dataclass
 from pathlib import Path
 
+from longshot.procs import alive, state
+
 
 @dataclass(frozen=True)
 class Owner:
@@ -46,7 +48,34 @@ class Owner:
         if self.host != socket.gethostname():
             return False
         now = start_time(self.pid)
-        return now is None or (self.started != 0 and now != self.started)
+        return now is None or (self.started != 0 and now != self.started) or state(self.pid) in ("Z", "X")
+
+
+OWNER_FILE = "owner"
+"""In a local sandbox's directory (never mounted into it): the `Owner` tag of the run that made it."""
+
+
+def write_owner(root: Path) -> None:
+    (root / OWNER_FILE).write_text(Owner.current().tag)
+
+
+def owner_dead(root: Path) -> bool:
+    """Whether the run that made the sandbox directory ``root`` (``<task>-<pid>-<n>``) is gone.
+
+    Its owner file names the process exactly (a reused pid or a zombie is not taken for it);
+    a directory without one that matches its name (made by an older Longshot, or killed before
+    it was written) falls back to the pid in its name.
+    """
+    parts = root.name.rsplit("-", 2)
+    if len(parts) != 3 or not parts[1].isdigit() or int(parts[1]) == os.getpid():
+        return False  # not a sandbox directory of ours, or one of this run's
+    try:
+        owner = Owner.parse((root / OWNER_FILE).read_text())
+    except OSError:
+        owner = None
+    if owner is not None and owner.pid == int(parts[1]):
+        return owner.dead()
+    return not alive(int(parts[1]))
 
 
 def start_time(pid: int) -> int | None:

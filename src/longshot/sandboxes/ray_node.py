@@ -23,9 +23,9 @@ from typing import Any
 
 from longshot.errors import SandboxError
 from longshot.git import Git
-from longshot.sandboxes.base import ExecResult, SandboxSpec
+from longshot.sandboxes.base import ExecResult, Sandbox, SandboxSpec
 from longshot.sandboxes.bundle import BASE_REF
-from longshot.sandboxes.local import LocalOptions, LocalSandbox, LocalSandboxProvider
+from longshot.sandboxes.local import LocalOptions, LocalSandboxProvider
 from longshot.sandboxes.orphans import start_time
 
 NODE_PREFIX = "longshot-ray-"
@@ -87,7 +87,7 @@ class SandboxActor:
         sweep_node()
         self.root = Path(tempfile.mkdtemp(prefix=f"{NODE_PREFIX}{os.getpid()}-"))
         self.stack = AsyncExitStack()
-        self.sandbox: LocalSandbox | None = None
+        self.sandbox: Sandbox | None = None
         self.branch = self.base = ""
 
     async def start(self, bundle: bytes, task_id: str, branch: str, base: str, setup: str | None) -> dict[str, Any]:
@@ -108,7 +108,7 @@ class SandboxActor:
         self.sandbox = await self.stack.enter_async_context(provider.open(spec))
         return {"node_id": ray.get_runtime_context().get_node_id(), "pid": os.getpid()}
 
-    def _open(self) -> LocalSandbox:
+    def _open(self) -> Sandbox:
         if self.sandbox is None:
             raise SandboxError("the Ray sandbox was not started")
         return self.sandbox

@@ -15,21 +15,8 @@ import shutil
 import threading
 from pathlib import Path
 
-from longshot.errors import SandboxError
+from longshot.errors import SnapshotRefused as SnapshotRefused  # re-exported: raised here
 from longshot.git import Git
-
-
-class SnapshotRefused(SandboxError):
-    """The worker's result broke a snapshot rule; nothing was committed."""
-
-    def __init__(self, rule: str, paths: list[str]) -> None:
-        self.rule = rule
-        self.paths = paths
-        shown = ", ".join(paths[:10]) + (f" and {len(paths) - 10} more" if len(paths) > 10 else "")
-        super().__init__(f"result refused ({rule}): {shown}")
-
-    def __reduce__(self) -> tuple[object, ...]:
-        return type(self), (self.rule, self.paths)
 
 
 SKIP_DIRS = {"node_modules", ".venv", "__pycache__", ".pytest_cache", ".mypy_cache"}

@@ -9,20 +9,23 @@ from __future__ import annotations
 
 import json
 import logging
+import socket
+import threading
+from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
+
+from longshot.llm.base import Role
 
 from longshot.testing.fake_script import (
     CONTEXT_OVERFLOW_MESSAGE,
+    Reply,
     Turn,
     completion_body,
     error_body,
     stream_chunks,
     task_id_of,
 )
-
-if TYPE_CHECKING:
-    from longshot.testing.fake_llm import FakeLLM, RequestRecord
 
 log = logging.getLogger("longshot.testing.fake_llm")
 
@@ -35,12 +38,51 @@ class HTTPError(Exception):
         self.status, self.message, self.code = status, message, code
 
 
+@dataclass
+class RequestRecord:
+    """One chat-completions request: what came in, how it was routed, what status went out.
+
+    ``status`` is 0 when no response was sent (a hang or delay ended by `FakeLLM.stop`) and
+    499 when the client went away mid-answer. ``started``/``ended`` are `time.monotonic` values.
+    """
+
+    index: int
+    has_auth: bool
+    started: float
+    role: Role | None = None
+    model: str = ""
+    task_id: str | None = None
+    turn: int = 0
+    body: dict[str, Any] = field(default_factory=dict)
+    status: int = 0
+    answered: float | None = None
+    """When the status line went out (a client may act on the answer before ``ended``)."""
+    ended: float | None = None
+
+
+class Backend(Protocol):
+    """What the handler needs from the fake (`FakeLLM`): routing, the script, the records."""
+
+    _stopping: threading.Event
+
+    def _models_payload(self) -> dict[str, Any]: ...
+    def _route(self, model: str) -> Role: ...
+    def _play(self, turn: Turn) -> Reply: ...
+    def _error(self, message: str) -> None: ...
+    def _sent(self, record: RequestRecord, status: int) -> None: ...
+    def _disconnected(self, record: RequestRecord, exc: BaseException) -> None: ...
+    def _track(self, conn: socket.socket, add: bool) -> None: ...
+    def _begin(self, has_auth: bool) -> RequestRecord: ...
+    def _routed(self, record: RequestRecord, turn: Turn) -> None: ...
+    def _end(self, record: RequestRecord, status: int) -> None: ...
+
+
 class Server(ThreadingHTTPServer):
     daemon_threads = True
     block_on_close = False
     request_queue_size = 128
 
-    def __init__(self, address: tuple[str, int], fake: FakeLLM) -> None:
+    def __init__(self, address: tuple[str, int], fake: Backend) -> None:
         self.fake = fake
         super().__init__(address, Handler)
 
@@ -101,7 +143,7 @@ class Handler(BaseHTTPRequestHandler):
 
     do_PUT = do_DELETE = do_PATCH = _not_found
 
-    def _chat(self, fake: FakeLLM, record: RequestRecord, raw: bytes) -> None:
+    def _chat(self, fake: Backend, record: RequestRecord, raw: bytes) -> None:
         try:
             body = json.loads(raw)
         except ValueError as exc:

@@ -15,40 +15,17 @@ import logging
 import socket
 import threading
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 from typing import Any, cast
 
 from longshot.llm.base import ROLES, Role
-from longshot.testing.fake_http import HTTPError, Server
+from longshot.testing.fake_http import HTTPError, RequestRecord, Server
 from longshot.testing.fake_script import Reply, Script, ScriptExhausted, Turn
 
 log = logging.getLogger(__name__)
 
 _ROLE_SEARCH_ORDER: tuple[Role, ...] = ("subplanner", "planner", "worker", "reconciler")
-
-
-@dataclass
-class RequestRecord:
-    """One chat-completions request: what came in, how it was routed, what status went out.
-
-    ``status`` is 0 when no response was sent (a hang or delay ended by `FakeLLM.stop`) and
-    499 when the client went away mid-answer. ``started``/``ended`` are `time.monotonic` values.
-    """
-
-    index: int
-    has_auth: bool
-    started: float
-    role: Role | None = None
-    model: str = ""
-    task_id: str | None = None
-    turn: int = 0
-    body: dict[str, Any] = field(default_factory=dict)
-    status: int = 0
-    answered: float | None = None
-    """When the status line went out (a client may act on the answer before ``ended``)."""
-    ended: float | None = None
 
 
 class FakeLLM:

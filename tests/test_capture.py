@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from longshot.sandboxes.output import CappedReader, cap_text
+from longshot.capture import CappedReader, cap_text
 
 MARKER = re.compile(r"\n\[\.\.\. (\d+) bytes of output omitted \.\.\.\]\n")
 

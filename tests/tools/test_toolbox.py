@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from longshot.harnesses.tools import WORKER_TOOLS, ToolBox, tool_schemas
 from longshot.sandboxes.base import SandboxSpec
 from longshot.sandboxes.local import LocalOptions, LocalSandbox, LocalSandboxProvider
 from longshot.testing.repos import git, make_remote
+from longshot.tools.toolbox import WORKER_TOOLS, ToolBox, tool_schemas
 
 FILES = {
     "README.md": "# demo\n",

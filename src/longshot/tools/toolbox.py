@@ -16,9 +16,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from longshot.capture import cap_text
 from longshot.errors import PathOutsideSandbox, SandboxError, SandboxLost
 from longshot.sandboxes.base import OnOutput, Sandbox
-from longshot.sandboxes.output import cap_text
 
 
 class ToolArgs(BaseModel):

@@ -1,0 +1,107 @@
+"""The feature ledger's part of a run: what the orchestrator and the main loop call.
+
+`FeatureRun.open` reads ``FEATURES.json`` from the run's start commit (or restores the
+recorded ledger of a resumed run); `start` builds the prover and the claim checker once the
+checks are known; `verify` judges the features on a finalization sweep's tree and returns
+the verification tasks for claimed ones; `judge` gives the final ledger for the verdict.
+It is one bus sink for the ledger's live updates and the claim checker's queue.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from longshot.errors import LongshotError
+from longshot.events import Emit, Event, RunWarning
+from longshot.hub import Hub
+from longshot.pipeline.checks import CheckSource
+from longshot.pipeline.claims import ClaimChecker
+from longshot.pipeline.features import FeatureLedger, FeatureRecord, parse_features
+from longshot.pipeline.parse import TaskValidator
+from longshot.pipeline.proof import Prover
+from longshot.pipeline.reconcile import SweepOutcome
+from longshot.pipeline.state import RunState
+from longshot.sandboxes.base import SandboxProvider
+from longshot.types import Handoff, Task
+
+FEATURES_FILE = "FEATURES.json"
+
+
+class FeatureRun:
+    def __init__(self, emit: Emit, validator: TaskValidator, hub: Hub, *, prefix: str, timeout: float,
+                 worker_model: str) -> None:
+        self.emit = emit
+        self.validator = validator
+        self.hub = hub
+        self.prefix = prefix
+        self.timeout = timeout
+        self.worker_model = worker_model
+        self.ledger = FeatureLedger(emit)
+        self.prover: Prover | None = None
+        self.claims: ClaimChecker | None = None
+        self._record: RunState | None = None
+
+    def __call__(self, event: Event) -> None:
+        self.ledger(event)
+        if self.claims is not None:
+            self.claims(event)
+
+    async def open(self, record: RunState, *, resumed: bool) -> None:
+        """The features of this run: the recorded ledger when resuming, else FEATURES.json at the start."""
+        self._record = record
+        if resumed:
+            self.ledger.restore(record.features)
+        if not self.ledger.declared and not self.ledger.records:  # a new run (or one recorded without a ledger)
+            text = await self.hub.show(record.start_commit, FEATURES_FILE)
+            if text is not None:
+                try:
+                    self.ledger.declare(parse_features(text))
+                except ValueError as e:  # json.JSONDecodeError is one
+                    self.emit(RunWarning(message=f"{FEATURES_FILE} cannot be read ({e}); the features are the "
+                                                 "planned work items instead. Fix: make it valid JSON with a "
+                                                 '"features" list'))
+        if self.ledger.declared:
+            self.validator.features = set(self.ledger.specs)
+
+    def start(self, provider: SandboxProvider, checks: CheckSource, task: Callable[[str], Task | None]) -> None:
+        """Once the checks are known: the prover and the claim checker (its counts restored)."""
+        assert self._record is not None
+        self.prover = Prover(provider, self.hub, checks, self._record.start_commit, self.timeout, self.prefix)
+        self.claims = ClaimChecker(provider, self.hub, checks, self.emit, task, timeout=self.timeout,
+                                   prefix=self.prefix, default_model=self.worker_model)
+        self.claims.restore(self._record.claims)
+
+    def snapshot(self) -> dict[str, Any]:
+        """The fields of `RunState` this part owns."""
+        state: dict[str, Any] = {"features": self.ledger.snapshot()}
+        if self.claims is not None:
+            state["claims"] = self.claims.snapshot()
+        return state
+
+    async def run(self) -> None:
+        """The claim checker's loop (cancel to stop)."""
+        assert self.claims is not None
+        await self.claims.run()
+
+    async def drain(self) -> None:
+        if self.claims is not None:
+            await self.claims.drain()
+
+    async def verify(self, outcome: SweepOutcome, tasks: list[Task], handoffs: dict[str, Handoff]) -> list[Task]:
+        """Judge the features on a finalization sweep; verification tasks for the claimed ones."""
+        if not self.ledger.declared or outcome.discarded:
+            return []
+        await self.judge(outcome, tasks, handoffs)
+        return self.ledger.verification_tasks(self.validator, self.prefix)
+
+    async def judge(self, outcome: SweepOutcome, tasks: list[Task],
+                    handoffs: dict[str, Handoff]) -> list[FeatureRecord] | None:
+        """The ledger judged on the swept tree; None without FEATURES.json (it then decides nothing)."""
+        assert self.prover is not None
+        if self.ledger.judged_at != outcome.commit or not self.ledger.declared:
+            try:
+                await self.ledger.judge(self.prover, outcome.commit, tasks, handoffs, outcome.results)
+            except LongshotError as e:
+                self.emit(RunWarning(message=f"the features could not be judged on {outcome.commit[:10]}: {e}"))
+        return list(self.ledger.records.values()) if self.ledger.declared else None

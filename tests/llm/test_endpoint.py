@@ -1,0 +1,212 @@
+"""One endpoint over real HTTP: the same answers and errors as the openai SDK gives.
+
+The endpoint calls the HTTP library directly (issue 21). Each case here sends one request to
+a real server on loopback twice, once through the openai SDK and once through
+`OpenAICompatEndpoint`, and checks that our typed error is the one the SDK's exception maps
+to, with the same status, message and ``Retry-After``. Answers the fake model cannot give
+(``retry-after-ms``, an HTTP date, a non-JSON error page, a 200 that is not a completion)
+come from a small raw server in this file.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from email.utils import formatdate
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import openai
+import pytest
+
+from longshot.errors import (
+    LLMBadRequest, LLMConnectionError, LLMContextOverflow, LLMError, LLMRateLimited, LLMServerError, LLMTimeout,
+)
+from longshot.llm.openai_compat import OpenAICompatEndpoint
+from longshot.testing.fake_script import Reply, ToolCallSpec
+
+WORKER = "fake-worker"  # the fake plays the worker for this model name (tests/helpers.py)
+
+USER = [{"role": "user", "content": "Task ID: t1\nDo the thing."}]
+KEY = "sk-canary-endpoint-7d1f"
+SDK_TO_OURS: list[tuple[type[Exception], type[LLMError]]] = [
+    (openai.RateLimitError, LLMRateLimited),
+    (openai.APITimeoutError, LLMTimeout),
+    (openai.APIConnectionError, LLMConnectionError),
+    (openai.InternalServerError, LLMServerError),
+    (openai.APIStatusError, LLMBadRequest),  # any other 4xx; context overflow is told apart by its text
+    (ValueError, LLMServerError),
+]
+
+
+def ours_for(sdk_error: Exception) -> type[LLMError]:
+    for sdk_cls, ours in SDK_TO_OURS:
+        if isinstance(sdk_error, sdk_cls):
+            return ours
+    raise AssertionError(f"unexpected SDK error {sdk_error!r}")
+
+
+async def both(base_url: str, timeout: float = 5.0) -> tuple[Any, Any]:
+    """(SDK outcome, our outcome) of one worker request: a completion or the exception raised."""
+    sdk = openai.AsyncOpenAI(base_url=base_url, api_key=KEY, timeout=timeout, max_retries=0)
+    ours = OpenAICompatEndpoint(name="ep", base_url=base_url, api_key=KEY, timeout=timeout)
+    outcomes: list[Any] = []
+    try:
+        for call in (lambda: sdk.chat.completions.create(model=WORKER, messages=USER),  # type: ignore[arg-type]
+                     lambda: ours.send(WORKER, USER)):  # type: ignore[arg-type]
+            try:
+                outcomes.append(await call())
+            except Exception as e:  # noqa: BLE001 - the outcome under test
+                outcomes.append(e)
+    finally:
+        await sdk.close()
+        await ours.aclose()
+    return outcomes[0], outcomes[1]
+
+
+@pytest.mark.parametrize("reply, ours_cls, status", [
+    (Reply.error(429, "slow down", retry_after=2.5), LLMRateLimited, 429),
+    (Reply.error(500, "boom"), LLMServerError, 500),
+    (Reply.error(503, "overloaded"), LLMServerError, 503),
+    (Reply.error(401, "Incorrect API key provided"), LLMBadRequest, 401),
+    (Reply.error(404, "The model `x` does not exist"), LLMBadRequest, 404),
+    (Reply(context_overflow=True), LLMContextOverflow, 400),
+    (Reply(status=400, error_message="Please reduce the length of the messages."), LLMContextOverflow, 400),
+], ids=["429", "500", "503", "401", "404", "overflow-code", "overflow-text"])
+async def test_status_errors_map_as_the_sdks_do(fake_llm, reply: Reply, ours_cls: type[LLMError], status: int) -> None:
+    fake = fake_llm(lambda turn: reply)
+    sdk_error, our_error = await both(fake.base_url)
+    assert isinstance(sdk_error, openai.APIStatusError) and sdk_error.status_code == status
+    assert type(our_error) is ours_cls
+    if ours_cls is not LLMContextOverflow:
+        assert ours_for(sdk_error) is ours_cls
+    assert our_error.endpoint == "ep"
+    assert (reply.error_message or "") in str(our_error)
+    if status == 429:
+        assert our_error.retry_after == 2.5
+    assert KEY not in str(our_error) and KEY not in repr(our_error.__cause__)
+
+
+async def test_answers_read_as_the_sdk_reads_them(fake_llm) -> None:
+    calls = [ToolCallSpec("write", {"path": "a.py", "content": "é ✓\n"}), ToolCallSpec("bash", {"command": "ls"})]
+    fake = fake_llm(lambda turn: Reply(content="thinking", tool_calls=calls))
+    sdk_answer, ours = await both(fake.base_url)
+    choice = sdk_answer.choices[0]
+    assert ours.content == choice.message.content
+    # ids differ only by the fake's answer counter (each of the two requests is its own answer)
+    assert [(c.id.rsplit("_", 1)[1], c.name, c.arguments) for c in ours.tool_calls] == [
+        (c.id.rsplit("_", 1)[1], c.function.name, c.function.arguments) for c in choice.message.tool_calls]
+    assert ours.finish_reason == choice.finish_reason
+    assert (ours.usage.prompt_tokens, ours.usage.completion_tokens) == (
+        sdk_answer.usage.prompt_tokens, sdk_answer.usage.completion_tokens)
+    assert ours.model == sdk_answer.model
+
+
+async def test_the_request_carries_the_key_only_in_its_header(fake_llm) -> None:
+    fake = fake_llm(lambda turn: Reply(content="ok"))
+    _, ours = await both(fake.base_url)
+    assert ours.content == "ok"
+    ours_record = fake.requests[-1]
+    assert KEY not in json.dumps(ours_record.body)
+    assert ours_record.body["messages"] == USER and ours_record.body["model"] == WORKER
+
+
+async def test_a_hang_is_a_timeout_and_a_cut_body_a_server_error(fake_llm) -> None:
+    hang = fake_llm(lambda turn: Reply(hang=True))
+    sdk_error, our_error = await both(hang.base_url, timeout=0.3)
+    assert isinstance(sdk_error, openai.APITimeoutError) and isinstance(our_error, LLMTimeout)
+    cut = fake_llm(lambda turn: Reply(content="x" * 2000, cut_after_bytes=300))
+    sdk_error, our_error = await both(cut.base_url)
+    assert isinstance(our_error, ours_for(sdk_error))
+    assert isinstance(our_error, (LLMConnectionError, LLMServerError))
+
+
+async def test_a_refused_connection_names_the_endpoint() -> None:
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # closed again at once: nothing listens there
+    sdk_error, our_error = await both(f"http://127.0.0.1:{port}/v1")
+    assert isinstance(sdk_error, openai.APIConnectionError)
+    assert isinstance(our_error, LLMConnectionError) and our_error.endpoint == "ep"
+
+
+class RawServer:
+    """Answers every POST with the next (status, headers, body) of its list."""
+
+    def __init__(self, answers: list[tuple[int, dict[str, str], bytes]]) -> None:
+        self.answers = list(answers)
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 - the stdlib's name
+                self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                status, headers, body = outer.answers.pop(0)
+                self.send_response(status)
+                for k, v in {"Content-Length": str(len(body)), **headers}.items():
+                    self.send_header(k, v)
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.base_url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
+
+
+@pytest.fixture
+def raw_server() -> Iterator[Any]:
+    servers: list[RawServer] = []
+
+    def start(answers: list[tuple[int, dict[str, str], bytes]]) -> RawServer:
+        servers.append(RawServer(answers))
+        return servers[-1]
+
+    yield start
+    for s in servers:
+        s.server.shutdown()
+        s.server.server_close()
+
+
+@pytest.mark.parametrize("headers, expected", [
+    ({"retry-after-ms": "1500"}, 1.5),
+    ({"retry-after": "7"}, 7.0),
+    ({"retry-after": "soon"}, None),
+    ({}, None),
+], ids=["ms", "seconds", "junk", "none"])
+async def test_retry_after_in_every_form(raw_server, headers: dict[str, str], expected: float | None) -> None:
+    err = json.dumps({"error": {"message": "slow down", "type": "rate_limit"}}).encode()
+    server = raw_server([(429, {"Content-Type": "application/json", **headers}, err)] * 2)
+    sdk_error, our_error = await both(server.base_url)
+    assert isinstance(sdk_error, openai.RateLimitError)
+    assert isinstance(our_error, LLMRateLimited) and our_error.retry_after == expected
+
+
+async def test_retry_after_as_an_http_date(raw_server) -> None:
+    when = formatdate(time.time() + 30, usegmt=True)
+    err = json.dumps({"error": {"message": "later"}}).encode()
+    server = raw_server([(429, {"Retry-After": when}, err)] * 2)
+    _, our_error = await both(server.base_url)
+    assert isinstance(our_error, LLMRateLimited)
+    assert our_error.retry_after is not None and 25 <= our_error.retry_after <= 31
+
+
+@pytest.mark.parametrize("status, body, ours_cls", [
+    (502, b"<html>Bad Gateway</html>", LLMServerError),
+    (200, b"<html>a login page</html>", LLMServerError),
+    (200, b'{"object": "list", "data": []}', LLMServerError),
+    (200, b'{"choices": []}', LLMServerError),
+    (403, b"forbidden", LLMBadRequest),
+], ids=["502-html", "200-html", "200-not-a-completion", "200-no-choices", "403-text"])
+async def test_unreadable_and_foreign_answers(raw_server, status: int, body: bytes, ours_cls: type[LLMError]) -> None:
+    server = raw_server([(status, {"Content-Type": "text/html"}, body)] * 2)
+    sdk_outcome, our_error = await both(server.base_url)
+    assert type(our_error) is ours_cls, our_error
+    if isinstance(sdk_outcome, Exception):
+        assert ours_for(sdk_outcome) is ours_cls
+    if status != 200:
+        assert str(status) in str(our_error)
