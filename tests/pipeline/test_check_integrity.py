@@ -182,6 +182,5 @@ def test_a_base_that_cannot_collect_lets_the_change_that_makes_tests_run_land(tm
     assert verdict.ok and verdict.checked_by == "tests" and verdict.revealed == ["tests/test_mul.py::test_mul"]
     counts = [e for e in events if isinstance(e, GateChecked)][-1]
     assert (counts.by_tests, counts.by_collection, counts.by_commands) == (1, 0, 0)
-    report = next((tmp_path / "logs").glob("report-*/report.md"), None)
-    if report is not None:
-        assert "1 by tests, 0 only by collection" in report.read_text()
+    report = next((tmp_path / "logs").glob("report-*/report.md"))
+    assert "1 by tests, 0 only by collection, 0 by exit codes alone" in report.read_text()
