@@ -24,6 +24,7 @@ def test_lost_regressed_and_new_failures_are_named_and_preexisting_failures_are_
     assert (j.lost, j.regressed, j.new_failures) == (["t/test_a.py::test_b"], ["t/test_a.py::test_a"],
                                                       ["t/test_n.py::test_n"])
     assert "t/test_a.py::test_b" in j.reason() and "refused (rule: " in j.reason()
+    assert j.preexisting == ["t/test_c.py::test_c"]
     assert not judge(BASE, ran({**(BASE.tests or {})}), []).blocking  # type: ignore[union-attr]
 
 

@@ -165,6 +165,7 @@ class Gate:
         verdict = await self._by_exit_code(task_id, candidate, base, legacy, on_base) if legacy else Verdict(ok=True)
         verdict.checked_by = checked_by
         verdict.revealed = [t for j in tested for t in j.revealed]
+        verdict.preexisting += [t for j in tested for t in j.preexisting][:50]
         return self._done(task_id, candidate, verdict, landings)
 
     async def _by_exit_code(self, task_id: str, candidate: str, base: str, failing: list[CheckResult],

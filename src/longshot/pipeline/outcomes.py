@@ -45,6 +45,8 @@ class Judgement:
     new_errors: list[str] = field(default_factory=list)
     revealed: list[str] = field(default_factory=list)
     """Failures excused: the base could not collect them."""
+    preexisting: list[str] = field(default_factory=list)
+    """Tests failing on the base and the candidate alike: not blamed."""
     exit_only: str = ""
     """Set when the command newly fails although no test did (a crash after the tests, a threshold)."""
     tests_run: int = 0
@@ -126,7 +128,9 @@ def judge(base: CheckResult | None, candidate: CheckResult, allowances: list[str
             j.regressed.append(test_id)
     unreachable = b_errors + (["."] if base_broken and not b_errors else [])
     for test_id, outcome in c_tests.items():
-        if outcome == "failed" and test_id not in b_tests:
+        if outcome == "failed" and b_tests.get(test_id) == "failed":
+            j.preexisting.append(test_id)
+        elif outcome == "failed" and test_id not in b_tests:
             (j.revealed if _unreached(test_id, unreachable) else j.new_failures).append(test_id)
     new_errors = [e for e in c_errors if e not in b_errors]
     ran_before = sum(1 for o in b_tests.values() if o != "skipped")
