@@ -27,8 +27,9 @@ progress goes to stderr.
    rounds in one run, 20 concurrent callers. Reported: median CPU microseconds per request of
    each and the ratio direct / sdk (target <= 0.5).
 
-``--repeat N`` runs the fault-load part N times in one invocation (issue 21: 20) and reports
-failed calls, amplification and goodput ratio over all of them.
+``--repeat N`` runs the clean and the fault load N times in one invocation (issue 21: 20),
+each pair back to back, and reports failed calls, amplification and the goodput ratio of each
+pair over all of them.
 
 Percentiles use linear interpolation between closest ranks.
 """
@@ -324,12 +325,17 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         log(f"  -> {runs[name]['wall_s']} s, {runs[name]['goodput_rps']} calls/s")
     result["load"] = runs
     clean, faulty = runs["clean"], runs["faults"]
-    repeats = [faulty]
+    # Each repeat is a clean run and a faulty run back to back, and its ratio is of that pair:
+    # on a shared machine the load drifts between runs more than faults change goodput.
+    repeats, ratios = [faulty], [faulty["goodput_rps"] / clean["goodput_rps"]] if clean["goodput_rps"] else []
     for i in range(1, args.repeat):
-        log(f"load faults, repeat {i + 1} of {args.repeat}")
-        repeats.append(await load(variants["faults"], requests=requests, callers=callers, servers=cfg["servers"],
-                                  delay=cfg["delay"], retry_after=cfg["retry_after"], deadline=args.deadline))
-    ratios = [r["goodput_rps"] / clean["goodput_rps"] for r in repeats if clean["goodput_rps"]]
+        log(f"load clean + faults, repeat {i + 1} of {args.repeat}")
+        pair = [await load(kinds, requests=requests, callers=callers, servers=cfg["servers"], delay=cfg["delay"],
+                           retry_after=cfg["retry_after"], deadline=args.deadline)
+                for kinds in (variants["clean"], variants["faults"])]
+        repeats.append(pair[1])
+        if pair[0]["goodput_rps"]:
+            ratios.append(pair[1]["goodput_rps"] / pair[0]["goodput_rps"])
     result["fault_repeats"] = {
         "runs": len(repeats), "failed_calls": sum(r["failed_calls"] for r in repeats),
         "unfinished_calls": sum(r["unfinished_calls"] for r in repeats),

@@ -10,6 +10,8 @@ from pathlib import Path
 
 from longshot.config import Config, load_config
 from longshot.events import Event, read_events
+from longshot.hub import Hub
+from longshot.testing.repos import git, make_remote
 from longshot.testing.fake_llm import FakeLLM
 from longshot.testing.fake_script import Reply, Script, ToolCallSpec, Turn
 
@@ -82,3 +84,14 @@ def run_inprocess(tmp_path: Path, remote: Path, fake: FakeLLM, request: str = "d
     from longshot.cli import execute
 
     return execute(config_for(tmp_path, remote, fake, **extra), request)
+
+
+async def hub_and_scratch(tmp_path: Path, files: dict[str, str]) -> tuple[Hub, Path, str]:
+    """A remote holding ``files``, the hub over it (opened), a scratch clone to make commits in,
+    and the base commit."""
+    remote = make_remote(tmp_path, files)
+    hub = Hub(tmp_path / "hub", url=str(remote), branch="main", author=("Longshot", "longshot@localhost"))
+    base = await hub.open()
+    scratch = tmp_path / "scratch"
+    git("clone", "--quiet", str(remote), str(scratch), cwd=tmp_path)
+    return hub, scratch, base

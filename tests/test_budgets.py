@@ -35,7 +35,7 @@ def trailers(target: Path) -> list[str]:
 
 
 def no_price_warnings(events: list[Event], model: str) -> list[RunWarning]:
-    return [e for e in of(events, RunWarning) if "no price known" in e.message and repr(model) in e.message]
+    return [e for e in of(events, RunWarning) if e.code == "price.unknown" and repr(model) in e.message]
 
 
 # -- (a) the task budget ------------------------------------------------------------------

@@ -97,15 +97,16 @@ def test_a_second_signal_exits_at_once_and_the_run_still_resumes(tmp_path: Path,
     proc = start(["build it"], env, tmp_path)
     wait_for_writes(tmp_path, 2)
 
-    began = time.monotonic()
     proc.send_signal(signal.SIGTERM)
     time.sleep(0.5)
     proc.send_signal(signal.SIGINT)
     out, _ = proc.communicate(timeout=60)
 
-    assert proc.returncode == 130 and time.monotonic() - began < 15, out[-3000:]  # not the 30 s of grace
+    assert proc.returncode == 130, out[-3000:]
     interrupts = [e for e in events(tmp_path) if isinstance(e, RunInterrupted)]
     assert [(e.signal, e.immediate) for e in interrupts] == [("SIGTERM", False), ("SIGINT", True)]
+    # it exited at once on the second signal, not after the 30 s of grace: the graceful path's end never came
+    assert not [e for e in events(tmp_path) if isinstance(e, RunFinished)]
 
     slow[0] = False
     done = run_cli(["--resume"], env, cwd=tmp_path)

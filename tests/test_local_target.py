@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from longshot.events import RunWarning
+from longshot.events import ResultReady
 from longshot.testing.fake_script import RoleScript
 from longshot.testing.repos import git
 
@@ -43,8 +43,9 @@ def test_a_dirty_checked_out_target_is_left_alone_and_the_result_is_offered(tmp_
     assert (repo / "app.txt").read_text() == "v2, not committed\n" and (repo / "notes.txt").exists()
     assert not (repo / "new.txt").exists()
     assert git("show", "refs/longshot/result/main:new.txt", cwd=repo) == "new"
-    said = [e.message for e in run_log(tmp_path) if isinstance(e, RunWarning) and "result" in e.message]
-    assert any("uncommitted changes" in m and "merge --ff-only refs/longshot/result/main" in m for m in said)
+    result = next(e for e in run_log(tmp_path) if isinstance(e, ResultReady))
+    assert not result.moved and "uncommitted changes" in result.note
+    assert result.command == f"git -C {repo} merge --ff-only refs/longshot/result/main"
 
 
 def test_a_clean_checked_out_target_is_fast_forwarded(tmp_path: Path, fake_llm) -> None:
@@ -55,5 +56,18 @@ def test_a_clean_checked_out_target_is_fast_forwarded(tmp_path: Path, fake_llm) 
     assert (repo / "new.txt").read_text() == "new\n"
     assert git("status", "--porcelain", cwd=repo) == ""
     assert "new.txt" in git("show", "--name-only", "--format=", "main", cwd=repo)
-    said = [e.message for e in run_log(tmp_path) if isinstance(e, RunWarning)]
-    assert any("was fast-forwarded to the result" in m for m in said)
+    result = next(e for e in run_log(tmp_path) if isinstance(e, ResultReady))
+    assert result.moved and result.command == "" and "was fast-forwarded to the result" in result.note
+
+
+def test_worker_branches_of_a_working_copy_live_under_refs_longshot_not_as_branches(tmp_path: Path, fake_llm) -> None:
+    """Issue 18 item 10: nothing the user has to delete appears in ``git branch``."""
+    repo = project(tmp_path)
+    git("checkout", "--quiet", "-b", "elsewhere", cwd=repo)  # a working copy, target branch not checked out
+
+    assert run_inprocess(tmp_path, repo, fake_llm(script()), CHECK_COMMANDS="none") == 0
+
+    assert git("branch", "--format=%(refname:short)", cwd=repo).split() == ["elsewhere", "main"]
+    kept = git("for-each-ref", "--format=%(refname)", "refs/longshot/branches/", cwd=repo).split()
+    assert len(kept) == 1 and kept[0].startswith("refs/longshot/branches/worker/n-")
+    assert "new.txt" in git("show", "--name-only", "--format=", "main", cwd=repo)

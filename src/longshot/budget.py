@@ -10,7 +10,18 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass, field
 
+from pydantic import BaseModel, Field
+
 from longshot.errors import BudgetExceeded
+
+
+class SpentState(BaseModel):
+    """What a run spent, as recorded in its durable state."""
+
+    tokens: int = 0
+    cost_usd: float = 0.0
+    by_task: dict[str, int] = Field(default_factory=dict)
+    cost_by_task: dict[str, float] = Field(default_factory=dict)
 
 
 @dataclass
@@ -19,6 +30,8 @@ class RunBudget:
 
     max_tokens: int | None = None
     max_cost_usd: float | None = None
+    unpriced: list[str] = field(default_factory=list)
+    """Models of the run without a known price: their cost is not counted."""
     tokens: int = 0
     cost_usd: float = 0.0
     by_role: dict[str, int] = field(default_factory=lambda: defaultdict(int))
@@ -50,3 +63,14 @@ class RunBudget:
         if name == "RUN_MAX_COST_USD":
             raise BudgetExceeded(name, f"the run's cost budget is spent: ${self.cost_usd:.4f} of "
                                        f"RUN_MAX_COST_USD={self.max_cost_usd}")
+
+    def snapshot(self) -> SpentState:
+        """What was spent, for the durable state (caps come from the settings, not the record)."""
+        return SpentState(tokens=self.tokens, cost_usd=self.cost_usd, by_task=dict(self.by_task),
+                          cost_by_task=dict(self.cost_by_task))
+
+    def restore(self, saved: SpentState) -> None:
+        """Continue counting from what a recorded run spent."""
+        self.tokens, self.cost_usd = saved.tokens, saved.cost_usd
+        self.by_task.update(saved.by_task)
+        self.cost_by_task.update(saved.cost_by_task)

@@ -22,17 +22,35 @@ from rich.table import Table
 from longshot import __version__
 from longshot.budget import RunBudget
 from longshot.config import Config, load_config
+from longshot.errors import ConfigError, LongshotError
 from longshot.dashboard.commands import register
 from longshot.web.commands import register as register_web
 from longshot.dashboard.output import RunOutput, choose_mode
-from longshot.errors import ConfigError
-from longshot.events import Bus, NdjsonSink, new_run_id
+from longshot.events import Bus, Event, NdjsonSink, new_run_id
 from longshot.dashboard.features import render_features
+from longshot.preflight.doctor import register as register_doctor
+from longshot.preflight import PreflightOptions
+from longshot.preflight.start import EndSeen, check_before_run
 from longshot.pipeline.status import RunStatus, feature_events, read_status, status_document
 from longshot.procs import pidfd_child_watcher
+from longshot.text import clip
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help="Massively parallel autonomous coding.")
-SUBCOMMANDS = {"run", "demo", "status", "replay", "watch", "report", "serve"}
+HELP = """Longshot plans a build request into tasks, runs workers in parallel, and lands their work.
+
+\b
+  longshot doctor                    check settings, endpoints and sandbox
+  longshot "<request>" --plan-only   preview the plan and its cost, record it
+  longshot --resume                  run the recorded plan
+  longshot "<request>"               plan and run (the same as longshot run ...)
+  longshot demo                      an offline run of a sample, no key needed
+  longshot serve                     the web view of the runs in logs/
+
+Settings come from environment variables or .env (see .env.example).
+"""
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help=HELP,
+                  rich_markup_mode=None, context_settings={"help_option_names": ["-h", "--help"]})
+SUBCOMMANDS = {"run", "demo", "status", "replay", "watch", "report", "doctor", "serve"}
 DASHBOARD_HELP = "The live dashboard (the default on a terminal), or plain lines."
 
 
@@ -46,7 +64,7 @@ def _version(value: bool) -> None:
 def _root(
     version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")] = False,
 ) -> None:
-    """Longshot plans a build request into tasks, runs workers in parallel, and lands their work."""
+    """Longshot: plan a build request, run workers in parallel, land their work."""
 
 
 @app.command()
@@ -58,9 +76,11 @@ def run(
     reset: Annotated[bool, typer.Option("--reset", help="Start over: show what would be deleted, ask, back up, delete.")] = False,
     yes: Annotated[bool, typer.Option("--yes", help="With --reset: do it without asking, and rewind the target branch.")] = False,
     dashboard: Annotated[bool | None, typer.Option("--dashboard/--no-dashboard", help=DASHBOARD_HELP)] = None,
+    plan_only: Annotated[bool, typer.Option("--plan-only", help="Plan, print the tasks and an estimate, record the "
+                                                                "plan, and stop before any worker starts.")] = False,
     web: Annotated[bool, typer.Option("--web", help="Also serve the web view (like `longshot serve`) during the run.")] = False,
 ) -> None:
-    """Run a job on GIT_REPO_URL (configured by environment variables or .env)."""
+    """Run a job on GIT_REPO_URL (settings: environment or .env)."""
     try:
         config = load_config()
     except ConfigError as e:
@@ -68,12 +88,17 @@ def run(
     if resume and reset:
         _fail_config(ConfigError("--resume and --reset: choose one. Fix: --resume continues the recorded run; "
                                  "--reset starts over"))
+    if request is not None and not request.strip():
+        _fail_config(ConfigError('the request is blank. Fix: say what to build: longshot "<what to build>"'))
     if not request and not resume and not reset:
         _fail_config(ConfigError('a request is needed. Fix: longshot "<what to build>", or longshot --resume'))
+    if plan_only and (resume or not request):
+        _fail_config(ConfigError('--plan-only needs a request and no --resume. Fix: longshot "<request>" --plan-only, '
+                                 "then longshot --resume to run the plan"))
     if web:
         _start_web(config)
     raise typer.Exit(execute(config, request, json_out=json_out, debug=debug, resume=resume, reset=reset, yes=yes,
-                             dashboard=dashboard))
+                             dashboard=dashboard, plan_only=plan_only))
 
 
 @app.command()
@@ -83,7 +108,7 @@ def demo(
     dashboard: Annotated[bool | None, typer.Option("--dashboard/--no-dashboard", help=DASHBOARD_HELP)] = None,
     pace: Annotated[float, typer.Option(min=0, help="Scales the scripted model's thinking time (0: at once).")] = 1.0,
 ) -> None:
-    """Build the bundled sample project offline with the bundled scripted model."""
+    """Build a bundled sample project offline (no key needed)."""
     from longshot.demo.runner import run_demo
 
     raise typer.Exit(run_demo(keep, _execute_settings, json_out=json_out, dashboard=dashboard, pace=pace))
@@ -98,7 +123,7 @@ def _execute_settings(settings: dict[str, str], request: str, *, json_out: bool,
 def status(
     json_out: Annotated[bool, typer.Option("--json", help="Print the recorded run and its feature ledger as JSON.")] = False,
 ) -> None:
-    """Show the run recorded in GIT_REPO_URL: its plan, its features, and what is running, landed and failed."""
+    """Show the run recorded in GIT_REPO_URL: plan, features, task states."""
     try:
         # status only reads git: the model settings a run needs are not asked for
         config = load_config(overrides={"llm_endpoints": None, "llm_base_url": "http://unused.invalid",
@@ -121,7 +146,7 @@ def status(
 def _render_status(console: Console, found: RunStatus) -> None:
     state = found.state
     done = "finished (exit {})".format(state.exit_code) if state.finished else "unfinished (resume with --resume)"
-    console.print(f"[bold]{state.run_id}[/]: {escape(state.request[:200])}")
+    console.print(f"[bold]{state.run_id}[/]: {escape(clip(state.request, 200))}")
     console.print(f"  {state.target_branch} from {state.start_commit[:10]} to {found.tip[:10]}; {done}; "
                   f"{state.spent.tokens:,} tokens, ${state.spent.cost_usd:.4f}")
     groups = found.by_status()
@@ -130,8 +155,8 @@ def _render_status(console: Console, found: RunStatus) -> None:
     for column in ("task", "status", "attempts", "description", "why"):
         table.add_column(column, overflow="fold")
     for task in found.tasks:
-        table.add_row(task.id, str(task.status), str(task.attempts), escape(task.description[:80]),
-                      escape(task.reason[:120]))
+        table.add_row(task.id, str(task.status), str(task.attempts), escape(clip(task.description, 80)),
+                      escape(clip(task.reason, 120)))
     console.print(table)
 
 
@@ -140,7 +165,8 @@ def _ask(question: str) -> bool:
 
 
 def execute(config: Config, request: str | None, *, json_out: bool = False, debug: bool = False,
-            resume: bool = False, reset: bool = False, yes: bool = False, dashboard: bool | None = None) -> int:
+            resume: bool = False, reset: bool = False, yes: bool = False, dashboard: bool | None = None,
+            plan_only: bool = False) -> int:
     """Run one job with ``config``; return the exit code. Used by `run` and `demo`."""
     run_id = new_run_id()
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
@@ -148,15 +174,23 @@ def execute(config: Config, request: str | None, *, json_out: bool = False, debu
     log = NdjsonSink.open(log_path)
     bus = Bus(run_id, [log])
     console = Console(stderr=json_out, highlight=False, soft_wrap=True)
-    output = RunOutput(choose_mode(dashboard, json_out), console, debug=debug)
+    mode = "plain" if plan_only and not json_out else choose_mode(dashboard, json_out)  # a plan is read, not watched
+    output = RunOutput(mode, console, debug=debug)
     bus.add_sink(output.sink)
+    ended = EndSeen()
+    bus.add_sink(ended)
     confirm = _ask if sys.stdin.isatty() and not json_out else None
     try:
         with output, pidfd_child_watcher():
             return asyncio.run(_run(config, bus, request, log_path, resume=resume, reset=reset, yes=yes,
-                                    confirm=confirm, show=console.print))
+                                    confirm=confirm, show=console.print, plan_only=plan_only))
     except ConfigError as e:
+        ended.fail(bus, 2, e)
         _fail_config(e)
+    except LongshotError as e:  # after the start: the summary says so, with the exit status the process has
+        ended.fail(bus, 1, e)
+        Console(stderr=True, highlight=False).print(f"[red]the run stopped[/]: {escape(str(e))}")
+        return 1
     except KeyboardInterrupt:
         if not json_out:
             console.print("[yellow]interrupted[/]")
@@ -168,12 +202,22 @@ def execute(config: Config, request: str | None, *, json_out: bool = False, debu
 
 
 async def _run(config: Config, bus: Bus, request: str | None, log_path: Path, *, resume: bool, reset: bool,
-               yes: bool, confirm: Callable[[str], bool] | None, show: Callable[[str], None]) -> int:
-    from longshot.build import build_model, build_provider  # heavy: only a run needs them
-    from longshot.orchestrator import Orchestrator
+               yes: bool, confirm: Callable[[str], bool] | None, show: Callable[[str], None],
+               plan_only: bool = False) -> int:
+    from longshot.build import build_model, build_provider, default_budget, fit_to_machine, preflight_options
+    from longshot.orchestrator import Orchestrator  # heavy: only a run needs them
 
+    early: list[Event] = []  # said right after run.started (which is always the first event of a run)
+    if request or resume:
+        try:
+            await check_before_run(preflight_options(config), early.append)
+        except ConfigError:
+            for event in early:
+                bus.emit(event)
+            raise
+    config = fit_to_machine(config, early.append)
     provider = build_provider(config, bus.run_id)
-    budget = RunBudget(max_tokens=config.run_max_tokens, max_cost_usd=config.run_max_cost_usd)
+    budget = default_budget(config, early.append)
     requests = log_path.with_name(log_path.name.replace("run-", "requests-", 1))
     model = build_model(config, bus, budget, requests)
     try:
@@ -184,7 +228,8 @@ async def _run(config: Config, bus: Bus, request: str | None, log_path: Path, *,
             if not request:
                 return 0
             orchestrator = Orchestrator(config, bus, model, provider, budget)
-        result = await orchestrator.run(request, log_path=str(log_path), resume=resume, confirm=confirm)
+        result = await orchestrator.run(request, log_path=str(log_path), resume=resume, confirm=confirm,
+                                        plan_only=plan_only, early=early)
         return result.exit_code
     finally:
         await model.aclose()
@@ -210,12 +255,25 @@ def _start_web(config: Config) -> None:
 
 
 def _fail_config(e: ConfigError) -> None:
-    Console(stderr=True, highlight=False).print(f"[red]configuration error[/]\n{escape(str(e))}", markup=True)
+    err = Console(stderr=True, highlight=False, soft_wrap=True)  # soft: a URL or path is never broken
+    err.print("[red]configuration error[/]")
+    err.print(str(e), markup=False)
     raise typer.Exit(2)
 
 
 register(app)
 register_web(app, _configured_secrets)
+register_doctor(app, lambda: _doctor_options())
+
+
+def _doctor_options() -> PreflightOptions:
+    from longshot.build import preflight_options
+
+    try:
+        return preflight_options(load_config())
+    except ConfigError as e:
+        _fail_config(e)
+        raise  # unreachable: _fail_config exits
 
 
 def main() -> None:

@@ -135,10 +135,10 @@ class Config(BaseSettings):
     """Seconds a model request goes on retrying transient errors (429, 5xx, timeouts, lost connections) before it fails."""
     llm_prices_file: Path | None = None
     """JSON file of model prices (USD per million input, output tokens) merged over the bundled table."""
-    run_max_tokens: int | None = Field(default=None, ge=1)
-    """Token budget of the whole run (unset: none). When spent, no new model request starts."""
-    run_max_cost_usd: float | None = Field(default=None, gt=0)
-    """Cost budget of the whole run in USD (unset: none), from the price table."""
+    run_max_tokens: Annotated[int, Field(ge=1)] | Literal["none"] | None = None
+    """Token budget of the whole run; unset: 20,000,000 when a model's price is unknown (else none); ``none``: no cap. When spent, no new model request starts."""
+    run_max_cost_usd: Annotated[float, Field(gt=0)] | Literal["none"] | None = None
+    """Cost budget of the whole run in USD, from the price table; unset: 10 when every model's price is known; ``none``: no default guard at all."""
     task_max_tokens: int | None = Field(default=None, ge=1)
     """Token budget of one worker task (unset: none); when spent the worker hands off partial."""
     worker_harness: str = "builtin"
@@ -213,8 +213,16 @@ class Config(BaseSettings):
     """How a worker branch lands: fast-forward, rebase or merge-commit."""
     check_commands: Annotated[list[str] | None, NoDecode] = None
     """Build/test commands of the target, run on the final target branch: unset = auto-detect, ``none``, one command or a JSON list."""
-    scope_overlap: Literal["hold", "allow"] = "hold"
-    """hold: a task waits while a running task's scope shares a file with it; allow: run anyway."""
+    scope_overlap: Literal["hold", "allow"] = "allow"
+    """allow: overlapping scopes run at once (conflicts predicted early, merged, else fixed); hold: they wait."""
+    union_merge_files: str = ""
+    """Comma-separated globs of line-set files (one entry per line, order irrelevant) whose conflicts are merged as a union."""
+    hot_file_scopes: int = Field(default=8, ge=0)
+    """A file named by this many open task scopes becomes hot: tasks naming it run one at a time (0: never)."""
+    hot_file_conflicts: int = Field(default=2, ge=0)
+    """A file that conflicted at landing this many times becomes hot (0: never)."""
+    conflict_check_interval: float = Field(default=15.0, ge=0)
+    """Seconds between checks of running workers against each other for conflicts (0: only after landings)."""
     merge_gate: Literal["auto", "on", "off"] = "auto"
     """Check every candidate before the target branch moves: auto (when check commands are known), on, or off."""
     merge_batch: int = Field(default=8, ge=1)

@@ -16,6 +16,8 @@ _HINTS = {  # what a valid value looks like, for fields whose type does not say
     "llm_base_url": "the server's address, e.g. http://localhost:8000/v1",
     "llm_endpoints": 'a non-empty JSON list, e.g. \'[{"name": "a", "endpoint": "http://10.0.0.1:8000", '
     '"apiKey": "sk-...", "weight": 100}]\'',
+    "run_max_tokens": "a whole number >= 1, or none",
+    "run_max_cost_usd": "a number of dollars > 0, or none",
     "check_commands": """a command, "none", or a JSON list of commands such as '["pytest -q", "ruff check ."]'""",
 }
 
@@ -41,9 +43,12 @@ def _expected(name: str, fields: dict[str, FieldInfo]) -> str:
 
 def problems(error: ValidationError, fields: dict[str, FieldInfo]) -> list[str]:
     """One ``ENV_VAR: what. Fix: how`` line per error; never the input value."""
-    lines = []
+    lines, seen = [], set()
     for err in error.errors(include_input=False, include_url=False):
         env = (name := str(err["loc"][0])).upper()  # every check is a field check: loc names the field
+        if env in seen and len(err["loc"]) > 1:
+            continue  # one line per setting: a union (a number or "none") fails once per member
+        seen.add(env)
         if err["type"] == "value_error":
             text = str(err["ctx"]["error"])
         else:

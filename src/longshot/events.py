@@ -4,7 +4,7 @@ Every stage receives an ``Emit`` callable and reports through it. The `Bus` (`lo
 fans each event out to its sinks (the NDJSON run log, ``--json`` stdout, the plain printer).
 Consumers read the ``type`` tag, never message text. The catalogue is ``docs/events.md``;
 a test keeps it in step with `AnyEvent`. Event classes live here and in
-`longshot.merge_events`; every name is importable from this module.
+`longshot.merge_events`, `longshot.feature_events` and `longshot.conflict_events`; every name is importable from this module.
 """
 
 from __future__ import annotations
@@ -24,6 +24,11 @@ from longshot.bus import MemorySink as MemorySink
 from longshot.bus import NdjsonSink as NdjsonSink
 from longshot.bus import Sink as Sink
 from longshot.bus import new_run_id as new_run_id
+from longshot.conflict_events import ConflictOutcome as ConflictOutcome
+from longshot.conflict_events import ConflictPredicted as ConflictPredicted
+from longshot.conflict_events import FileHot as FileHot
+from longshot.conflict_events import TipMerged as TipMerged
+from longshot.conflict_events import WorkerWarned as WorkerWarned
 from longshot.feature_events import ClaimChecked as ClaimChecked
 from longshot.feature_events import FeatureStatus as FeatureStatus
 from longshot.merge_events import CheckFinished as CheckFinished
@@ -51,6 +56,8 @@ class RunStarted(Event):
     """RUN_MAX_TOKENS, when set: the budget the dashboard and report measure against."""
     max_cost_usd: float | None = None
     """RUN_MAX_COST_USD, when set."""
+    unpriced_models: list[str] = Field(default_factory=list)
+    """Models without a known price: their cost is unknown, not $0."""
 
 
 class RunFinished(Event):
@@ -199,11 +206,28 @@ class SandboxProfile(Event):
     weakened: bool = False
 
 
+WarningCode = Literal[
+    "branch.set_aside", "checks.none", "checks.preexisting", "claim.unchecked",
+    "context.compacted",
+    "features.unjudged", "features.unreadable", "gate.no_checks", "hub.repaired", "isolation.none",
+    "leftover.cleaned", "leftover.salvaged", "leftover.scan_failed", "leftover.unsalvaged", "lock.stale",
+    "model.retry", "planner.max_iterations", "price.unknown", "reconciler.model_failed", "reset.note",
+    "result.delivery", "salvage.failed", "sandbox.retry", "snapshot.refused", "state.diverged",
+    "state.unpublished", "state.unreadable", "subplanner.failed", "task.base_missing", "worker.failed",
+    "sandbox.adapted", "conflicts.unchecked", "preflight", "target.note", "resources.fitted",
+    "other",
+]
+"""What a warning is about; consumers branch on this, never on the message. Listed in docs/events.md."""
+
+
 class RunWarning(Event):
     """Something the user should know that does not stop the run."""
 
     type: Literal["warning"] = "warning"
     message: str
+    code: WarningCode = "other"
+    """The kind of warning; every warning the run emits names one (a test checks). ``other`` is
+    what logs written before codes existed read as."""
 
 
 class RunError(Event):
@@ -277,6 +301,43 @@ class RunInterrupted(Event):
     immediate: bool = False
 
 
+class PreflightChecked(Event):
+    """The preflight before planning (`longshot.preflight`): each check as ``{area, status
+    (ok/warn/fail), detail, setting, fix}``; ``tokens`` the endpoint probes used."""
+
+    type: Literal["preflight.checked"] = "preflight.checked"
+    checks: list[dict[str, str]] = Field(default_factory=list)
+    tokens: int = 0
+
+
+class ResultReady(Event):
+    """Where the run's result is, at the end: ``ref`` in ``repo``; ``moved``: whether the
+    user's branch (``branch``) now points at it; ``command``: the one command that takes it
+    (empty when there is nothing to take)."""
+
+    type: Literal["result.ready"] = "result.ready"
+    repo: str
+    branch: str
+    ref: str
+    commit: str
+    moved: bool
+    command: str = ""
+    note: str = ""
+
+
+class PlanPreview(Event):
+    """``--plan-only``: the recorded plan (tasks as ``{id, description, scope, depends_on}``)
+    and an estimate of what running it costs (``None``: unknown, no price)."""
+
+    type: Literal["plan.preview"] = "plan.preview"
+    tasks: list[dict[str, object]] = Field(default_factory=list)
+    tokens_low: int = 0
+    tokens_high: int = 0
+    cost_low_usd: float | None = None
+    cost_high_usd: float | None = None
+    basis: str = ""
+
+
 AnyEvent = Annotated[
     Union[
         RunStarted, RunFinished, PlannerRequested, PlannerAnswered, PlannerParseError,
@@ -284,7 +345,8 @@ AnyEvent = Annotated[
         ModelsWaiting,        BudgetSpent, HandoffReceived,
         MergeLanded, GateResult, MergeBatch, MergeHealth, MergeFailed, CheckFinished, SandboxProfile, RunWarning, RunError,
         ChecksPlanned, Metrics, WorkerStuck, SweepStarted, SweepFinished, FinalizationAttempt, StateSaved, RunResumed,
-        RunInterrupted, FeatureStatus, ClaimChecked, GateChecked, NewSkippedTests,
+        RunInterrupted, FeatureStatus, ClaimChecked, FileHot, ConflictPredicted, WorkerWarned, TipMerged,
+        ConflictOutcome, PreflightChecked, ResultReady, PlanPreview, GateChecked, NewSkippedTests,
     ],
     Field(discriminator="type"),
 ]

@@ -1,9 +1,9 @@
-"""A loopback-to-Unix-socket forwarder, run inside a sandbox with the host's interpreter.
+"""A program that runs inside a sandbox: TCP on the sandbox's loopback to a Unix socket outside.
 
-Shared by the set-up's package-index proxy (`longshot.sandboxes.egress`) and the external
-harnesses' model proxy (`longshot.harnesses.proxy`): both reach a server of the
-orchestrator's through a Unix socket mounted into the sandbox, and tools inside speak TCP.
-Plain source text, so that it depends on nothing and is run with ``python3 -I -c``.
+A sandbox has no network. What it may reach (the model proxy for an agent CLI, the package
+index proxy for a set-up) the orchestrator serves on a Unix socket mounted into it; this
+forwarder, run inside with the standard library only, makes that socket an address on
+``127.0.0.1`` for programs that speak TCP.
 """
 
 from __future__ import annotations

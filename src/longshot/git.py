@@ -8,6 +8,7 @@ the host by git. Errors become `GitError` (or `PushRejected`) with argv and stde
 from __future__ import annotations
 
 import asyncio
+import copy
 import os
 import re
 from pathlib import Path
@@ -65,6 +66,13 @@ class Git:
             "GIT_COMMITTER_NAME": name,
             "GIT_COMMITTER_EMAIL": email,
         }
+
+    def with_index(self, index: Path) -> Git:
+        """The same repository, with ``index`` as its index file (a scratch index to build a
+        tree in, leaving the real index and the work tree alone)."""
+        other = copy.copy(self)
+        other._env = {**self._env, "GIT_INDEX_FILE": str(index)}
+        return other
 
     def _argv(self, args: tuple[str, ...]) -> list[str]:
         argv = ["git", *SAFE_CONFIG]

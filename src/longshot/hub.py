@@ -9,7 +9,10 @@ When ``GIT_REPO_URL`` is a non-bare local repository with the target branch chec
 git refuses pushes to that branch, and the user's working tree must never be touched
 behind their back. Then work lands on ``refs/longshot/result/<branch>`` in that repository
 instead, and `deliver` fast-forwards the user's branch at the end only if their working
-tree is clean and the branch did not move; otherwise it says how to get the result.
+tree is clean and the branch did not move; otherwise it says how to get the result. In any local
+working copy (a non-bare repository), worker branches are published under
+``refs/longshot/branches/`` rather than as branches, so they never clutter the user's
+``git branch``; elsewhere they are ``GIT_BRANCH_PREFIX`` branches of the remote.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import shutil
 from pathlib import Path
 
 from longshot.errors import ConfigError, GitError
+from longshot.events import ResultReady
 from longshot.git import Git
 
 STALE_STATE = ("MERGE_HEAD", "MERGE_MSG", "MERGE_MODE", "CHERRY_PICK_HEAD", "REVERT_HEAD", "REBASE_HEAD",
@@ -37,6 +41,8 @@ class Hub:
         self.git = Git(path, author=author)
         self.checkout: Path | None = None
         """The user's work tree when the target is a local repository with the branch checked out."""
+        self.working_copy = False
+        """Whether the target is a local non-bare repository (worker branches go under refs/longshot/)."""
         self.repaired: list[str] = []
         """Stale locks and unfinished operations removed by `open` (said in a warning)."""
 
@@ -68,6 +74,7 @@ class Hub:
             self.repaired = self._repair()
             await self.git.run("remote", "set-url", "origin", self.url)
         self.checkout = await self._checked_out()
+        self.working_copy = self.checkout is not None or await self._non_bare()
         try:
             await self.git.run("fetch", "--quiet", "--no-tags", "origin",
                                f"+refs/heads/{self.branch}:refs/remotes/origin/{self.branch}")
@@ -88,8 +95,19 @@ class Hub:
         # Non-forced: a branch the hub holds newer work on (not yet published) is kept as it is.
         await self.git.run_full("fetch", "--quiet", "--no-tags", "origin",
                                 f"+refs/longshot/state/{self.branch}:refs/longshot/origin/state/{self.branch}",
-                                f"refs/heads/{self.prefix}*:refs/heads/{self.prefix}*")
+                                f"{self.remote_branch(self.prefix)}*:refs/heads/{self.prefix}*")
         return remote_tip
+
+    def remote_branch(self, branch: str) -> str:
+        """Where worker branch ``branch`` lives in the target repository (see the module docstring)."""
+        return f"refs/longshot/branches/{branch}" if self.working_copy else f"refs/heads/{branch}"
+
+    async def _non_bare(self) -> bool:
+        local = Path(self.url)
+        if not local.is_dir():
+            return False
+        code, out, _ = await Git(local).run_full("rev-parse", "--is-bare-repository")
+        return code == 0 and out.strip() == "false"
 
     def _repair(self) -> list[str]:
         """Remove stale lock files and unfinished operations left by a killed run."""
@@ -118,29 +136,38 @@ class Hub:
                 return tree
         return None
 
-    async def deliver(self) -> str | None:
-        """For a checked-out local target: fast-forward the user's branch to the result when
-        that is safe, else say how to get it. None when there is nothing to say."""
-        if self.checkout is None:
-            return None
+    async def deliver(self, *, landed: bool) -> ResultReady:
+        """Where the result is and how to take it; for a checked-out local target, first
+        fast-forward the user's branch to it when that is safe (``landed``: work landed)."""
         tip = await self.tip()
+        if self.checkout is None:
+            command = f"git pull {self.url} {self.branch}" if landed else ""
+            return ResultReady(repo=self.url, branch=self.branch, ref=self.ref, commit=tip, moved=landed,
+                               command=command, note=f"{self.branch} in {self.url} " +
+                               ("has the result; in your clone, take it with the command" if landed
+                                else "is unchanged: nothing landed"))
+        result = ResultReady(repo=self.url, branch=self.branch, ref=self.published_ref, commit=tip, moved=False,
+                             command=f"git -C {self.checkout} merge --ff-only {self.published_ref}")
         user = Git(self.checkout)
         theirs = await user.rev_parse(self.ref)
         if theirs == tip:
-            return None
-        how = (f"the result is at {self.published_ref} in {self.url}; to take it: "
-               f"git -C {self.checkout} merge --ff-only {self.published_ref}")
+            return result.model_copy(update={"moved": landed, "command": "", "note": (
+                f"{self.branch} in {self.checkout} has the result" if landed else "nothing landed")})
         if theirs is None or not await self.git.is_ancestor(theirs, tip):
-            return f"{self.branch} moved in {self.checkout} during the run, so it was left as it is; {how} (or git merge)"
+            return result.model_copy(update={"note": f"{self.branch} moved in {self.checkout} during the run, so it "
+                                                     "was left as it is (take the result with git merge)",
+                                             "command": f"git -C {self.checkout} merge {self.published_ref}"})
         dirty = await user.run("status", "--porcelain", "--untracked-files=no")
         busy = [name for name in STALE_STATE if (self.checkout / ".git" / name).exists()]
         if dirty or busy:
             why = "uncommitted changes" if dirty else f"an unfinished {busy[0]}"
-            return f"{self.checkout} has {why}, so {self.branch} was not updated; {how}"
+            return result.model_copy(update={"note": f"{self.checkout} has {why}, so {self.branch} was not updated"})
         code, _, err = await user.run_full("merge", "--ff-only", "--quiet", tip)
         if code != 0:
-            return f"{self.branch} could not be fast-forwarded in {self.checkout} ({err.strip()[-200:]}); {how}"
-        return f"{self.branch} in {self.checkout} was fast-forwarded to the result ({tip[:10]})"
+            return result.model_copy(update={
+                "note": f"{self.branch} could not be fast-forwarded in {self.checkout} ({err.strip()[-200:]})"})
+        return result.model_copy(update={"moved": True, "command": "",
+                                         "note": f"{self.branch} in {self.checkout} was fast-forwarded to the result"})
 
     async def heads(self, *branches: str) -> dict[str, str]:
         """The commits of those of ``branches`` that exist in the hub, in one process."""

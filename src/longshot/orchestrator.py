@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 
 from longshot.budget import RunBudget
-from longshot.build import build_harness
+from longshot.build import build_harness, worker_price
 from longshot.config import Config
 from longshot.crash import CrashPoints
 from longshot.errors import ConfigError
@@ -31,10 +31,13 @@ from longshot.pipeline.converse import Conversation
 from longshot.pipeline.decompose import SplitRules, Subplanner
 from longshot.pipeline.dispatch import TaskRunner
 from longshot.pipeline.drive import DriveOptions, Driver
+from longshot.pipeline.estimate import estimate, preview, task_history
 from longshot.pipeline.explore import Explorer
 from longshot.pipeline.featurerun import FeatureRun
 from longshot.pipeline.finalize import Account, Verdict, verdict
+from longshot.pipeline.foresee import ConflictWatch
 from longshot.pipeline.gate import Gate
+from longshot.pipeline.hotfiles import HotFiles, UnionFiles
 from longshot.pipeline.ledger import Ledger
 from longshot.pipeline.leftovers import clean_leftovers
 from longshot.pipeline.merge import MergeQueue
@@ -43,12 +46,13 @@ from longshot.pipeline.parse import TaskValidator
 from longshot.pipeline.plan import Planner
 from longshot.pipeline.reconcile import Reconciler
 from longshot.pipeline.reset import reset
-from longshot.pipeline.resume import Recovered, capture, recover, restore_reconciler
+from longshot.pipeline.resume import Recovered, capture, recover
 from longshot.pipeline.schedule import Scheduler
 from longshot.pipeline.state import RunState, StateStore, decide, owner_tag
 from longshot.prompts import Prompts
 from longshot.runlock import RunLock
 from longshot.sandboxes.base import SandboxProvider
+from longshot.target import check_target
 from longshot.tools.context import context_window
 from longshot.types import Task
 
@@ -72,11 +76,14 @@ class Orchestrator:
         self.lock = RunLock(self.hub.path.with_name(self.hub.path.name + ".lock"))
         self.state = StateStore(self.hub, self.emit, self.crash)
         self.prompts = Prompts()
-        self.scheduler = Scheduler(self.emit, hold_overlaps=config.scope_overlap == "hold")
+        self.union = UnionFiles(config.union_merge_files.split(","))
+        self.scheduler = Scheduler(self.emit, hold_overlaps=config.scope_overlap == "hold", hot=HotFiles(
+            self.emit, self.union, scopes=config.hot_file_scopes, conflicts=config.hot_file_conflicts))
         self.validator = TaskValidator(prefix=config.git_branch_prefix, main_branch=config.git_main_branch,
                                        max_tasks=config.max_tasks_per_sprint, tasks=self.scheduler.tasks)
         self.merge_queue = MergeQueue(self.hub, config.merge_strategy, self.emit, lambda t, r: self.driver.merged(t, r),
-                                      prefix=config.git_branch_prefix, max_batch=config.merge_batch, crash=self.crash)
+                                      prefix=config.git_branch_prefix, max_batch=config.merge_batch, crash=self.crash,
+                                      union=self.union)
         self.ledger = Ledger(self.scheduler, self.merge_queue, self.budget, self.emit, prefix=config.git_branch_prefix,
                              free_branch=self.validator.free_branch)
         self.explorer = Explorer(self.hub.git, self.hub.tip)
@@ -86,9 +93,11 @@ class Orchestrator:
                                    timeout=config.check_timeout, worker_model=config.model_for("worker"))
         self.rules = SplitRules(max_files=config.subplan_max_files, max_modules=config.subplan_max_modules,
                                 max_depth=config.subplan_max_depth)
-        self.runner = TaskRunner(self.hub, provider, build_harness(config, model, self.prompts, self.emit), self.emit,
-                                 timeout=config.worker_timeout, crash=self.crash,
-                                 on_branch=lambda b: self.state.mark("worker result", b))
+        self.watch = ConflictWatch(self.hub, self.union, self.emit, interval=config.conflict_check_interval,
+                                   deliverable=config.worker_harness == "builtin")
+        self.runner = TaskRunner(self.hub, provider, build_harness(config, model, self.prompts, self.emit, self.watch),
+                                 self.emit, timeout=config.worker_timeout, crash=self.crash,
+                                 on_branch=lambda b: self.state.mark("worker result", b), watch=self.watch)
         self.driver = Driver(
             DriveOptions(max_workers=config.max_workers, planner_max_iterations=config.planner_max_iterations,
                          finalization_enabled=config.finalization_enabled,
@@ -96,11 +105,12 @@ class Orchestrator:
                          rules=self.rules),
             self.scheduler, self.ledger, self.planner, self.merge_queue, self.runner, self.budget, self.state,
             self._subplanner, self.emit, self.crash,
-            verify=lambda o: self.features.verify(o, list(self.scheduler.tasks.values()), self.ledger.handoffs))
+            verify=self.features.verify)
         self.monitor = Monitor(self.scheduler, self.runner, self.merge_queue, self.budget, self.emit,
                                interval=config.health_check_interval, stuck_after=config.worker_stuck_after,
                                max_workers=config.max_workers, busy=lambda: self.driver.busy)
         bus.add_sink(self.monitor)
+        bus.add_sink(self.watch)
         bus.add_sink(self._record_changes)
         bus.add_sink(self.features)
         self.record: RunState | None = None
@@ -112,10 +122,9 @@ class Orchestrator:
                             task_id=task_id)
 
     def _subplanner(self, task: Task) -> Subplanner:
-        sub = Subplanner(task, self._conversation("subplanner", "subplanner", task.id), self.prompts, self.hub,
-                         self.validator, self.emit, self.rules)
-        sub.made = len(self.scheduler.children(task.id))  # a resumed run never repeats a subtask id
-        return sub
+        return Subplanner(task, self._conversation("subplanner", "subplanner", task.id), self.prompts, self.hub,
+                          self.validator, self.emit, self.rules,
+                          made=len(self.scheduler.children(task.id)))  # a resumed run never repeats a subtask id
 
     def _record_changes(self, event: Event) -> None:
         """A bus sink: the changes worth recording ask for a (batched) state write."""
@@ -124,16 +133,20 @@ class Orchestrator:
 
     def _capture(self) -> RunState:
         assert self.record is not None
-        return capture(self.record, self.scheduler, self.ledger, self.planner, self.driver.reconciler, self.budget,
-                       self.validator, self.driver.flags).model_copy(update=self.features.snapshot())
+        return capture(self.record, self.scheduler, self.ledger, self.driver, self.driver.reconciler, self.budget,
+                       self.validator).model_copy(update=self.features.snapshot())
 
     async def run(self, request: str | None, *, log_path: str = "", resume: bool = False,
-                  confirm: Callable[[str], bool] | None = None) -> Verdict:
+                  confirm: Callable[[str], bool] | None = None, plan_only: bool = False,
+                  early: list[Event] | None = None) -> Verdict:
         """Run ``request``, or resume the recorded run (``resume``; a run of the same request is
-        resumed too, after ``confirm`` when given). Raises ConfigError for what cannot be done."""
+        resumed too, after ``confirm`` when given); ``plan_only``: plan, record, stop before any
+        worker; ``early``: events to emit right after ``run.started`` (the preflight's). Raises
+        ConfigError for what cannot be done."""
         stale = self.lock.acquire(self.bus.run_id)
         try:
-            return await self._run(request, log_path, resume, confirm, stale)
+            return await self._run(request, log_path, resume, confirm, [*(early or []), *(
+                [RunWarning(code="lock.stale", message=stale)] if stale else [])], plan_only)
         finally:
             self.lock.release()
 
@@ -142,25 +155,26 @@ class Orchestrator:
         stale = self.lock.acquire(self.bus.run_id)
         try:
             if stale:
-                self.emit(RunWarning(message=stale))
+                self.emit(RunWarning(code="lock.stale", message=stale))
             await self.hub.open()
             return await reset(self.hub, self.state, yes=yes, confirm=confirm, show=show, emit=self.emit)
         finally:
             self.lock.release()
 
     async def _run(self, request: str | None, log_path: str, resume: bool, confirm: Callable[[str], bool] | None,
-                   stale: str | None) -> Verdict:
+                   early: list[Event], plan_only: bool = False) -> Verdict:
         started = time.monotonic()
         self.emit(RunStarted(request=request or "(resume)", repo=self.config.git_repo_url,
                              target_branch=self.config.git_main_branch, max_workers=self.config.max_workers,
-                             log_path=log_path, max_tokens=self.config.run_max_tokens,
-                             max_cost_usd=self.config.run_max_cost_usd))
-        for note in [stale] if stale else []:
-            self.emit(RunWarning(message=note))
+                             log_path=log_path, max_tokens=self.budget.max_tokens,
+                             max_cost_usd=self.budget.max_cost_usd, unpriced_models=self.budget.unpriced))
+        for event in early:
+            self.emit(event)
         self._announce_isolation()
         tip = await self.hub.open()
         if self.hub.repaired:
-            self.emit(RunWarning(message="removed what a killed run left in the hub: " + ", ".join(self.hub.repaired)))
+            self.emit(RunWarning(code="hub.repaired", message="removed what a killed run left in the hub: " + ", ".join(self.hub.repaired)))
+        await check_target(self.hub.git, tip, self.config.git_repo_url, self.emit)
         stored = await self.state.load()
         resuming = decide(stored, request, resume=resume, confirm=confirm,
                           where=f"{self.state.ref} of {self.config.git_repo_url}")
@@ -181,12 +195,12 @@ class Orchestrator:
             async with asyncio.TaskGroup() as tg:
                 background = [tg.create_task(self.state.run()), tg.create_task(self.monitor.run()),
                               tg.create_task(self.driver.reconciler.loop(self.driver.add_fixes)),  # type: ignore[union-attr]
-                              tg.create_task(self.features.run())]
+                              tg.create_task(self.features.run()), tg.create_task(self.watch.run())]
                 merging = tg.create_task(self.merge_queue.run())
                 self._adopt(recovered)
                 try:
-                    await self.driver.drive(self.record.request, tg, resumed=resuming)
-                    if not self.signal:
+                    await self.driver.drive(self.record.request, tg, resumed=resuming, plan_only=plan_only)
+                    if not self.signal and not plan_only:
                         await self.features.drain()  # every claim checked before the verdict
                     left = await self.driver.shutdown() if self.signal else []
                 finally:
@@ -201,12 +215,15 @@ class Orchestrator:
                 loop.remove_signal_handler(sig)
         if self.signal:
             return await self._interrupted(left, started)
+        if plan_only:
+            guess = estimate(len(self.scheduler.tasks), task_history(self.config.longshot_log_dir),
+                             worker_price(self.config), self.budget.tokens)
+            return Verdict(exit_code=preview(self.scheduler.tasks.values(), guess, self.emit, started=started,
+                                             tokens=self.budget.tokens, cost_usd=self.budget.cost_usd), green=False)
         result = await self._finish()
         self.record = self.record.model_copy(update={"finished": True, "exit_code": result.exit_code})
         await self.state.flush("run finished")
-        delivered = await self.hub.deliver()
-        if delivered:
-            self.emit(RunWarning(message=delivered))
+        self.emit(await self.hub.deliver(landed=bool(result.landed)))
         self.emit(RunFinished(exit_code=result.exit_code, green=result.green, landed=result.landed,
                               failed=result.failed, unlanded=result.unlanded, summary=result.summary,
                               duration_s=round(time.monotonic() - started, 3), tokens=self.budget.tokens,
@@ -215,10 +232,8 @@ class Orchestrator:
 
     async def _restore(self, tip: str) -> Recovered:
         assert self.record is not None
-        found = await recover(self.record, self.hub, self.scheduler, self.ledger, self.planner, self.budget,
+        found = await recover(self.record, self.hub, self.scheduler, self.ledger, self.driver, self.budget,
                               self.validator, self.emit)
-        self.driver.flags = self.record.planner.model_copy()
-        self.planner.files = await self.hub.files(self.planner.last_tip or tip)
         self.emit(RunResumed(landed=found.landed, adopted=found.adopted, redispatched=found.redispatched,
                              set_aside=found.set_aside))
         return found
@@ -236,7 +251,7 @@ class Orchestrator:
         assert self.record is not None
         if not self.scheduler.tasks:  # a new run: branches of earlier runs keep their names
             out = await self.hub.git.run("for-each-ref", "--format=%(refname:short)", f"refs/heads/{self.hub.prefix}")
-            self.validator.taken_branches.update(out.splitlines())
+            self.validator.reserve(out.splitlines())
         self.checks = CheckSource(self.hub, self.config.check_commands)
         await self._announce_checks(await self.hub.tip())
         reconciler = Reconciler(
@@ -245,7 +260,7 @@ class Orchestrator:
             start_commit=self.record.start_commit, timeout=self.config.check_timeout,
             prefix=self.config.git_branch_prefix, interval=self.config.reconciler_interval,
             red_interval=self.config.reconciler_red_interval)
-        restore_reconciler(reconciler, self.record.reconciler)
+        reconciler.restore(self.record.reconciler)
         self.driver.reconciler = reconciler
         self.features.start(self.provider, self.checks, self.scheduler.tasks.get)
         if self.config.merge_gate != "off":
@@ -279,19 +294,21 @@ class Orchestrator:
         self.emit(ChecksPlanned(source=source if plan.checks else "none", commands=plan.commands,
                                 ecosystems=plan.ecosystems, setup=bool(plan.setup)))
         if not plan.checks:
-            self.emit(RunWarning(message="NO CHECKS: no check commands are configured and none were detected on "
+            self.emit(RunWarning(code="checks.none", message="NO CHECKS: no check commands are configured and none were detected on "
                                          f"{self.config.git_main_branch}, so nothing can tell a green branch from a red "
                                          "one; detection runs again on each sweep. Set CHECK_COMMANDS (or "
                                          "CHECK_COMMANDS=none to run without checks on purpose)."))
             if self.config.merge_gate == "on":
-                self.emit(RunWarning(message="MERGE_GATE=on but no check commands are configured or detected: "
+                self.emit(RunWarning(code="gate.no_checks", message="MERGE_GATE=on but no check commands are configured or detected: "
                                              "work lands unchecked until checks appear (set CHECK_COMMANDS)"))
 
     def _announce_isolation(self) -> None:
         if self.config.sandbox_isolation == "none":
-            self.emit(RunWarning(message="SANDBOX_ISOLATION=none: model-written commands run on this machine "
+            self.emit(RunWarning(code="isolation.none", message="SANDBOX_ISOLATION=none: model-written commands run on this machine "
                                          "without isolation, with your user's rights"))
         profile = self.provider.describe()
+        for note in profile.adapted:
+            self.emit(RunWarning(code="sandbox.adapted", message=note))
         self.emit(SandboxProfile(provider=self.config.sandbox_provider, isolation=self.config.sandbox_isolation,
                                  description=profile.description, weakened=profile.weakened))
 

@@ -13,6 +13,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from longshot.errors import IllegalTransition
+from longshot.text import clip
 
 
 class TaskStatus(StrEnum):
@@ -44,6 +45,12 @@ ENDED: frozenset[TaskStatus] = TERMINAL | {
 }
 """Statuses in which no worker or merge is working on the task now."""
 
+DONE: frozenset[TaskStatus] = frozenset(
+    {TaskStatus.LANDED, TaskStatus.UNCHANGED, TaskStatus.COMPLETED, TaskStatus.SUPERSEDED}
+)
+"""Ended well: the task's work is on the target branch, or it needed none. (The one definition:
+the monitor, the dashboard and the report count these as done.)"""
+
 TRANSITIONS: dict[TaskStatus, frozenset[TaskStatus]] = {
     TaskStatus.PENDING: frozenset({TaskStatus.RUNNING, TaskStatus.FAILED, TaskStatus.CANCELLED}),
     TaskStatus.RUNNING: frozenset(
@@ -58,7 +65,8 @@ TRANSITIONS: dict[TaskStatus, frozenset[TaskStatus]] = {
             TaskStatus.CANCELLED,
         }
     ),
-    TaskStatus.MERGING: frozenset({TaskStatus.LANDED, TaskStatus.FAILED, TaskStatus.CANCELLED}),
+    # Superseded from merging: the change is already on the target branch (a successor landed it).
+    TaskStatus.MERGING: frozenset({TaskStatus.LANDED, TaskStatus.FAILED, TaskStatus.CANCELLED, TaskStatus.SUPERSEDED}),
     # Partial and failed work with a commit may be sent to the merge queue again by finalization.
     TaskStatus.PARTIAL: frozenset({TaskStatus.PENDING, TaskStatus.MERGING, TaskStatus.CANCELLED, TaskStatus.SUPERSEDED}),
     TaskStatus.BLOCKED: frozenset({TaskStatus.PENDING, TaskStatus.CANCELLED, TaskStatus.SUPERSEDED}),
@@ -89,6 +97,9 @@ class RawTask(BaseModel):
     continue_from: str | None = None
     allow_protected: bool = False
     allow_removed_tests: list[str] = Field(default_factory=list)
+    exclusive: bool = False
+    replaces: str | None = None
+    union_merge: list[str] = Field(default_factory=list)
     fixes: list[str] = Field(default_factory=list)
     """Reconciler answers only: the labels (F1, F2 ...) of the failures this task fixes."""
     feature: str | None = None
@@ -134,6 +145,14 @@ class Task(BaseModel):
     """Tests of the base this task may delete or skip (ids such as ``tests/test_a.py::test_x``,
     files, folders or ``fnmatch`` patterns); any other test that passed on the base must still
     run and pass for the task to land."""
+    exclusive: bool = False
+    """The planner asked that no other task sharing a file of its scope run while this one does."""
+    replaces: str | None = None
+    """A failed, blocked or partial task whose work this one redoes: its dependents wait for this
+    one, and when this one lands the replaced task is superseded."""
+    union_merge: list[str] = Field(default_factory=list)
+    """Line-set files of this task (one entry per line, order irrelevant): a conflict confined
+    to them is resolved by keeping both sides' lines (besides UNION_MERGE_FILES)."""
     status: TaskStatus = TaskStatus.PENDING
     attempts: int = 0
     """How many times a worker was started on it (retries and re-dispatches after a crash included)."""
@@ -141,6 +160,11 @@ class Task(BaseModel):
     """How earlier attempts ended, oldest first (shown to the worker of the next attempt)."""
     reason: str = ""
     """Why the task is failed, blocked or partial (empty otherwise)."""
+
+    def title(self, limit: int = 72) -> str:
+        """The description on one line of at most ``limit`` characters, cut between words (a
+        commit subject, a row of a table); the id when there is no description."""
+        return clip(self.description, limit) or self.id
 
     def move(self, to: TaskStatus, reason: str = "") -> TaskStatus:
         """Change status if ``TRANSITIONS`` allows it; return the previous status."""
@@ -212,6 +236,8 @@ class MergeResult(BaseModel):
     """The new tip of the target branch when landed."""
     reason: str = ""
     conflicts: list[str] = Field(default_factory=list)
+    already_landed: bool = False
+    """Not landed because merged onto the tip it changes nothing: its work is there already."""
 
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
+from typing import Any
 
 from longshot.dashboard.report import report_dir, write_report
 from longshot.events import read_events
@@ -35,3 +36,46 @@ def test_a_log_cut_before_the_end_still_gives_a_report(tmp_path: Path) -> None:
 
     assert figures(text)["exit status"] == "unfinished (the log ends before run.finished)"
     assert (tmp_path / "report-cut" / "progress.png").is_file()
+
+
+def many_tasks_log(path: Path, n: int) -> Path:
+    """A run log of ``n`` tasks that each start, hand off and land (one in ten fails)."""
+    from longshot.events import (
+        MergeLanded, RunFinished, RunStarted, TaskCreated, TaskStatusChanged,
+    )
+    t0 = 1_800_000_000.0
+    events: list[Any] = [RunStarted(ts=t0, run_id="many", request="many tasks", repo="r", target_branch="main",
+                                    max_workers=100)]
+    for i in range(n):
+        task, start = f"task-{i:04d}", t0 + i * 0.1
+        events += [TaskCreated(ts=start, task_id=task, description=f"task {i}", branch=f"worker/{task}"),
+                   TaskStatusChanged(ts=start, task_id=task, before="pending", after="running")]
+        if i % 10 == 9:
+            events.append(TaskStatusChanged(ts=start + 5, task_id=task, before="running", after="failed"))
+        else:
+            events += [TaskStatusChanged(ts=start + 5, task_id=task, before="running", after="merging"),
+                       MergeLanded(ts=start + 6, task_id=task, commit="d" * 40, branch=f"worker/{task}",
+                                   seconds_to_land=1.0),
+                       TaskStatusChanged(ts=start + 6, task_id=task, before="merging", after="landed")]
+    events.append(RunFinished(ts=t0 + n * 0.1 + 10, exit_code=1, green=False, duration_s=n * 0.1 + 10))
+    path.write_text("".join(e.model_dump_json() + "\n" for e in events))
+    return path
+
+
+def test_charts_keep_a_bounded_size_however_many_tasks(tmp_path: Path) -> None:
+    from matplotlib import image
+
+    from longshot.dashboard.charts import LABELLED_ROWS, MAX_HEIGHT
+
+    heights = {}
+    for n in (LABELLED_ROWS // 4, 500):
+        log = many_tasks_log(tmp_path / f"run-{n}.ndjson", n)
+        text = write_report(log).read_text()
+        for name in ("timeline.png", "time_to_land.png", "progress.png"):
+            png = report_dir(log) / name
+            assert f"({name})" in text, (n, name)
+            rows, cols = image.imread(png).shape[:2]
+            assert cols == 800 and rows <= MAX_HEIGHT * 100, (n, name, rows, cols)
+            heights[(n, name)] = rows
+    # A small run keeps a bar and a label per task: its chart is shorter than the capped one.
+    assert heights[(LABELLED_ROWS // 4, "timeline.png")] < heights[(500, "timeline.png")] == MAX_HEIGHT * 100

@@ -28,15 +28,29 @@ def test_replay_at_speed_10_takes_a_tenth_of_the_recorded_time(tmp_path: Path) -
     events = [RunStarted(ts=start, request="r", repo="x", target_branch="main", max_workers=2)]
     events += [RunWarning(ts=start + 2.0 * i, message=f"tick {i}") for i in range(1, 11)]  # 20 s recorded
     log = write_log(tmp_path / "run-a.ndjson", events)
-    arrivals: list[float] = []
+    waits = Waits()
+    seen: list[float] = []
 
-    sent = replay(log, lambda e: arrivals.append(time.monotonic()), speed=10)
+    sent = replay(log, lambda e: seen.append(e.ts), speed=10, stop=waits)
 
-    assert sent == 11
-    ratio = (arrivals[-1] - arrivals[0]) / (events[-1].ts - events[0].ts)
-    assert 0.09 <= ratio <= 0.15, ratio
-    gaps = [b - a for a, b in zip(arrivals, arrivals[1:])]
-    assert min(gaps) > 0.1  # paced all along, not bunched at the end
+    assert sent == 11 and seen == [e.ts for e in events]
+    # before each event it waits until a tenth of its recorded offset (2 s apart -> 0.2 s), not all at the end
+    expected = [0.0] + [0.2 * i for i in range(1, 11)]
+    assert len(waits.asked) == 11
+    assert all(abs(asked - due) < 0.05 for asked, due in zip(waits.asked, expected)), waits.asked
+
+
+class Waits(threading.Event):
+    """A stop signal that is never set and records each wait asked of it, returning at once (the
+    schedule is checked, not the clock)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.asked: list[float] = []
+
+    def wait(self, timeout: float | None = None) -> bool:
+        self.asked.append(timeout or 0.0)
+        return False
 
 
 def test_watch_follows_the_newest_log_and_switches_to_a_newer_one(tmp_path: Path) -> None:

@@ -94,3 +94,38 @@ def test_the_demo_shows_the_dashboard_by_default_in_a_terminal(tmp_path: Path) -
         assert "─ activity" not in screen  # the dashboard left the screen to the summary
     finally:
         term.close()
+
+
+def test_the_dashboard_leaves_the_command_that_takes_the_result_of_a_dirty_working_copy(tmp_path: Path) -> None:
+    """Issue 18 item 4: the run ends on the dashboard, the user's branch cannot move (uncommitted
+    changes), and the final screen says so and gives the one command that takes the result."""
+    from longshot.testing.fake_llm import FakeLLM
+    from longshot.testing.fake_script import RoleScript
+    from longshot.testing.repos import git
+
+    from helpers import MODELS, plan_json, planner_then_done, run_env, worker_steps
+
+    repo = tmp_path / "project"
+    repo.mkdir()
+    git("init", "--quiet", "--initial-branch=main", cwd=repo)
+    (repo / "app.txt").write_text("v1\n")
+    git("add", "app.txt", cwd=repo)
+    git("commit", "--quiet", "-m", "start", cwd=repo)
+    (repo / "app.txt").write_text("v2, not committed\n")
+    script = RoleScript({"planner": planner_then_done(plan_json([{"id": "n", "description": "add new.txt",
+                                                                  "scope": ["new.txt"]}])),
+                         "worker": {"n": worker_steps([("new.txt", "new\n")], delay=0.5)}})
+    with FakeLLM(script, models=MODELS) as fake:
+        env = run_env(tmp_path, repo, fake, CHECK_COMMANDS="none")
+        (tmp_path / ".env").write_text("".join(f"{k}={v}\n" for k, v in env.items()))  # the terminal's run reads it
+        term = Terminal(f"{sys.executable} -m longshot 'add new.txt'", tmp_path)
+        try:
+            term.wait_for("─ tasks", timeout=60)  # the dashboard had the screen
+            term.wait_for("EXIT=", timeout=120)
+            screen = term._tmux("capture-pane", "-p", "-J", "-t", "t", "-S", "-60")  # -J: wrapped lines joined
+        finally:
+            term.close()
+    assert "EXIT=0" in screen
+    assert "main did not move" in screen and "uncommitted changes" in screen
+    assert f"take it  git -C {repo} merge --ff-only refs/longshot/result/main" in screen
+    assert git("rev-parse", "main", cwd=repo) == git("rev-parse", "HEAD", cwd=repo)

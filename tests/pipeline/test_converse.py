@@ -53,7 +53,7 @@ def conversation(tmp_path: Path, fake: FakeLLM, sink: MemorySink) -> Conversatio
 
 
 def retry_warnings(sink: MemorySink) -> list[Any]:
-    return [e for e in sink.of_type(RunWarning) if "retrying" in e.message]
+    return [e for e in sink.of_type(RunWarning) if e.code == "model.retry"]
 
 
 async def test_an_error_the_policy_does_not_retry_ends_the_conversation_at_once(tmp_path: Path, fake_llm) -> None:

@@ -7,7 +7,7 @@ import re
 import sys
 from pathlib import Path
 
-from longshot.events import ClaimChecked, FeatureStatus, RunFinished, TaskCreated, TaskRejected
+from longshot.events import ClaimChecked, FeatureStatus, RunFinished, RunWarning, TaskCreated, TaskRejected
 from longshot.testing.fake_script import Reply, RoleScript, ToolCallSpec
 from longshot.testing.repos import git
 
@@ -90,13 +90,15 @@ def test_a_failing_feature_fails_the_run_a_false_complete_is_recorded_and_status
     repo = target(remote, [{"id": "add", "name": "addition", "tests": ["tests/test_add.py"]},
                            {"id": "mul", "name": "multiplication", "acceptance": "tests/test_mul.py passes"}])
     tasks = [task("t-add", "add", "calc/add.py", f"`{PYTEST} tests/test_add.py` passes"),
-             task("t-mul", "mul", "calc/mul.py", f"`{PYTEST} tests/test_mul.py` passes")]
+             task("t-mul", "mul", "calc/mul.py", f"`{PYTEST} tests/test_mul.py` passes"),
+             task("t-doc", "add", "ADD.md", "`no-such-tool-xyz --check ADD.md` passes")]
     workers = {
         "t-add": worker_steps([ADD, ADD_TEST]),
         # Says complete; its own test fails on its own branch.
         "t-mul": worker_steps([("calc/mul.py", "def mul(a, b):\n    return a + b\n"),
                                ("tests/test_mul.py", "from calc.mul import mul\n\ndef test_mul():\n"
                                                      "    assert mul(2, 3) == 6\n")], summary="mul works"),
+        "t-doc": worker_steps([("ADD.md", "add(a, b) adds\n")]),
     }
     fake = fake_llm(RoleScript({"planner": planner_then_done(plan_json(tasks)), "worker": workers}))
     env = run_env(tmp_path, repo, fake, MERGE_GATE="off", FINALIZATION_ENABLED="false")
@@ -115,6 +117,10 @@ def test_a_failing_feature_fails_the_run_a_false_complete_is_recorded_and_status
     false = claims["t-mul"]
     assert not false.verified and false.exit_code != 0 and "1 failed" in false.evidence
     assert false.model == "fake-worker" and false.role == "worker" and false.command.endswith("tests/test_mul.py")
+    # A command that cannot run in the sandbox at all says nothing of the work: a warning, not a claim.
+    assert "t-doc" not in claims and any(isinstance(e, RunWarning) and e.task_id == "t-doc" and "exit 127" in e.message
+                                         for e in events)
+    assert final["add"].tasks == ["t-add", "t-doc"]
     # The ledger is in the run state in git: a mirror of the target shows it with only GIT_REPO_URL set.
     mirror = tmp_path / "fresh.git"
     git("clone", "--quiet", "--mirror", str(repo), str(mirror), cwd=tmp_path)
@@ -131,7 +137,9 @@ def test_a_failing_feature_fails_the_run_a_false_complete_is_recorded_and_status
 
 
 def test_resume_keeps_the_ledger(tmp_path: Path, fake_llm, remote) -> None:
-    repo = target(remote, [{"id": "add", "tests": "tests/test_add.py"}, {"id": "sub", "tests": "tests/test_sub.py"}])
+    repo = target(remote, [{"id": "add", "name": "addition", "tests": "tests/test_add.py"},
+                           {"id": "sub", "name": "subtraction", "tests": "tests/test_sub.py"},
+                           {"id": "later", "name": "division", "status": "deferred"}])
     tasks = [task("t-add", "add", "calc/add.py"), {**task("t-sub", "sub", "calc/sub.py"), "depends_on": ["t-add"]}]
     workers = {"t-add": worker_steps([ADD, ADD_TEST]),
                "t-sub": worker_steps([("calc/sub.py", "def sub(a, b):\n    return a - b\n"),
@@ -142,23 +150,24 @@ def test_resume_keeps_the_ledger(tmp_path: Path, fake_llm, remote) -> None:
     crashed = run_cli(["build calc"], {**env, "LONGSHOT_CRASH_AT": "merge.landed:1"}, cwd=tmp_path, timeout=240)
     assert crashed.returncode == -9, crashed.stdout[-3000:]
     recorded = json.loads(run_cli(["status", "--json"], {"GIT_REPO_URL": str(repo)}, cwd=tmp_path).stdout)["features"]
-    assert [(f["id"], f["tasks"]) for f in recorded] == [("add", ["t-add"]), ("sub", ["t-sub"])]
+    assert [(f["id"], f["tasks"]) for f in recorded] == [("add", ["t-add"]), ("sub", ["t-sub"]), ("later", [])]
     # Someone edits FEATURES.json meanwhile: the run is judged by the features it started with.
     work = tmp_path / "edit"
     git("clone", "--quiet", str(repo), str(work), cwd=tmp_path)
-    (work / "FEATURES.json").write_text(json.dumps({"features": [{"id": "other"}]}))
+    (work / "FEATURES.json").write_text(json.dumps({"features": [{"id": "other", "name": "other"}]}))
     git("commit", "--quiet", "-am", "other features", cwd=work)
     git("push", "--quiet", "origin", "HEAD:main", cwd=work)
 
     done = run_cli(["--resume"], env, cwd=tmp_path, timeout=240)
 
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]  # a deferred feature is not asked for
     events = run_log(tmp_path)
     announced = [e for e in events if isinstance(e, FeatureStatus) and e.before is None]
     assert [(e.feature, e.status, e.tasks, e.commits) for e in announced] == [
         (f["id"], f["status"], f["tasks"], f["commits"]) for f in recorded]
     final = ledger(events)
-    assert {f: e.status for f, e in final.items()} == {"add": "verified", "sub": "verified"}
+    assert {f: (e.status, e.asked) for f, e in final.items()} == {
+        "add": ("verified", True), "sub": ("verified", True), "later": ("missing", False)}
     assert final["add"].tasks == ["t-add"] and final["sub"].tasks == ["t-sub"] and len(final["add"].commits) == 1
 
 
@@ -187,6 +196,9 @@ def test_without_features_json_the_planned_items_are_the_features_and_subtasks_i
     assert features == {"calc": "arith", "notes": None, "calc-sub-1": "arith", "calc-sub-2": "arith"}
     final = ledger(events)
     assert {f: e.status for f, e in final.items()} == {"arith": "verified", "notes": "claimed"}
+    # Kept up to date as work landed, before the final judgement.
+    arith = [e for e in events if isinstance(e, FeatureStatus) and e.feature == "arith"]
+    assert arith[0].before is None and any("landed in" in e.evidence for e in arith if e.status == "claimed")
     assert final["arith"].tasks == ["calc", "calc-sub-1", "calc-sub-2"] and len(final["arith"].commits) == 2
     assert sorted(final["arith"].tests) == ["tests/test_add.py", "tests/test_mul.py"]
     assert not [e for e in events if isinstance(e, TaskCreated) and e.kind == "verify"]

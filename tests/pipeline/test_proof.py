@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from longshot.pipeline.features import parse_features
+from longshot.events import MemorySink
+from longshot.pipeline.features import FeatureLedger, parse_features
 from longshot.pipeline.proof import covers, file_verdict, mentions, named_in
-from longshot.types import CheckResult
+from longshot.types import CheckResult, Task
 
 TREE = {"tests/test_slug.py", "tests/test_case.py", "tests/unit/test_deep.py", "wordkit/slug.py", "spec/a.test.ts"}
 
@@ -89,3 +90,17 @@ def test_features_json_shapes_are_read_and_deferred_features_are_not_asked_for()
     assert specs[0].files == ["w/slug.py"]
     with pytest.raises(ValueError):
         parse_features('{"feature": []}')
+
+
+def test_tasks_serve_the_feature_they_name_inherit_or_fix_the_tests_of() -> None:
+    ledger = FeatureLedger(MemorySink())
+    ledger.declare(parse_features('{"features": [{"id": "F1", "tests": "tests/test_slug.py"}, {"id": "F2"}]}'))
+    tasks = [Task(id="a", branch="w/a", description="x", feature="F1"),
+             Task(id="a-sub-1", branch="w/b", description="x", parent="a"),
+             Task(id="b", branch="w/c", description="x", feature="F2"),
+             Task(id="b-conflict-fix", branch="w/d", description="x", kind="conflict-fix", continue_from="b"),
+             Task(id="fix-001", branch="w/e", description="x", kind="fix",
+                  fixes=["test tests.test_slug.SlugTest.test_unicode"]),
+             Task(id="fix-002", branch="w/f", description="x", kind="fix", fixes=["types src/a.ts TS2322"]),
+             Task(id="loose", branch="w/g", description="x")]
+    assert ledger.members(tasks) == {"F1": ["a", "a-sub-1", "fix-001"], "F2": ["b", "b-conflict-fix"]}

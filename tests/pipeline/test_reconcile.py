@@ -110,7 +110,8 @@ def test_t9_a_failure_present_at_the_start_gets_exactly_one_fix_and_blames_no_ta
     assert code == 0, events[-1].summary
     assert [e.task_id for e in created(events)] == ["fix-001"]
     assert len([e for e in events if isinstance(e, SweepFinished)]) >= 3  # several sweeps, still one fix
-    warned = [e for e in events if isinstance(e, RunWarning) and "already failing when the run started" in e.message]
+    warned = [e for e in events if isinstance(e, RunWarning) and e.code == "checks.preexisting"
+              and "already failing when the run started" in e.message]
     assert len(warned) == 1 and "tests/test_old.py::test_legacy" in warned[0].message
     gate = [e for e in events if isinstance(e, GateResult) and e.task_id == "feature"]
     assert gate and gate[0].ok and gate[0].preexisting  # the feature was not blamed for the old failure
@@ -215,7 +216,7 @@ def test_no_checks_detected_is_said_loudly_and_not_called_green(tmp_path: Path, 
     code = run_inprocess(tmp_path, target, fake, CHECK_COMMANDS="")
     events = run_log(tmp_path)
     assert code == 1 and not events[-1].green
-    assert any(isinstance(e, RunWarning) and e.message.startswith("NO CHECKS") for e in events)
+    assert any(isinstance(e, RunWarning) and e.code == "checks.none" and e.message.startswith("NO CHECKS") for e in events)
     plan = json.loads(next(e for e in events if e.type == "checks.plan").model_dump_json())
     assert plan["source"] == "none"
     code = run_inprocess(tmp_path / "again", target, fake, CHECK_COMMANDS="none")

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from longshot.errors import IllegalTransition
-from longshot.events import Event, TaskCreated, TaskStatusChanged
+from longshot.events import Event, FileHot, TaskCreated, TaskStatusChanged
+from longshot.pipeline.hotfiles import HotFiles, UnionFiles
 from longshot.pipeline.schedule import Scheduler
 from longshot.types import Task, TaskStatus
 
@@ -81,6 +82,9 @@ def test_dependency_on_an_earlier_task_id_added_later() -> None:
 @pytest.mark.parametrize("ending", [TaskStatus.FAILED, TaskStatus.BLOCKED, TaskStatus.PARTIAL,
                                     TaskStatus.UNCHANGED, TaskStatus.CANCELLED])
 def test_dependency_that_ends_without_landing_fails_the_dependent(ending: TaskStatus) -> None:
+    """A dependency that may still be retried or re-planned (failed, blocked, partial) holds its
+    dependents until the planner gives the work up; one that never can (unchanged, cancelled)
+    fails them at once."""
     s, events = scheduler(make("a"), make("b", depends_on=["a"]), make("c", depends_on=["b"]), make("free"))
     a = s.tasks["a"]
     if ending != TaskStatus.CANCELLED:
@@ -88,6 +92,12 @@ def test_dependency_that_ends_without_landing_fails_the_dependent(ending: TaskSt
     s.move(a, ending, "reason of a")
     assert ids(s.ready()) == ["free"]
     b, c = s.tasks["b"], s.tasks["c"]
+    if ending in (TaskStatus.FAILED, TaskStatus.BLOCKED, TaskStatus.PARTIAL):
+        assert b.status == c.status == TaskStatus.PENDING and ids(s.waiting()) == ["b"]
+        assert ids(s.give_up()) == ["b", "c"]
+    else:  # b fails at once; c waits on b as on any failed task, until the planner gives up
+        assert b.status == TaskStatus.FAILED and c.status == TaskStatus.PENDING
+        assert ids(s.give_up()) == ["c"]
     assert b.status == TaskStatus.FAILED
     assert "a" in b.reason.split() and str(ending) in b.reason
     assert c.status == TaskStatus.FAILED and "b" in c.reason.split()
@@ -103,9 +113,41 @@ def test_failed_dependency_message_names_it() -> None:
     s.move(p, TaskStatus.RUNNING)
     s.move(p, TaskStatus.FAILED, "tests fail")
     s.ready()
+    assert s.tasks["docs"].status == TaskStatus.PENDING
+    s.give_up()
     assert s.tasks["docs"].status == TaskStatus.FAILED
     assert "parser-fix" in s.tasks["docs"].reason
     assert "failed" in s.tasks["docs"].reason
+
+
+@pytest.mark.parametrize("link", ["replaces", "continue_from"])
+def test_dependents_of_a_failed_task_wait_for_its_successor_and_start_when_it_lands(link: str) -> None:
+    """The planner re-plans failed work as a new task that names it: the dependents wait through
+    the planner's give-up call and start once the successor lands (the failed task superseded)."""
+    s, _ = scheduler(make("a"), make("b", depends_on=["a"]))
+    a = s.tasks["a"]
+    s.move(a, TaskStatus.RUNNING)
+    s.move(a, TaskStatus.FAILED, "refused")
+    s.add(Task(id="a2", description="redo a", branch="worker/a2", **{link: "a"}))
+    assert s.waiting() == [] and ids(s.ready()) == ["a2"]
+    assert s.give_up() == [] and s.tasks["b"].status == TaskStatus.PENDING  # a2 carries a on
+    land(s, "a2")
+    s.move(a, TaskStatus.SUPERSEDED, "carried on by a2")
+    assert ids(s.ready()) == ["b"]
+
+
+def test_a_chain_of_successors_keeps_the_dependents_waiting() -> None:
+    s, _ = scheduler(make("a"), make("b", depends_on=["a"]))
+    for task_id, replaces in (("a", None), ("a2", "a")):
+        if replaces:
+            s.add(Task(id=task_id, description="redo", branch=f"worker/{task_id}", replaces=replaces))
+        t = s.tasks[task_id]
+        s.move(t, TaskStatus.RUNNING)
+        s.move(t, TaskStatus.FAILED, "again")
+    s.add(Task(id="a3", description="redo again", branch="worker/a3", replaces="a2"))
+    assert s.carried() == {"a", "a2"} and s.give_up() == []
+    s.move(s.tasks["a3"], TaskStatus.CANCELLED)
+    assert ids(s.give_up()) == ["b"]
 
 
 def test_a_dependency_whose_conflict_fix_is_open_is_waited_for() -> None:
@@ -124,7 +166,7 @@ def test_a_dependency_whose_conflict_fix_is_open_is_waited_for() -> None:
     assert ids(s.ready()) == ["b", "c"]
 
 
-def test_a_dependency_whose_carrier_failed_too_fails_the_dependent() -> None:
+def test_a_dependency_whose_carrier_failed_too_fails_the_dependent_when_given_up() -> None:
     s, _ = scheduler(make("a"), make("b", depends_on=["a"]))
     a = s.tasks["a"]
     for step in (TaskStatus.RUNNING, TaskStatus.MERGING, TaskStatus.FAILED):
@@ -135,6 +177,8 @@ def test_a_dependency_whose_carrier_failed_too_fails_the_dependent() -> None:
     assert s.ready() == [] and s.tasks["b"].status == TaskStatus.PENDING
     s.move(fix, TaskStatus.FAILED, "still conflicts")
     s.ready()
+    assert s.tasks["b"].status == TaskStatus.PENDING and ids(s.waiting()) == ["b"]
+    s.give_up()
     assert s.tasks["b"].status == TaskStatus.FAILED
 
 
@@ -187,21 +231,80 @@ def test_open_work_ends_when_everything_ended() -> None:
     assert ids(s.with_status(TaskStatus.LANDED)) == ["a"]
 
 
-def test_overlapping_scope_waits_unless_allowed() -> None:
+def test_overlapping_scopes_run_at_once_by_default_and_wait_when_held() -> None:
     a, b, c = make("a"), make("b"), make("c")
     b.scope = ["src/a.py", "src/b.py"]
     s, _ = scheduler(a, b, c)
     s.move(s.tasks["a"], TaskStatus.RUNNING)
-    assert ids(s.ready()) == ["c"]  # b shares src/a.py with the running a
-    s.hold_overlaps = False
-    assert ids(s.ready()) == ["b", "c"]
+    assert ids(s.ready()) == ["b", "c"]  # b shares src/a.py with the running a: it runs anyway
+    s.hold_overlaps = True  # SCOPE_OVERLAP=hold
+    assert ids(s.ready()) == ["c"]
 
 
-def test_conflict_fixes_wait_for_each_other_even_when_overlaps_are_allowed() -> None:
-    f1, f2 = make("f1"), make("f2")
+def test_conflict_fixes_of_one_file_wait_for_each_other() -> None:
+    f1, f2, t = make("f1"), make("f2"), make("t")
     for f in (f1, f2):
         f.kind, f.scope = "conflict-fix", ["shared.txt"]
-    s, _ = scheduler(f1, f2)
-    s.hold_overlaps = False
+    t.scope = ["shared.txt"]
+    s, _ = scheduler(f1, f2, t)
     s.move(s.tasks["f1"], TaskStatus.RUNNING)
+    assert ids(s.ready()) == ["t"]  # a plain task is not held by a conflict fix
+
+
+@pytest.mark.parametrize("marked", ["running", "pending"])
+def test_a_task_marked_exclusive_holds_its_files_both_ways(marked: str) -> None:
+    a, b, c = make("a"), make("b"), make("c")
+    a.scope = b.scope = ["src/shared.py"]
+    (a if marked == "running" else b).exclusive = True
+    s, _ = scheduler(a, b, c)
+    s.move(s.tasks["a"], TaskStatus.RUNNING)
+    assert ids(s.ready()) == ["c"]
+    land(s, "c")
+    s.move(s.tasks["a"], TaskStatus.MERGING)
+    assert ids(s.ready()) == []  # still held while a waits in the merge queue
+    s.move(s.tasks["a"], TaskStatus.LANDED)
+    assert ids(s.ready()) == ["b"]
+
+
+def test_subtasks_of_one_parent_sharing_a_file_run_at_once_unless_marked() -> None:
+    a, b = make("p-sub-1"), make("p-sub-2")
+    a.parent = b.parent = "p"
+    a.scope = b.scope = ["src/m.py"]
+    s, _ = scheduler(a, b)
+    s.move(s.tasks["p-sub-1"], TaskStatus.RUNNING)
+    assert ids(s.ready()) == ["p-sub-2"]
+
+
+def hot_scheduler(*tasks: Task, scopes: int = 3, union: list[str] | None = None) -> tuple[Scheduler, list[Event]]:
+    events: list[Event] = []
+    s = Scheduler(events.append, hot=HotFiles(events.append, UnionFiles(union or []), scopes=scopes, conflicts=2))
+    for t in tasks:
+        s.add(t)
+    return s, events
+
+
+def test_a_file_that_conflicts_again_and_again_becomes_hot_and_is_held() -> None:
+    a, b = make("a"), make("b")
+    a.scope = b.scope = ["src/registry.py"]
+    s, events = hot_scheduler(a, b, scopes=0)
+    s.move(s.tasks["a"], TaskStatus.RUNNING)
+    assert ids(s.ready()) == ["b"]  # not hot yet: overlapping scopes run at once
+    assert s.hot is not None
+    s.hot.conflicted(["src/registry.py"])
+    assert ids(s.ready()) == ["b"]
+    s.hot.conflicted(["src/registry.py", "src/other.py"])
+    assert ids(s.ready()) == []  # hot: held while a runs
+    hot = [e for e in events if isinstance(e, FileHot)]
+    assert [(e.path, e.conflicts) for e in hot] == [("src/registry.py", 2)]
+    assert len(s.hot.notes) == 1 and "HOT FILE src/registry.py" in s.hot.notes[0] and "union_merge" in s.hot.notes[0]
+
+
+def test_a_file_named_by_many_open_scopes_becomes_hot_unless_it_is_a_line_set() -> None:
+    tasks = [make(f"t{i}") for i in range(4)]
+    for t in tasks:
+        t.scope = ["src/core.py", "CHANGELOG.md", "docs/index.txt"]
+    tasks[0].union_merge = ["docs/index.txt"]  # the planner's mark
+    s, events = hot_scheduler(*tasks, scopes=3, union=["CHANGELOG*"])
+    assert [e.path for e in events if isinstance(e, FileHot)] == ["src/core.py"]
+    s.move(s.tasks["t0"], TaskStatus.RUNNING)
     assert ids(s.ready()) == []

@@ -148,3 +148,12 @@ async def test_a_writer_cancelled_at_any_point_of_a_write_leaves_the_next_write_
         assert f"after {delay_ms} ms" in last.reason
         assert git("rev-parse", "refs/longshot/state/main", cwd=target) == last.commit
         assert await hub.git.rev_parse("refs/longshot/state/main") == last.commit
+
+
+def test_a_document_from_before_a_field_was_dropped_still_loads() -> None:
+    """``subplans`` was recorded but never read (subtask ids are counted from the scheduler); a state
+    written by an older version still resumes."""
+    old = {"run_id": "r", "request": "q", "target_branch": "main", "start_commit": "a" * 40,
+           "subplans": {"t1": 3}}
+    state = RunState.model_validate(old)
+    assert state.run_id == "r" and "subplans" not in state.model_dump()

@@ -184,9 +184,8 @@ async def test_destructive_commands_touch_nothing_outside_the_checkout(env: Env,
             f"rm -rf /tmp/../{str(env.tmp).lstrip('/')}", "find / -delete",
         ]
         for attack in attacks:
-            started = time.monotonic()
             r = await sb.exec(attack, 20)
-            assert not r.timed_out, (attack, time.monotonic() - started)
+            assert not r.timed_out, (attack, r)
 
         # the attacks really ran: the task's own checkout, HOME and /tmp are emptied
         assert os.listdir(sb.checkout) == []
@@ -300,11 +299,10 @@ async def test_network_egress_is_blocked(env: Env, monkeypatch: pytest.MonkeyPat
             if shutil.which("curl"):
                 probes.append(f"curl -s -m 2 http://127.0.0.1:{port}/ && echo CONNECTED")
             for probe in probes:
-                started = time.monotonic()
                 r = await sb.exec(probe, 10)
                 assert r.exit_code != 0, (probe, r)
                 assert "CONNECTED" not in r.stdout, probe
-                assert not r.timed_out and time.monotonic() - started < 5, probe
+                assert not r.timed_out, probe
         time.sleep(0.2)
         assert tcp.connections == 0 and tcp.received == b""
         assert unix.connections == 0 and unix.received == b""
@@ -343,7 +341,6 @@ async def test_fork_bomb_is_stopped_by_the_process_limit_and_other_tasks_carry_o
     async with provider.open(env.spec("a")) as a, provider.open(env.spec("b")) as b:
         need_cgroup(a)
         assert a.cgroup is not None
-        started = time.monotonic()
         running = asyncio.create_task(a.exec(f"{bomb(name)}; sleep 2", 15))
         try:
             deadline = time.monotonic() + 10
@@ -351,15 +348,13 @@ async def test_fork_bomb_is_stopped_by_the_process_limit_and_other_tasks_carry_o
                 await asyncio.sleep(0.05)
             assert a.cgroup.counters()["processes"] > 0, "the bomb never reached the process limit"
             # while A's bomb is at its limit, B works normally
-            t = time.monotonic()
             r = await b.exec("echo ok", 10)
-            assert r.exit_code == 0 and r.stdout == "ok\n"
-            assert time.monotonic() - t < 5
+            assert r.exit_code == 0 and r.stdout == "ok\n" and not r.timed_out
             result = await asyncio.wait_for(running, 20)
         finally:
             if not running.done():
                 running.cancel()
-        assert time.monotonic() - started < 14
+        assert not result.timed_out, result  # ended by the process limit, not by its 15 s
         assert result.limit is not None and result.limit.startswith("process limit"), result.limit
         assert "64" in result.limit
         assert cgroup_left(a) == set(), "processes of the bomb survived its command"
@@ -372,9 +367,7 @@ async def test_classic_fork_bomb_leaves_nothing_running(env: Env) -> None:
     async with env.provider().open(env.spec()) as sb:
         need_cgroup(sb)
         assert sb.cgroup is not None
-        started = time.monotonic()
         r = await sb.exec(":(){ :|:& };:", 10)
-        assert time.monotonic() - started < 12
         if r.limit is not None:
             assert r.limit.startswith(("process limit", "time limit")), r.limit
         assert cgroup_left(sb) == set()
@@ -387,9 +380,8 @@ async def test_classic_fork_bomb_leaves_nothing_running(env: Env) -> None:
 async def test_memory_blowup_is_stopped_by_the_memory_limit(env: Env) -> None:
     async with env.provider().open(env.spec()) as sb:
         need_cgroup(sb)
-        started = time.monotonic()
         r = await sb.exec(py('x = b"x" * (1024 ** 3); print("ALLOCATED")'), 20)
-        assert time.monotonic() - started < 15
+        assert not r.timed_out, r
         assert r.exit_code != 0 and "ALLOCATED" not in r.stdout
         assert r.limit is not None and r.limit.startswith("memory limit"), r
         assert "256 MB" in r.limit
@@ -409,13 +401,11 @@ async def test_filling_home_and_tmp_with_small_files_hits_the_disk_limit(env: En
     """Many files under the per-file size cap, in HOME and /tmp: the total is what counts."""
     limits = Limits(memory_mb=1024, cpu_cores=1, processes=64, open_files=256, disk_mb=64, files=2000)
     async with env.provider(limits).open(env.spec()) as sb:
-        started = time.monotonic()
         r = await sb.exec("for i in 1 2 3; do head -c 30000000 /dev/zero > /tmp/f$i; head -c 30000000 /dev/zero > ~/f$i; done;"
                           " sleep 5; echo SURVIVED", 15)
-        elapsed = time.monotonic() - started
-        assert "SURVIVED" not in r.stdout, (elapsed, r)
-        assert r.limit is not None and r.limit.startswith("disk limit"), (elapsed, r)
-        assert elapsed < 8, (elapsed, r)
+        assert "SURVIVED" not in r.stdout, r  # stopped before its sleep ended, not at its 15 s
+        assert r.limit is not None and r.limit.startswith("disk limit"), r
+        assert not r.timed_out, r
 
 
 async def test_too_many_open_files_is_stopped_by_the_open_files_limit(env: Env) -> None:
@@ -442,21 +432,17 @@ async def test_many_tiny_files_hit_the_file_count_limit(storage_env: Env) -> Non
 async def test_hung_command_times_out_quickly(env: Env) -> None:
     async with env.provider().open(env.spec()) as sb:
         for command in ("sleep 100000", "touch log && tail -f log"):
-            started = time.monotonic()
             r = await sb.exec(command, 1)
             assert r.timed_out and r.exit_code == 124, (command, r)
             assert r.limit is not None and r.limit.startswith("time limit")
-            assert time.monotonic() - started < 4, command
             assert cgroup_left(sb) == set(), command
 
 
 async def test_interactive_commands_end_at_once_with_stdin_closed(env: Env) -> None:
     async with env.provider().open(env.spec()) as sb:
         for command in ("python3", "python3 -i", "cat", "read line; echo got-$?", "bash -i"):
-            started = time.monotonic()
             r = await sb.exec(command, 10)
             assert not r.timed_out, command
-            assert time.monotonic() - started < 5, command
         r = await sb.exec("read line; echo status=$?", 10)
         assert r.stdout == "status=1\n"
 
@@ -464,13 +450,11 @@ async def test_interactive_commands_end_at_once_with_stdin_closed(env: Env) -> N
 async def test_endless_output_is_bounded(env: Env) -> None:
     limit = 64_000
     async with env.provider(output_limit=limit).open(env.spec()) as sb:
-        started = time.monotonic()
         r = await sb.exec("yes", 2)
         assert r.timed_out and r.exit_code == 124
         assert r.truncated
         assert len(r.stdout) <= limit + 100
         assert r.stdout.startswith("y\ny\n") and "bytes of output omitted" in r.stdout
-        assert time.monotonic() - started < 5
 
 
 async def test_a_gigabyte_without_newlines_keeps_memory_bounded(env: Env) -> None:
@@ -504,11 +488,9 @@ async def test_daemons_do_not_outlive_their_command(env: Env) -> None:
                    "os.wait()\n")
     try:
         async with env.provider().open(env.spec()) as sb:
-            started = time.monotonic()
             r = await sb.exec(f"nohup {nohup} >/dev/null 2>&1 & (setsid {setsid} >/dev/null 2>&1 &) & "
                               f"python3 -c '{double_fork}'; sleep 0.5; pgrep -a sleep; echo started", 20)
-            assert r.exit_code == 0 and r.stdout.endswith("started\n"), r
-            assert time.monotonic() - started < 5
+            assert r.exit_code == 0 and r.stdout.endswith("started\n"), r  # did not wait for the daemons
             for marker in (nohup, setsid, daemon):
                 assert marker in r.stdout, f"{marker} never started"
             for marker in (nohup, setsid, daemon):

@@ -33,14 +33,11 @@ async def test_exec_runs_in_the_checkout_with_exit_code_and_both_streams(case: C
 
 async def test_a_command_over_its_timeout_is_killed_and_says_so(case: Case) -> None:
     async with case.provider.open(case.spec()) as sb:
-        started = time.monotonic()
         r = await sb.exec("echo started; sleep 60; echo late > late.txt", 2)
-        elapsed = time.monotonic() - started
         await asyncio.sleep(0.5)
         after = await sb.exec("ls; cat late.txt 2>&1 || true", 30)
     assert r.timed_out and r.exit_code == 124 and r.limit and r.limit.startswith("time")
-    assert r.stdout == "started\n"
-    assert elapsed < 20
+    assert r.stdout == "started\n"  # it did not run to its end: no "late"
     assert "late.txt" not in after.stdout.split()
 
 

@@ -100,14 +100,14 @@ async def test_exec_exit_code_stdout_stderr(env: Env, isolation: str) -> None:
 
 @pytest.mark.parametrize("isolation", ["bubblewrap", "none"])
 async def test_timeout_kills(env: Env, isolation: str) -> None:
+    marker = f"sleep 30.{os.getpid()}{len(isolation)}"
     async with env.provider(isolation).open(env.spec) as sb:
-        started = time.monotonic()
-        r = await sb.exec("echo started; sleep 30", 1)
-        elapsed = time.monotonic() - started
+        r = await sb.exec(f"echo started; {marker}; touch late", 1)
         assert r.timed_out
         assert r.exit_code == 124
         assert r.stdout == "started\n"
-        assert elapsed < 3.5, elapsed
+        assert wait_gone(marker) == [], "the timed-out command was left running"
+        assert not (sb.checkout / "late").exists()
 
 
 @pytest.mark.parametrize("isolation", ["bubblewrap", "none"])
@@ -115,10 +115,8 @@ async def test_background_process_does_not_survive(env: Env, isolation: str) -> 
     marker = f"sleep 3001.{os.getpid()}{len(isolation)}"
     try:
         async with env.provider(isolation).open(env.spec) as sb:
-            started = time.monotonic()
             r = await sb.exec(f"{marker} >/dev/null 2>&1 & echo spawned", 20)
-            assert r.exit_code == 0 and r.stdout == "spawned\n"
-            assert time.monotonic() - started < 3
+            assert r.exit_code == 0 and r.stdout == "spawned\n" and not r.timed_out
             assert wait_gone(marker) == [], "a background process outlived its command"
     finally:
         for pid in pgrep(marker):
@@ -131,13 +129,10 @@ async def test_background_process_holding_stdout_does_not_hang_exec(env: Env, is
     marker = f"sleep 3003.{os.getpid()}{len(isolation)}"
     try:
         async with env.provider(isolation).open(env.spec) as sb:
-            started = time.monotonic()
             r = await sb.exec(f"{marker} & echo again", 4)
-            elapsed = time.monotonic() - started
             assert r.stdout.startswith("again")
             assert not r.timed_out, "a finished command was reported as timed out"
             assert r.exit_code == 0
-            assert elapsed < 3, elapsed
             assert wait_gone(marker) == []
     finally:
         for pid in pgrep(marker):

@@ -214,7 +214,8 @@ async def test_a_task_whose_container_is_lost_starts_again_in_a_new_one(tmp_path
     handoff = await runner.run(Task(id="t1", description="d", branch="worker/t1-x"))
     assert handoff.status == "complete" and harness.attempts == 2
     assert git("show", "refs/heads/worker/t1-x:work.txt", cwd=hub.path) == "attempt"
-    assert any(isinstance(e, RunWarning) and "again in a new sandbox (attempt 2 of 3)" in e.message for e in events)
+    assert any(isinstance(e, RunWarning) and e.code == "sandbox.retry" and "again in a new sandbox (attempt 2 of 3)" in e.message
+               for e in events)
     assert len(fake.sandboxes) == 2 and fake.running() == []
 
 

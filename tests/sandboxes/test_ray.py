@@ -99,6 +99,16 @@ def test_sizes_no_node_can_hold_are_a_config_error(tmp_path: Path) -> None:
         ray_provider(tmp_path, memory_mb=2**30)
 
 
+def test_default_sizes_no_node_can_hold_are_fitted_to_the_largest_node_and_said(tmp_path: Path, ray_cluster) -> None:
+    """Issue 18 item 9: a default that cannot work is adapted; an explicit value is refused (above)."""
+    largest = max(n["Resources"].get("CPU", 0) for n in ray_cluster.nodes() if n.get("Alive"))
+    provider = ray_provider(tmp_path, cpus=largest + 2, fit=(True, True), memory_mb=2**30)
+    assert provider.options.cpus == largest and provider.options.memory_mb < 2**30
+    notes = provider.describe().adapted
+    assert any(n.startswith("SANDBOX_CPU_CORES: the default") and f"using {largest:g}" in n for n in notes)
+    assert any(n.startswith("SANDBOX_MEMORY_MB: the default") for n in notes)
+
+
 class ActorKillingHarness:
     """Attempt 1 kills its actor's process (as a lost node would); attempt 2 finishes."""
 

@@ -130,9 +130,11 @@ async def test_git_config_hooks_and_fsmonitor_planted_inside_never_run_on_the_ho
         assert git("rev-parse", f"refs/heads/{BRANCH}", cwd=env.hub) == sha
 
         # Control: a naive host git in the same checkout DOES run the planted code, so the
-        # sentinel check above can fail.
+        # sentinel check above can fail. (It trusts the checkout: run as root, the checkout belongs
+        # to the sandbox's user, and git's own ownership check would otherwise refuse it.)
         plain = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": str(env.tmp), "GIT_CONFIG_NOSYSTEM": "1"}
-        subprocess.run(["git", "-c", "user.name=n", "-c", "user.email=n@host", "commit", "--allow-empty", "-qm", "naive"],
+        subprocess.run(["git", "-c", "safe.directory=*", "-c", "user.name=n", "-c", "user.email=n@host", "commit",
+                        "--allow-empty", "-qm", "naive"],
                        cwd=sb.checkout, env=plain, capture_output=True, check=False)
     assert sentinel.exists(), "control failed: the planted hooks did not fire even for a naive git"
     ran = sentinel.read_text()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -196,13 +195,10 @@ def test_cut_stream_raises(fake_factory: Any) -> None:
 async def test_peak_in_flight_under_concurrency(fake_factory: Any) -> None:
     fake = fake_factory(RoleScript({"worker": Reply.text("done", delay=0.3)}))
     async with aclient(fake) as c:
-        t0 = time.monotonic()
         await asyncio.gather(*(c.chat.completions.create(model="worker", messages=USER) for _ in range(4)))
-        elapsed = time.monotonic() - t0
-    assert fake.peak_in_flight() == 4
+    assert fake.peak_in_flight() == 4  # all four delayed answers were in flight at once
     assert fake.peak_in_flight("worker") == 4
     assert fake.peak_in_flight("planner") == 0
-    assert elapsed < 1.0
 
 
 async def test_request_log_has_bodies_but_no_api_key(fake_factory: Any, tmp_path: Path) -> None:
@@ -289,9 +285,7 @@ async def test_hang_released_by_stop(fake_factory: Any) -> None:
         task = asyncio.create_task(c.chat.completions.create(model="worker", messages=USER))
         while fake.count() == 0:
             await asyncio.sleep(0.01)
-        t0 = time.monotonic()
-        await asyncio.to_thread(fake.stop)
-        assert time.monotonic() - t0 < 2
+        await asyncio.to_thread(fake.stop)  # returns although a handler hangs
         with pytest.raises(openai.APIConnectionError):
             await asyncio.wait_for(task, 5)
     assert fake.requests[0].status == 0

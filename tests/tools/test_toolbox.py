@@ -353,13 +353,14 @@ CONTRACT = {
     "find": ({"pattern", "path"}, {"pattern"}),
     "ls": ({"path"}, set()),
     "handoff": ({"status", "summary", "concerns", "suggestions"}, {"status", "summary"}),
+    "merge_tip": (set(), set()),  # round 2 addition: the tip merged into the checkout (pipeline/foresee.py)
 }
 
 
 def test_tool_schemas_match_the_contract() -> None:
     schemas = tool_schemas(WORKER_TOOLS)
     names = [s["function"]["name"] for s in schemas]
-    assert sorted(names) == sorted(CONTRACT) and len(names) == 8
+    assert sorted(names) == sorted(CONTRACT) and len(names) == 9
     for entry in schemas:
         assert entry["type"] == "function"
         fn = entry["function"]

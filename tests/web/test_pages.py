@@ -24,6 +24,7 @@ def test_runs_list_shows_each_run_with_its_figures(tmp_path: Path) -> None:
     assert cells[4] == "green"
     assert cells[5:8] == ["10", "9", "0"]  # tasks, landed, failed
     assert cells[8].startswith("$0.0")
+    assert 'http-equiv="refresh"' not in page  # every run finished: nothing to follow
 
 
 def test_run_page_draws_the_tree_merge_queue_charts_and_alerts(tmp_path: Path) -> None:
@@ -138,3 +139,34 @@ def test_a_torn_last_line_waits_for_its_end(tmp_path: Path) -> None:
         assert before == 20
         assert c.get(f"/runs/{RUN}/frame").json()["total"] == 21
     assert "21 events" in after
+
+
+def test_a_run_without_news_and_without_an_end_is_silent(tmp_path: Path) -> None:
+    import os
+    import time
+
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    records = lines(demo_logs(tmp_path) / f"{RUN}.ndjson")[:-1]  # no run.finished
+    for name in ("run-20261201T000000Z-aaaa", "run-20261202T000000Z-bbbb"):
+        write_lines(logs / f"{name}.ndjson", records)
+    hour_ago = time.time() - 3600
+    os.utime(logs / "run-20261201T000000Z-aaaa.ndjson", (hour_ago, hour_ago))
+    (logs / f"{RUN}.ndjson").unlink()
+    with signed_in(client(logs)) as c:
+        page = c.get("/").text
+    statuses = dict(re.findall(r'<a href="/runs/([^"]+)">.*?<span class="badge [^"]*"[^>]*>(\w+)</span>', page, re.S))
+    assert statuses == {"run-20261201T000000Z-aaaa": "silent", "run-20261202T000000Z-bbbb": "running"}
+    assert 'http-equiv="refresh"' in page  # the list follows while a run is running
+
+
+def test_warnings_show_their_code(tmp_path: Path) -> None:
+    log = demo_logs(tmp_path) / f"{RUN}.ndjson"
+    records = lines(log)
+    for r in records:
+        if r["type"] == "warning":
+            r["code"] = "checks.preexisting"
+    write_lines(log, records)
+    with signed_in(client(tmp_path / "logs")) as c:
+        alerts = c.get(f"/runs/{RUN}/frame").json()["parts"]["alerts"]
+    assert "warning · checks.preexisting" in alerts and "already failing when the run started" in alerts

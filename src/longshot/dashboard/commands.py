@@ -19,8 +19,8 @@ from rich.console import Console
 from longshot.dashboard.app import Dashboard
 from longshot.dashboard.output import choose_mode
 from longshot.dashboard.plain import JsonStdoutSink, PlainPrinter
-from longshot.dashboard.report import load, summary, write_report
-from longshot.dashboard.sources import ReplayClock, follow, newest_log, replay as replay_log
+from longshot.dashboard.report import load, print_summary, write_report
+from longshot.dashboard.sources import ReplayClock, follow, log_problem, newest_log, replay as replay_log
 from longshot.dashboard.state import RunState
 from longshot.dashboard.keys import ViewState
 from longshot.dashboard.view import render
@@ -40,8 +40,7 @@ def replay(
     at: Annotated[float | None, typer.Option(help="With --snapshot: seconds into the run (default: the end).")] = None,
 ) -> None:
     """Show a recorded run with its original timing (or faster)."""
-    if not file.is_file():
-        _usage(f"no such run log: {file}")
+    _check_log(file)
     if snapshot is not None:
         _snapshot(file, snapshot, at)
         return
@@ -51,7 +50,7 @@ def replay(
         sink = JsonStdoutSink(sys.stdout) if mode == "json" else PlainPrinter(console, debug=debug)
         replay_log(file, sink, speed=speed)
         if isinstance(sink, PlainPrinter) and sink.state.started is not None:
-            console.print(summary(sink.state))
+            print_summary(console, sink.state)
         return
     clock = ReplayClock(speed)
     dash = Dashboard(console, view=ViewState(debug=debug, footer=f"replay ×{speed:g} · q quits"), clock=clock)
@@ -73,7 +72,7 @@ def replay(
     finally:
         stop.set()
     if dash.state.started is not None:
-        console.print(summary(dash.state))
+        print_summary(console, dash.state)
 
 
 def _feed(file: Path, dash: Dashboard, speed: float, clock: ReplayClock, stop: threading.Event) -> None:
@@ -88,6 +87,9 @@ def watch(
 ) -> None:
     """Follow the newest run log, switching when a newer run starts. Ctrl-C (or q) stops watching."""
     where = directory or Path(os.environ.get("LONGSHOT_LOG_DIR", "logs"))
+    if where.exists() and not where.is_dir():
+        _usage(f"{where} is not a folder of run logs. Fix: longshot watch --dir <the folder of run-*.ndjson logs>, "
+               "or longshot replay <a log>")
     mode = choose_mode(dashboard, json_out)
     console = Console(highlight=False, soft_wrap=mode != "dashboard")
     stop = threading.Event()
@@ -131,12 +133,10 @@ def watch(
 
 def report(file: Annotated[Path, typer.Argument(help="A run log (logs/run-*.ndjson).")]) -> None:
     """Write (again) the report of a recorded run, and print its summary."""
-    if not file.is_file():
-        _usage(f"no such run log: {file}")
+    _check_log(file)
     path = write_report(file)
     console = Console(highlight=False, soft_wrap=True)
-    console.print(summary(load(file)))
-    console.print(f"report: {path}")
+    print_summary(console, load(file), path)
 
 
 def _snapshot(file: Path, out: Path, at: float | None) -> None:
@@ -158,8 +158,15 @@ def _snapshot(file: Path, out: Path, at: float | None) -> None:
     Console(highlight=False).print(f"wrote {out}")
 
 
+def _check_log(file: Path) -> None:
+    """Exit 2 (nothing read, nothing written) unless ``file`` is a run log."""
+    problem = log_problem(file)
+    if problem is not None:
+        _usage(f"{problem}. Fix: give a run log, such as logs/run-<time>-<id>.ndjson (longshot watch follows the newest)")
+
+
 def _usage(message: str) -> None:
-    Console(stderr=True, highlight=False).print(f"[red]{message}[/]")
+    Console(stderr=True, highlight=False, soft_wrap=True).print(message, style="red", markup=False)
     raise typer.Exit(2)
 
 

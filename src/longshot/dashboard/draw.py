@@ -90,3 +90,11 @@ class Lines:
             yield from row.render(console)
             if i < len(self.rows) - 1:
                 yield Segment.line()
+
+
+def cost_text(cost_usd: float, unpriced: list[str]) -> str:
+    """``$0.1234``; with a model of unknown price, never a bare $0: ``unknown (no price for m)``."""
+    if not unpriced:
+        return f"${cost_usd:.4f}"
+    names = ", ".join(unpriced)
+    return f"unknown (no price for {names})" if cost_usd == 0 else f"at least ${cost_usd:.4f} (no price for {names})"

@@ -8,11 +8,14 @@ from __future__ import annotations
 
 from rich.markup import escape
 
+from longshot.text import clip
+
 from longshot.events import (
     BudgetSpent, CheckFinished, ClaimChecked, EndpointHealth, Event, FeatureStatus, FinalizationAttempt,
     HandoffReceived, LLMRetry, MergeFailed, MergeLanded, ModelsWaiting, PlannerAnswered, PlannerParseError,
     PlannerRequested, RunError, RunFinished, RunInterrupted,
     RunStarted, RunWarning, SandboxProfile, SweepFinished, TaskCreated, TaskRejected, TaskStatusChanged, WorkerStuck,
+    PlanPreview, PreflightChecked, ResultReady,
 )
 
 ERRORS = (RunError, MergeFailed, BudgetSpent)
@@ -54,27 +57,27 @@ def describe(e: Event) -> str | None:
     t = f"[cyan]{escape(e.task_id)}[/] " if e.task_id else ""
     match e:
         case RunStarted():
-            return f"[bold]longshot[/] {escape(e.request[:120])}\n  repo {escape(e.repo)} → {e.target_branch}, " \
+            return f"[bold]longshot[/] {escape(clip(e.request, 120))}\n  repo {escape(e.repo)} → {e.target_branch}, " \
                    f"{e.max_workers} workers, log {escape(e.log_path)}"
         case PlannerRequested():
             return f"[magenta]planner[/] thinking (iteration {e.iteration}, {e.handoffs} new handoffs)"
         case PlannerAnswered():
             return f"[magenta]planner[/] {e.tasks} new tasks"
         case PlannerParseError():
-            return f"[yellow]planner answer unusable[/]: {escape(e.error[:200])}"
+            return f"[yellow]planner answer unusable[/]: {escape(clip(e.error, 200))}"
         case TaskCreated() if e.kind == "conflict-fix":
-            return f"{t}[yellow]planned to resolve a merge conflict[/]: {escape(e.description.splitlines()[0][:100])}"
+            return f"{t}[yellow]planned to resolve a merge conflict[/]: {escape(clip(e.description.splitlines()[0], 100))}"
         case TaskCreated() if e.kind == "fix":
-            return f"{t}[yellow]fix task[/]: {escape(e.description.splitlines()[0][:100])}"
+            return f"{t}[yellow]fix task[/]: {escape(clip(e.description.splitlines()[0], 100))}"
         case TaskCreated():
-            return f"{t}planned: {escape(e.description[:100])}"
+            return f"{t}planned: {escape(clip(e.description, 100))}"
         case TaskRejected():
             return f"[yellow]rejected task[/] {t}{escape(e.reason)}"
         case TaskStatusChanged() if e.after in ("merging", "landed") or e.before == "merging":
             return None  # the merge events say it better
         case TaskStatusChanged():
             colour = {"landed": "green", "failed": "red", "blocked": "red", "partial": "yellow"}.get(e.after, "blue")
-            why = f" ({escape(e.reason[:160])})" if e.reason and e.after != "merging" else ""
+            why = f" ({escape(clip(e.reason, 160))})" if e.reason and e.after != "merging" else ""
             return f"{t}[{colour}]{e.after}[/]{why}"
         case HandoffReceived():
             m = e.handoff.metrics
@@ -104,7 +107,7 @@ def describe(e: Event) -> str | None:
             return f"{t}[yellow]no progress for {e.silent_s:.0f}s[/]: ended, its work salvaged"
         case LLMRetry():
             return f"{t}[dim]model request retried ({e.role} on {escape(e.endpoint)}, attempt {e.attempt}): " \
-                   f"{escape(e.error[:120])}[/]"
+                   f"{escape(clip(e.error, 120))}[/]"
         case EndpointHealth():
             state = "[green]back in rotation[/]" if e.healthy else "[yellow]resting[/]"
             return f"endpoint {escape(e.endpoint)} {state}" + (f": {escape(e.reason)}" if e.reason else "")
@@ -127,4 +130,32 @@ def describe(e: Event) -> str | None:
         case RunFinished():
             mark = "[green]✓ done[/]" if e.exit_code == 0 else f"[red]✗ exit {e.exit_code}[/]"
             return f"{mark} in {e.duration_s:.1f}s"
+        case PreflightChecked():
+            counts = {s: sum(c.get("status") == s for c in e.checks) for s in ("ok", "warn", "fail")}
+            return f"[dim]preflight: {counts['ok']} checks ok, {counts['warn']} warnings, {counts['fail']} failed " \
+                   f"({e.tokens} tokens)[/]"
+        case PlanPreview():
+            return plan_lines(e)
+        case ResultReady():
+            take = f"\n  take it: [bold]{escape(e.command)}[/]" if e.command else ""
+            return f"[bold]result[/]: {escape(e.ref)} in {escape(e.repo)} ({e.commit[:10]}); " \
+                   f"{'your branch ' + e.branch + ' has it' if e.moved else e.branch + ' did not move'}" \
+                   f"{': ' + escape(e.note) if e.note else ''}{take}"
     return None
+
+
+def plan_lines(e: PlanPreview) -> str:
+    """``--plan-only``: every task with its scope and dependencies, then the estimate."""
+    out = [f"[bold]plan[/]: {len(e.tasks)} tasks"]
+    for t in e.tasks:
+        out.append(f"  [cyan]{escape(str(t['id']))}[/] {escape(str(t['description']).splitlines()[0] if t['description'] else '')}")
+        scope, deps = t.get("scope") or [], t.get("depends_on") or []
+        if scope:
+            out.append(f"      scope: {escape(', '.join(map(str, scope)))}")  # type: ignore[call-overload]
+        if deps:
+            out.append(f"      after: {escape(', '.join(map(str, deps)))}")  # type: ignore[call-overload]
+    cost = ("cost unknown (no price for the worker model)" if e.cost_low_usd is None
+            else f"${e.cost_low_usd:.2f} to ${e.cost_high_usd or 0:.2f}")
+    out.append(f"[bold]estimate[/]: {e.tokens_low:,} to {e.tokens_high:,} tokens, {cost}")
+    out.append(f"  [dim]from {escape(e.basis)}[/]")
+    return "\n".join(out)

@@ -15,7 +15,7 @@ from rich.markup import escape
 
 from longshot.dashboard.lines import describe
 from longshot.dashboard.state import RunState
-from longshot.dashboard.draw import amount, duration
+from longshot.dashboard.draw import amount, cost_text, duration
 from longshot.events import Event, Metrics
 
 STATUS_EVERY = 15.0
@@ -82,7 +82,7 @@ def status_line(state: RunState, now: float) -> str:
     parts = [f"[bold]status[/] {duration(state.elapsed(now))}", f"workers {f.workers_active}/{f.workers_total}",
              f"tasks {f.done}/{f.total} done, {f.failed} failed, {f.pending} pending",
              f"landed {f.landed} ({state.landed_per_hour(now):.0f}/h)", f"queue {f.queue_depth}",
-             f"{amount(f.tokens)} tokens ${f.cost_usd:.4f}"]
+             f"{amount(f.tokens)} tokens {cost_text(f.cost_usd, state.unpriced)}"]
     if state.planner_since is not None:
         parts.insert(1, f"[magenta]planning {duration(now - state.planner_since)}[/]")
     return " · ".join(parts)

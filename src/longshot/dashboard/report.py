@@ -8,21 +8,24 @@ charts beside it as PNG files.
 
 from __future__ import annotations
 
+import subprocess
+
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from rich.console import Group, RenderableType
-from rich.markup import escape
+from rich.console import Console, Group, RenderableType
 from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
 from longshot.dashboard.features import features_markdown
 from longshot.dashboard.state import RunState
-from longshot.dashboard.draw import duration
+from longshot.dashboard.draw import cost_text, duration
+from longshot.dashboard.nextsteps import result_lines, what_next
 from longshot.events import read_events
+from longshot.text import clip
 
 
 @dataclass
@@ -48,6 +51,7 @@ class Outcome:
     peak_workers: int
     verdict: str = ""
     notes: list[str] = field(default_factory=list)
+    unpriced: list[str] = field(default_factory=list)
     features: dict[str, int] = field(default_factory=dict)
     """Features per status (empty when the run had none)."""
     checked_by: str = ""
@@ -83,8 +87,8 @@ def outcome(state: RunState) -> Outcome:
         p50_to_land=waits[len(waits) // 2] if waits else None,
         p95_to_land=waits[min(len(waits) - 1, int(0.95 * len(waits)))] if waits else None,
         peak_workers=max((n for _, n in state.active_series), default=0), verdict=fin.summary if fin else "",
-        notes=[f"+{duration(i.ts - (state.started or i.ts))} {i.level}: {(i.task_id + ' ') if i.task_id else ''}{i.text}"
-               for i in state.feed if i.level != "info"],
+        notes=[f"+{duration(i.ts - (state.started or i.ts))} {i.level}: {Text.from_markup(i.text).plain}"
+               for i in state.feed if i.level != "info"], unpriced=list(state.unpriced),
         features=state.feature_counts() if state.features else {})
 
 
@@ -102,7 +106,11 @@ def _statuses(o: Outcome) -> str:
 def _exit(o: Outcome) -> str:
     if o.exit_code is None:
         return "unfinished (the log ends before run.finished)"
-    return f"{o.exit_code} ({'green' if o.green else 'not green'})"
+    if o.green:
+        return f"{o.exit_code} (green)"
+    if not o.checks:
+        return f"{o.exit_code} (no checks ran)"
+    return f"{o.exit_code} (not green)"
 
 
 def rows(o: Outcome) -> list[tuple[str, str]]:
@@ -116,11 +124,11 @@ def rows(o: Outcome) -> list[tuple[str, str]]:
             *([("landings checked", o.checked_by)] if o.checked_by else []), ("reconciler fix tasks", str(o.fix_tasks)),
             ("time to land p50 / p95", land), ("peak workers", str(o.peak_workers)), ("final checks", checks),
             *([("features", ", ".join(f"{n} {s}" for s, n in o.features.items()))] if o.features else []),
-            ("tokens", f"{o.tokens:,}"), ("cost", f"${o.cost_usd:.4f}"), ("exit status", _exit(o))]
+            ("tokens", f"{o.tokens:,}"), ("cost", cost_text(o.cost_usd, o.unpriced)), ("exit status", _exit(o))]
 
 
-def summary(state: RunState, report: Path | None = None) -> RenderableType:
-    """The end-of-run summary for the terminal."""
+def summary(state: RunState) -> RenderableType:
+    """The end-of-run figures in a box (`print_summary` adds the result, report and log)."""
     o = outcome(state)
     grid = Table.grid(padding=(0, 2))
     grid.add_column(style="dim", no_wrap=True)
@@ -129,15 +137,20 @@ def summary(state: RunState, report: Path | None = None) -> RenderableType:
         style = "" if name != "exit status" else "bold green" if o.exit_code == 0 else "bold red"
         grid.add_row(name, Text(value, style=style))
     parts: list[RenderableType] = [grid]
-    if o.verdict and o.exit_code != 0:
+    if o.verdict and (o.exit_code != 0 or state.plan is not None):
         parts.append(Text(o.verdict, style="yellow"))
-    if state.log_path:
-        parts.append(Text.from_markup(f"[dim]log[/]    {escape(state.log_path)}"))
-    if report is not None:
-        parts.append(Text.from_markup(f"[dim]report[/] [bold]{escape(str(report))}[/]"))
     ok = o.exit_code == 0
     return Panel(Group(*parts), title="✓ run finished" if ok else "✗ run summary", title_align="left",
                  border_style="green" if ok else "red")
+
+
+def print_summary(console: Console, state: RunState, report: Path | None = None) -> None:
+    """The summary box, then where the result is and how to take it, the report and the log as
+    whole lines (never wrapped or cut inside the box: they are meant to be copied)."""
+    console.print(summary(state))
+    for label, text in result_lines(state, report):
+        console.print(Text.assemble((f"{label:<8} ", "dim"), (text, "bold" if label == "take it" else "")),
+                      soft_wrap=True)
 
 
 def _cell(text: object) -> str:
@@ -155,6 +168,13 @@ def markdown(state: RunState, charts: list[tuple[str, str]]) -> str:
     out += [f"| {name} | {_cell(value)} |" for name, value in rows(o)]
     if o.verdict:
         out += ["", "```", o.verdict, "```"]
+    results = [(label, text) for label, text in result_lines(state) if label not in ("log", "report")]
+    if results:
+        out += ["", "## Result", ""] + [f"- **{label}:** `{text}`" if label == "take it" else f"- **{label}:** {text}"
+                                         for label, text in results]
+    steps = what_next(state)
+    if steps:
+        out += ["", "## What next", ""] + [f"- {_cell(step)}" for step in steps]
     if charts:
         out += ["", "## Charts", ""]
         out += [f"![{caption}]({name})\n\n*{caption}.*\n" for name, caption in charts]
@@ -166,7 +186,7 @@ def markdown(state: RunState, charts: list[tuple[str, str]]) -> str:
         land = f"{t.seconds_to_land:.1f} s" if t.seconds_to_land is not None else "-"
         lines = f"+{t.handoff.lines_added}/-{t.handoff.lines_removed}" if t.handoff else "-"
         out.append(f"| {t.id} | {t.kind} | {t.parent or '-'} | {t.status} | {worked} | {land} | {lines} | {t.files} | "
-                   f"{t.tokens:,} | ${t.cost_usd:.4f} | {_cell(t.description.splitlines()[0][:100] if t.description else '')} |")
+                   f"{t.tokens:,} | {'?' if o.unpriced else f'${t.cost_usd:.4f}'} | {_cell(clip(t.description, 100))} |")
     out += features_markdown(state)
     if state.checks:
         out += ["", "## Final checks", "", "| command | exit | result |", "|---|---|---|"]
@@ -181,9 +201,13 @@ def write_report(log_path: Path, state: RunState | None = None) -> Path:
     state = state or load(log_path)
     directory = report_dir(log_path)
     directory.mkdir(parents=True, exist_ok=True)
-    from longshot.dashboard.charts import draw
+    from longshot.dashboard.charts import draw_in_child
 
-    charts = draw(state, directory)
+    failed = ""
+    try:  # in a child: matplotlib's memory and CPU stay out of the orchestrator
+        charts = draw_in_child(log_path, directory)
+    except (subprocess.SubprocessError, OSError, ValueError) as e:
+        charts, failed = [], f"\n*The charts could not be drawn: {type(e).__name__}: {e}*\n"
     path = directory / "report.md"
-    path.write_text(markdown(state, charts), encoding="utf-8")
+    path.write_text(markdown(state, charts) + failed, encoding="utf-8")
     return path

@@ -13,10 +13,33 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from longshot.events import Event, parse_event
+from longshot.events import EVENT_TYPES, Event, parse_event
 from longshot.errors import LongshotError
 
 LOG_GLOB = "run-*.ndjson"
+KNOWN_TYPES = frozenset(cls.model_fields["type"].default for cls in EVENT_TYPES)
+
+
+def log_problem(path: Path) -> str | None:
+    """Why ``path`` is not a run log (so nothing is read from it or written beside it), or None."""
+    if not path.exists():
+        return f"no such run log: {path}"
+    if not path.is_file():
+        return f"{path} is not a file, so not a run log"
+    try:
+        with path.open(encoding="utf-8") as f:
+            first = next((line for line in f if line.strip()), None)
+    except (OSError, UnicodeDecodeError) as e:
+        return f"{path} cannot be read as a run log ({type(e).__name__})"
+    if first is None:
+        return f"{path} is empty, not a run log"
+    try:
+        data = json.loads(first)
+    except json.JSONDecodeError:
+        data = None
+    if not isinstance(data, dict) or data.get("type") not in KNOWN_TYPES:
+        return f"{path} is not a run log: its first line is not a Longshot event"
+    return None
 
 
 class ReplayClock:

@@ -20,13 +20,12 @@ from longshot.dashboard.lines import describe, level
 from longshot.events import (
     EVENT_TYPES, CheckFinished, ClaimChecked, Event, FeatureStatus, FinalizationAttempt, GateChecked, GateResult, HandoffReceived, LLMUsage, MergeBatch, MergeFailed,
     MergeHealth, MergeLanded, Metrics, PlannerAnswered, PlannerRequested, RunFinished, RunInterrupted, RunStarted,
-    SweepFinished, TaskCreated, TaskStatusChanged, WorkerOutput, WorkerStep,
+    SweepFinished, TaskCreated, TaskStatusChanged, WorkerOutput, WorkerStep, PlanPreview, ResultReady,
 )
+from longshot.types import DONE as DONE  # re-exported: the dashboard's views read it from here
 from longshot.types import HandoffMetrics
 
 FEED_LIMIT = 200
-DONE = frozenset({"landed", "unchanged", "completed", "superseded"})
-"""Statuses that count as done: the task's work is on the target branch, or it needed none."""
 FAILED = frozenset({"failed", "blocked"})
 ACTIVE = frozenset({"running", "merging", "decomposed"})
 
@@ -106,6 +105,12 @@ class RunState:
     max_workers: int = 0
     max_tokens: int | None = None
     max_cost_usd: float | None = None
+    unpriced: list[str] = field(default_factory=list)
+    """Models without a known price: the cost is unknown, not $0."""
+    result: ResultReady | None = None
+    """Where the result is and how to take it (the end of a run)."""
+    plan: PlanPreview | None = None
+    """``--plan-only``: the recorded plan and its estimate."""
     started: float | None = None
     now: float = 0.0
     """The time of the latest event."""
@@ -252,7 +257,7 @@ class RunState:
 def _run_started(s: RunState, e: RunStarted) -> None:
     s.run_id, s.request, s.repo, s.target_branch = e.run_id, e.request, e.repo, e.target_branch
     s.log_path, s.max_workers, s.started = e.log_path, e.max_workers, e.ts
-    s.max_tokens, s.max_cost_usd = e.max_tokens, e.max_cost_usd
+    s.max_tokens, s.max_cost_usd, s.unpriced = e.max_tokens, e.max_cost_usd, list(e.unpriced_models)
     s.active_series.append((e.ts, 0))
 
 
@@ -366,6 +371,7 @@ _HANDLERS: dict[type[Event], Callable[[RunState, Any], None]] = {
     Metrics: lambda s, e: setattr(s, "metrics", e), SweepFinished: lambda s, e: setattr(s, "sweep", e),
     FinalizationAttempt: lambda s, e: setattr(s, "finalization", e.attempt),
     RunInterrupted: lambda s, e: setattr(s, "interrupted", True),
+    ResultReady: lambda s, e: setattr(s, "result", e), PlanPreview: lambda s, e: setattr(s, "plan", e),
     FeatureStatus: lambda s, e: s.features.__setitem__(e.feature, e), ClaimChecked: _claim,
 }
 _DESCRIBED = {cls.model_fields["type"].default for cls in EVENT_TYPES}

@@ -17,7 +17,8 @@ from rich.text import Text
 
 from longshot.dashboard.draw import amount, duration
 from longshot.dashboard.keys import ViewState
-from longshot.dashboard.state import ACTIVE, DONE, FAILED, RunState, TaskRow
+from longshot.dashboard.state import ACTIVE, FAILED, RunState, TaskRow
+from longshot.types import DONE
 
 STATUS_STYLE = {
     "pending": "dim", "running": "bold blue", "merging": "cyan", "decomposed": "magenta", "landed": "green",

@@ -11,7 +11,7 @@ from __future__ import annotations
 from rich.markup import escape
 from rich.text import Text
 
-from longshot.dashboard.draw import Lines, amount, box, cell, duration, pairs, sparkline
+from longshot.dashboard.draw import Lines, amount, box, cell, cost_text, duration, pairs, sparkline
 from longshot.dashboard.keys import TABS, ViewState
 from longshot.dashboard.lines import describe, level
 from longshot.dashboard.state import ACTIVE, FeedItem, RunState
@@ -63,6 +63,7 @@ def metrics_rows(state: RunState, now: float) -> list[Text]:
     rate = f.merge_success_rate
     rate_style = "" if rate is None else "green" if rate > 0.9 else "yellow" if rate > 0.7 else "red"
     cost = f"${f.cost_usd:.4f}" if f.cost_usd < 1 else f"${f.cost_usd:.2f}"
+    cost = cost_text(f.cost_usd, state.unpriced) if state.unpriced else cost
     if state.max_cost_usd:
         cost += f" of ${state.max_cost_usd:g} ({f.cost_usd / state.max_cost_usd:.0%})"
     elif state.max_tokens:

@@ -24,6 +24,18 @@ from longshot.testing.fake_llm import FakeLLM
 from longshot.testing.repos import git, make_remote
 
 
+def command_name() -> str:
+    """How to type ``longshot`` here: the bare name when it is on PATH (and is this install),
+    else the path of the script that is running, else ``python -m longshot``."""
+    me = Path(sys.argv[0]).resolve() if sys.argv and sys.argv[0] else None
+    found = shutil.which("longshot")
+    if found and me is not None and Path(found).resolve() == me:
+        return "longshot"
+    if me is not None and me.name == "longshot" and me.is_file():
+        return str(me)
+    return f"{sys.executable} -m longshot"
+
+
 class Execute(Protocol):
     """Runs ``request`` with the settings ``settings`` (no ``.env``); the CLI passes it in, so the demo
     imports neither the CLI nor `Config`."""
@@ -62,7 +74,8 @@ def run_demo(directory: Path | None, execute: Execute, *, json_out: bool = False
     log = newest_log(base / "logs")
     report = report_dir(log) / "report.md" if log is not None else base / "logs"
     console.print(f"\nThe result is in [bold]{result}[/] (remote: {remote}).\nThe report is in [bold]{report}[/]; "
-                  f"the event log is {log}.\nWatch it again: longshot replay {log}")
+                  f"the event log is {log}.", soft_wrap=True)
+    console.print(f"Watch it again: {command_name()} replay {log}", soft_wrap=True, markup=False)
     if unscripted:
         console.print(f"[red]the scripted model was asked for something it had no answer to: {unscripted[0]}[/]")
         return code or 1

@@ -27,3 +27,19 @@ class HarnessResult(BaseModel):
 
 class Harness(Protocol):
     async def run(self, task: Task, sandbox: Sandbox) -> HarnessResult: ...
+
+
+class Desk(Protocol):
+    """What a running worker hears from the orchestrator, and how it asks for the tip.
+
+    The builtin harness reads `messages` before each model request and appends them to the
+    conversation as user messages; its ``merge_tip`` tool calls `merge_tip`.
+    """
+
+    def messages(self, task_id: str) -> list[str]:
+        """Messages for the worker of ``task_id`` not yet given to it (each given once)."""
+        ...
+
+    async def merge_tip(self, task_id: str, sandbox: Sandbox) -> str:
+        """Merge the target branch's tip into the worker's checkout; the tool's answer."""
+        ...

@@ -19,7 +19,7 @@ import time
 
 from longshot.errors import BudgetExceeded, LLMContextOverflow
 from longshot.events import Emit, RunWarning, WorkerOutput, WorkerStep
-from longshot.harnesses.base import HarnessResult
+from longshot.harnesses.base import Desk, HarnessResult
 from longshot.llm.base import ChatModel, Completion, Message, ToolCall
 from longshot.prompts import Prompts
 from longshot.sandboxes.base import Sandbox
@@ -46,9 +46,11 @@ class BuiltinHarness:
     def __init__(
         self, model: ChatModel, prompts: Prompts, emit: Emit, *, max_steps: int = 100,
         max_tokens: int | None = None, model_name: str = "", context_limit: int | None = None,
-        loop_limit: int = 4, malformed_limit: int = 5, max_compactions: int = 3,
+        loop_limit: int = 4, malformed_limit: int = 5, max_compactions: int = 3, desk: Desk | None = None,
     ) -> None:
         self.model = model
+        self.desk = desk
+        """Where messages for a running worker come from (conflict warnings), and ``merge_tip`` goes."""
         self.prompts = prompts
         self.emit = emit
         self.max_steps = max_steps
@@ -60,7 +62,9 @@ class BuiltinHarness:
         self._schemas = tool_schemas(WORKER_TOOLS)
 
     async def run(self, task: Task, sandbox: Sandbox) -> HarnessResult:
-        run = _Run(self, task, ToolBox(sandbox, on_output=OutputBeat(self.emit, task.id)))
+        desk = self.desk
+        merge_tip = (lambda: desk.merge_tip(task.id, sandbox)) if desk is not None else None
+        run = _Run(self, task, ToolBox(sandbox, on_output=OutputBeat(self.emit, task.id), merge_tip=merge_tip))
         try:
             return await run.loop()
         except Stop as stop:
@@ -97,6 +101,8 @@ class _Run:
         for self.step in range(1, self.h.max_steps + 1):
             if self.h.max_tokens is not None and self.tokens >= self.h.max_tokens:
                 raise self.stop("partial", f"task token budget spent ({self.tokens} of TASK_MAX_TOKENS={self.h.max_tokens})")
+            for message in self.h.desk.messages(self.task.id) if self.h.desk is not None else []:
+                self.add({"role": "user", "content": message})  # between steps: after the last tool results
             completion = await self.ask()
             self.tokens += completion.usage.total
             self.add(completion.as_message())
@@ -132,7 +138,7 @@ class _Run:
             raise self.stop("partial", "context overflow: nothing left to compact")
         self.size = estimate_tokens(self.messages)
         self.compactions += 1
-        self.h.emit(RunWarning(task_id=self.task.id, message=f"compacted the worker's conversation: {why}"[:300]))
+        self.h.emit(RunWarning(code="context.compacted", task_id=self.task.id, message=f"compacted the worker's conversation: {why}"[:300]))
 
     def no_tool_call(self, completion: Completion) -> None:
         if self.step == 1 and not (completion.content or "").strip():

@@ -17,6 +17,10 @@ ROLES: tuple[Role, ...] = ("planner", "subplanner", "worker", "reconciler")
 
 Message = dict[str, Any]
 
+PROBE_TOOL = "longshot_probe"
+"""The one tool of the preflight's tool-calling probe (`longshot doctor`): a model that can
+call tools answers the probe by calling it."""
+
 
 class ToolCall(BaseModel):
     """One tool call as the model sent it. ``arguments`` is the raw JSON text, unparsed."""

@@ -33,6 +33,8 @@ from longshot.errors import (
 )
 from longshot.llm.base import Completion, Message, ToolCall, Usage
 
+CONNECT_TIMEOUT = 10.0
+"""Seconds to open a connection to an endpoint (LLM_TIMEOUT bounds the whole request)."""
 POOL_SIZE = 16
 """Requests in flight per HTTP client (and so connections per pool) before another client is added."""
 OVERFLOW_MARKERS = ("context_length_exceeded", "maximum context length", "reduce the length",
@@ -58,7 +60,9 @@ class OpenAICompatEndpoint:
             "Accept": "application/json",
             "User-Agent": f"longshot/{__version__}",
         }
-        self._timeout = httpx2.Timeout(timeout)
+        # A connection that cannot be made fails in seconds, not after LLM_TIMEOUT: a wrong or
+        # down endpoint shows as retries and failover at once instead of a long silent wait.
+        self._timeout = httpx2.Timeout(timeout, connect=min(timeout, CONNECT_TIMEOUT))
         self._clients: list[httpx2.AsyncClient] = []
         self._in_flight: list[int] = []
 

@@ -119,8 +119,10 @@ class Router:
                 self._log(role, task_id, state, model, messages, attempt, error=e)
                 delay = self._failed(state, e, attempts, began)  # raises when out of attempts or time
                 failed_on.add(state.name)
-                # Failing over to a free endpoint costs nothing; only a 429, or nowhere else to go, waits.
-                wait = delay if isinstance(e, LLMRateLimited) or not self._free_elsewhere(failed_on) else 0.0
+                # Failing over to a free endpoint costs nothing, after a 429 too (the endpoint that
+                # asked for the wait gets none of this request's retries before it is over); only
+                # with nowhere else to go does the request wait (Retry-After, or the backoff).
+                wait = 0.0 if self._free_elsewhere(failed_on) else delay
                 self.emit(LLMRetry(task_id=task_id, role=role, endpoint=state.name, attempt=attempt,
                                    error=f"{type(e).__name__}: {e}"[:300], delay_s=round(wait, 3)))
                 if wait > 0:
@@ -279,7 +281,7 @@ class Router:
     def _account(self, role: Role, task_id: str | None, state: EndpointState, model: str, c: Completion) -> None:
         cost, unknown = self.prices.cost(c.model or model, c.usage.prompt_tokens, c.usage.completion_tokens)
         if unknown:
-            self.emit(RunWarning(message=f"no price known for model {c.model or model!r}: its cost counts as 0 "
+            self.emit(RunWarning(code="price.unknown", message=f"no price known for model {c.model or model!r}: its cost counts as 0 "
                                          "(add it with LLM_PRICES_FILE)"))
         self.budget.add(role, task_id, c.usage.total, cost)
         self.emit(LLMUsage(task_id=task_id, role=role, model=c.model or model, endpoint=state.name,

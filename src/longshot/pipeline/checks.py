@@ -252,7 +252,7 @@ async def run_commands(
             if not policy.retry or attempt >= policy.max_attempts:
                 raise
             if emit is not None:
-                emit(RunWarning(message=f"checks ({label}): {e}; running them again in a new sandbox "
+                emit(RunWarning(code="sandbox.retry", message=f"checks ({label}): {e}; running them again in a new sandbox "
                                         f"(attempt {attempt + 1} of {policy.max_attempts})"))
             await asyncio.sleep(backoff_delay(policy, attempt))
             attempt += 1

@@ -84,14 +84,20 @@ class ClaimChecker:
             try:
                 await self._check(task_id, commit, commands)
             except LongshotError as e:
-                self.emit(RunWarning(task_id=task_id, message=f"the claim of {task_id} could not be checked: {e}"))
+                self.emit(RunWarning(code="claim.unchecked", task_id=task_id, message=f"the claim of {task_id} could not be checked: {e}"))
             finally:
                 if self._queue.empty():
                     self._idle.set()
 
     async def drain(self) -> None:
-        """Wait until every queued claim is checked (the `run` loop must be running)."""
-        await self._idle.wait()
+        """Wait until every queued claim is checked (the `run` loop must be running), at most
+        ``timeout`` seconds: claims still queued then are left unchecked, and said so."""
+        try:
+            await asyncio.wait_for(self._idle.wait(), self.timeout)
+        except TimeoutError:
+            left = self._queue.qsize() + 1
+            self.emit(RunWarning(code="claim.unchecked", message=f"{left} worker claim(s) were left unchecked: checking them took longer "
+                                         f"than CHECK_TIMEOUT ({self.timeout:g}s) after the run's work ended"))
 
     async def _check(self, task_id: str, commit: str, commands: list[str]) -> None:
         plan = await self.checks.plan_for(commit)
@@ -99,7 +105,7 @@ class ClaimChecker:
                                      branch=f"{self.prefix}claims", label="claims", commands=commands)
         missing = next((r for r in results.values() if r.exit_code in NOT_RUN), None)
         if missing is not None:  # says nothing of the work: the command is not there to run
-            self.emit(RunWarning(task_id=task_id, message=f"the claim of {task_id} could not be checked: "
+            self.emit(RunWarning(code="claim.unchecked", task_id=task_id, message=f"the claim of {task_id} could not be checked: "
                                                           f"`{missing.command}` could not run in a sandbox (exit "
                                                           f"{missing.exit_code}): {missing.output_tail[-200:]}"))
             return

@@ -91,7 +91,7 @@ class Conversation:
                 if not policy.retry or attempt >= policy.max_attempts:
                     raise
                 delay = backoff_delay(policy, attempt, e.retry_after)
-                self.emit(RunWarning(task_id=self.task_id, message=f"{self.role} request failed ({e}); "
+                self.emit(RunWarning(code="model.retry", task_id=self.task_id, message=f"{self.role} request failed ({e}); "
                                                                    f"retrying in {delay:g}s"[:300]))
                 await asyncio.sleep(delay)
 
@@ -128,6 +128,6 @@ class Conversation:
             self.messages.append({"role": "assistant", "content": "Understood; continuing from my scratchpad."})
             self.messages.append(last_user)
         self.compactions += 1
-        self.emit(RunWarning(task_id=self.task_id, message=f"{self.role} conversation compacted "
+        self.emit(RunWarning(code="context.compacted", task_id=self.task_id, message=f"{self.role} conversation compacted "
                                                           f"({self.compactions} so far); the scratchpad was kept"))
         return True

@@ -89,6 +89,7 @@ class Subplanner:
             if raw.id:
                 self._ids[raw.id] = sub_id
             raw = raw.model_copy(update={"id": sub_id, "branch": None, "continue_from": None,
+                                         "replaces": self._ids.get(raw.replaces, raw.replaces) if raw.replaces else None,
                                          "depends_on": [self._ids.get(d, d) for d in raw.depends_on]})
             tasks, rejected = self.validator.validate([raw])
             for r in rejected:

@@ -22,6 +22,7 @@ from longshot.events import Emit, RunWarning
 from longshot.git import with_markers
 from longshot.harnesses.base import Harness, HarnessResult
 from longshot.hub import Hub
+from longshot.pipeline.foresee import ConflictWatch
 from longshot.pipeline.handoff import build_handoff, commit_message
 from longshot.sandboxes.base import Sandbox, SandboxProvider, SandboxSpec
 from longshot.types import Handoff, Task
@@ -29,8 +30,11 @@ from longshot.types import Handoff, Task
 
 class TaskRunner:
     def __init__(self, hub: Hub, provider: SandboxProvider, harness: Harness, emit: Emit, *, timeout: float,
-                 crash: CrashPoints | None = None, on_branch: Callable[[str], None] | None = None) -> None:
+                 crash: CrashPoints | None = None, on_branch: Callable[[str], None] | None = None,
+                 watch: ConflictWatch | None = None) -> None:
         self.hub = hub
+        self.watch = watch
+        """Early conflict warnings: told of each worker's sandbox while it runs (`pipeline/foresee.py`)."""
         self.provider = provider
         self.harness = harness
         self.emit = emit
@@ -67,7 +71,7 @@ class TaskRunner:
         if task.base_branch:
             if task.base_branch in heads:
                 return heads[task.base_branch], False
-            self.emit(RunWarning(task_id=task.id, message=f"branch {task.base_branch} to continue from is gone; "
+            self.emit(RunWarning(code="task.base_missing", task_id=task.id, message=f"branch {task.base_branch} to continue from is gone; "
                                                           "starting from the target branch"))
         return tip, False
 
@@ -78,19 +82,19 @@ class TaskRunner:
             attempt = 1
             while True:
                 try:
-                    result, commit = await self._attempt(task, base)
+                    result, commit, synced = await self._attempt(task, base)
                     break
                 except SandboxError as e:  # the sandbox itself failed: RETRY_POLICY says whether to start again
                     policy = policy_for(e)
                     if not policy.retry or attempt >= policy.max_attempts:
                         raise
-                    self.emit(RunWarning(task_id=task.id, message=f"{e}; starting the task again in a new sandbox "
+                    self.emit(RunWarning(code="sandbox.retry", task_id=task.id, message=f"{e}; starting the task again in a new sandbox "
                                                                   f"(attempt {attempt + 1} of {policy.max_attempts})"))
                     await asyncio.sleep(backoff_delay(policy, attempt))
                     attempt += 1
         finally:
             self.started.pop(task.id, None)
-        counted_from = base
+        counted_from = synced or base  # a worker that merged the tip counts only its own changes
         if own:
             counted_from, commit = await self._carried(task, result, base, commit)
         if commit and self.on_branch:
@@ -99,21 +103,39 @@ class TaskRunner:
         duration_ms = int((time.monotonic() - started) * 1000)
         return await build_handoff(self.hub.git, task, result, counted_from, commit, duration_ms)
 
-    async def _attempt(self, task: Task, base: str) -> tuple[HarnessResult, str | None]:
-        """One sandbox, the harness in it (WORKER_TIMEOUT), and the snapshot of what it wrote."""
+    async def _attempt(self, task: Task, base: str) -> tuple[HarnessResult, str | None, str | None]:
+        """One sandbox, the harness in it (WORKER_TIMEOUT), and the snapshot of what it wrote;
+        with the last tip the worker merged into its checkout (merge_tip), if any."""
         self.started[task.id] = time.monotonic()
         spec = SandboxSpec(task_id=task.id, branch=task.branch, base_commit=base, hub=self.hub.path)
+        synced: str | None = None
         async with self.provider.open(spec) as sandbox:
             self.crash.reached("dispatch")
-            result = await self._work(task, sandbox)
+            if self.watch is not None:
+                self.watch.started(task, sandbox, base)
+            try:
+                result = await self._work(task, sandbox)
+            finally:
+                synced = await self.watch.ended(task.id) if self.watch is not None else None
             try:
                 commit = await sandbox.snapshot(commit_message(task, result))
             except SnapshotRefused as e:
-                self.emit(RunWarning(task_id=task.id, message=str(e)))
+                self.emit(RunWarning(code="snapshot.refused", task_id=task.id, message=str(e)))
                 result = result.model_copy(update={"status": "failed", "summary": f"{e}. {result.summary}",
                                                    "concerns": [*result.concerns, str(e)]})
                 commit = None
-        return result, commit
+        if commit is not None and synced is not None:
+            commit = await self._merged_with(task, commit, synced)
+        return result, commit, synced
+
+    async def _merged_with(self, task: Task, commit: str, tip: str) -> str:
+        """The worker merged ``tip`` into its checkout: its commit gets ``tip`` as a second parent,
+        so the landing's three-way merge starts from there (what it resolved stays resolved)."""
+        git = self.hub.git
+        tree, message = (await git.run("log", "-1", "--format=%T%x00%B", commit)).split("\0", 1)
+        merged = await git.run("commit-tree", tree, "-p", commit, "-p", tip, "-m", message)
+        await git.update_ref(f"refs/heads/{task.branch}", merged, commit)
+        return merged
 
     async def _carried(self, task: Task, result: HarnessResult, base: str, commit: str | None) -> tuple[str, str | None]:
         """A task that started from its own branch: the work earlier attempts left there is its
@@ -142,7 +164,7 @@ class TaskRunner:
         except (LLMError, SandboxError) as e:
             if isinstance(e, SandboxError) and policy_for(e).retry:
                 raise  # the sandbox is gone with the work in it (a lost node): `run` starts again
-            self.emit(RunWarning(task_id=task.id, message=f"worker failed: {e}"))
+            self.emit(RunWarning(code="worker.failed", task_id=task.id, message=f"worker failed: {e}"))
             return HarnessResult(status="failed", summary=f"the worker failed: {e}")
         except asyncio.CancelledError:
             # The run is stopping: keep what the worker wrote on its branch, then stop.
@@ -157,4 +179,4 @@ class TaskRunner:
             if await sandbox.snapshot(commit_message(task, note, status="interrupted")) and self.on_branch:
                 self.on_branch(task.branch)
         except (SandboxError, OSError) as e:
-            self.emit(RunWarning(task_id=task.id, message=f"could not salvage the interrupted work: {e}"))
+            self.emit(RunWarning(code="salvage.failed", task_id=task.id, message=f"could not salvage the interrupted work: {e}"))

@@ -27,13 +27,17 @@ from longshot.pipeline.decompose import SplitRules, Subplanner, aggregate, needs
 from longshot.pipeline.dispatch import TaskRunner
 from longshot.pipeline.ledger import Ledger
 from longshot.pipeline.merge import MergeQueue
-from longshot.pipeline.plan import PlanOutcome, Planner, Progress
+from longshot.pipeline.plan import PlanOutcome, Planner, PlannerState, Progress
 from longshot.pipeline.reconcile import Reconciler, SweepOutcome
 from longshot.pipeline.schedule import Scheduler
-from longshot.pipeline.state import PlannerState, StateStore
+from longshot.pipeline.state import StateStore
 from longshot.types import Handoff, MergeResult, Task, TaskStatus
 
 REPLAN_AFTER_HANDOFFS = 3
+
+
+Verify = Callable[[SweepOutcome, list[Task], dict[str, Handoff]], Awaitable[list[Task]]]
+"""The finalization check of the features: (the sweep, every task, the handoffs) -> verification tasks."""
 
 
 @dataclass(frozen=True)
@@ -50,7 +54,7 @@ class Driver:
     def __init__(self, options: DriveOptions, scheduler: Scheduler, ledger: Ledger, planner: Planner,
                  merge_queue: MergeQueue, runner: TaskRunner, budget: RunBudget, state: StateStore,
                  new_subplanner: Callable[[Task], Subplanner], emit: Emit, crash: CrashPoints,
-                 verify: Callable[[SweepOutcome], Awaitable[list[Task]]] | None = None) -> None:
+                 verify: Verify | None = None) -> None:
         self.o = options
         self.scheduler = scheduler
         self.ledger = ledger
@@ -77,8 +81,9 @@ class Driver:
         self._planning: asyncio.Task[PlanOutcome] | None = None
         self._tg: asyncio.TaskGroup | None = None
 
-    async def drive(self, request: str, tg: asyncio.TaskGroup, *, resumed: bool) -> None:
-        """The main loop: plan, start what is ready while slots are free, replan, finalize."""
+    async def drive(self, request: str, tg: asyncio.TaskGroup, *, resumed: bool, plan_only: bool = False) -> None:
+        """The main loop: plan, start what is ready while slots are free, replan, finalize.
+        ``plan_only``: return once the first plan is recorded, before anything is dispatched."""
         self._tg = tg
         if not resumed or (self.planner.iteration == 0 and not self.scheduler.tasks):
             self._planning = self._spawn(self._plan(self.planner.initial(request)), "planner")
@@ -92,6 +97,8 @@ class Driver:
                 self.flags.iteration, self.flags.scratchpad = self.planner.iteration, self.planner.scratchpad
                 self.flags.summary = self.planner.conversation.summary
                 await self.state.flush("planner answered")
+                if plan_only:
+                    return
             if self.budget.exhausted:
                 for task in self.scheduler.with_status(TaskStatus.PENDING):
                     self.scheduler.move(task, TaskStatus.CANCELLED, f"{self.budget.exhausted} spent before it started")
@@ -105,6 +112,7 @@ class Driver:
                 if planned_out and not open_work:
                     if await self._finalize_round():
                         continue
+                    self.scheduler.give_up()  # nothing will re-plan what dependents still wait for
                     return
                 if not planned_out and len(self._running) < self.o.max_workers and (
                         len(self.ledger.unsent) >= REPLAN_AFTER_HANDOFFS or not open_work):
@@ -113,7 +121,7 @@ class Driver:
                             self.ledger.take_reports(), self.progress())), "planner")
                         continue
                     if not self.flags.finalizing:
-                        self.emit(RunWarning(message=f"planner stopped at PLANNER_MAX_ITERATIONS="
+                        self.emit(RunWarning(code="planner.max_iterations", message=f"planner stopped at PLANNER_MAX_ITERATIONS="
                                                      f"{self.o.planner_max_iterations}"))
                     self.flags.finalizing = self.flags.finalizing or not open_work
                     if not open_work:
@@ -130,6 +138,17 @@ class Driver:
             self.scheduler.move(task, TaskStatus.RUNNING)
             job = self._subplan(task) if needs_split(task, self.o.rules) else self._work(task)
             self._running[task.id] = self._spawn(job, task.id)
+
+    def snapshot(self) -> PlannerState:
+        """The planning part of the durable state: the loop's flags as of the last applied answer,
+        with the planner's notes and tip as they are now."""
+        live = self.planner.snapshot()
+        return self.flags.model_copy(update={"notes": live.notes, "last_tip": live.last_tip})
+
+    async def restore(self, saved: PlannerState, tip: str) -> None:
+        """Continue from a recorded run's planning (the planner's conversation included)."""
+        self.flags = saved.model_copy()
+        await self.planner.restore(saved, tip)
 
     @property
     def busy(self) -> int:
@@ -164,6 +183,9 @@ class Driver:
         summary = "\n".join(f"{t.id} [{t.status}] {t.description[:80]}" for t in tasks if t.parent is None)
         self.planner.notes += self.ledger.notes + (self.reconciler.notes if self.reconciler else [])
         self.ledger.notes = []
+        if self.scheduler.hot is not None:  # files that became hot: one owner, an order, or a union
+            self.planner.notes += self.scheduler.hot.notes
+            self.scheduler.hot.notes = []
         if self.reconciler is not None:
             self.reconciler.notes = []
         return Progress(active=self.scheduler.active, landed=sum(t.status == TaskStatus.LANDED for t in tasks),
@@ -202,7 +224,7 @@ class Driver:
         try:
             children = await (sub.again(self.ledger.take_child_reports(task.id)) if again else sub.first())
         except LongshotError as e:
-            self.emit(RunWarning(task_id=task.id, message=f"subplanner failed: {e}"))
+            self.emit(RunWarning(code="subplanner.failed", task_id=task.id, message=f"subplanner failed: {e}"))
             children = []
         if not again and not children:
             task.atomic = True  # the subplanner's word (or its failure): one worker does it as it is
@@ -214,6 +236,7 @@ class Driver:
                 self.scheduler.move(task, TaskStatus.DECOMPOSED, f"split into {len(children)} subtasks")
             self.add(children)
         else:
+            self.scheduler.give_up(task.id)  # the subplanner re-planned nothing: its waiting subtasks fail
             kids = self.scheduler.children(task.id)
             self.ledger.handoff(task, aggregate(task, kids, self.ledger.handoffs))
 
@@ -241,11 +264,12 @@ class Driver:
             self.changed.clear()
         if self.stopping:
             return False
+        self.scheduler.give_up()  # what the re-landings did not unblock waits for nothing now
         outcome = await self.reconciler.sweep(fix=not self.budget.exhausted, final=True)
         if outcome.fixes:
             self.add_fixes(outcome.fixes)
         elif self.verify is not None and not self.budget.exhausted:
-            self.add(await self.verify(outcome))
+            self.add(await self.verify(outcome, list(self.scheduler.tasks.values()), self.ledger.handoffs))
             self.state.mark("verification tasks")
         return self.scheduler.open_work()
 

@@ -58,7 +58,7 @@ class FeatureRun:
                 try:
                     self.ledger.declare(parse_features(text))
                 except ValueError as e:  # json.JSONDecodeError is one
-                    self.emit(RunWarning(message=f"{FEATURES_FILE} cannot be read ({e}); the features are the "
+                    self.emit(RunWarning(code="features.unreadable", message=f"{FEATURES_FILE} cannot be read ({e}); the features are the "
                                                  "planned work items instead. Fix: make it valid JSON with a "
                                                  '"features" list'))
         if self.ledger.declared:
@@ -103,5 +103,5 @@ class FeatureRun:
             try:
                 await self.ledger.judge(self.prover, outcome.commit, tasks, handoffs, outcome.results)
             except LongshotError as e:
-                self.emit(RunWarning(message=f"the features could not be judged on {outcome.commit[:10]}: {e}"))
+                self.emit(RunWarning(code="features.unjudged", message=f"the features could not be judged on {outcome.commit[:10]}: {e}"))
         return list(self.ledger.records.values()) if self.ledger.declared else None

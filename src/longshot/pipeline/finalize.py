@@ -4,7 +4,8 @@ Exit 0 only when the final checks are green, no completed work was left unlanded
 run itself had no error. Tasks that failed, changed nothing, were split into subtasks,
 or were carried on by a continuation that landed are outcomes, not unlanded work: they
 never make the exit code 1 on their own. A run with no checks configured or detected is
-not called green, unless the user said ``CHECK_COMMANDS=none`` explicitly.
+not called green. ``green`` means checks ran and passed: with ``CHECK_COMMANDS=none`` (said
+explicitly) the exit code may be 0, but the run says "no checks ran", never "green".
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from dataclasses import dataclass, field
 
 from longshot.events import Emit, RunWarning
 from longshot.pipeline.features import STATUSES, FeatureRecord
+from longshot.text import clip
 from longshot.types import CheckResult, Task, TaskStatus
 
 NO_CHECKS = "no check commands configured or detected (set CHECK_COMMANDS, or CHECK_COMMANDS=none to run without)"
@@ -56,10 +58,10 @@ def verdict(account: Account, emit: Emit) -> Verdict:
     if account.checks is None:
         green = False
         reasons.append(NO_CHECKS)
-        emit(RunWarning(message=NO_CHECKS))
+        emit(RunWarning(code="checks.none", message=NO_CHECKS))
     else:
         bad = [c for c in account.checks if not c.ok]
-        green = not bad and not account.failures
+        green = bool(account.checks) and not bad and not account.failures
         for c in bad:
             reasons.append(f"failing check: {c.command} (exit {c.exit_code}{', timed out' if c.timed_out else ''})")
         if account.failures and not bad:
@@ -69,8 +71,10 @@ def verdict(account: Account, emit: Emit) -> Verdict:
     reasons += [f"not landed: {k} ({why})" for k, why in sorted(unlanded.items())]
     reasons += account.errors
     unproven = [f for f in account.features or [] if f.asked and f.status != "verified"]
-    reasons += [f"feature {f.id}{f' ({f.name})' if f.name else ''} is {f.status}: {f.evidence[:300]}" for f in unproven]
-    code = 0 if green and not unlanded and not account.errors and not unproven else 1
+    reasons += [f"feature {f.id}{f' ({f.name})' if f.name else ''} is {f.status}: {clip(f.evidence, 300)}"
+                for f in unproven]
+    passed = green or (account.checks == [] and not account.failures)  # CHECK_COMMANDS=none: nothing to fail
+    code = 0 if passed and not unlanded and not account.errors and not unproven else 1
     return Verdict(exit_code=code, green=green, landed=landed, failed=failed, unlanded=sorted(unlanded),
                    summary=_summary(account, green, landed, unlanded, reasons))
 
@@ -86,8 +90,9 @@ def _summary(account: Account, green: bool, landed: list[str], unlanded: dict[st
         checks = "none (CHECK_COMMANDS=none)"
     else:
         checks = ", ".join(f"{c.command}: {'ok' if c.ok else 'FAILED'}" for c in account.checks)
+    said = "green" if green else "none ran" if not account.checks else "NOT green"
     lines = [
-        f"{len(landed)} landed, {len(unlanded)} unlanded; checks {'green' if green else 'NOT green'}",
+        f"{len(landed)} landed, {len(unlanded)} unlanded; checks {said}",
         f"tasks: {outcome}",
         f"final checks: {checks}",
         *([_features_line(account.features)] if account.features is not None else []),
@@ -95,7 +100,7 @@ def _summary(account: Account, green: bool, landed: list[str], unlanded: dict[st
     ]
     not_landed = [t for t in account.tasks if t.status in (TaskStatus.FAILED, TaskStatus.BLOCKED, TaskStatus.PARTIAL,
                                                             TaskStatus.CANCELLED) and t.reason]
-    lines += [f"{t.id} {t.status}: {t.reason[:200]}" for t in not_landed[:30]]
+    lines += [f"{t.id} {t.status}: {clip(t.reason, 200)}" for t in not_landed[:30]]
     lines += [f"- {r}" for r in reasons]
     return "\n".join(lines)
 

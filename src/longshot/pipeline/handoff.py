@@ -28,7 +28,7 @@ def generated(path: str) -> bool:
 
 def commit_message(task: Task, result: HarnessResult, *, status: str | None = None) -> str:
     """The task commit's message, ending with the ``Longshot-Task`` trailer and how the worker ended."""
-    subject = " ".join(task.description.split())[:72] or task.id
+    subject = task.title(72)
     body = result.summary.strip()[:4000].replace("Longshot-", "Longshot -")
     trailers = f"{TRAILER}: {task.id}\n"
     if task.continue_from:

@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from pydantic import BaseModel, Field
+
 from longshot.budget import RunBudget
 from longshot.events import Emit, HandoffReceived
 from longshot.pipeline.merge import MergeQueue
@@ -20,6 +22,18 @@ from longshot.types import ENDED, TRANSITIONS, Handoff, MergeResult, Task, TaskS
 
 RETRIED = ("failed", "blocked")
 """Worker outcomes retried once automatically before the planner hears of them."""
+
+
+class LedgerState(BaseModel):
+    """The ledger's part of the durable state (its handoffs are recorded beside it)."""
+
+    unlanded: dict[str, str] = Field(default_factory=dict)
+    conflict_fixes: int = 0
+    reports: dict[str, dict[str, object]] = Field(default_factory=dict)
+    unsent: list[str] = Field(default_factory=list)
+    child_reports: dict[str, list[str]] = Field(default_factory=dict)
+    notes: list[str] = Field(default_factory=list)
+    parents_to_review: list[str] = Field(default_factory=list)
 
 
 class Ledger:
@@ -80,21 +94,36 @@ class Ledger:
         return True
 
     def merged(self, task: Task, result: MergeResult) -> None:
-        self.reports[task.id]["landed"] = result.landed
+        self.reports[task.id]["landed"] = result.landed or result.already_landed
         if result.landed:
             self.scheduler.move(task, TaskStatus.LANDED)
             self.unlanded.pop(task.id, None)
-            continued = self.scheduler.tasks.get(task.continue_from or "")
-            if continued is not None and TaskStatus.SUPERSEDED in TRANSITIONS[continued.status]:
-                self.scheduler.move(continued, TaskStatus.SUPERSEDED, f"carried on by {task.id}, which landed")
-                self.unlanded.pop(continued.id, None)
+            self._supersede(task)
+        elif result.already_landed:  # landing it again would be a commit that changes nothing
+            self.scheduler.move(task, TaskStatus.SUPERSEDED, result.reason)
+            self.unlanded.pop(task.id, None)
+            self._supersede(task)
         else:
             self.scheduler.move(task, TaskStatus.FAILED, result.reason)
             self.unlanded[task.id] = result.reason
+            if result.conflicts and self.scheduler.hot is not None:
+                self.scheduler.hot.conflicted(result.conflicts)
             fix = self._conflict_fix(task, result)
             self.notes.append(f"{task.id} did NOT land: {result.reason}"
                               + (f"; {fix.id} resolves the conflict" if fix else ""))
         self._ended(task)
+
+    def _supersede(self, task: Task) -> None:
+        """The tasks ``task`` carried on (continue_from, replaces), and the ones they carried on,
+        are superseded: their work is on the target branch now."""
+        todo = [x for x in (task.continue_from, task.replaces) if x]
+        while todo:
+            earlier = self.scheduler.tasks.get(todo.pop())
+            if earlier is None or TaskStatus.SUPERSEDED not in TRANSITIONS[earlier.status]:
+                continue
+            self.scheduler.move(earlier, TaskStatus.SUPERSEDED, f"carried on by {task.id}, which landed")
+            self.unlanded.pop(earlier.id, None)
+            todo += [x for x in (earlier.continue_from, earlier.replaces) if x]
 
     def _conflict_fix(self, task: Task, result: MergeResult) -> Task | None:
         """A priority-1 task that resolves the conflict markers on a branch from the current tip."""
@@ -142,11 +171,14 @@ class Ledger:
         self.merge_queue.submit(task, commit)
 
     def _ended(self, task: Task) -> None:
-        """When the last running child of a parent ends, queue the parent for review."""
+        """When the last running child of a parent ends, queue the parent for review (children
+        waiting for a sibling that ended without landing count as ended: only the subplanner
+        can re-plan that sibling or give it up)."""
         if task.parent is None:
             return
+        waiting = {t.id for t in self.scheduler.waiting()}
         siblings = self.scheduler.children(task.parent)
-        if all(s.status in ENDED for s in siblings) and task.parent not in self.parents_to_review:
+        if all(s.status in ENDED or s.id in waiting for s in siblings) and task.parent not in self.parents_to_review:
             self.parents_to_review.append(task.parent)
 
     def _report(self, task: Task, handoff: Handoff) -> None:
@@ -168,3 +200,30 @@ class Ledger:
     def take_child_reports(self, parent_id: str) -> list[dict[str, Any]]:
         ids = self.child_reports.pop(parent_id, [])
         return [self.reports[i] for i in ids]
+
+    def snapshot(self) -> tuple[LedgerState, dict[str, Handoff]]:
+        """What a resumed run needs of the ledger, and the handoffs received so far."""
+        return LedgerState(
+            unlanded=dict(self.unlanded), conflict_fixes=self.conflict_fixes, reports=dict(self.reports),
+            unsent=list(self.unsent), child_reports={k: list(v) for k, v in self.child_reports.items()},
+            notes=list(self.notes), parents_to_review=list(self.parents_to_review)), dict(self.handoffs)
+
+    def restore(self, saved: LedgerState, handoffs: dict[str, Handoff]) -> None:
+        """Continue from a recorded run's ledger."""
+        self.handoffs.update(handoffs)
+        self.unlanded.update(saved.unlanded)
+        self.conflict_fixes = saved.conflict_fixes
+        self.reports.update(saved.reports)
+        self.unsent += saved.unsent
+        self.child_reports.update({k: list(v) for k, v in saved.child_reports.items()})
+        self.notes += saved.notes
+        self.parents_to_review += saved.parents_to_review
+
+    def settled(self, task_id: str) -> None:
+        """Git says ``task_id``'s work is on the target (landed, or carried on): nothing is unlanded."""
+        self.unlanded.pop(task_id, None)
+
+    def review_parent(self, parent_id: str) -> None:
+        """All of ``parent_id``'s subtasks ended: its subplanner is to see them (once)."""
+        if parent_id not in self.parents_to_review:
+            self.parents_to_review.append(parent_id)

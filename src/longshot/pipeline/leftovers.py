@@ -30,16 +30,16 @@ async def clean_leftovers(provider: SandboxProvider, hub: Hub, record: RunState,
 
     for left in await provider.recover(hub.path, message):
         if left.error:
-            emit(RunWarning(message=f"could not salvage sandbox {left.name} of a dead run: {left.error}"))
+            emit(RunWarning(code="leftover.unsalvaged", message=f"could not salvage sandbox {left.name} of a dead run: {left.error}"))
         elif left.commit:
-            emit(RunWarning(message=f"salvaged the work left in sandbox {left.name} onto {left.branch} "
+            emit(RunWarning(code="leftover.salvaged", message=f"salvaged the work left in sandbox {left.name} onto {left.branch} "
                                     f"({left.commit[:10]})"))
             state.mark("salvaged", left.branch)
     try:
         swept = await provider.sweep_orphans()
     except SandboxError as e:  # the run may still work; the next one sweeps again
-        emit(RunWarning(message=f"could not look for leftovers of crashed runs: {e}"))
+        emit(RunWarning(code="leftover.scan_failed", message=f"could not look for leftovers of crashed runs: {e}"))
         return
     if swept:
-        emit(RunWarning(message=f"cleaned up {len(swept)} leftovers of runs whose orchestrator died: "
+        emit(RunWarning(code="leftover.cleaned", message=f"cleaned up {len(swept)} leftovers of runs whose orchestrator died: "
                                 + "; ".join(swept[:20]) + (" ..." if len(swept) > 20 else "")))

@@ -29,7 +29,9 @@ from longshot.events import Emit, MergeBatch, MergeFailed, MergeHealth, MergeLan
 from longshot.git import Git
 from longshot.hub import Hub
 from longshot.pipeline.gate import Gate, Verdict
+from longshot.pipeline.hotfiles import UnionFiles
 from longshot.pipeline.protect import Protection, lost_tests, protected_changes, protected_many
+from longshot.pipeline.threeway import merge_commits
 from longshot.types import MergeResult, Task
 
 OnResult = Callable[[Task, MergeResult], None]
@@ -48,7 +50,7 @@ class MergeStats:
 
     def record(self, result: MergeResult) -> None:
         self.landed += result.landed
-        self.failed += not result.landed
+        self.failed += not result.landed and not result.already_landed
         self.conflicts += bool(result.conflicts)
 
     def health(self, depth: int, flakes: list[str]) -> MergeHealth:
@@ -66,6 +68,10 @@ class MergeStats:
             landed_per_hour=round(self.landed / hours, 1))
 
 
+class AlreadyLanded(Exception):
+    """The change, merged onto the tip, changes nothing: its work landed already."""
+
+
 class MergeConflict(Exception):
     """merge-tree found conflicting changes in ``files``; ``tree`` holds them with markers."""
 
@@ -79,8 +85,11 @@ class MergeQueue:
     """Lands (task, commit) pairs in priority order, then arrival order, one at a time."""
 
     def __init__(self, hub: Hub, strategy: str, emit: Emit, on_result: OnResult, *, gate: Gate | None = None,
-                 prefix: str = "worker/", max_batch: int = 8, crash: CrashPoints | None = None) -> None:
+                 prefix: str = "worker/", max_batch: int = 8, crash: CrashPoints | None = None,
+                 union: UnionFiles | None = None) -> None:
         self.hub = hub
+        self.union = union or UnionFiles()
+        """Line-set files: a conflict confined to them is merged as a union (UNION_MERGE_FILES)."""
         self.crash = crash or CrashPoints()
         self.strategy = strategy
         self.emit = emit
@@ -224,6 +233,9 @@ class MergeQueue:
                 else:
                     self._done(task, await self._conflict(task, commit, base, c))
                 continue
+            except AlreadyLanded:
+                self._done(task, self._superseded(task))
+                continue
             stack.append((task, commit, candidate))
             base = candidate
         bases = [tip] + [candidate for _, _, candidate in stack]
@@ -263,6 +275,8 @@ class MergeQueue:
                 new = await self._build(task, commit, tip)
             except MergeConflict as c:
                 return await self._conflict(task, commit, tip, c)
+            except AlreadyLanded:
+                return self._superseded(task)
             protection = await protected_changes(self.hub.git, tip, new, task.allow_removed_tests,
                                                  allow_config=task.allow_protected)
             if refusal := self._protected(task, protection):
@@ -313,21 +327,29 @@ class MergeQueue:
 
     async def _build(self, task: Task, commit: str, tip: str, described: tuple[list[str], str] | None = None) -> str:
         """The commit to move the target branch to, per strategy (``described``: the commit's
-        parents and message, when already known)."""
+        parents and message, when already known). Raises MergeConflict, or AlreadyLanded when
+        the change, merged onto ``tip``, changes nothing there."""
         git = self.hub.git
         parents, message = described or (await self._describe([commit]))[commit]
         if self.strategy in ("rebase", "fast-forward") and parents[:1] == [tip]:
+            trees = (await git.run("rev-parse", f"{tip}^{{tree}}", f"{commit}^{{tree}}")).split()
+            if trees[0] == trees[1]:
+                raise AlreadyLanded()
             return commit
-        code, out, err = await git.run_full("merge-tree", "--write-tree", "--name-only", "--no-messages", tip, commit)
-        lines = out.splitlines()
-        if code == 1:
-            raise MergeConflict(sorted({line for line in lines[1:] if line.strip()}), lines[0].strip() if lines else "")
-        if code != 0 or not lines:
-            raise GitError(["merge-tree", tip, commit], code, err)
-        tree = lines[0].strip()
+        merged = await merge_commits(git, tip, commit, lambda path: self.union.covers(path, task))
+        if merged.conflicts:
+            raise MergeConflict(merged.conflicts, merged.tree)
+        if merged.tree == await git.run("rev-parse", f"{tip}^{{tree}}"):
+            raise AlreadyLanded()
         if self.strategy == "merge-commit":
             subject, _, rest = message.partition("\n")
             message = f"Merge {task.branch}: {subject}\n{rest}"
-            return await git.run("commit-tree", tree, "-p", tip, "-p", commit, "-m", message)
-        return await git.run("commit-tree", tree, "-p", tip, "-m", message)
+            return await git.run("commit-tree", merged.tree, "-p", tip, "-p", commit, "-m", message)
+        return await git.run("commit-tree", merged.tree, "-p", tip, "-m", message)
+
+    def _superseded(self, task: Task) -> MergeResult:
+        """The change is on the target branch already (a successor landed it): nothing to land."""
+        self._submitted.pop(task.id, None)
+        return MergeResult(task_id=task.id, landed=False, already_landed=True,
+                           reason=f"its changes are already on {self.hub.branch}: nothing left to land")
 

@@ -18,10 +18,9 @@ from longshot.events import Emit, Event, Metrics, WorkerStuck
 from longshot.pipeline.dispatch import TaskRunner
 from longshot.pipeline.merge import MergeQueue
 from longshot.pipeline.schedule import Scheduler
-from longshot.types import TaskStatus
+from longshot.types import DONE, TaskStatus
 
 PROGRESS = frozenset({"worker.step", "worker.output", "llm.usage", "llm.retry"})
-DONE = (TaskStatus.LANDED, TaskStatus.UNCHANGED, TaskStatus.COMPLETED, TaskStatus.SUPERSEDED)
 
 
 class Monitor:

@@ -15,7 +15,7 @@ import re
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 
-from pydantic import ValidationError
+from pydantic import BaseModel, Field, ValidationError
 
 from longshot.errors import PlanParseError
 from longshot.git import legal_branch_name
@@ -116,6 +116,14 @@ class Rejection:
     reason: str
 
 
+class NameState(BaseModel):
+    """The validator's part of the durable state: ids and branches used, and the id counter."""
+
+    known_ids: list[str] = Field(default_factory=list)
+    known_branches: list[str] = Field(default_factory=list)
+    id_counter: int = 0
+
+
 @dataclass
 class TaskValidator:
     """Validates raw tasks against the run's rules; remembers ids already used."""
@@ -133,6 +141,20 @@ class TaskValidator:
     tasks: Mapping[str, Task] = field(default_factory=dict)
     """The run's tasks so far (read only): a task the gate refused for weakening the checks may
     not be planned again unchanged (see `refused_twin`)."""
+
+    def snapshot(self) -> NameState:
+        return NameState(known_ids=sorted(self.known_ids), known_branches=sorted(self.known_branches),
+                         id_counter=self.counter)
+
+    def restore(self, saved: NameState) -> None:
+        """Never reuse an id or branch a recorded run used."""
+        self.known_ids.update(saved.known_ids)
+        self.known_branches.update(saved.known_branches)
+        self.counter = saved.id_counter
+
+    def reserve(self, branches: Collection[str]) -> None:
+        """Branches already in the repository that no task of this run owns: new tasks avoid their names."""
+        self.taken_branches.update(branches)
 
     def free_branch(self, branch: str) -> str:
         """``branch``, or ``branch-2``, ``branch-3`` ... when an earlier run left a branch of that name."""
@@ -173,7 +195,8 @@ class TaskValidator:
             self.known_branches.add(branch)
             accepted.append(Task(id=task_id, description=raw.description, scope=scope,
                                  acceptance=raw.acceptance, branch=branch, continue_from=raw.continue_from,
-                                 allow_protected=raw.allow_protected, feature=raw.feature,
+                                 allow_protected=raw.allow_protected, feature=raw.feature, exclusive=raw.exclusive,
+                                 replaces=raw.replaces, union_merge=[p for p in map(safe_scope_path, raw.union_merge) if p],
                                  allow_removed_tests=[str(t)[:300] for t in raw.allow_removed_tests[:200]],
                                  priority=raw.priority, depends_on=list(dict.fromkeys(raw.depends_on))))
         return self._drop_unsatisfiable(accepted, rejected)
@@ -228,6 +251,8 @@ class TaskValidator:
                     f"{', '.join(sorted(self.features)[:30])}, or leave \"feature\" out")
         if raw.continue_from is not None and raw.continue_from not in self.known_ids:
             return f"continue_from names an unknown task {raw.continue_from!r}"
+        if raw.replaces is not None and raw.replaces not in self.known_ids:
+            return f"replaces names an unknown task {raw.replaces!r}"
         for dep in raw.depends_on:
             if dep == raw.id:
                 return "a task cannot depend on itself"

@@ -13,6 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from pydantic import BaseModel, Field
+
 from longshot.events import Emit, PlannerAnswered, PlannerRequested, TaskRejected
 from longshot.hub import Hub
 from longshot.pipeline.converse import Conversation
@@ -26,6 +28,20 @@ TREE_LIMIT = 5000
 """Paths listed in the first message; beyond that the planner explores with ls and find."""
 DELTA_LIMIT = 50
 COMMITS_LIMIT = 30
+
+
+class PlannerState(BaseModel):
+    """The planning part of the durable state: the planner's and the main loop's."""
+
+    iteration: int = 0
+    scratchpad: str = ""
+    summary: str = ""
+    notes: list[str] = Field(default_factory=list)
+    last_proposed: int = -1
+    """Tasks the planner's last answer proposed (0: it said it has nothing more)."""
+    last_tip: str = ""
+    finalizing: bool = False
+    final_rounds: int = 0
 
 
 @dataclass
@@ -63,6 +79,20 @@ class Planner:
     @property
     def scratchpad(self) -> str:
         return self.conversation.scratchpad
+
+    def snapshot(self) -> PlannerState:
+        """The planner's side of the durable state (the main loop adds its own flags)."""
+        return PlannerState(iteration=self.iteration, scratchpad=self.scratchpad, summary=self.conversation.summary,
+                            notes=list(self.notes), last_tip=self.last_tip)
+
+    async def restore(self, saved: PlannerState, tip: str) -> None:
+        """Continue from a recorded planner; ``tip`` is the target's tip when none was recorded."""
+        self.iteration = saved.iteration
+        self.notes += saved.notes
+        if saved.iteration:  # else no answer was ever applied: the planner starts over, from the request
+            self.conversation.restore(saved.scratchpad, saved.summary)
+        self.last_tip = saved.last_tip
+        self.files = await self.hub.files(self.last_tip or tip)
 
     async def initial(self, request: str) -> PlanOutcome:
         tip = self.last_tip = await self.hub.tip()

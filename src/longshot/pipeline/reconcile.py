@@ -23,6 +23,8 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from pydantic import BaseModel, Field
+
 from longshot.errors import LongshotError
 from longshot.events import Emit, RunWarning, SweepFinished, SweepStarted
 from longshot.hub import Hub
@@ -38,6 +40,18 @@ from longshot.types import ENDED, CheckResult, RawTask, Task
 GREENS_TO_RELAX = 3
 FIXES_PER_FAILURE = 2
 """Fix tasks one failure may get in a run (a pre-existing failure gets exactly one)."""
+
+
+class ReconcilerState(BaseModel):
+    """The reconciler's part of the durable state."""
+
+    sweeps: int = 0
+    claims: dict[str, str] = Field(default_factory=dict)
+    attempts: dict[str, int] = Field(default_factory=dict)
+    preexisting: list[str] | None = None
+    reported: list[str] = Field(default_factory=list)
+    fix_counter: int = 0
+    notes: list[str] = Field(default_factory=list)
 
 
 @dataclass
@@ -85,6 +99,23 @@ class Reconciler:
     @property
     def delay(self) -> float:
         return self.red_interval if self.greens_needed > 0 else self.interval
+
+    def snapshot(self) -> ReconcilerState:
+        """What a resumed run needs: sweeps, claims, attempts, what was already failing."""
+        return ReconcilerState(
+            sweeps=self.sweeps, claims=dict(self.claims), attempts=dict(self.attempts),
+            preexisting=None if self.preexisting is None else sorted(self.preexisting),
+            reported=sorted(self.reported), fix_counter=self.fix_counter, notes=list(self.notes))
+
+    def restore(self, saved: ReconcilerState) -> None:
+        """Continue from a recorded run's reconciler."""
+        self.sweeps = saved.sweeps
+        self.claims.update(saved.claims)
+        self.attempts.update(saved.attempts)
+        self.preexisting = None if saved.preexisting is None else set(saved.preexisting)
+        self.reported.update(saved.reported)
+        self.fix_counter = saved.fix_counter
+        self.notes[:0] = saved.notes
 
     async def loop(self, on_fixes: Callable[[list[Task]], None]) -> None:
         """Sweep forever at the current interval (cancelled when the run's main phase ends)."""
@@ -144,7 +175,7 @@ class Reconciler:
                 self.reported.add(f.signature)
                 self.notes.append(f"already failing on the target branch when the run started: {f.signature} "
                                   "(a fix task follows at the end unless your tasks make it pass)")
-                self.emit(RunWarning(message=f"already failing when the run started (not caused by any task): "
+                self.emit(RunWarning(code="checks.preexisting", message=f"already failing when the run started (not caused by any task): "
                                              f"{f.signature}"))
         return self.preexisting
 
@@ -186,7 +217,7 @@ class Reconciler:
         try:
             answer = await self.conversation().ask(content, self.sweeps)
         except LongshotError as e:
-            self.emit(RunWarning(message=f"the reconciler model failed ({e}); writing fix tasks from the failures"))
+            self.emit(RunWarning(code="reconciler.model_failed", message=f"the reconciler model failed ({e}); writing fix tasks from the failures"))
             return []
         return answer.tasks
 

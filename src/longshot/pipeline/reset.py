@@ -85,9 +85,9 @@ async def apply_reset(hub: Hub, store: StateStore, plan: ResetPlan, *, rewind: b
         await git.run("push", "--quiet", "origin", *(f"{ref}:{ref}" for _, ref in backups))
         done.append(f"backed up {len(backups)} refs under {plan.backup}/")
     if plan.branches:
-        leases = [f"--force-with-lease=refs/heads/{b}:{sha}" for b, sha in plan.branches]
+        leases = [f"--force-with-lease={hub.remote_branch(b)}:{sha}" for b, sha in plan.branches]
         code, _, err = await git.run_full("push", "--quiet", *leases, "origin",
-                                          *(f":refs/heads/{b}" for b, _ in plan.branches))
+                                          *(f":{hub.remote_branch(b)}" for b, _ in plan.branches))
         if code != 0 and "does not exist" not in err and "unable to delete" not in err:
             raise GitError(["push", "--delete", "..."], code, err)
         for branch, sha in plan.branches:
@@ -120,5 +120,5 @@ async def reset(hub: Hub, store: StateStore, *, yes: bool, confirm: Callable[[st
         show("--reset: nothing was changed" + ("" if confirm else " (no terminal to ask on; pass --yes)"))
         return False
     for line in await apply_reset(hub, store, plan, rewind=yes):
-        emit(RunWarning(message=f"reset: {line}"))
+        emit(RunWarning(code="reset.note", message=f"reset: {line}"))
     return True

@@ -1,7 +1,9 @@
 """Turning a run into `RunState` and back: what a resumed run rebuilds, and from what.
 
-`capture` writes down what git cannot tell. `recover` rebuilds the run from that record
-*and* from git, git winning where they disagree:
+Every part with durable state (scheduler, ledger, main loop and planner, reconciler, budget,
+validator) saves and restores itself (`snapshot`/`restore`); this module only composes
+them. `capture` writes down what git cannot tell. `recover` rebuilds the run from that
+record *and* from git, git winning where they disagree:
 
 - a task whose ``Longshot-Task`` trailer is on the target branch (since the run started)
   has landed, whatever the record says; one that a landed continuation carried on is
@@ -24,12 +26,12 @@ from longshot.events import Emit, RunWarning
 from longshot.git import trailers
 from longshot.hub import Hub
 from longshot.pipeline.handoff import ATTEMPT, CONTINUES, TRAILER, build_handoff, commit_result
+from longshot.pipeline.drive import Driver
 from longshot.pipeline.ledger import Ledger
-from longshot.pipeline.parse import TaskValidator
-from longshot.pipeline.plan import Planner
-from longshot.pipeline.reconcile import Reconciler
+from longshot.pipeline.parse import NameState, TaskValidator
+from longshot.pipeline.reconcile import Reconciler, ReconcilerState
 from longshot.pipeline.schedule import Scheduler
-from longshot.pipeline.state import LedgerState, PlannerState, ReconcilerState, RunState, SpentState
+from longshot.pipeline.state import RunState
 from longshot.types import ENDED, TERMINAL, Handoff, Task, TaskStatus
 
 
@@ -47,46 +49,29 @@ class Recovered:
     """Completed work that was in the merge queue: submit it again."""
 
 
-def capture(state: RunState, scheduler: Scheduler, ledger: Ledger, planner: Planner, reconciler: Reconciler | None,
-            budget: RunBudget, validator: TaskValidator, flags: PlannerState) -> RunState:
-    """``state`` (its fixed fields: id, request, start) brought up to date from the live run."""
-    flags = flags.model_copy(update={"notes": list(planner.notes), "last_tip": planner.last_tip})
-    ledger_state = LedgerState(
-        unlanded=dict(ledger.unlanded), conflict_fixes=ledger.conflict_fixes, reports=dict(ledger.reports),
-        unsent=list(ledger.unsent), child_reports={k: list(v) for k, v in ledger.child_reports.items()},
-        notes=list(ledger.notes), parents_to_review=list(ledger.parents_to_review))
-    rec = ReconcilerState()
-    if reconciler is not None:
-        rec = ReconcilerState(
-            sweeps=reconciler.sweeps, claims=dict(reconciler.claims), attempts=dict(reconciler.attempts),
-            preexisting=None if reconciler.preexisting is None else sorted(reconciler.preexisting),
-            reported=sorted(reconciler.reported), fix_counter=reconciler.fix_counter, notes=list(reconciler.notes))
-    spent = SpentState(tokens=budget.tokens, cost_usd=budget.cost_usd, by_task=dict(budget.by_task),
-                       cost_by_task=dict(budget.cost_by_task))
+def capture(state: RunState, scheduler: Scheduler, ledger: Ledger, driver: Driver, reconciler: Reconciler | None,
+            budget: RunBudget, validator: TaskValidator) -> RunState:
+    """``state`` (its fixed fields: id, request, start) brought up to date from each part's `snapshot`."""
+    ledger_state, handoffs = ledger.snapshot()
     return state.model_copy(update={
-        "tasks": [t.model_copy() for t in scheduler.tasks.values()], "handoffs": dict(ledger.handoffs),
-        "planner": flags, "ledger": ledger_state, "reconciler": rec, "spent": spent,
-        "known_ids": sorted(validator.known_ids), "known_branches": sorted(validator.known_branches),
-        "id_counter": validator.counter})
+        "tasks": scheduler.snapshot(), "handoffs": handoffs, "planner": driver.snapshot(), "ledger": ledger_state,
+        "reconciler": reconciler.snapshot() if reconciler is not None else ReconcilerState(),
+        "spent": budget.snapshot(), **validator.snapshot().model_dump()})
 
 
-def restore_reconciler(reconciler: Reconciler, saved: ReconcilerState) -> None:
-    reconciler.sweeps = saved.sweeps
-    reconciler.claims.update(saved.claims)
-    reconciler.attempts.update(saved.attempts)
-    reconciler.preexisting = None if saved.preexisting is None else set(saved.preexisting)
-    reconciler.reported.update(saved.reported)
-    reconciler.fix_counter = saved.fix_counter
-    reconciler.notes[:0] = saved.notes
-
-
-async def recover(state: RunState, hub: Hub, scheduler: Scheduler, ledger: Ledger, planner: Planner,
+async def recover(state: RunState, hub: Hub, scheduler: Scheduler, ledger: Ledger, driver: Driver,
                   budget: RunBudget, validator: TaskValidator, emit: Emit) -> Recovered:
-    """Rebuild the run recorded in ``state`` (see the module docstring)."""
-    _restore_counters(state, ledger, planner, budget, validator)
+    """Rebuild the run recorded in ``state`` (see the module docstring): each part restores its own
+    record, then git decides what became of every task."""
+    tip = await hub.tip()
+    validator.restore(NameState(known_ids=state.known_ids, known_branches=state.known_branches,
+                                id_counter=state.id_counter))
+    ledger.restore(state.ledger, state.handoffs)
+    budget.restore(state.spent)
+    await driver.restore(state.planner, tip)
     found = Recovered()
     git = hub.git
-    since = f"{state.start_commit}..{await hub.tip()}"
+    since = f"{state.start_commit}..{tip}"
     landed = {value for _, value in await trailers(git, since, TRAILER)}
     carried = {value for _, value in await trailers(git, since, CONTINUES)}
     for task in state.tasks:
@@ -94,24 +79,24 @@ async def recover(state: RunState, hub: Hub, scheduler: Scheduler, ledger: Ledge
             if task.status != TaskStatus.LANDED:
                 task.status, task.reason = TaskStatus.LANDED, "its commit is on the target branch"
                 found.landed.append(task.id)
-            ledger.unlanded.pop(task.id, None)
+            ledger.settled(task.id)
         elif task.id in carried and task.status not in TERMINAL:
             task.status, task.reason = TaskStatus.SUPERSEDED, "carried on by a continuation that landed"
-            ledger.unlanded.pop(task.id, None)
+            ledger.settled(task.id)
         elif task.status in (TaskStatus.RUNNING, TaskStatus.MERGING, TaskStatus.PENDING):
             await _unfinished(task, state.handoffs.get(task.id), hub, found)
         scheduler.add(task)
     for task in scheduler.with_status(TaskStatus.DECOMPOSED):
         kids = scheduler.children(task.id)
-        if kids and all(k.status in ENDED for k in kids) and task.id not in ledger.parents_to_review:
-            ledger.parents_to_review.append(task.id)
+        if kids and all(k.status in ENDED for k in kids):
+            ledger.review_parent(task.id)
     known = {t.branch for t in state.tasks}
     out = await git.run("for-each-ref", "--format=%(refname:short)", f"refs/heads/{hub.prefix}")
     for branch in out.splitlines():
         if branch not in known:
-            validator.taken_branches.add(branch)
+            validator.reserve([branch])
             found.set_aside.append(branch)
-            emit(RunWarning(message=f"branch {branch} belongs to no task of the recorded run; it is set aside "
+            emit(RunWarning(code="branch.set_aside", message=f"branch {branch} belongs to no task of the recorded run; it is set aside "
                                     "(kept as it is, its name reserved)"))
     return found
 
@@ -142,27 +127,3 @@ async def _unfinished(task: Task, handoff: Handoff | None, hub: Hub, found: Reco
         task.reason = "the last run stopped while it was running; dispatched again from its branch"
         found.redispatched.append(task.id)
 
-
-def _restore_counters(state: RunState, ledger: Ledger, planner: Planner, budget: RunBudget,
-                      validator: TaskValidator) -> None:
-    validator.known_ids.update(state.known_ids)
-    validator.known_branches.update(state.known_branches)
-    validator.counter = state.id_counter
-    saved = state.ledger
-    ledger.handoffs.update(state.handoffs)
-    ledger.unlanded.update(saved.unlanded)
-    ledger.conflict_fixes = saved.conflict_fixes
-    ledger.reports.update(saved.reports)
-    ledger.unsent += saved.unsent
-    ledger.child_reports.update({k: list(v) for k, v in saved.child_reports.items()})
-    ledger.notes += saved.notes
-    ledger.parents_to_review += saved.parents_to_review
-    p = state.planner
-    planner.iteration = p.iteration
-    planner.notes += p.notes
-    if p.iteration:  # else no answer was ever applied: the planner starts over, from the request
-        planner.conversation.restore(p.scratchpad, p.summary)
-    planner.last_tip = p.last_tip
-    budget.tokens, budget.cost_usd = state.spent.tokens, state.spent.cost_usd
-    budget.by_task.update(state.spent.by_task)
-    budget.cost_by_task.update(state.spent.cost_by_task)

@@ -3,25 +3,43 @@
 `Scheduler` owns every task of the run. It is the only place statuses change (through
 `move`, which checks the TRANSITIONS table and emits `TaskStatusChanged`), and it decides
 what may start next: pending tasks whose dependencies have landed, most urgent priority
-first, then in the order they were planned. A task whose dependency ended without landing
-fails with that reason instead of waiting forever.
+first, then in the order they were planned.
+
+Overlapping scopes run at once (SCOPE_OVERLAP=allow, the default): the merge queue's
+three-way merge lands disjoint edits of one file. A task waits for a running or merging task
+that shares a file with it only when both are conflict fixes, when either is marked
+``exclusive`` by its planner, or when the file is hot (`pipeline/hotfiles.py`);
+SCOPE_OVERLAP=hold makes every overlap wait.
+
+A dependency that failed, was blocked or stopped partial may still be retried or re-planned:
+its dependents wait while it is, or while a task carrying it on is open (a continuation, a
+conflict fix, a task that ``replaces`` it). They fail only when no such task is open and the
+planner has given the work up (`give_up`), or at once when the dependency can never land
+(unknown, cancelled, unchanged).
 """
 
 from __future__ import annotations
 
 from longshot.events import Emit, TaskCreated, TaskStatusChanged
-from longshot.types import ENDED, Task, TaskStatus
+from longshot.pipeline.hotfiles import HotFiles
+from longshot.types import ENDED, TERMINAL, Task, TaskStatus
 
-DONE = frozenset({TaskStatus.LANDED, TaskStatus.SUPERSEDED, TaskStatus.COMPLETED})
-"""A dependency in one of these states is satisfied: its work is on the target branch."""
+DEPENDENCY_MET = frozenset({TaskStatus.LANDED, TaskStatus.SUPERSEDED, TaskStatus.COMPLETED})
+"""A dependency in one of these states is satisfied: its work is on the target branch (an
+``unchanged`` task is done, but put nothing there to build on)."""
 
 
 class Scheduler:
-    def __init__(self, emit: Emit, *, hold_overlaps: bool = True) -> None:
+    def __init__(self, emit: Emit, *, hold_overlaps: bool = False, hot: HotFiles | None = None) -> None:
         self.emit = emit
         self.hold_overlaps = hold_overlaps
+        self.hot = hot
         self.tasks: dict[str, Task] = {}
         self._order: dict[str, int] = {}
+
+    def snapshot(self) -> list[Task]:
+        """Every task as it is now, in the order planned (copies: the record does not move with them)."""
+        return [t.model_copy() for t in self.tasks.values()]
 
     def add(self, task: Task) -> None:
         """A new task (pending), or one restored from the durable state in whatever status it had."""
@@ -31,6 +49,8 @@ class Scheduler:
                               scope=task.scope, priority=task.priority, depends_on=task.depends_on,
                               parent=task.parent, kind=task.kind, status=task.status, feature=task.feature,
                               acceptance=task.acceptance))
+        if self.hot is not None and task.status not in ENDED:
+            self.hot.scoped(t for t in self.tasks.values() if t.status not in ENDED)
 
     def move(self, task: Task, to: TaskStatus, reason: str = "") -> None:
         before = task.move(to, reason)
@@ -43,7 +63,7 @@ class Scheduler:
 
     def ready(self) -> list[Task]:
         """Pending tasks whose dependencies all landed, in the order they should start."""
-        self._fail_orphans()
+        self._fail_orphans(final=False)
         held: dict[str, list[Task]] = {}  # file -> the running or merging tasks whose scope names it
         for t in self.with_status(TaskStatus.RUNNING, TaskStatus.MERGING):
             for path in t.scope:
@@ -51,43 +71,81 @@ class Scheduler:
         ready = [
             t for t in self.tasks.values()
             if t.status == TaskStatus.PENDING
-            and all(self.tasks[d].status in DONE for d in t.depends_on if d in self.tasks)
-            and not self._sibling_overlap(t, held)
+            and all(self.tasks[d].status in DEPENDENCY_MET for d in t.depends_on if d in self.tasks)
+            and not any(self._holds(t, other, path) for path in t.scope for other in held.get(path, ()))
         ]
         return sorted(ready, key=lambda t: (t.priority, self._order[t.id]))
 
-    def _sibling_overlap(self, task: Task, held: dict[str, list[Task]]) -> bool:
-        """Whether ``task`` must wait for a running task that shares a file with it.
-
-        Subtasks of one parent and conflict fixes always wait; other tasks wait unless
-        overlaps are allowed (SCOPE_OVERLAP=allow).
-        """
-        always = task.parent is not None or task.kind == "conflict-fix"
-        return any(
-            t.id != task.id
-            and (self.hold_overlaps or (always and (t.parent == task.parent or t.kind == task.kind)))
-            for path in task.scope for t in held.get(path, ())
-        )
+    def _holds(self, task: Task, other: Task, path: str) -> bool:
+        """Whether ``task`` must wait for ``other``, a running or merging task that names ``path`` too."""
+        if other.id == task.id:
+            return False
+        if self.hold_overlaps or task.exclusive or other.exclusive:
+            return True
+        if task.kind == other.kind == "conflict-fix":
+            return True
+        return self.hot is not None and self.hot.is_hot(path)
 
     def children(self, parent_id: str) -> list[Task]:
         return [t for t in self.tasks.values() if t.parent == parent_id]
 
-    def _fail_orphans(self) -> None:
-        """Fail pending tasks whose dependency ended without landing, unless a task carrying that
-        dependency's work on (a conflict fix, a continuation) is still open: if it lands, the
-        dependency is superseded, and so satisfied."""
+    def carried(self) -> set[str]:
+        """Ids of ended tasks whose work an open task carries on (continuation, conflict fix, or a
+        task that replaces it), following chains of such tasks back to the first."""
+        links = {t.id: [x for x in (t.continue_from, t.replaces) if x] for t in self.tasks.values()}
+        found: set[str] = set()
+        todo = [x for t in self.tasks.values() if t.status not in ENDED for x in links[t.id]]
+        while todo:
+            task_id = todo.pop()
+            if task_id not in found:
+                found.add(task_id)
+                todo += links.get(task_id, [])
+        return found
+
+    def waiting(self) -> list[Task]:
+        """Pending tasks held back by a dependency that ended without landing but may still be
+        retried or re-planned (nothing carries it on yet)."""
+        carried = self.carried()
+
+        def held_back(dep: str) -> bool:
+            d = self.tasks.get(dep)
+            return d is not None and d.status in ENDED and d.status not in DEPENDENCY_MET and dep not in carried
+
+        return [t for t in self.with_status(TaskStatus.PENDING) if any(held_back(d) for d in t.depends_on)]
+
+    def give_up(self, parent: str | None = None) -> list[Task]:
+        """The planner (or, with ``parent``, that task's subplanner) gave the work up: fail every
+        task still waiting for a dependency that ended without landing and that nothing carries
+        on. Returns the tasks failed."""
+        return self._fail_orphans(final=True, parent=parent)
+
+    def _lost(self, dep: str, carried: set[str], *, final: bool) -> str | None:
+        """Why dependency ``dep`` can no longer land (None: it may still)."""
+        d = self.tasks.get(dep)
+        if d is None:
+            return "unknown"
+        if d.status not in ENDED or d.status in DEPENDENCY_MET or dep in carried:
+            return None
+        if d.status in TERMINAL or final:
+            return f"{d.status}"
+        return None
+
+    def _fail_orphans(self, *, final: bool, parent: str | None = None) -> list[Task]:
+        """Fail pending tasks whose dependency can no longer land (see the module docstring)."""
+        failed: list[Task] = []
         changed = True
         while changed:
             changed = False
-            carried = {t.continue_from for t in self.tasks.values() if t.continue_from and t.status not in ENDED}
+            carried = self.carried()
             for task in self.with_status(TaskStatus.PENDING):
                 for dep in task.depends_on:
-                    d = self.tasks.get(dep)
-                    if d is None or (d.status in ENDED and d.status not in DONE and dep not in carried):
-                        why = "unknown" if d is None else f"{d.status}"
+                    why = self._lost(dep, carried, final=final and (parent is None or task.parent == parent))
+                    if why is not None:
                         self.move(task, TaskStatus.FAILED, f"dependency {dep} ended {why} without landing")
+                        failed.append(task)
                         changed = True
                         break
+        return failed
 
     @property
     def active(self) -> list[Task]:

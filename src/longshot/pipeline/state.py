@@ -27,51 +27,16 @@ from longshot.crash import CrashPoints
 from longshot.errors import ConfigError, GitError
 from longshot.events import Emit, RunWarning, StateSaved
 from longshot.hub import Hub
+from longshot.budget import SpentState
 from longshot.pipeline.claims import ClaimState
 from longshot.pipeline.features import FeatureState
+from longshot.pipeline.ledger import LedgerState
+from longshot.pipeline.plan import PlannerState
+from longshot.pipeline.reconcile import ReconcilerState
 from longshot.types import Handoff, Task
 
 STATE_FILE = "state.json"
 VERSION = 1
-
-
-class PlannerState(BaseModel):
-    iteration: int = 0
-    scratchpad: str = ""
-    summary: str = ""
-    notes: list[str] = Field(default_factory=list)
-    last_proposed: int = -1
-    """Tasks the planner's last answer proposed (0: it said it has nothing more)."""
-    last_tip: str = ""
-    finalizing: bool = False
-    final_rounds: int = 0
-
-
-class LedgerState(BaseModel):
-    unlanded: dict[str, str] = Field(default_factory=dict)
-    conflict_fixes: int = 0
-    reports: dict[str, dict[str, object]] = Field(default_factory=dict)
-    unsent: list[str] = Field(default_factory=list)
-    child_reports: dict[str, list[str]] = Field(default_factory=dict)
-    notes: list[str] = Field(default_factory=list)
-    parents_to_review: list[str] = Field(default_factory=list)
-
-
-class ReconcilerState(BaseModel):
-    sweeps: int = 0
-    claims: dict[str, str] = Field(default_factory=dict)
-    attempts: dict[str, int] = Field(default_factory=dict)
-    preexisting: list[str] | None = None
-    reported: list[str] = Field(default_factory=list)
-    fix_counter: int = 0
-    notes: list[str] = Field(default_factory=list)
-
-
-class SpentState(BaseModel):
-    tokens: int = 0
-    cost_usd: float = 0.0
-    by_task: dict[str, int] = Field(default_factory=dict)
-    cost_by_task: dict[str, float] = Field(default_factory=dict)
 
 
 class RunState(BaseModel):
@@ -98,8 +63,6 @@ class RunState(BaseModel):
     known_ids: list[str] = Field(default_factory=list)
     known_branches: list[str] = Field(default_factory=list)
     id_counter: int = 0
-    subplans: dict[str, int] = Field(default_factory=dict)
-    """Parent task id -> subtasks its subplanner made (so new subtask ids never repeat)."""
     features: FeatureState = Field(default_factory=FeatureState)
     """The feature ledger (`pipeline/features.py`): `longshot status --json` reads it from here."""
     claims: ClaimState = Field(default_factory=ClaimState)
@@ -169,7 +132,7 @@ class StateStore:
         head = local
         if remote and (local is None or not await git.is_ancestor(remote, local)):
             if local is not None:
-                self.emit(RunWarning(message=f"the state in the target repository ({remote[:10]}) does not descend "
+                self.emit(RunWarning(code="state.diverged", message=f"the state in the target repository ({remote[:10]}) does not descend "
                                              f"from this machine's ({local[:10]}); using the target repository's"))
             head = remote
         self._head, self._published = local, remote
@@ -179,7 +142,7 @@ class StateStore:
         try:
             state = RunState.model_validate_json(text or "")
         except ValidationError as e:
-            self.emit(RunWarning(message=f"the recorded run state at {head[:10]} cannot be read ({e.error_count()} "
+            self.emit(RunWarning(code="state.unreadable", message=f"the recorded run state at {head[:10]} cannot be read ({e.error_count()} "
                                          "problems); it is ignored"))
             return None
         if head != local:
@@ -247,7 +210,7 @@ class StateStore:
 
     async def _publish(self, commit: str, branches: list[str]) -> None:
         """One push: the state ref (a fast-forward of what was published) and new branch tips."""
-        specs = [f"{commit}:{self.ref}"] + [f"refs/heads/{b}:refs/heads/{b}" for b in branches]
+        specs = [f"{commit}:{self.ref}"] + [f"refs/heads/{b}:{self.hub.remote_branch(b)}" for b in branches]
         code, out, err = await self.hub.git.run_full("push", "--porcelain", "origin", *specs)
         rejected = [line.split("\t")[1].split(":")[-1] for line in out.splitlines()
                     if line.startswith("!") and "\t" in line]
@@ -258,11 +221,11 @@ class StateStore:
         if not self._warned:
             self._warned = True
             what = ", ".join(rejected) or err.strip()[-300:]
-            self.emit(RunWarning(message=f"could not publish the run state to the target repository ({what}); "
+            self.emit(RunWarning(code="state.unpublished", message=f"could not publish the run state to the target repository ({what}); "
                                          "it is kept in the hub and published again with the next write"))
         # Branches that were not refused go out with the next write; a refused one (not a
         # fast-forward: someone else moved it) stays in the hub and is not pushed again.
-        self._branches |= {b for b in branches if f"refs/heads/{b}" not in rejected}
+        self._branches |= {b for b in branches if self.hub.remote_branch(b) not in rejected}
 
     async def forget(self) -> None:
         """Remove the state ref here and in the target repository (``--reset``)."""

@@ -16,12 +16,13 @@ the orchestrator.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 OnOutput = Callable[[int], None]
 """Called with the byte count of the output so far, each time a running command prints."""
@@ -93,6 +94,8 @@ class Profile(BaseModel):
     description: str
     weakened: bool = False
     """True when a promised protection (isolation, a limit) is missing here."""
+    adapted: list[str] = Field(default_factory=list)
+    """Defaults changed to fit where the sandboxes run (said as warnings)."""
 
 
 class Leftover(BaseModel):
@@ -127,4 +130,30 @@ class SandboxProvider(Protocol):
         Called once at the start of a run. Only leftovers of orchestrators known to be dead
         (same host, process gone) are touched, never those of a run still going.
         """
+        ...
+
+
+@dataclass(frozen=True)
+class Peek:
+    """A running worker's checkout, committed without disturbing it (see `Mergeable`)."""
+
+    tree: str
+    commit: str
+
+
+@runtime_checkable
+class Mergeable(Protocol):
+    """A sandbox whose checkout the orchestrator can peek at and bring a merged tree into.
+
+    Optional: the local provider has it (`longshot.sandboxes.worktree`); remote sandboxes do
+    not, so their workers get no early conflict warnings and no working ``merge_tip``.
+    """
+
+    async def peek(self, parents: Sequence[str], message: str) -> Peek | None:
+        """A commit (in the hub) of the checkout as it is now, on ``parents``; None when the
+        checkout cannot be snapshotted (it breaks a snapshot rule)."""
+        ...
+
+    async def put_tree(self, tree: str) -> None:
+        """Make the checkout hold ``tree`` (a tree in the hub)."""
         ...

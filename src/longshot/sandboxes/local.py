@@ -26,7 +26,7 @@ import shutil
 import signal
 import sys
 import tempfile
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,13 +34,14 @@ from pathlib import Path
 from longshot.capture import CappedReader
 from longshot.errors import PathOutsideSandbox, SandboxError, SetupFailed
 from longshot.git import Git
-from longshot.sandboxes.base import ExecResult, Leftover, OnOutput, Profile, Sandbox, SandboxSpec
+from longshot.sandboxes.base import ExecResult, Leftover, OnOutput, Peek, Profile, Sandbox, SandboxSpec
 from longshot.sandboxes.bwrap import RUN_DIR, SANDBOX_HOME, WORKSPACE, bwrap_argv, give_to_sandbox, toolchain_paths
 from longshot.sandboxes.egress import DEFAULT_HOSTS, LAUNCH, PORT, EgressProxy
 from longshot.sandboxes.leftovers import recover_leftovers
 from longshot.sandboxes.limits import Cgroup, DiskGuard, Limits, describe, launcher, sweep_stale, watch_disk
 from longshot.sandboxes.orphans import owner_dead, write_owner
 from longshot.sandboxes.snapshot import check_nested_repos, check_staged, copy_objects
+from longshot.sandboxes.worktree import peek_commit, put_tree
 
 EXCLUDES = "\n".join(
     ["__pycache__/", "*.pyc", ".pytest_cache/", ".mypy_cache/", ".ruff_cache/", "node_modules/",
@@ -360,6 +361,15 @@ class LocalSandbox:
         await asyncio.to_thread(copy_objects, self.root / "git" / "objects", self.spec.hub / "objects")
         await Git(self.spec.hub).run("update-ref", f"refs/heads/{self.spec.branch}", sha)
         return sha
+
+
+    async def peek(self, parents: Sequence[str], message: str) -> Peek | None:
+        """The checkout as it is now, as a commit in the hub (see `longshot.sandboxes.worktree`)."""
+        return await peek_commit(self._git, self.root / "git", self.spec.hub, parents, message,
+                                 max_file_bytes=self._opts.max_file_bytes, max_files=self._opts.max_changed_files)
+
+    async def put_tree(self, tree: str) -> None:
+        await put_tree(self._git, tree)
 
 
 def shared_git_dir(git_dir: Path, hub: Path) -> None:

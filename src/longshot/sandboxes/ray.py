@@ -62,6 +62,8 @@ class RayOptions:
     """The profile applied on the node (isolation, limits, snapshot rules, set-up command)."""
     actor_options: dict[str, Any] = field(default_factory=dict)
     """Extra Ray actor options (e.g. custom ``resources`` to pin sandboxes to some nodes)."""
+    fit: tuple[bool, bool] = (False, False)
+    """Whether ``cpus`` and ``memory_mb`` are defaults, to be lowered to the largest node when it is smaller."""
 
 
 @contextmanager
@@ -125,6 +127,7 @@ class RaySandboxProvider:
         self._actor_class = self.ray.remote(SandboxActor)
         self._sweeper: Any = None
         self._nodes = [n for n in self.ray.nodes() if n.get("Alive")]
+        self.adapted: list[str] = []
         self._check_fits()
 
     def _check_fits(self) -> None:
@@ -132,6 +135,14 @@ class RaySandboxProvider:
             return  # custom placement: the user knows which nodes qualify
         cpus = max((n["Resources"].get("CPU", 0) for n in self._nodes), default=0)
         memory = max((n["Resources"].get("memory", 0) for n in self._nodes), default=0) / 2**20
+        if 0 < cpus < self.options.cpus and self.options.fit[0]:
+            self.adapted.append(f"SANDBOX_CPU_CORES: the default {self.options.cpus:g} CPUs per sandbox is more than "
+                                f"the largest Ray node has ({cpus:g}); using {cpus:g}. Set SANDBOX_CPU_CORES to choose")
+            self.options.cpus = cpus
+        if 0 < memory < self.options.memory_mb and self.options.fit[1]:
+            self.adapted.append(f"SANDBOX_MEMORY_MB: the default {self.options.memory_mb} MiB per sandbox is more "
+                                f"than the largest Ray node offers ({memory:.0f}); using {int(memory) // 2}")
+            self.options.memory_mb = int(memory) // 2
         if cpus < self.options.cpus:
             raise ConfigError(f"SANDBOX_CPU_CORES: each sandbox asks Ray for {self.options.cpus:g} CPUs, but the "
                               f"largest node of the cluster has {cpus:g}. Fix: lower SANDBOX_CPU_CORES or add bigger nodes.")
@@ -147,7 +158,7 @@ class RaySandboxProvider:
         network = "; network ON (SANDBOX_NETWORK=on)" if local.network else ""
         return Profile(description=f"{where} ({len(self._nodes)} nodes): an actor per task asking "
                                    f"{self.options.cpus:g} CPU and {self.options.memory_mb} MiB; {isolation}{network}; "
-                                   "code moves as git bundles, no credentials",
+                                   "code moves as git bundles, no credentials", adapted=list(self.adapted),
                        weakened=local.isolation == "none" or local.network)
 
     async def recover(self, hub: Path, message: Callable[[str], str]) -> list[Leftover]:

@@ -15,11 +15,11 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Protocol
 
-from longshot.llm.base import Role
-
+from longshot.llm.base import PROBE_TOOL, Role
 from longshot.testing.fake_script import (
     CONTEXT_OVERFLOW_MESSAGE,
     Reply,
+    ToolCallSpec,
     Turn,
     completion_body,
     error_body,
@@ -28,6 +28,8 @@ from longshot.testing.fake_script import (
 )
 
 log = logging.getLogger("longshot.testing.fake_llm")
+TOOLS_REFUSED = '"auto" tool choice requires --enable-auto-tool-choice and --tool-call-parser to be set (fake_llm)'
+"""What vLLM answers when tools are sent to a server started without tool calling."""
 
 
 class HTTPError(Exception):
@@ -64,7 +66,10 @@ class Backend(Protocol):
     """What the handler needs from the fake (`FakeLLM`): routing, the script, the records."""
 
     _stopping: threading.Event
+    api_key: str | None
+    tool_calling: bool
 
+    def _probed(self, model: str) -> None: ...
     def _models_payload(self) -> dict[str, Any]: ...
     def _route(self, model: str) -> Role: ...
     def _play(self, turn: Turn) -> Reply: ...
@@ -107,7 +112,17 @@ class Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         log.debug("fake_llm: " + format, *args)
 
+    def _refused(self) -> bool:
+        """Answer 401 when the fake wants a key and the request does not carry it."""
+        key = self.server.fake.api_key
+        if key is None or self.headers.get("Authorization") == f"Bearer {key}":
+            return False
+        self._send_error(HTTPError(401, "Incorrect API key provided (fake_llm)", code="invalid_api_key"))
+        return True
+
     def do_GET(self) -> None:
+        if self._refused():
+            return
         if self.path.split("?")[0].rstrip("/") == "/v1/models":
             self._send_json(200, self.server.fake._models_payload())
         else:
@@ -119,6 +134,8 @@ class Handler(BaseHTTPRequestHandler):
             self._not_found()
             return
         fake = self.server.fake
+        if self._refused() or self._probe(fake, raw):
+            return
         self.status = 0
         record = self.record = fake._begin(has_auth=self.headers.get("Authorization") is not None)
         try:
@@ -138,6 +155,29 @@ class Handler(BaseHTTPRequestHandler):
         finally:
             fake._end(record, self.status)
 
+    def _probe(self, fake: Backend, raw: bytes) -> bool:
+        """Answer the preflight's probe (a request offering `PROBE_TOOL`) without the script."""
+        try:
+            body = json.loads(raw)
+        except ValueError:
+            return False
+        tools = body.get("tools") if isinstance(body, dict) else None
+        names = [t.get("function", {}).get("name") for t in tools or [] if isinstance(t, dict)]
+        if PROBE_TOOL not in names:
+            return False
+        model = str(body.get("model") or "")
+        try:
+            fake._route(model)
+            if not fake.tool_calling:
+                raise HTTPError(400, TOOLS_REFUSED)
+        except HTTPError as exc:
+            self._send_error(exc)
+            return True
+        fake._probed(model)
+        reply = Reply(tool_calls=[ToolCallSpec(PROBE_TOOL, {"ok": True})])
+        self._send_json(200, completion_body(reply, model=model, index=0, messages=body.get("messages") or []))
+        return True
+
     def _not_found(self, *_: Any) -> None:
         self._send_error(HTTPError(404, f"fake_llm: no route for {self.command} {self.path}"))
 
@@ -155,6 +195,8 @@ class Handler(BaseHTTPRequestHandler):
         if not isinstance(model, str) or not model:
             raise HTTPError(400, "fake_llm: you must provide a model parameter")
         record.model = model
+        if body.get("tools") and not fake.tool_calling:
+            raise HTTPError(400, TOOLS_REFUSED)
         if not isinstance(messages, list):
             raise HTTPError(400, "fake_llm: 'messages' must be a list")
         turn = Turn(

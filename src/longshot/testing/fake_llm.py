@@ -31,6 +31,13 @@ _ROLE_SEARCH_ORDER: tuple[Role, ...] = ("subplanner", "planner", "worker", "reco
 class FakeLLM:
     """A scripted OpenAI-compatible server; use as a context manager or `start`/`stop` it.
 
+    Knobs a preflight (`longshot doctor`) is tested with: ``api_key`` (a wrong or missing key
+    is answered 401), ``tool_calling=False`` (requests with tools are refused, 400) and, as
+    before, a model name it cannot route (400 ``model_not_found``). A request that offers the
+    preflight's probe tool is answered by the server itself with a call of that tool (what a
+    real model does when told to), is never played from the script and is not counted in
+    `requests`; `probes` lists them.
+
     ``models`` maps model names to roles; an unmapped model name containing a role name is
     routed to that role. ``errors`` collects script failures (exhausted or raising scripts)
     and handler faults, so a test can assert that nothing went unscripted. The script is
@@ -45,11 +52,22 @@ class FakeLLM:
         port: int = 0,
         models: dict[str, str] | None = None,
         request_log: Path | None = None,
+        api_key: str | None = None,
+        tool_calling: bool = True,
+        context_length: int | None = None,
     ) -> None:
         bad = {m: r for m, r in (models or {}).items() if r not in ROLES}
         if bad:
             raise ValueError(f"models map to unknown roles {bad}; roles are {list(ROLES)}")
         self._script = script
+        self.api_key = api_key
+        """When set, every request without ``Authorization: Bearer <api_key>`` is answered 401."""
+        self.tool_calling = tool_calling
+        """False: the server refuses requests that carry tools (400), as servers without tool support do."""
+        self.context_length = context_length
+        """Reported per model by ``GET /v1/models`` (as vLLM's ``max_model_len``), when set."""
+        self.probes: list[str] = []
+        """Models of the preflight probes answered (`longshot.preflight`): never given to the script."""
         self._address = (host, port)
         self._models = cast(dict[str, Role], dict(models or {}))
         self._request_log = request_log
@@ -157,8 +175,13 @@ class FakeLLM:
                 if (role is None or r.role == role) and (task_id is None or r.task_id == task_id)
             )
 
+    def _probed(self, model: str) -> None:
+        with self._lock:
+            self.probes.append(model)
+
     def _models_payload(self) -> dict[str, Any]:
-        data = [{"id": m, "object": "model", "created": 0, "owned_by": "longshot-fake"} for m in self._models]
+        extra = {} if self.context_length is None else {"max_model_len": self.context_length}
+        data = [{"id": m, "object": "model", "created": 0, "owned_by": "longshot-fake", **extra} for m in self._models]
         return {"object": "list", "data": data}
 
     def _route(self, model: str) -> Role:

@@ -222,9 +222,8 @@ class FakeSandbox:
         argv = bwrap_argv(checkout=self.dir / "workspace", home=self.dir / "home", tmp=self.dir / "tmp",
                           network=not self.kwargs.get("block_network", False),
                           ro_paths=toolchain_paths(os.environ.get("PATH", ""), []),
-                          extra_binds=((self.dir / "longshot", "/longshot"),))
-        at = argv.index("--chdir")
-        argv[at + 1] = kwargs.get("workdir") or "/"
+                          extra_binds=((self.dir / "longshot", "/longshot"),), chdir=kwargs.get("workdir") or "/",
+                          root=False)  # a container's own root, as in Modal: not the host's identity rules
         env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": SANDBOX_HOME, "LANG": "C.UTF-8",
                **(self.kwargs.get("env") or {}), **(kwargs.get("env") or {})}
         proc = await asyncio.create_subprocess_exec(

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import re
 import shlex
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -86,9 +87,14 @@ class HandoffArgs(ToolArgs):
     suggestions: list[str] = Field(default_factory=list)
 
 
+class MergeTipArgs(ToolArgs):
+    """Bring the target branch's newest work into your checkout (merged with yours). Files that
+    conflict get markers (<<<<<<< target branch, =======, >>>>>>> yours) for you to resolve."""
+
+
 WORKER_TOOLS: dict[str, type[ToolArgs]] = {
     "read": ReadArgs, "write": WriteArgs, "edit": EditArgs, "bash": BashArgs,
-    "grep": GrepArgs, "find": FindArgs, "ls": LsArgs, "handoff": HandoffArgs,
+    "grep": GrepArgs, "find": FindArgs, "ls": LsArgs, "handoff": HandoffArgs, "merge_tip": MergeTipArgs,
 }
 
 
@@ -159,9 +165,12 @@ class ToolBox:
     def __init__(
         self, sandbox: Sandbox, *, default_timeout: float = 120.0, max_timeout: float = 900.0,
         output_limit: int = 20_000, page_lines: int = 400, on_output: OnOutput | None = None,
+        merge_tip: Callable[[], Awaitable[str]] | None = None,
     ) -> None:
         self.sandbox = sandbox
         self.on_output = on_output
+        self.merge_tip = merge_tip
+        """Brings the target branch's tip into the checkout (the orchestrator's side of ``merge_tip``)."""
         self.default_timeout = default_timeout
         self.max_timeout = max_timeout
         self.output_limit = output_limit
@@ -247,6 +256,12 @@ class ToolBox:
     async def _ls(self, a: LsArgs) -> str:
         entries = await self.sandbox.list_dir(self._rel(a.path))
         return "\n".join(entries) or "(empty directory)"
+
+    async def _merge_tip(self, a: MergeTipArgs) -> str:
+        if self.merge_tip is None:
+            raise ToolCallError("merge_tip is not available with this sandbox provider; carry on, and the "
+                                "merge queue will merge your work with the target branch when you hand off")
+        return await self.merge_tip()
 
     async def _handoff(self, a: HandoffArgs) -> str:
         return "handoff recorded"

@@ -5,7 +5,8 @@ and when a log brought events it renders the watched page's parts once, at most 
 ``coalesce`` seconds, and sends only the parts that changed to every subscriber of that
 page, as one ``parts`` event: ``{"parts": {id: html}, "events": n, "last_ts": t}``. A
 hundred workers writing fifty events a second thus cost a few renders a second, however
-many browsers look.
+many browsers look; a page that takes long to draw (a run of thousands of tasks) is drawn
+less often (`COST_RATIO`).
 """
 
 from __future__ import annotations
@@ -22,6 +23,9 @@ from longshot.web.runs import RunIndex, RunLog
 Render = Callable[[RunLog, str], dict[str, str]]
 """(run, page key) -> {element id: inner HTML}; the page key is ``run`` or ``task:<id>``."""
 KEEPALIVE = 15.0
+COST_RATIO = 20
+"""A page is drawn again no sooner than this many times its last drawing's CPU time, so however
+large a run grows, drawing it live costs at most 1/COST_RATIO of a core (5%)."""
 LOG = logging.getLogger("longshot.web")
 
 
@@ -35,6 +39,8 @@ class Page:
     version: int = -1
     parts: dict[str, str] = field(default_factory=dict)
     rendered_at: float = 0.0
+    cost: float = 0.0
+    """CPU seconds its last drawing took."""
 
 
 class Broadcaster:
@@ -55,10 +61,11 @@ class Broadcaster:
             while run.refresh():
                 pass
         for page in list(self.pages.values()):
-            if page.run.version != page.version and now - page.rendered_at >= self.coalesce:
+            if page.run.version != page.version and now - page.rendered_at >= max(self.coalesce, page.cost * COST_RATIO):
                 self._push(page, now)
 
     def _push(self, page: Page, now: float) -> None:
+        started = time.thread_time()
         try:
             parts = self.render(page.run, page.key)
         except Exception:  # a page that cannot be drawn must not stop the others' updates
@@ -66,6 +73,7 @@ class Broadcaster:
             LOG.exception("could not draw %s of %s", page.key, page.run.id)
             return
         self.renders += 1
+        page.cost = time.thread_time() - started
         changed = {k: v for k, v in parts.items() if page.parts.get(k) != v}
         page.parts, page.version, page.rendered_at = parts, page.run.version, now
         if changed:

@@ -15,6 +15,8 @@ from longshot.web.model import RunView
 from longshot.web.runs import RunLog
 
 CHECKPOINTS = 40
+KEPT = 3
+"""Replays kept in memory (the runs replayed most recently)."""
 
 
 class Replay:
@@ -50,8 +52,10 @@ class Replays:
         self._replays: dict[str, tuple[int, Replay]] = {}
 
     def get(self, run: RunLog) -> Replay:
-        known = self._replays.get(run.id)
+        known = self._replays.pop(run.id, None)
         if known is None or known[0] != run.version:
             known = (run.version, Replay(run.events()))
-            self._replays[run.id] = known
+        self._replays[run.id] = known  # most recently used last
+        while len(self._replays) > KEPT:
+            del self._replays[next(iter(self._replays))]
         return known[1]

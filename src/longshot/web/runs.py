@@ -17,6 +17,9 @@ from longshot.events import Event, parse_event
 from longshot.redaction import Redactor
 from longshot.web.model import RunView
 
+SILENT_AFTER = 600.0
+"""A live run writes at least every HEALTH_CHECK_INTERVAL (10 s): a log quiet for this long
+without ``run.finished`` belongs to a run that was killed (``--resume`` picks it up)."""
 CHUNK = 4 << 20
 """Bytes read per refresh at most, so a huge log is taken in steps and the server stays responsive."""
 
@@ -79,6 +82,13 @@ class RunLog:
             self.version += 1
         return events
 
+    def modified(self) -> float:
+        """When the log was last written to."""
+        try:
+            return self.path.stat().st_mtime
+        except FileNotFoundError:
+            return 0.0
+
     def events(self) -> list[Event]:
         """Every event of the log from the start (for a replay): read again, not kept in memory."""
         with self.path.open("rb") as f:
@@ -123,17 +133,23 @@ class RunIndex:
             self.scan()
             run = self.runs.get(run_id)
         elif run.live:
-            run.refresh()
+            while run.refresh():
+                pass
         return run
 
 
-def summarize(run: RunLog) -> RunSummary:
+def summarize(run: RunLog, now: float | None = None) -> RunSummary:
+    """A run's line in the runs list; one without news for `SILENT_AFTER` seconds at ``now`` is ``silent``."""
     s = run.view.state
     f = s.finished
     if f is not None:
         status = "green" if f.exit_code == 0 else f"exit {f.exit_code}"
+    elif s.interrupted:
+        status = "interrupted"
+    elif now is not None and now - run.modified() > SILENT_AFTER:
+        status = "silent"
     else:
-        status = "interrupted" if s.interrupted else "running" if s.started is not None else "starting"
+        status = "running" if s.started is not None else "starting"
     figures = s.figures()
     return RunSummary(id=run.id, request=s.request, started=s.started, duration_s=s.elapsed(),
                       status=status, landed=s.merge_landed, failed=figures.failed, tasks=len(s.tasks),
