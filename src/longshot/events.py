@@ -205,7 +205,8 @@ class SandboxProfile(Event):
 
 
 WarningCode = Literal[
-    "branch.set_aside", "checks.none", "checks.preexisting", "claim.unchecked", "context.compacted",
+    "branch.set_aside", "checks.none", "checks.preexisting", "claim.unchecked",
+    "context.compacted",
     "features.unjudged", "features.unreadable", "gate.no_checks", "hub.repaired", "isolation.none",
     "leftover.cleaned", "leftover.salvaged", "leftover.scan_failed", "leftover.unsalvaged", "lock.stale",
     "model.retry", "planner.max_iterations", "price.unknown", "reconciler.model_failed", "reset.note",

@@ -21,7 +21,7 @@ from longshot.git import Git
 
 SPEC = "SPEC.md"
 FEATURES = "FEATURES.json"
-STATUSES = ("todo", "in-progress", "done")
+STATUSES = ("todo", "in-progress", "done", "deferred")
 
 
 def features_schema() -> dict[str, Any]:

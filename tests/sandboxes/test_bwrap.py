@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
+import tempfile
 from pathlib import Path
 
+import pytest
+
 from longshot.sandboxes.base import SandboxSpec
-from longshot.sandboxes.bwrap import toolchain_paths
+from longshot.sandboxes.bwrap import INSIDE_UID, SANDBOX_UID, bwrap_argv, toolchain_paths
 from longshot.sandboxes.local import LocalOptions, LocalSandboxProvider
 from longshot.testing.repos import git, make_remote
 
@@ -41,3 +46,43 @@ async def test_toolchain_under_tmp_is_usable_despite_private_tmp(tmp_path: Path)
         assert r.stdout.split() == ["hello", "from", "the", "toolchain", "private"]
         writes = await sb.exec(f"touch {tool_dir}/planted", 30)
         assert writes.exit_code != 0 and not (tool_dir / "planted").exists()
+
+
+@pytest.mark.parametrize("as_root", [True, False], ids=["orchestrator-root", "orchestrator-user"])
+def test_both_identities_write_only_their_own_places_and_read_no_root_only_file(
+        request: pytest.FixtureRequest, as_root: bool) -> None:
+    """The profile for a root orchestrator (drop to nobody) and for a user's (a user namespace).
+
+    The user's case runs bwrap as uid 65534 when this test runs as root."""
+    if not as_root and os.geteuid() == 0 and shutil.which("setpriv") is None:
+        pytest.skip("setpriv is needed to run the profile as another user")
+    if as_root and os.geteuid() != 0:
+        pytest.skip("the root profile needs root")
+    base = Path(tempfile.mkdtemp(prefix="longshot-profile-"))  # pytest's folders are closed to other users
+    request.addfinalizer(lambda: shutil.rmtree(base, ignore_errors=True))
+    base.chmod(0o755)
+    places = {name: base / name for name in ("co", "home", "tmp", "shm", "run")}
+    for p in places.values():
+        p.mkdir()
+    secret = places["run"] / "root-only"  # visible inside (read-only /run/longshot), readable by root only
+    secret.write_text("root-only-canary")
+    secret.chmod(0o600)
+    prefix: list[str] = []
+    if os.geteuid() == 0:
+        for p in places.values():
+            os.chown(p, SANDBOX_UID, SANDBOX_UID)
+        if not as_root:
+            prefix = ["setpriv", f"--reuid={SANDBOX_UID}", f"--regid={SANDBOX_UID}", "--clear-groups"]
+    argv = bwrap_argv(checkout=places["co"], home=places["home"], tmp=places["tmp"], network=False, ro_paths=[],
+                      run_dir=places["run"], shm=places["shm"], root=as_root)
+    script = ("for p in /workspace /home/sandbox /tmp /dev/shm / /run /run/longshot /dev /etc; do "
+              "touch $p/x 2>/dev/null && echo WROTE:$p; done; cat /run/longshot/root-only 2>/dev/null; "
+              "cat /etc/shadow >/dev/null 2>&1 && echo SHADOW; echo ok > /dev/null && echo DEVNULL; "
+              "unshare -U true 2>/dev/null && echo USERNS; id -u")
+    done = subprocess.run([*prefix, *argv, "bash", "-c", script], capture_output=True, text=True,
+                          env={"PATH": "/usr/bin:/bin", "HOME": "/home/sandbox"}, timeout=60)
+    lines = done.stdout.split()
+    assert [w for w in lines if w.startswith("WROTE:")] == [f"WROTE:{p}" for p in
+                                                            ("/workspace", "/home/sandbox", "/tmp", "/dev/shm")]
+    assert "root-only-canary" not in done.stdout and "SHADOW" not in lines and "USERNS" not in lines
+    assert "DEVNULL" in lines and lines[-1] == str(INSIDE_UID), done.stdout + done.stderr

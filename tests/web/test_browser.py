@@ -94,13 +94,15 @@ def test_live_run_in_the_browser(tmp_path: Path, browser) -> None:  # type: igno
         if os.environ.get("LONGSHOT_UPDATE_SCREENSHOTS"):
             shutil.copyfile(shot, DOCS / "web-run.png")
 
-        page.locator('li.task[data-task="slug"] > a').click()
+        page.locator('li.task[data-task="slug"] > a').first.click()
         page.wait_for_selector("pre.diff")
         diff = page.locator("pre.diff").inner_text()
         assert "diff --git a/wordkit/slug.py b/wordkit/slug.py" in diff
-        assert page.locator("#landing-commit").inner_text().strip()
+        page.locator("#landing-commit").click()
+        page.wait_for_selector("pre.diff")
+        assert "Longshot-Task: slug" in page.locator("pre.diff").inner_text()  # the landing commit's trailer
 
-        page.goto(page.url.split("/tasks/")[0] + "/replay")  # the finished run, stepped through in time
+        page.goto(page.url.split("/commits/")[0] + "/replay")  # the finished run, stepped through in time
         page.evaluate("window.stillTheReplayPage = true")
         page.locator("#replay-start").click()
         until(lambda: "No tasks yet" in page.locator("#tree").inner_text(), 30, "the replay at its start")

@@ -87,3 +87,27 @@ def test_no_page_shows_a_planted_secret(tmp_path: Path) -> None:
     for where, body in bodies.items():
         for secret in forms:
             assert secret not in body, f"{secret!r} shown on {where}"
+
+
+def test_a_streamed_body_is_redacted_across_chunks_that_split_a_character() -> None:
+    """The last net decodes streamed text incrementally: a chunk ending inside a character loses nothing."""
+    import asyncio
+
+    from longshot.redaction import Redactor
+    from longshot.web.guard import RedactBodies
+
+    body = f"é {SHAPED['github']} ü".encode()
+    cut = body.index("ü".encode()) + 1  # inside the two bytes of ü
+    sent: list[dict] = []
+
+    async def app(scope, receive, send):  # type: ignore[no-untyped-def]
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/plain")]})
+        await send({"type": "http.response.body", "body": body[:cut], "more_body": True})
+        await send({"type": "http.response.body", "body": body[cut:], "more_body": False})
+
+    async def send(message):  # type: ignore[no-untyped-def]
+        sent.append(message)
+
+    asyncio.run(RedactBodies(app, Redactor())({"type": "http"}, None, send))  # type: ignore[arg-type]
+    text = b"".join(m.get("body", b"") for m in sent).decode()
+    assert text == "é [REDACTED] ü"

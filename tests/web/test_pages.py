@@ -24,6 +24,7 @@ def test_runs_list_shows_each_run_with_its_figures(tmp_path: Path) -> None:
     assert cells[4] == "green"
     assert cells[5:8] == ["10", "9", "0"]  # tasks, landed, failed
     assert cells[8].startswith("$0.0")
+    assert 'http-equiv="refresh"' not in page  # every run finished: nothing to follow
 
 
 def test_run_page_draws_the_tree_merge_queue_charts_and_alerts(tmp_path: Path) -> None:
@@ -156,3 +157,16 @@ def test_a_run_without_news_and_without_an_end_is_silent(tmp_path: Path) -> None
         page = c.get("/").text
     statuses = dict(re.findall(r'<a href="/runs/([^"]+)">.*?<span class="badge [^"]*"[^>]*>(\w+)</span>', page, re.S))
     assert statuses == {"run-20261201T000000Z-aaaa": "silent", "run-20261202T000000Z-bbbb": "running"}
+    assert 'http-equiv="refresh"' in page  # the list follows while a run is running
+
+
+def test_warnings_show_their_code(tmp_path: Path) -> None:
+    log = demo_logs(tmp_path) / f"{RUN}.ndjson"
+    records = lines(log)
+    for r in records:
+        if r["type"] == "warning":
+            r["code"] = "checks.preexisting"
+    write_lines(log, records)
+    with signed_in(client(tmp_path / "logs")) as c:
+        alerts = c.get(f"/runs/{RUN}/frame").json()["parts"]["alerts"]
+    assert "warning · checks.preexisting" in alerts and "already failing when the run started" in alerts

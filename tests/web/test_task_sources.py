@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 from pathlib import Path
 
@@ -107,3 +108,21 @@ def test_conversation_is_put_together_from_the_request_log_pieces(tmp_path: Path
     assert order == sorted(order)
     assert page.count("FILE one") == 1 and "OTHER" not in page
     assert "3 requests" in page and "1 failed" in page and "LLMTimeout: slow" in page
+
+
+def test_the_landing_commit_links_to_its_page(tmp_path: Path) -> None:
+    repo, commit = repository(tmp_path)
+    logs = tmp_path / "logs"
+    log(logs, str(repo), commit)
+    with (logs / f"{RUN}.ndjson").open("a") as f:
+        f.write(json.dumps({"type": "merge.landed", "ts": 2.0, "run_id": "r", "task_id": "t1", "commit": commit,
+                            "branch": "worker/t1"}) + "\n")
+    with signed_in(client(logs)) as c:
+        task = c.get(f"/runs/{RUN}/tasks/t1").text
+        run = c.get(f"/runs/{RUN}").text
+        page = c.get(f"/runs/{RUN}/commits/{commit}").text
+        forged = c.get(f"/runs/{RUN}/commits/--output=x").text
+    link = f'href="/runs/{RUN}/commits/{commit}"'
+    assert link in task and link in run
+    assert "+hello web" in page and 'href="/runs/' + RUN + '/tasks/t1"' in page
+    assert "no commit recorded" in forged

@@ -13,8 +13,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-import openai
-from openai.types.chat import ChatCompletion
+import httpx2
 
 from longshot.llm.base import PROBE_TOOL
 from longshot.preflight.check import Check, EndpointSpec, PreflightOptions
@@ -44,94 +43,98 @@ async def check_endpoints(options: PreflightOptions) -> tuple[list[Check], int]:
 
 
 async def _endpoint(options: PreflightOptions, ep: EndpointSpec) -> tuple[list[Check], int]:
-    client = openai.AsyncOpenAI(base_url=ep.base_url, api_key=ep.api_key or "none", max_retries=0,
-                                timeout=openai.Timeout(READ_TIMEOUT, connect=CONNECT_TIMEOUT))
-    try:
+    headers = {"Authorization": f"Bearer {ep.api_key or 'none'}", "Accept": "application/json"}
+    timeout = httpx2.Timeout(READ_TIMEOUT, connect=CONNECT_TIMEOUT)
+    async with httpx2.AsyncClient(timeout=timeout, headers=headers) as client:
         listed, served, problem = await _models(client, ep)
         if problem is not None:
             return [problem], 0
         probes = await asyncio.gather(*(_probe(client, ep, options, m, served) for m in options.models))
         return [listed, *(c for checks, _ in probes for c in checks)], sum(tokens for _, tokens in probes)
-    finally:
-        await client.close()
 
 
-async def _models(client: openai.AsyncOpenAI, ep: EndpointSpec) -> tuple[Check, dict[str, int | None] | None, Check | None]:
+async def _models(client: httpx2.AsyncClient, ep: EndpointSpec) -> tuple[Check, dict[str, int | None] | None,
+                                                                         Check | None]:
     """(the finding, {model: context window or None} when listed, a failure that ends the checks)."""
     url = f"{ep.base_url}/models"
     try:
-        page = await client.models.list()
-        served = {m.id: _context(m.model_extra or {}) for m in page.data}
-    except openai.APITimeoutError:
+        resp = await client.get(url)
+    except httpx2.TimeoutException:
         fail = Check(ep.area, "fail", f"no answer from {url} within {CONNECT_TIMEOUT + READ_TIMEOUT:g} s",
-                     ep.url_setting, "check the address (the API root, e.g. https://api.openai.com/v1) and that the "
-                                "server runs and is reachable from here")
-    except openai.APIConnectionError as e:
+                     ep.url_setting, "check the address (the API root, e.g. https://api.openai.com/v1) and that "
+                                     "the server runs and is reachable from here")
+        return fail, None, fail
+    except httpx2.TransportError as e:
         fail = Check(ep.area, "fail", f"cannot reach {url} ({_reason(e)})", ep.url_setting,
                      "check the address and port, and that the server runs (curl it from this machine)")
-    except (openai.AuthenticationError, openai.PermissionDeniedError) as e:
-        fail = Check(ep.area, "fail", f"{url} refused the API key (HTTP {e.status_code}: {_message(e)})",
+        return fail, None, fail
+    if resp.status_code in (401, 403):
+        fail = Check(ep.area, "fail", f"{url} refused the API key (HTTP {resp.status_code}: {_message(resp)})",
                      ep.key_setting, f"set {ep.key_setting.split(' ')[0]} to a key that {ep.base_url} accepts")
-    except openai.NotFoundError:
+        return fail, None, fail
+    if resp.status_code == 404:
         return Check(ep.area, "ok", f"{ep.base_url} answers (it does not list its models)"), None, None
-    except openai.APIStatusError as e:
-        fail = Check(ep.area, "fail", f"{url} answered HTTP {e.status_code}: {_message(e)}", ep.url_setting,
+    if resp.status_code >= 400:
+        fail = Check(ep.area, "fail", f"{url} answered HTTP {resp.status_code}: {_message(resp)}", ep.url_setting,
                      "check that this is an OpenAI-compatible API root and that the server is healthy")
-    except (openai.APIError, ValueError, TypeError, AttributeError):
+        return fail, None, fail
+    try:
+        data = resp.json()["data"]
+        served = {str(m["id"]): _context(m) for m in data if isinstance(m, dict) and "id" in m}
+    except (ValueError, KeyError, TypeError):
         fail = Check(ep.area, "fail", f"{url} did not answer like an OpenAI-compatible API (no model list)",
                      ep.url_setting, "give the API root, which usually ends in /v1 (e.g. http://localhost:8000/v1)")
-    else:
-        return (Check(ep.area, "ok", f"{ep.base_url} answers and accepts the key ({len(served)} models listed)"),
-                served, None)
-    return fail, None, fail
+        return fail, None, fail
+    return Check(ep.area, "ok", f"{ep.base_url} answers and accepts the key ({len(served)} models listed)"), served, None
 
 
-async def _probe(client: openai.AsyncOpenAI, ep: EndpointSpec, options: PreflightOptions, model: str,
+async def _probe(client: httpx2.AsyncClient, ep: EndpointSpec, options: PreflightOptions, model: str,
                  served: dict[str, int | None] | None) -> tuple[list[Check], int]:
     """One tiny tool-call request with ``model``; its findings and the tokens it used."""
     area, setting = f"model {model}" + (f" at {ep.name}" if options.many_endpoints else ""), options.models[model]
     try:
-        answer = await client.post("/chat/completions", body={"model": model, **PROBE_BODY}, cast_to=ChatCompletion)
-    except openai.APITimeoutError:
+        resp = await client.post(f"{ep.base_url}/chat/completions", json={"model": model, **PROBE_BODY})
+    except httpx2.TimeoutException:
         return [Check(area, "warn", f"no answer to a tiny request within {READ_TIMEOUT:g} s: tool calling was not "
                                     "checked", setting, "if the model is this slow, raise LLM_TIMEOUT")], 0
-    except openai.APIConnectionError as e:
+    except httpx2.TransportError as e:
         return [Check(area, "fail", f"the request failed ({_reason(e)})", ep.url_setting, "check the server")], 0
-    except (openai.AuthenticationError, openai.PermissionDeniedError) as e:
-        return [Check(area, "fail", f"the key was refused for this model (HTTP {e.status_code}: {_message(e)})",
-                      ep.key_setting, f"use a key with access to {model}")], 0
-    except openai.APIStatusError as e:
-        return [_refused(e, ep, model, setting, area, served)], 0
-    except (openai.APIError, ValueError, TypeError) as e:
-        return [Check(area, "fail", f"the answer is not a chat completion ({type(e).__name__})", ep.url_setting,
+    if resp.status_code in (401, 403):
+        return [Check(area, "fail", f"the key was refused for this model (HTTP {resp.status_code}: "
+                                    f"{_message(resp)})", ep.key_setting, f"use a key with access to {model}")], 0
+    if resp.status_code >= 400:
+        return [_refused(resp, ep, model, setting, area, served)], 0
+    try:
+        answer = resp.json()
+        message = answer["choices"][0]["message"]
+        tokens = int((answer.get("usage") or {}).get("total_tokens") or 0)
+    except (ValueError, KeyError, IndexError, TypeError, AttributeError):
+        return [Check(area, "fail", "the answer is not a chat completion", ep.url_setting,
                       "check that this is an OpenAI-compatible API")], 0
-    message = answer.choices[0].message if answer.choices else None
-    calls = [getattr(getattr(c, "function", None), "name", "") for c in (message.tool_calls or [])] if message else []
+    calls = [(c.get("function") or {}).get("name") for c in message.get("tool_calls") or [] if isinstance(c, dict)]
     checks = [Check(area, "ok", "tool calling works") if PROBE_TOOL in calls else
               Check(area, "warn", "answered in text instead of calling the offered tool: workers need tool calling",
                     setting, "use a model that supports tool (function) calling")]
     checks.append(_window(options.context_window, model, served, area))
-    return checks, answer.usage.total_tokens if answer.usage else 0
+    return checks, tokens
 
 
-def _refused(e: openai.APIStatusError, ep: EndpointSpec, model: str, setting: str, area: str,
+def _refused(resp: httpx2.Response, ep: EndpointSpec, model: str, setting: str, area: str,
              served: dict[str, int | None] | None) -> Check:
     """A probe answered with an error status: an unknown model, no tool calling, or else."""
-    text = _message(e)
-    body = str(e.body).lower()
-    if e.status_code == 404 and "model" not in body:
+    text, body, status = _message(resp), resp.text.lower(), resp.status_code
+    if status == 404 and "model" not in body:
         return Check(area, "fail", f"nothing at {ep.base_url}/chat/completions answers like an OpenAI-compatible API "
                                    f"(HTTP 404)", ep.url_setting,
                      "give the API root, which usually ends in /v1 (e.g. http://localhost:8000/v1)")
-    if e.status_code == 404 or "model_not_found" in body or ("model" in text.lower() and "tool" not in text.lower()):
+    if status == 404 or "model_not_found" in body or ("model" in text.lower() and "tool" not in text.lower()):
         shown = f"; it serves {', '.join(sorted(served)[:8])}" if served else ""
-        return Check(area, "fail", f"{ep.base_url} does not serve model {model!r} (HTTP {e.status_code}: {text}){shown}",
+        return Check(area, "fail", f"{ep.base_url} does not serve model {model!r} (HTTP {status}: {text}){shown}",
                      setting, "set it to a model the endpoint serves")
     if "tool" in text.lower() or "function" in text.lower():
-        return Check(area, "fail", f"refused tool calling (HTTP {e.status_code}: {text})", setting,
+        return Check(area, "fail", f"refused tool calling (HTTP {status}: {text})", setting,
                      "use a model and server with tool (function) calling, e.g. vLLM with --enable-auto-tool-choice")
-    return Check(area, "fail", f"refused a tiny request (HTTP {e.status_code}: {text})", setting,
-                 "see the server's message")
+    return Check(area, "fail", f"refused a tiny request (HTTP {status}: {text})", setting, "see the server's message")
 
 
 def _window(configured: int | None, model: str, served: dict[str, int | None] | None, area: str) -> Check:
@@ -155,14 +158,18 @@ def _context(entry: dict[str, Any]) -> int | None:
     return None
 
 
-def _message(e: openai.APIStatusError) -> str:
+def _message(resp: httpx2.Response) -> str:
     """The server's own error message, short."""
-    body = e.body.get("error", e.body) if isinstance(e.body, dict) else None
-    text = body.get("message") if isinstance(body, dict) else None
-    return " ".join(str(text or e.message).split())[:200]
+    try:
+        body = resp.json()
+    except ValueError:
+        return " ".join(resp.text.split())[:200] or resp.reason_phrase
+    err = body.get("error", body) if isinstance(body, dict) else body
+    text = err.get("message") if isinstance(err, dict) else err
+    return " ".join(str(text or resp.reason_phrase).split())[:200]
 
 
-def _reason(e: openai.APIConnectionError) -> str:
+def _reason(e: httpx2.TransportError) -> str:
     cause: BaseException | None = e
     while cause is not None and cause.__cause__ is not None:
         cause = cause.__cause__

@@ -1,8 +1,8 @@
 """The web application: pages over the runs of a log folder, live parts over server-sent events.
 
 Pages: ``/`` (the runs), ``/runs/<run>`` (a run, live), ``/runs/<run>/tasks/<task>``,
-``/runs/<run>/features`` and ``/runs/<run>/replay`` (a finished run stepped through in time,
-frames from ``/runs/<run>/frame``). Everything is drawn on the server from Jinja templates
+``/runs/<run>/commits/<sha>`` (a landing commit), ``/runs/<run>/features`` and
+``/runs/<run>/replay`` (a finished run stepped through in time, frames from ``/runs/<run>/frame``). Everything is drawn on the server from Jinja templates
 (autoescaped); the browser runs one small script of our own and nothing else.
 """
 
@@ -152,6 +152,13 @@ def build_app(settings: Settings, *, poll: float = 0.1, coalesce: float = 0.2) -
         return pages.page("task.html", **context, commit=commit, diff_from=where, diff=text, conversations=talks,
                           live_part=pages.part("task_live", context))
 
+    async def commit_page(request: Request) -> Response:
+        run = pages.run_or_404(request.path_params["run"])
+        commit = request.path_params["commit"]
+        landed = next((t.id for t in run.view.state.tasks.values() if t.commit == commit), None)
+        where, text = await diff(commit, repositories(run.view.state.repo, settings.work_dir), settings.redact)
+        return pages.page("commit.html", run=run, commit=commit, task=landed, diff_from=where, diff=text)
+
     async def features(request: Request) -> Response:
         run = pages.run_or_404(request.path_params["run"])
         state = run.view.state
@@ -186,6 +193,7 @@ def build_app(settings: Settings, *, poll: float = 0.1, coalesce: float = 0.2) -
         Route("/", runs), Route("/runs/{run}", run_page), Route("/runs/{run}/stream", stream),
         Route("/runs/{run}/replay", replay_page), Route("/runs/{run}/frame", frame),
         Route("/runs/{run}/features", features), Route("/runs/{run}/tasks/{task}", task_page),
+        Route("/runs/{run}/commits/{commit}", commit_page),
         Mount("/static", StaticFiles(packages=[("longshot.web", "static")]), name="static"),
     ], lifespan=lifespan)
     app.state.broadcaster = broadcaster

@@ -5,13 +5,14 @@ token comes once in the URL (``?token=...``, as Jupyter prints it); the answer s
 cookie and redirects to the same address without it, so it does not stay in the address
 bar or go out in a Referer. Tokens are compared in constant time.
 
-`RedactBodies` passes every response body through the `Redactor` before it leaves, a last
+`RedactBodies` passes every text response body through the `Redactor` before it leaves, a last
 net behind the redaction of every input (run logs, request logs, diffs) as it is read,
 and adds headers that keep pages from loading anything but their own scripts and styles.
 """
 
 from __future__ import annotations
 
+import codecs
 import hmac
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
@@ -83,17 +84,24 @@ class RedactBodies:
             await self.app(scope, receive, send)
             return
         start: list[Message] = []
+        text = [True]
+        decoder = codecs.getincrementaldecoder("utf-8")("replace")  # a chunk may end inside a character
 
         async def wrapped(message: Message) -> None:
             if message["type"] == "http.response.start":
+                kind = dict(message.get("headers", [])).get(b"content-type", b"")
+                text[0] = kind.startswith((b"text/", b"application/json", b"application/javascript"))
                 start.append(message)
                 return
             if message["type"] == "http.response.body":
-                body = self.redact(message.get("body", b"").decode("utf-8", "replace")).encode()
+                more = message.get("more_body", False)
+                body = message.get("body", b"")
+                if text[0]:
+                    body = self.redact(decoder.decode(body, final=not more)).encode()
                 if start:
                     head = start.pop()
                     headers = [(k, v) for k, v in head.get("headers", []) if k.lower() != b"content-length"]
-                    if not message.get("more_body", False):
+                    if not more:
                         headers.append((b"content-length", str(len(body)).encode()))
                     await send({**head, "headers": headers + HEADERS})
                 message = {**message, "body": body}

@@ -10,7 +10,10 @@
       var el = document.getElementById(id);
       if (el) { el.innerHTML = data.parts[id]; }
     });
-    if (data.last_ts !== undefined) { updates.push([Date.now() / 1000, data.last_ts]); }
+    if (data.last_ts !== undefined) {
+      updates.push([Date.now() / 1000, data.last_ts]);
+      if (updates.length > 20000) { updates.splice(0, 10000); }
+    }
   }
 
   var stream = body.dataset.stream;
@@ -55,7 +58,7 @@
   play.addEventListener("click", function () {
     if (timer) { stop(); return; }
     var at = upto >= total ? 0 : parseFloat(slider.value);
-    play.textContent = "❚❚ pause";
+    play.textContent = "pause";
     timer = setInterval(function () {
       at += 0.25 * parseFloat(speed.value);
       if (at >= duration) { at = duration; stop(); }
