@@ -39,7 +39,6 @@ from longshot.pipeline.foresee import ConflictWatch
 from longshot.pipeline.gate import Gate
 from longshot.pipeline.hotfiles import HotFiles, UnionFiles
 from longshot.pipeline.ledger import Ledger
-from longshot.pipeline.leftovers import clean_leftovers
 from longshot.pipeline.merge import MergeQueue
 from longshot.pipeline.monitor import Monitor
 from longshot.pipeline.parse import TaskValidator
@@ -47,6 +46,7 @@ from longshot.pipeline.plan import Planner
 from longshot.pipeline.reconcile import Reconciler
 from longshot.pipeline.reset import reset
 from longshot.pipeline.resume import Recovered, capture, recover
+from longshot.pipeline.salvage import clean_leftovers
 from longshot.pipeline.schedule import Scheduler
 from longshot.pipeline.state import RunState, StateStore, decide, owner_tag
 from longshot.prompts import Prompts
