@@ -244,6 +244,6 @@ def fit_to_machine(config: Config, emit: Emit, found: tuple[int, int] | None = N
             raise ConfigError(f"{name}: {value} {unit} per sandbox, but this machine has {have}. Fix: set {name} "
                               f"to {have} or less, or unset it to use a default that fits")
         updates[field] = fitted
-        emit(RunWarning(code="default.adapted", message=f"{name}: the default {value} {unit} per sandbox is more than this machine has "
+        emit(RunWarning(code="resources.fitted", message=f"{name}: the default {value} {unit} per sandbox is more than this machine has "
                                 f"({have}); using {fitted}. Set {name} to choose"))
     return config.model_copy(update=updates) if updates else config

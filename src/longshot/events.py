@@ -205,13 +205,14 @@ class SandboxProfile(Event):
 
 
 WarningCode = Literal[
-    "branch.set_aside", "checks.none", "checks.preexisting", "claim.unchecked", "conflict.unpredicted",
-    "context.compacted", "default.adapted", "preflight.warning", "target.incomplete",
+    "branch.set_aside", "checks.none", "checks.preexisting", "claim.unchecked",
+    "context.compacted",
     "features.unjudged", "features.unreadable", "gate.no_checks", "hub.repaired", "isolation.none",
     "leftover.cleaned", "leftover.salvaged", "leftover.scan_failed", "leftover.unsalvaged", "lock.stale",
     "model.retry", "planner.max_iterations", "price.unknown", "reconciler.model_failed", "reset.note",
     "result.delivery", "salvage.failed", "sandbox.retry", "snapshot.refused", "state.diverged",
     "state.unpublished", "state.unreadable", "subplanner.failed", "task.base_missing", "worker.failed",
+    "sandbox.adapted", "conflicts.unchecked", "preflight", "target.note", "resources.fitted",
     "other",
 ]
 """What a warning is about; consumers branch on this, never on the message. Listed in docs/events.md."""

@@ -105,7 +105,7 @@ class Orchestrator:
                          rules=self.rules),
             self.scheduler, self.ledger, self.planner, self.merge_queue, self.runner, self.budget, self.state,
             self._subplanner, self.emit, self.crash,
-            verify=lambda o: self.features.verify(o, list(self.scheduler.tasks.values()), self.ledger.handoffs))
+            verify=self.features.verify)
         self.monitor = Monitor(self.scheduler, self.runner, self.merge_queue, self.budget, self.emit,
                                interval=config.health_check_interval, stuck_after=config.worker_stuck_after,
                                max_workers=config.max_workers, busy=lambda: self.driver.busy)
@@ -122,10 +122,9 @@ class Orchestrator:
                             task_id=task_id)
 
     def _subplanner(self, task: Task) -> Subplanner:
-        sub = Subplanner(task, self._conversation("subplanner", "subplanner", task.id), self.prompts, self.hub,
-                         self.validator, self.emit, self.rules)
-        sub.made = len(self.scheduler.children(task.id))  # a resumed run never repeats a subtask id
-        return sub
+        return Subplanner(task, self._conversation("subplanner", "subplanner", task.id), self.prompts, self.hub,
+                          self.validator, self.emit, self.rules,
+                          made=len(self.scheduler.children(task.id)))  # a resumed run never repeats a subtask id
 
     def _record_changes(self, event: Event) -> None:
         """A bus sink: the changes worth recording ask for a (batched) state write."""
@@ -309,7 +308,7 @@ class Orchestrator:
                                          "without isolation, with your user's rights"))
         profile = self.provider.describe()
         for note in profile.adapted:
-            self.emit(RunWarning(code="default.adapted", message=note))
+            self.emit(RunWarning(code="sandbox.adapted", message=note))
         self.emit(SandboxProfile(provider=self.config.sandbox_provider, isolation=self.config.sandbox_isolation,
                                  description=profile.description, weakened=profile.weakened))
 

@@ -133,8 +133,10 @@ def test_readme_layout_exposes_no_key_credential_other_task_root_file_or_socket(
     assert any("1 passed" in r for r in results), results  # python and pytest still run inside
     # Nowhere: model requests, the run's logs and reports, git, stdout.
     seen = json.dumps([r.body for r in fake.requests]) + done.stdout + done.stderr
-    logs = "".join(p.read_text(errors="replace") for p in paths["clone"].rglob("*")
-                   if p.is_file() and ".longshot" in p.parts and "other-1-1" not in p.parts)
+    written = [p for p in paths["clone"].rglob("*") if p.is_file() and "other-1-1" not in p.parts
+               and ({".longshot", "logs"} & set(p.relative_to(paths["clone"]).parts))]
+    assert any(p.name.startswith("run-") for p in written), "no run log or report found"
+    logs = "".join(p.read_text(errors="replace") for p in written)
     objects = git("log", "--all", "-p", "--format=%B", cwd=target)
     for canary in CANARIES.values():
         assert canary not in seen and canary not in logs and canary not in objects, canary

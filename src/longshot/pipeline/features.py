@@ -32,7 +32,7 @@ from longshot.types import CheckResult, FeatureLine, FeatureStatusName, Handoff,
 
 Status = FeatureStatusName
 STATUSES: tuple[Status, ...] = ("verified", "claimed", "failing", "missing")
-NOT_ASKED = {"deferred", "skip", "skipped", "out-of-scope", "out of scope", "wontfix", "later", "optional"}
+NOT_ASKED = {"deferred"}
 """FEATURES.json statuses of features the run is not asked to build (shown, not required)."""
 
 
@@ -120,7 +120,6 @@ class FeatureLedger:
         self.judged_at = ""
         self.verifying: list[str] = []
         self._parents: dict[str, str | None] = {}
-        self._kinds: dict[str, str] = {}
 
     @property
     def declared(self) -> bool:
@@ -152,7 +151,6 @@ class FeatureLedger:
     def __call__(self, event: Event) -> None:
         if isinstance(event, TaskCreated) and event.task_id:
             self._parents[event.task_id] = event.parent
-            self._kinds[event.task_id] = event.kind
             feature = event.feature or self._root_feature(event.task_id, event.kind, event.parent)
             if feature:
                 self._update(feature, tasks=(event.task_id,))
@@ -169,7 +167,6 @@ class FeatureLedger:
         if self.declared:
             return None
         if parent is None and kind == "task":
-            self.records.setdefault(task_id, FeatureRecord(id=task_id))
             return task_id
         return self._feature_of_id(parent) if parent else None
 
@@ -185,15 +182,20 @@ class FeatureLedger:
 
     def _update(self, feature: str, *, tasks: tuple[str, ...] = (), commits: tuple[str, ...] = ()) -> None:
         record = self.records.get(feature)
+        if record is None and not self.declared:  # a planned item (or a feature the planner named) is one
+            record = FeatureRecord(id=feature)
         if record is None:
             return
         new = record.model_copy(update={"tasks": list(dict.fromkeys(record.tasks + list(tasks))),
                                         "commits": list(dict.fromkeys(record.commits + list(commits)))})
-        if new.status == "missing" and (commits or (not tasks and not commits)):
-            new.status, new.evidence = "claimed", "work landed or was handed off complete; not judged yet"
+        if new.status in ("missing", "claimed") and commits:
+            new.status, new.evidence = "claimed", f"landed in {commits[0][:10]}; its tests are judged on the final tree"
+        elif new.status == "missing" and not tasks:
+            new.status, new.evidence = "claimed", "a worker said complete; its tests are judged on the final tree"
         self._set(new)
 
     def _set(self, new: FeatureRecord) -> None:
+        """Record ``new``; announce it when it is new or anything of it changed."""
         old = self.records.get(new.id)
         self.records[new.id] = new
         if old is None or old != new:
