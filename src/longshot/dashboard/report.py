@@ -38,6 +38,9 @@ class Outcome:
     landed: int
     merge_failures: int
     conflicts: int
+    predicted: int
+    avoided: int
+    hot_files: dict[str, str]
     gate_refusals: int
     fix_tasks: int
     conflict_fixes: int
@@ -79,6 +82,7 @@ def outcome(state: RunState) -> Outcome:
     return Outcome(
         duration_s=state.elapsed(), tasks=len(state.tasks), by_status=dict(Counter(t.status for t in state.tasks.values())),
         landed=state.merge_landed, merge_failures=state.merge_failed, conflicts=state.conflicts,
+        predicted=state.predicted, avoided=state.avoided, hot_files=dict(state.hot_files),
         gate_refusals=state.gate_refused, checked_by=_checked_by(state),
         fix_tasks=sum(t.kind == "fix" for t in state.tasks.values()),
         conflict_fixes=sum(t.kind == "conflict-fix" for t in state.tasks.values()),
@@ -120,6 +124,8 @@ def rows(o: Outcome) -> list[tuple[str, str]]:
     return [("duration", duration(o.duration_s)), ("tasks", f"{o.tasks} ({_statuses(o)})"),
             ("landed commits", str(o.landed)), ("merge failures", str(o.merge_failures)),
             ("merge conflicts", str(o.conflicts)), ("conflict-fix tasks", str(o.conflict_fixes)),
+            ("conflicts predicted", f"{o.predicted} ({o.avoided} avoided after a warning)"),
+            *([("hot files", ", ".join(sorted(o.hot_files)))] if o.hot_files else []),
             ("gate refusals", str(o.gate_refusals)),
             *([("landings checked", o.checked_by)] if o.checked_by else []), ("reconciler fix tasks", str(o.fix_tasks)),
             ("time to land p50 / p95", land), ("peak workers", str(o.peak_workers)), ("final checks", checks),
