@@ -25,7 +25,7 @@ from longshot.config_errors import problems
 from longshot.errors import ConfigError
 from longshot.llm.base import ROLES, Role
 
-__all__ = ["Config", "Endpoint", "load_config"]
+__all__ = ["Config", "EndpointSettings", "load_config"]
 
 _URL_RE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://|^[\w.-]+@[\w.-]+:")  # scheme:// or user@host:path
 _REF_RE = re.compile(r"^[A-Za-z0-9._/-]+$")
@@ -60,8 +60,9 @@ def _ref_problem(name: str) -> str | None:
 _Url = Annotated[str, BeforeValidator(_normalise_url)]
 
 
-class Endpoint(BaseModel):
-    """One OpenAI-compatible server; requests are spread over endpoints by weight."""
+class EndpointSettings(BaseModel):
+    """The settings of one OpenAI-compatible server (LLM_ENDPOINTS); requests are spread over endpoints by
+    weight. The build room makes an `llm.base.Endpoint` (the client protocol) of each."""
 
     model_config = ConfigDict(populate_by_name=True, frozen=True, extra="ignore", use_attribute_docstrings=True)
 
@@ -107,7 +108,7 @@ class Config(BaseSettings):
     """Base URL of one OpenAI-compatible server (``/v1`` optional); ignored when LLM_ENDPOINTS is set."""
     llm_api_key: SecretStr | None = None
     """API key for LLM_BASE_URL."""
-    llm_endpoints: Annotated[list[Endpoint] | None, NoDecode] = Field(default=None, validate_default=True)
+    llm_endpoints: Annotated[list[EndpointSettings] | None, NoDecode] = Field(default=None, validate_default=True)
     """JSON list of ``{name, endpoint, apiKey, weight}`` to spread requests over; wins over LLM_BASE_URL."""
     llm_model: str | None = None
     """Default model name for every role."""
@@ -286,7 +287,7 @@ class Config(BaseSettings):
         endpoints, problems = [], []
         for i, item in enumerate(v, 1):
             try:
-                endpoints.append(Endpoint.model_validate(item))
+                endpoints.append(EndpointSettings.model_validate(item))
             except ValidationError as e:
                 for err in e.errors():
                     where = ".".join(str(x) for x in err["loc"])
@@ -350,11 +351,11 @@ class Config(BaseSettings):
         return None if v is None else Path.cwd() / v.expanduser()  # an absolute path replaces the cwd
 
     @property
-    def endpoints(self) -> list[Endpoint]:
+    def endpoints(self) -> list[EndpointSettings]:
         """LLM_ENDPOINTS, or one endpoint named ``default`` made of LLM_BASE_URL and LLM_API_KEY."""
         if self.llm_endpoints:
             return list(self.llm_endpoints)
-        return [Endpoint(name="default", endpoint=str(self.llm_base_url), api_key=self.llm_api_key or SecretStr(""))]
+        return [EndpointSettings(name="default", endpoint=str(self.llm_base_url), api_key=self.llm_api_key or SecretStr(""))]
 
     def model_for(self, role: Role) -> str:
         """The model name requests of ``role`` carry."""

@@ -33,11 +33,13 @@ from longshot.feature_events import ClaimChecked as ClaimChecked
 from longshot.feature_events import FeatureStatus as FeatureStatus
 from longshot.merge_events import CheckFinished as CheckFinished
 from longshot.merge_events import ChecksPlanned as ChecksPlanned
+from longshot.merge_events import GateChecked as GateChecked
 from longshot.merge_events import GateResult as GateResult
 from longshot.merge_events import MergeBatch as MergeBatch
 from longshot.merge_events import MergeFailed as MergeFailed
 from longshot.merge_events import MergeHealth as MergeHealth
 from longshot.merge_events import MergeLanded as MergeLanded
+from longshot.merge_events import NewSkippedTests as NewSkippedTests
 from longshot.merge_events import SweepFinished as SweepFinished
 from longshot.merge_events import SweepStarted as SweepStarted
 from longshot.types import Handoff
@@ -344,7 +346,7 @@ AnyEvent = Annotated[
         MergeLanded, GateResult, MergeBatch, MergeHealth, MergeFailed, CheckFinished, SandboxProfile, RunWarning, RunError,
         ChecksPlanned, Metrics, WorkerStuck, SweepStarted, SweepFinished, FinalizationAttempt, StateSaved, RunResumed,
         RunInterrupted, FeatureStatus, ClaimChecked, FileHot, ConflictPredicted, WorkerWarned, TipMerged,
-        ConflictOutcome, PreflightChecked, ResultReady, PlanPreview,
+        ConflictOutcome, PreflightChecked, ResultReady, PlanPreview, GateChecked, NewSkippedTests,
     ],
     Field(discriminator="type"),
 ]

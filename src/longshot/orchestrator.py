@@ -39,7 +39,6 @@ from longshot.pipeline.foresee import ConflictWatch
 from longshot.pipeline.gate import Gate
 from longshot.pipeline.hotfiles import HotFiles, UnionFiles
 from longshot.pipeline.ledger import Ledger
-from longshot.pipeline.leftovers import clean_leftovers
 from longshot.pipeline.merge import MergeQueue
 from longshot.pipeline.monitor import Monitor
 from longshot.pipeline.parse import TaskValidator
@@ -47,6 +46,7 @@ from longshot.pipeline.plan import Planner
 from longshot.pipeline.reconcile import Reconciler
 from longshot.pipeline.reset import reset
 from longshot.pipeline.resume import Recovered, capture, recover
+from longshot.pipeline.salvage import clean_leftovers
 from longshot.pipeline.schedule import Scheduler
 from longshot.pipeline.state import RunState, StateStore, decide, owner_tag
 from longshot.prompts import Prompts
@@ -80,7 +80,7 @@ class Orchestrator:
         self.scheduler = Scheduler(self.emit, hold_overlaps=config.scope_overlap == "hold", hot=HotFiles(
             self.emit, self.union, scopes=config.hot_file_scopes, conflicts=config.hot_file_conflicts))
         self.validator = TaskValidator(prefix=config.git_branch_prefix, main_branch=config.git_main_branch,
-                                       max_tasks=config.max_tasks_per_sprint)
+                                       max_tasks=config.max_tasks_per_sprint, tasks=self.scheduler.tasks)
         self.merge_queue = MergeQueue(self.hub, config.merge_strategy, self.emit, lambda t, r: self.driver.merged(t, r),
                                       prefix=config.git_branch_prefix, max_batch=config.merge_batch, crash=self.crash,
                                       union=self.union)

@@ -96,6 +96,7 @@ class RawTask(BaseModel):
     depends_on: list[str] = Field(default_factory=list)
     continue_from: str | None = None
     allow_protected: bool = False
+    allow_removed_tests: list[str] = Field(default_factory=list)
     exclusive: bool = False
     replaces: str | None = None
     union_merge: list[str] = Field(default_factory=list)
@@ -139,7 +140,11 @@ class Task(BaseModel):
     source_commit: str | None = None
     """For a conflict fix: the commit whose change must be merged onto the tip."""
     allow_protected: bool = False
-    """The planner allowed this task to touch tests, CI and check configuration."""
+    """The planner allowed this task to touch CI and check configuration."""
+    allow_removed_tests: list[str] = Field(default_factory=list)
+    """Tests of the base this task may delete or skip (ids such as ``tests/test_a.py::test_x``,
+    files, folders or ``fnmatch`` patterns); any other test that passed on the base must still
+    run and pass for the task to land."""
     exclusive: bool = False
     """The planner asked that no other task sharing a file of its scope run while this one does."""
     replaces: str | None = None
@@ -248,6 +253,11 @@ class CheckResult(BaseModel):
     exit_code: int
     output_tail: str = ""
     timed_out: bool = False
+    tests: dict[str, str] | None = None
+    """Per-test outcomes (``passed``, ``failed``, ``skipped``) when a pinned test runner reported
+    them (gate checks only, see `pipeline/pin.py`); None when none did."""
+    collect_errors: list[str] = Field(default_factory=list)
+    """What the test runner could not collect (test files, folders), with ``tests``."""
 
     @property
     def ok(self) -> bool:

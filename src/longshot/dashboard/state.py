@@ -18,7 +18,7 @@ from typing import Any
 
 from longshot.dashboard.lines import describe, level
 from longshot.events import (
-    EVENT_TYPES, CheckFinished, ClaimChecked, Event, FeatureStatus, FinalizationAttempt, GateResult, HandoffReceived, LLMUsage, MergeBatch, MergeFailed,
+    EVENT_TYPES, CheckFinished, ClaimChecked, Event, FeatureStatus, FinalizationAttempt, GateChecked, GateResult, HandoffReceived, LLMUsage, MergeBatch, MergeFailed,
     MergeHealth, MergeLanded, Metrics, PlannerAnswered, PlannerRequested, RunFinished, RunInterrupted, RunStarted,
     SweepFinished, TaskCreated, TaskStatusChanged, WorkerOutput, WorkerStep, PlanPreview, ResultReady,
     ConflictOutcome, ConflictPredicted, FileHot,
@@ -139,6 +139,8 @@ class RunState:
     gate: GateResult | None = None
     batch: MergeBatch | None = None
     health: MergeHealth | None = None
+    checked_by: GateChecked | None = None
+    """How many landings tests, collection alone, or exit codes alone vouched for."""
     metrics: Metrics | None = None
     waits: list[float] = field(default_factory=list)
     landings: list[float] = field(default_factory=list)
@@ -372,6 +374,7 @@ _HANDLERS: dict[type[Event], Callable[[RunState, Any], None]] = {
     WorkerStep: _worker_step, WorkerOutput: _output, LLMUsage: _usage, HandoffReceived: _handoff, MergeLanded: _landed,
     MergeFailed: _merge_failed, GateResult: _gate, CheckFinished: _check,
     MergeBatch: lambda s, e: setattr(s, "batch", e), MergeHealth: lambda s, e: setattr(s, "health", e),
+    GateChecked: lambda s, e: setattr(s, "checked_by", e),
     Metrics: lambda s, e: setattr(s, "metrics", e), SweepFinished: lambda s, e: setattr(s, "sweep", e),
     FinalizationAttempt: lambda s, e: setattr(s, "finalization", e.attempt),
     RunInterrupted: lambda s, e: setattr(s, "interrupted", True),

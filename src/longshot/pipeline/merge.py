@@ -25,12 +25,12 @@ from collections.abc import Callable
 
 from longshot.crash import CrashPoints
 from longshot.errors import GitError, LongshotError, PushRejected, policy_for
-from longshot.events import Emit, MergeBatch, MergeFailed, MergeHealth, MergeLanded
+from longshot.events import Emit, MergeBatch, MergeFailed, MergeHealth, MergeLanded, NewSkippedTests
 from longshot.git import Git
 from longshot.hub import Hub
 from longshot.pipeline.gate import Gate, Verdict
 from longshot.pipeline.hotfiles import UnionFiles
-from longshot.pipeline.protect import lost_tests, protected_changes, protected_many
+from longshot.pipeline.protect import Protection, lost_tests, protected_changes, protected_many
 from longshot.pipeline.threeway import merge_commits
 from longshot.types import MergeResult, Task
 
@@ -104,6 +104,7 @@ class MergeQueue:
         self._queue: asyncio.PriorityQueue[tuple[float, int, Task | None, str]] = asyncio.PriorityQueue()
         self._seq = itertools.count()
         self._queued: set[str] = set()
+        self._skips_reported: set[str] = set()
 
     @property
     def depth(self) -> int:
@@ -189,7 +190,9 @@ class MergeQueue:
                 await self._one(stack[0][0], stack[0][1])
                 return
             ids = [t.id for t, _, _ in stack]
-            verdict = await self.gate.check("+".join(ids)[:80], stack[-1][2], tip) if self.gate else Verdict(ok=True)
+            allowances = [a for t, _, _ in stack for a in t.allow_removed_tests]
+            verdict = (await self.gate.check("+".join(ids)[:80], stack[-1][2], tip, allowances=allowances,
+                                             landings=len(stack)) if self.gate else Verdict(ok=True))
             self.emit(MergeBatch(size=len(stack), ok=verdict.ok, depth=depth, tasks=ids))
             self.stats.batches.append((len(stack), depth))
             if verdict.ok:
@@ -236,14 +239,14 @@ class MergeQueue:
             stack.append((task, commit, candidate))
             base = candidate
         bases = [tip] + [candidate for _, _, candidate in stack]
-        refused = await protected_many(self.hub.git, [(bases[i], candidate) for i, (task, _, candidate)
-                                                      in enumerate(stack) if not task.allow_protected])
+        found = await protected_many(self.hub.git, [(bases[i], candidate, task.allow_removed_tests, task.allow_protected)
+                                                    for i, (task, _, candidate) in enumerate(stack)])
+        refused = {c for c, p in found.items() if p}
+        for task, _, candidate in stack:
+            if candidate in found and (refusal := self._protected(task, found[candidate])):
+                self._done(task, refusal)
         if not refused:
             return stack
-        for task, _, candidate in stack:
-            if candidate in refused:
-                reason = "touches protected paths without the task allowing it: " + ", ".join(refused[candidate])
-                self._done(task, self._failed(task, reason, protected=refused[candidate]))
         # What was stacked on a refused change holds it too: stack the rest again without it.
         return await self._build_stack([(t, c) for t, c, candidate in stack if candidate not in refused], tip,
                                        deferred)
@@ -274,17 +277,16 @@ class MergeQueue:
                 return await self._conflict(task, commit, tip, c)
             except AlreadyLanded:
                 return self._superseded(task)
-            if not task.allow_protected:
-                protected = await protected_changes(self.hub.git, tip, new)
-                if protected:
-                    reason = "touches protected paths without the task allowing it: " + ", ".join(protected)
-                    return self._failed(task, reason, protected=protected)
+            protection = await protected_changes(self.hub.git, tip, new, task.allow_removed_tests,
+                                                 allow_config=task.allow_protected)
+            if refusal := self._protected(task, protection):
+                return refusal
             if task.kind == "conflict-fix" and task.source_commit:
                 lost = await lost_tests(self.hub.git, task.source_commit, tip, new)
                 if lost:
                     return self._failed(task, "the conflict resolution drops tests one side added: " + ", ".join(lost))
             if self.gate is not None:
-                verdict = await self.gate.check(task.id, new, tip)
+                verdict = await self.gate.check(task.id, new, tip, allowances=task.allow_removed_tests)
                 if not verdict.ok:
                     return self._failed(task, verdict.reason)
             self.crash.reached("merge.checked")
@@ -301,6 +303,15 @@ class MergeQueue:
             return MergeResult(task_id=task.id, landed=True, commit=new)
         return self._failed(task, f"{self.hub.branch} kept moving on the remote; gave up after "
                                   f"{policy.max_attempts} attempts")
+
+    def _protected(self, task: Task, protection: Protection) -> MergeResult | None:
+        """Report new tests that carry skips; refuse a change that weakens protected ground."""
+        if protection.new_skips and task.id not in self._skips_reported:
+            self._skips_reported.add(task.id)
+            self.emit(NewSkippedTests(task_id=task.id, tests=protection.new_skips[:50]))
+        if not protection:
+            return None
+        return self._failed(task, protection.reason(), protected=protection.refused)
 
     def _failed(self, task: Task, reason: str, *, conflicts: list[str] | None = None,
                 protected: list[str] | None = None) -> MergeResult:

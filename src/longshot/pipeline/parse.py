@@ -12,14 +12,15 @@ from __future__ import annotations
 import json
 import posixpath
 import re
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 
 from pydantic import BaseModel, Field, ValidationError
 
 from longshot.errors import PlanParseError
 from longshot.git import legal_branch_name
-from longshot.types import RawTask, Task
+from longshot.pipeline.outcomes import REFUSAL
+from longshot.types import RawTask, Task, TaskStatus
 
 _FENCE = re.compile(r"```(?:json|JSON)?\s*\n(.*?)```", re.DOTALL)
 
@@ -137,6 +138,9 @@ class TaskValidator:
     counter: int = 0
     features: set[str] = field(default_factory=set)
     """Ids of the run's FEATURES.json features: a task naming another feature is rejected."""
+    tasks: Mapping[str, Task] = field(default_factory=dict)
+    """The run's tasks so far (read only): a task the gate refused for weakening the checks may
+    not be planned again unchanged (see `refused_twin`)."""
 
     def snapshot(self) -> NameState:
         return NameState(known_ids=sorted(self.known_ids), known_branches=sorted(self.known_branches),
@@ -193,6 +197,7 @@ class TaskValidator:
                                  acceptance=raw.acceptance, branch=branch, continue_from=raw.continue_from,
                                  allow_protected=raw.allow_protected, feature=raw.feature, exclusive=raw.exclusive,
                                  replaces=raw.replaces, union_merge=[p for p in map(safe_scope_path, raw.union_merge) if p],
+                                 allow_removed_tests=[str(t)[:300] for t in raw.allow_removed_tests[:200]],
                                  priority=raw.priority, depends_on=list(dict.fromkeys(raw.depends_on))))
         return self._drop_unsatisfiable(accepted, rejected)
 
@@ -253,4 +258,25 @@ class TaskValidator:
                 return "a task cannot depend on itself"
             if dep not in self.known_ids and dep not in batch_ids:
                 return f"depends_on names an unknown task {dep!r}"
+        return self.refused_twin(raw)
+
+    def refused_twin(self, raw: RawTask) -> str:
+        """Why ``raw`` repeats a task the gate refused for weakening the checks, unchanged and
+        without the allowance the refusal named ("" when it does not)."""
+        for task in self.tasks.values():
+            if (task.status == TaskStatus.FAILED and REFUSAL in task.reason and _same_work(raw, task)
+                    and raw.allow_protected <= task.allow_protected
+                    and set(raw.allow_removed_tests) <= set(task.allow_removed_tests)):
+                return (f"it repeats task {task.id} unchanged, which was {task.reason[:800]}. Plan it again only "
+                        f"with the allowance named there, or change what the task does")
         return ""
+
+
+def _same_work(raw: RawTask, task: Task) -> bool:
+    """The same description (up to spacing and case) on the same scope."""
+    scope = {p for p in (safe_scope_path(s) for s in raw.scope) if p}
+    return _words(raw.description) == _words(task.description) and scope == set(task.scope)
+
+
+def _words(text: str) -> str:
+    return " ".join(text.split()).casefold()
