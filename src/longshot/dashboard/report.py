@@ -146,7 +146,9 @@ def summary(state: RunState) -> RenderableType:
     if o.verdict and (o.exit_code != 0 or state.plan is not None):
         parts.append(Text(o.verdict, style="yellow"))
     ok = o.exit_code == 0
-    return Panel(Group(*parts), title="✓ run finished" if ok else "✗ run summary", title_align="left",
+    title = "✓ plan recorded, no worker ran" if state.plan is not None and ok else "✓ run finished" if ok \
+        else "✗ run summary"
+    return Panel(Group(*parts), title=title, title_align="left",
                  border_style="green" if ok else "red")
 
 
