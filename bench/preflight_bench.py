@@ -11,6 +11,7 @@ machine's network every address answers.) ``--smoke`` runs each case once.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import socket
@@ -22,6 +23,9 @@ from pathlib import Path
 
 from common import SMOKE_HELP, machine, stats
 
+from longshot.build import preflight_options
+from longshot.config import load_config
+from longshot.preflight import preflight
 from longshot.testing.fake_llm import FakeLLM
 from longshot.testing.fake_script import Reply
 from longshot.testing.repos import make_remote
@@ -72,6 +76,15 @@ def main() -> None:
                 codes.append(code)
             results[name] = {"seconds": stats(seconds), "exit_codes": sorted(set(codes))}
             print(f"{name}: {stats(seconds)['median']} s, exit {sorted(set(codes))}", file=sys.stderr)
+        startup = [timed(["--version"], env, base)[0] for _ in range(runs)]
+        results["interpreter start and import (longshot --version)"] = {"seconds": stats(startup)}
+        options = preflight_options(load_config(env, env_file=None))
+        checks = []
+        for _ in range(runs):
+            began = time.perf_counter()
+            asyncio.run(preflight(options))
+            checks.append(time.perf_counter() - began)
+        results["the checks alone, in process (good setup)"] = {"seconds": stats(checks)}
     print(json.dumps(results, indent=1))
 
 

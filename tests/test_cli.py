@@ -17,7 +17,7 @@ from longshot.testing.repos import git
 
 from helpers import plan_json, planner_then_done, run_cli, run_env, run_log, worker_steps
 
-COMMANDS = ["run", "demo", "status", "replay", "watch", "report", "doctor"]
+COMMANDS = ["run", "demo", "status", "replay", "watch", "report", "doctor", "serve"]
 
 
 def test_help_works_with_h_and_help_everywhere_without_type_noise(tmp_path: Path) -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from longshot.config import Config, Endpoint, load_config
+from longshot.config import Config, EndpointSettings, load_config
 from longshot.errors import ConfigError
 from longshot.llm.base import ROLES
 
@@ -66,7 +66,7 @@ def test_defaults(base: dict[str, str], repo: Path, tmp_path: Path, monkeypatch:
 def test_every_field_is_documented() -> None:
     for name, field in Config.model_fields.items():
         assert field.description, name
-    for name, field in Endpoint.model_fields.items():
+    for name, field in EndpointSettings.model_fields.items():
         assert field.description, name
 
 
@@ -165,7 +165,7 @@ def test_endpoints_without_base_url(repo: Path) -> None:
 
 
 def test_endpoint_accepts_python_names() -> None:
-    ep = Endpoint(name="a", endpoint="http://a", api_key="k")  # type: ignore[arg-type]
+    ep = EndpointSettings(name="a", endpoint="http://a", api_key="k")  # type: ignore[arg-type]
     assert ep.api_key.get_secret_value() == "k"
 
 

@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 
 from longshot.events import (
-    ConflictOutcome, ConflictPredicted, Event, HandoffReceived, MergeFailed, MergeLanded, TaskCreated,
+    ConflictOutcome, ConflictPredicted, Event, FileHot, HandoffReceived, MergeFailed, MergeLanded, TaskCreated,
     TaskStatusChanged, TipMerged, WorkerWarned,
 )
 from longshot.testing.fake_script import Reply, RoleScript, ToolCallSpec, Turn
@@ -208,3 +208,25 @@ def test_dependents_of_failed_work_the_planner_gives_up_fail_at_the_end(tmp_path
     assert status == {"base": "failed", "user": "failed"}
     followups = [str(r.body["messages"][-1]["content"]) for r in fake.requests if r.role == "planner"][1:]
     assert any("base [failed]" in f for f in followups)  # the planner saw it and said nothing more
+
+
+def test_a_file_that_conflicts_at_landing_becomes_hot_and_the_planner_hears_of_it(
+        tmp_path: Path, fake_llm, remote) -> None:
+    """Both tasks rewrite the same line and hand off at once (no time for a warning): the
+    second conflicts at landing; with HOT_FILE_CONFLICTS=1 the file becomes hot, an event says
+    so and the planner's next prompt names it; the conflict fix lands."""
+    target = remote({"conf.txt": "value = 0\n"})
+    tasks = [{"id": n, "description": f"set value to {v}", "scope": ["conf.txt"]} for n, v in (("one", 1), ("two", 2))]
+    workers = {"one": worker_steps([("conf.txt", "value = 1\n")]),
+               "two": worker_steps([("conf.txt", "value = 2\n")], delay=0.2),
+               "two-conflict-fix": worker_steps([("conf.txt", "value = 1 + 2\n")])}
+    fake = fake_llm(RoleScript({"planner": planner_then_done(plan_json(tasks)), "worker": workers}))
+
+    assert run_inprocess(tmp_path, target, fake, CHECK_COMMANDS="none", MAX_WORKERS="2", HOT_FILE_CONFLICTS="1",
+                         CONFLICT_CHECK_INTERVAL="0") == 0
+
+    events = run_log(tmp_path)
+    assert [(e.path, e.conflicts) for e in events if isinstance(e, FileHot)] == [("conf.txt", 1)]
+    followups = [str(r.body["messages"][-1]["content"]) for r in fake.requests if r.role == "planner"][1:]
+    assert any("HOT FILE conf.txt" in f for f in followups)
+    assert git("show", "main:conf.txt", cwd=target) == "value = 1 + 2"

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
@@ -22,6 +23,7 @@ from longshot.budget import RunBudget
 from longshot.config import Config
 from longshot.errors import ConfigError
 from longshot.events import Bus, Emit, RunWarning
+from longshot.git import SAFE_CONFIG
 from longshot.harnesses.base import Desk, Harness
 from longshot.harnesses.builtin import BuiltinHarness
 from longshot.harnesses.external import ExternalHarness, load_agent
@@ -31,6 +33,7 @@ from longshot.llm.prices import PriceTable
 from longshot.llm.requestlog import RequestLog
 from longshot.preflight.check import EndpointSpec, PreflightOptions
 from longshot.llm.router import Router
+from longshot.ownfiles import configured_paths
 from longshot.prompts import Prompts
 from longshot.sandboxes.base import SandboxProvider
 from longshot.sandboxes.bundle import ResultRules
@@ -245,6 +248,20 @@ def fit_to_machine(config: Config, emit: Emit, found: tuple[int, int] | None = N
             raise ConfigError(f"{name}: {value} {unit} per sandbox, but this machine has {have}. Fix: set {name} "
                               f"to {have} or less, or unset it to use a default that fits")
         updates[field] = fitted
-        emit(RunWarning(code="default.adapted", message=f"{name}: the default {value} {unit} per sandbox is more than this machine has "
+        emit(RunWarning(code="resources.fitted", message=f"{name}: the default {value} {unit} per sandbox is more than this machine has "
                                 f"({have}); using {fitted}. Set {name} to choose"))
     return config.model_copy(update=updates) if updates else config
+
+
+def own_paths(config: Config) -> list[str]:
+    """Paths in the target repository (a local path, or the git work tree of the current
+    directory) of the files and directories the settings make Longshot read: besides ``.env``
+    and ``.longshot/`` anywhere (`longshot.ownfiles.OWN_FILE`), these are never landed."""
+    repos = [Path(config.git_repo_url)] if Path(config.git_repo_url).is_dir() else []
+    top = subprocess.run(["git", *SAFE_CONFIG, "rev-parse", "--show-toplevel"], capture_output=True, text=True,
+                         check=False)
+    if top.returncode == 0 and top.stdout.strip():
+        repos.append(Path(top.stdout.strip()))
+    image = config.modal_image if config.modal_image and Path(config.modal_image).is_file() else None
+    return configured_paths(repos, [config.longshot_work_dir, config.longshot_log_dir, config.sandbox_tasks_dir,
+                                    config.llm_prices_file, image, config.harness_bin])

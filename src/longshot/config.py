@@ -24,8 +24,9 @@ from pydantic_settings.sources.utils import parse_env_vars
 from longshot.config_errors import problems
 from longshot.errors import ConfigError
 from longshot.llm.base import ROLES, Role
+from longshot.ownfiles import refuse_planted
 
-__all__ = ["Config", "Endpoint", "load_config"]
+__all__ = ["Config", "EndpointSettings", "load_config"]
 
 _URL_RE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://|^[\w.-]+@[\w.-]+:")  # scheme:// or user@host:path
 _REF_RE = re.compile(r"^[A-Za-z0-9._/-]+$")
@@ -60,8 +61,9 @@ def _ref_problem(name: str) -> str | None:
 _Url = Annotated[str, BeforeValidator(_normalise_url)]
 
 
-class Endpoint(BaseModel):
-    """One OpenAI-compatible server; requests are spread over endpoints by weight."""
+class EndpointSettings(BaseModel):
+    """The settings of one OpenAI-compatible server (LLM_ENDPOINTS); requests are spread over endpoints by
+    weight. The build room makes an `llm.base.Endpoint` (the client protocol) of each."""
 
     model_config = ConfigDict(populate_by_name=True, frozen=True, extra="ignore", use_attribute_docstrings=True)
 
@@ -107,7 +109,7 @@ class Config(BaseSettings):
     """Base URL of one OpenAI-compatible server (``/v1`` optional); ignored when LLM_ENDPOINTS is set."""
     llm_api_key: SecretStr | None = None
     """API key for LLM_BASE_URL."""
-    llm_endpoints: Annotated[list[Endpoint] | None, NoDecode] = Field(default=None, validate_default=True)
+    llm_endpoints: Annotated[list[EndpointSettings] | None, NoDecode] = Field(default=None, validate_default=True)
     """JSON list of ``{name, endpoint, apiKey, weight}`` to spread requests over; wins over LLM_BASE_URL."""
     llm_model: str | None = None
     """Default model name for every role."""
@@ -251,6 +253,8 @@ class Config(BaseSettings):
     """Directory of the hub clone and task checkouts (relative to the current directory)."""
     longshot_log_dir: Path = Path("logs")
     """Directory of run logs (relative to the current directory)."""
+    deliver_config_files: Literal["refuse", "allow"] = "refuse"
+    """Whether fast-forwarding your working copy at the end may bring in a change to Longshot's own configuration files (``.env``, ``.longshot/``): refuse (the default; you are told how to review and take it) or allow."""
 
     @classmethod
     def settings_customise_sources(
@@ -288,7 +292,7 @@ class Config(BaseSettings):
         endpoints, problems = [], []
         for i, item in enumerate(v, 1):
             try:
-                endpoints.append(Endpoint.model_validate(item))
+                endpoints.append(EndpointSettings.model_validate(item))
             except ValidationError as e:
                 for err in e.errors():
                     where = ".".join(str(x) for x in err["loc"])
@@ -352,11 +356,11 @@ class Config(BaseSettings):
         return None if v is None else Path.cwd() / v.expanduser()  # an absolute path replaces the cwd
 
     @property
-    def endpoints(self) -> list[Endpoint]:
+    def endpoints(self) -> list[EndpointSettings]:
         """LLM_ENDPOINTS, or one endpoint named ``default`` made of LLM_BASE_URL and LLM_API_KEY."""
         if self.llm_endpoints:
             return list(self.llm_endpoints)
-        return [Endpoint(name="default", endpoint=str(self.llm_base_url), api_key=self.llm_api_key or SecretStr(""))]
+        return [EndpointSettings(name="default", endpoint=str(self.llm_base_url), api_key=self.llm_api_key or SecretStr(""))]
 
     def model_for(self, role: Role) -> str:
         """The model name requests of ``role`` carry."""
@@ -387,6 +391,7 @@ def load_config(
                for k in kwargs if k not in Config.model_fields]
     if unknown:
         raise ConfigError("\n".join(unknown))
+    refuse_planted(env_file)
     token = _ENV.set(dict(env) if env is not None else None)
     try:
         return Config(_env_file=env_file, **kwargs)

@@ -110,6 +110,13 @@ class PathOutsideSandbox(SandboxError, ValueError):
     """A tool asked for an absolute path or one that escapes the checkout."""
 
 
+class FileRefused(SandboxError, ValueError):
+    """A file tool refused a file: not a regular file, too large, or changed while opened.
+
+    The message is for the model; the task carries on.
+    """
+
+
 class LLMError(LongshotError):
     """A model request failed. ``endpoint`` names where it was sent."""
 

@@ -33,11 +33,13 @@ from longshot.feature_events import ClaimChecked as ClaimChecked
 from longshot.feature_events import FeatureStatus as FeatureStatus
 from longshot.merge_events import CheckFinished as CheckFinished
 from longshot.merge_events import ChecksPlanned as ChecksPlanned
+from longshot.merge_events import GateChecked as GateChecked
 from longshot.merge_events import GateResult as GateResult
 from longshot.merge_events import MergeBatch as MergeBatch
 from longshot.merge_events import MergeFailed as MergeFailed
 from longshot.merge_events import MergeHealth as MergeHealth
 from longshot.merge_events import MergeLanded as MergeLanded
+from longshot.merge_events import NewSkippedTests as NewSkippedTests
 from longshot.merge_events import SweepFinished as SweepFinished
 from longshot.merge_events import SweepStarted as SweepStarted
 from longshot.types import Handoff
@@ -205,13 +207,15 @@ class SandboxProfile(Event):
 
 
 WarningCode = Literal[
-    "branch.set_aside", "checks.none", "checks.preexisting", "claim.unchecked", "conflict.unpredicted",
-    "context.compacted", "default.adapted", "preflight.warning", "target.incomplete",
+    "branch.set_aside", "checks.none", "checks.preexisting", "claim.unchecked",
+    "context.compacted",
     "features.unjudged", "features.unreadable", "gate.no_checks", "hub.repaired", "isolation.none",
     "leftover.cleaned", "leftover.salvaged", "leftover.scan_failed", "leftover.unsalvaged", "lock.stale",
     "model.retry", "planner.max_iterations", "price.unknown", "reconciler.model_failed", "reset.note",
     "result.delivery", "salvage.failed", "sandbox.retry", "snapshot.refused", "state.diverged",
     "state.unpublished", "state.unreadable", "subplanner.failed", "task.base_missing", "worker.failed",
+    "sandbox.adapted", "conflicts.unchecked", "preflight", "target.note", "resources.fitted",
+    "branch.replaced",
     "other",
 ]
 """What a warning is about; consumers branch on this, never on the message. Listed in docs/events.md."""
@@ -225,6 +229,16 @@ class RunWarning(Event):
     code: WarningCode = "other"
     """The kind of warning; every warning the run emits names one (a test checks). ``other`` is
     what logs written before codes existed read as."""
+
+
+class ConfigTracked(Event):
+    """The target repository tracks files Longshot reads as its own configuration (``.env``,
+    ``.longshot/``, a file a setting names): a clone of it configures the runs started there.
+    Workers may never change them (`longshot.ownfiles`)."""
+
+    type: Literal["config.tracked"] = "config.tracked"
+    paths: list[str]
+    message: str
 
 
 class RunError(Event):
@@ -340,10 +354,10 @@ AnyEvent = Annotated[
         RunStarted, RunFinished, PlannerRequested, PlannerAnswered, PlannerParseError,
         TaskCreated, TaskRejected, TaskStatusChanged, WorkerStep, WorkerOutput, LLMUsage, LLMRetry, EndpointHealth,
         ModelsWaiting,        BudgetSpent, HandoffReceived,
-        MergeLanded, GateResult, MergeBatch, MergeHealth, MergeFailed, CheckFinished, SandboxProfile, RunWarning, RunError,
+        MergeLanded, GateResult, MergeBatch, MergeHealth, MergeFailed, CheckFinished, SandboxProfile, RunWarning, ConfigTracked, RunError,
         ChecksPlanned, Metrics, WorkerStuck, SweepStarted, SweepFinished, FinalizationAttempt, StateSaved, RunResumed,
         RunInterrupted, FeatureStatus, ClaimChecked, FileHot, ConflictPredicted, WorkerWarned, TipMerged,
-        ConflictOutcome, PreflightChecked, ResultReady, PlanPreview,
+        ConflictOutcome, PreflightChecked, ResultReady, PlanPreview, GateChecked, NewSkippedTests,
     ],
     Field(discriminator="type"),
 ]

@@ -19,11 +19,13 @@ from __future__ import annotations
 
 import hashlib
 import shutil
+from collections.abc import Sequence
 from pathlib import Path
 
 from longshot.errors import ConfigError, GitError
 from longshot.events import ResultReady
 from longshot.git import Git
+from longshot.ownfiles import own_changes
 
 STALE_STATE = ("MERGE_HEAD", "MERGE_MSG", "MERGE_MODE", "CHERRY_PICK_HEAD", "REVERT_HEAD", "REBASE_HEAD",
                "rebase-merge", "rebase-apply", "BISECT_LOG")
@@ -33,11 +35,16 @@ STALE_STATE = ("MERGE_HEAD", "MERGE_MSG", "MERGE_MODE", "CHERRY_PICK_HEAD", "REV
 class Hub:
     """A bare clone with remote ``origin`` = the target repository."""
 
-    def __init__(self, path: Path, url: str, branch: str, author: tuple[str, str], *, prefix: str = "worker/") -> None:
+    def __init__(self, path: Path, url: str, branch: str, author: tuple[str, str], *, prefix: str = "worker/",
+                 own_paths: Sequence[str] = (), deliver_config: bool = False) -> None:
         self.path = path
         self.url = url
         self.branch = branch
         self.prefix = prefix
+        self.own_paths = tuple(own_paths)
+        """Paths the settings make Longshot read, besides `longshot.ownfiles.OWN_FILE` (see `deliver`)."""
+        self.deliver_config = deliver_config
+        """DELIVER_CONFIG_FILES=allow: `deliver` may bring a change to Longshot's own files into the work tree."""
         self.git = Git(path, author=author)
         self.checkout: Path | None = None
         """The user's work tree when the target is a local repository with the branch checked out."""
@@ -138,7 +145,10 @@ class Hub:
 
     async def deliver(self, *, landed: bool) -> ResultReady:
         """Where the result is and how to take it; for a checked-out local target, first
-        fast-forward the user's branch to it when that is safe (``landed``: work landed)."""
+        fast-forward the user's branch to it when that is safe (``landed``: work landed).
+
+        Never safe: a result that changes Longshot's own configuration (`longshot.ownfiles`),
+        unless DELIVER_CONFIG_FILES=allow."""
         tip = await self.tip()
         if self.checkout is None:
             command = f"git pull {self.url} {self.branch}" if landed else ""
@@ -162,6 +172,13 @@ class Hub:
         if dirty or busy:
             why = "uncommitted changes" if dirty else f"an unfinished {busy[0]}"
             return result.model_copy(update={"note": f"{self.checkout} has {why}, so {self.branch} was not updated"})
+        own = [c.split(" (", 1)[0] for c in await own_changes(self.git, theirs, tip, self.own_paths)]
+        if own and not self.deliver_config:
+            return result.model_copy(update={"note": (
+                f"{self.branch} in {self.checkout} was not fast-forwarded: the result changes {', '.join(own)}, "
+                "Longshot's own configuration, which is never brought into your working copy unless "
+                f"DELIVER_CONFIG_FILES=allow; review it: git -C {self.checkout} diff {theirs[:10]} "
+                f"{self.published_ref} -- {' '.join(own)}")})
         code, _, err = await user.run_full("merge", "--ff-only", "--quiet", tip)
         if code != 0:
             return result.model_copy(update={

@@ -30,6 +30,28 @@ class GateResult(Event):
     reason: str = ""
     flaky: list[str] = Field(default_factory=list)
     preexisting: list[str] = Field(default_factory=list)
+    checked_by: str = ""
+    """When ok: ``tests`` (tests ran), ``collection`` (the test runner ran but no test did),
+    ``commands`` (no per-test report: exit codes only)."""
+    revealed: list[str] = Field(default_factory=list)
+    """Failing tests the base could not even collect: not blamed on the change."""
+
+
+class GateChecked(Event):
+    """Landings vouched for so far in the run: by tests that ran, only by collection, or only by
+    commands' exit codes (no test runner reported)."""
+
+    type: Literal["merge.checked_by"] = "merge.checked_by"
+    by_tests: int = 0
+    by_collection: int = 0
+    by_commands: int = 0
+
+
+class NewSkippedTests(Event):
+    """A landing adds new tests that carry a skip (allowed; skipping tests of the base is not)."""
+
+    type: Literal["merge.new_skips"] = "merge.new_skips"
+    tests: list[str] = Field(default_factory=list)
 
 
 class MergeBatch(Event):

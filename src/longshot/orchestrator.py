@@ -16,15 +16,16 @@ import time
 from collections.abc import Callable
 
 from longshot.budget import RunBudget
-from longshot.build import build_harness, worker_price
+from longshot.build import build_harness, own_paths, worker_price
 from longshot.config import Config
 from longshot.crash import CrashPoints
 from longshot.errors import ConfigError
 from longshot.events import (
-    Bus, CheckFinished, ChecksPlanned, Emit, Event, RunFinished, RunInterrupted, RunResumed, RunStarted, RunWarning,
-    SandboxProfile,
+    Bus, CheckFinished, ChecksPlanned, ConfigTracked, Emit, Event, RunFinished, RunInterrupted, RunResumed, RunStarted,
+    RunWarning, SandboxProfile,
 )
 from longshot.hub import Hub
+from longshot.ownfiles import own_paths_in
 from longshot.llm.base import ROLES, ChatModel, Role
 from longshot.pipeline.checks import SHOWN_OUTPUT, CheckSource
 from longshot.pipeline.converse import Conversation
@@ -39,7 +40,6 @@ from longshot.pipeline.foresee import ConflictWatch
 from longshot.pipeline.gate import Gate
 from longshot.pipeline.hotfiles import HotFiles, UnionFiles
 from longshot.pipeline.ledger import Ledger
-from longshot.pipeline.leftovers import clean_leftovers
 from longshot.pipeline.merge import MergeQueue
 from longshot.pipeline.monitor import Monitor
 from longshot.pipeline.parse import TaskValidator
@@ -47,6 +47,7 @@ from longshot.pipeline.plan import Planner
 from longshot.pipeline.reconcile import Reconciler
 from longshot.pipeline.reset import reset
 from longshot.pipeline.resume import Recovered, capture, recover
+from longshot.pipeline.salvage import clean_leftovers
 from longshot.pipeline.schedule import Scheduler
 from longshot.pipeline.state import RunState, StateStore, decide, owner_tag
 from longshot.prompts import Prompts
@@ -71,8 +72,10 @@ class Orchestrator:
         self.crash = CrashPoints(config.longshot_crash_at)
         author = (config.git_commit_name, config.git_commit_email)
         work_dir = config.longshot_work_dir.resolve()
+        self.own_paths = own_paths(config)
         self.hub = Hub(Hub.location(work_dir, config.git_repo_url), config.git_repo_url, config.git_main_branch,
-                       author, prefix=config.git_branch_prefix)
+                       author, prefix=config.git_branch_prefix, own_paths=self.own_paths,
+                       deliver_config=config.deliver_config_files == "allow")
         self.lock = RunLock(self.hub.path.with_name(self.hub.path.name + ".lock"))
         self.state = StateStore(self.hub, self.emit, self.crash)
         self.prompts = Prompts()
@@ -80,10 +83,10 @@ class Orchestrator:
         self.scheduler = Scheduler(self.emit, hold_overlaps=config.scope_overlap == "hold", hot=HotFiles(
             self.emit, self.union, scopes=config.hot_file_scopes, conflicts=config.hot_file_conflicts))
         self.validator = TaskValidator(prefix=config.git_branch_prefix, main_branch=config.git_main_branch,
-                                       max_tasks=config.max_tasks_per_sprint)
+                                       max_tasks=config.max_tasks_per_sprint, tasks=self.scheduler.tasks)
         self.merge_queue = MergeQueue(self.hub, config.merge_strategy, self.emit, lambda t, r: self.driver.merged(t, r),
                                       prefix=config.git_branch_prefix, max_batch=config.merge_batch, crash=self.crash,
-                                      union=self.union)
+                                      own_paths=self.own_paths, union=self.union)
         self.ledger = Ledger(self.scheduler, self.merge_queue, self.budget, self.emit, prefix=config.git_branch_prefix,
                              free_branch=self.validator.free_branch)
         self.explorer = Explorer(self.hub.git, self.hub.tip)
@@ -105,7 +108,7 @@ class Orchestrator:
                          rules=self.rules),
             self.scheduler, self.ledger, self.planner, self.merge_queue, self.runner, self.budget, self.state,
             self._subplanner, self.emit, self.crash,
-            verify=lambda o: self.features.verify(o, list(self.scheduler.tasks.values()), self.ledger.handoffs))
+            verify=self.features.verify)
         self.monitor = Monitor(self.scheduler, self.runner, self.merge_queue, self.budget, self.emit,
                                interval=config.health_check_interval, stuck_after=config.worker_stuck_after,
                                max_workers=config.max_workers, busy=lambda: self.driver.busy)
@@ -122,10 +125,9 @@ class Orchestrator:
                             task_id=task_id)
 
     def _subplanner(self, task: Task) -> Subplanner:
-        sub = Subplanner(task, self._conversation("subplanner", "subplanner", task.id), self.prompts, self.hub,
-                         self.validator, self.emit, self.rules)
-        sub.made = len(self.scheduler.children(task.id))  # a resumed run never repeats a subtask id
-        return sub
+        return Subplanner(task, self._conversation("subplanner", "subplanner", task.id), self.prompts, self.hub,
+                          self.validator, self.emit, self.rules,
+                          made=len(self.scheduler.children(task.id)))  # a resumed run never repeats a subtask id
 
     def _record_changes(self, event: Event) -> None:
         """A bus sink: the changes worth recording ask for a (batched) state write."""
@@ -175,6 +177,11 @@ class Orchestrator:
         tip = await self.hub.open()
         if self.hub.repaired:
             self.emit(RunWarning(code="hub.repaired", message="removed what a killed run left in the hub: " + ", ".join(self.hub.repaired)))
+        if tracked := own_paths_in(await self.hub.files(tip), self.own_paths):
+            self.emit(ConfigTracked(paths=tracked[:50], message=(
+                f"{self.config.git_repo_url} tracks {', '.join(tracked[:5])}{' ...' if len(tracked) > 5 else ''}: "
+                "Longshot reads these as its own configuration when started in a clone of it; check that you "
+                "trust them (workers may never change them)")))
         await check_target(self.hub.git, tip, self.config.git_repo_url, self.emit)
         stored = await self.state.load()
         resuming = decide(stored, request, resume=resume, confirm=confirm,
@@ -309,7 +316,7 @@ class Orchestrator:
                                          "without isolation, with your user's rights"))
         profile = self.provider.describe()
         for note in profile.adapted:
-            self.emit(RunWarning(code="default.adapted", message=note))
+            self.emit(RunWarning(code="sandbox.adapted", message=note))
         self.emit(SandboxProfile(provider=self.config.sandbox_provider, isolation=self.config.sandbox_isolation,
                                  description=profile.description, weakened=profile.weakened))
 

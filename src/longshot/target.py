@@ -21,7 +21,7 @@ from longshot.git import Git
 
 SPEC = "SPEC.md"
 FEATURES = "FEATURES.json"
-STATUSES = ("todo", "in-progress", "done")
+STATUSES = ("todo", "in-progress", "done", "deferred")
 
 
 def features_schema() -> dict[str, Any]:
@@ -107,6 +107,6 @@ async def check_target(git: Git, rev: str, where: str, emit: Emit) -> None:
     """At the start of a run: warnings as events; a bad FEATURES.json is a ConfigError (exit 2)."""
     found = await inspect_target(git, rev, where)
     for warning in found.warnings:
-        emit(RunWarning(code="target.incomplete", message=warning))
+        emit(RunWarning(code="target.note", message=warning))
     if found.problems:
         raise ConfigError("\n".join(found.problems))

@@ -12,6 +12,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from longshot.caps import Acceptance, Description, Ids, Name, Notes, Scope, Summary
 from longshot.errors import IllegalTransition
 from longshot.text import clip
 
@@ -87,21 +88,22 @@ class RawTask(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
 
-    id: str | None = None
-    description: str
-    scope: list[str] = Field(default_factory=list)
-    acceptance: str = ""
-    branch: str | None = None
+    id: Name | None = None
+    description: Description
+    scope: Scope = Field(default_factory=list)
+    acceptance: Acceptance = ""
+    branch: Name | None = None
     priority: int = 5
-    depends_on: list[str] = Field(default_factory=list)
-    continue_from: str | None = None
+    depends_on: Ids = Field(default_factory=list)
+    continue_from: Name | None = None
     allow_protected: bool = False
+    allow_removed_tests: list[str] = Field(default_factory=list)
     exclusive: bool = False
-    replaces: str | None = None
-    union_merge: list[str] = Field(default_factory=list)
-    fixes: list[str] = Field(default_factory=list)
+    replaces: Name | None = None
+    union_merge: Scope = Field(default_factory=list)
+    fixes: Ids = Field(default_factory=list)
     """Reconciler answers only: the labels (F1, F2 ...) of the failures this task fixes."""
-    feature: str | None = None
+    feature: Name | None = None
     """The id of the FEATURES.json feature (or planned work item) this task serves."""
 
 
@@ -111,13 +113,13 @@ class Task(BaseModel):
     model_config = ConfigDict(validate_assignment=True)
 
     id: str
-    description: str
-    scope: list[str] = Field(default_factory=list)
-    acceptance: str = ""
+    description: Description
+    scope: Scope = Field(default_factory=list)
+    acceptance: Acceptance = ""
     branch: str
     priority: int = 5
     """Lower runs first (1 is the most urgent)."""
-    depends_on: list[str] = Field(default_factory=list)
+    depends_on: Ids = Field(default_factory=list)
     """Ids of tasks that must have landed before this one starts."""
     continue_from: str | None = None
     """A partial, blocked or failed task whose branch this task starts from and finishes."""
@@ -132,14 +134,18 @@ class Task(BaseModel):
     kind: Literal["task", "conflict-fix", "fix", "verify"] = "task"
     """``fix``: issued by the reconciler for a failure on the target branch; ``verify``: issued by
     finalization to prove a feature whose work landed without a test (`pipeline/features.py`)."""
-    feature: str | None = None
+    feature: Name | None = None
     """The feature this task serves (named by the planner; subtasks and conflict fixes inherit it)."""
     fixes: list[str] = Field(default_factory=list)
     """For a fix task: the failure signatures it was issued for (see `pipeline/failures.py`)."""
     source_commit: str | None = None
     """For a conflict fix: the commit whose change must be merged onto the tip."""
     allow_protected: bool = False
-    """The planner allowed this task to touch tests, CI and check configuration."""
+    """The planner allowed this task to touch CI and check configuration."""
+    allow_removed_tests: list[str] = Field(default_factory=list)
+    """Tests of the base this task may delete or skip (ids such as ``tests/test_a.py::test_x``,
+    files, folders or ``fnmatch`` patterns); any other test that passed on the base must still
+    run and pass for the task to land."""
     exclusive: bool = False
     """The planner asked that no other task sharing a file of its scope run while this one does."""
     replaces: str | None = None
@@ -192,10 +198,10 @@ class Handoff(BaseModel):
 
     task_id: str
     status: HandoffStatus
-    summary: str
+    summary: Summary
     files_changed: list[str] = Field(default_factory=list)
-    concerns: list[str] = Field(default_factory=list)
-    suggestions: list[str] = Field(default_factory=list)
+    concerns: Notes = Field(default_factory=list)
+    suggestions: Notes = Field(default_factory=list)
     metrics: HandoffMetrics = Field(default_factory=HandoffMetrics)
     commit: str | None = None
     """The commit on the task's branch holding the work, or None when nothing changed."""
@@ -248,6 +254,11 @@ class CheckResult(BaseModel):
     exit_code: int
     output_tail: str = ""
     timed_out: bool = False
+    tests: dict[str, str] | None = None
+    """Per-test outcomes (``passed``, ``failed``, ``skipped``) when a pinned test runner reported
+    them (gate checks only, see `pipeline/pin.py`); None when none did."""
+    collect_errors: list[str] = Field(default_factory=list)
+    """What the test runner could not collect (test files, folders), with ``tests``."""
 
     @property
     def ok(self) -> bool:

@@ -171,3 +171,25 @@ def test_subtasks_nest_under_their_parent_and_steps_and_stuck_workers_show() -> 
     child = state.tasks["p-1"]
     assert (child.started, child.steps, child.step, child.step_ok, child.output) == (3, 3, "bash pytest -q", False, 2048)
     assert state.warnings == 1 and "no progress for 300s" in state.feed[-1].text
+
+
+def test_predicted_conflicts_their_outcomes_and_hot_files_reach_the_report() -> None:
+    from longshot.dashboard.lines import describe
+    from longshot.dashboard.report import outcome, rows
+    from longshot.events import ConflictOutcome, ConflictPredicted, FileHot, TipMerged
+
+    events = [ConflictPredicted(task_id="b", against="main", files=["a.py"], lines={"a.py": "3-7"}),
+              TipMerged(task_id="b", tip="f" * 40, conflicts=["a.py"]),
+              ConflictOutcome(task_id="b", avoided=True, files=["a.py"]),
+              ConflictPredicted(task_id="c", against="b", files=["x.py"], lines={"x.py": "1-2"}),
+              ConflictOutcome(task_id="c", avoided=False, files=["x.py"]),
+              FileHot(path="src/registry.py", reason="conflicted at landing 2 times", conflicts=2)]
+    state = RunState()
+    for e in events:
+        state.apply(e)
+    assert (state.predicted, state.avoided, list(state.hot_files)) == (2, 1, ["src/registry.py"])
+    table = dict(rows(outcome(state)))
+    assert table["conflicts predicted"] == "2 (1 avoided after a warning)" and table["hot files"] == "src/registry.py"
+    lines = [describe(e) or "" for e in events]
+    assert "a.py lines 3-7" in lines[0] and "markers to resolve in a.py" in lines[1]
+    assert "conflict avoided" in lines[2] and "not avoided" in lines[4] and "hot file" in lines[5]

@@ -137,7 +137,9 @@ def test_a_failing_feature_fails_the_run_a_false_complete_is_recorded_and_status
 
 
 def test_resume_keeps_the_ledger(tmp_path: Path, fake_llm, remote) -> None:
-    repo = target(remote, [{"id": "add", "tests": "tests/test_add.py"}, {"id": "sub", "tests": "tests/test_sub.py"}])
+    repo = target(remote, [{"id": "add", "name": "addition", "tests": "tests/test_add.py"},
+                           {"id": "sub", "name": "subtraction", "tests": "tests/test_sub.py"},
+                           {"id": "later", "name": "division", "status": "deferred"}])
     tasks = [task("t-add", "add", "calc/add.py"), {**task("t-sub", "sub", "calc/sub.py"), "depends_on": ["t-add"]}]
     workers = {"t-add": worker_steps([ADD, ADD_TEST]),
                "t-sub": worker_steps([("calc/sub.py", "def sub(a, b):\n    return a - b\n"),
@@ -148,23 +150,24 @@ def test_resume_keeps_the_ledger(tmp_path: Path, fake_llm, remote) -> None:
     crashed = run_cli(["build calc"], {**env, "LONGSHOT_CRASH_AT": "merge.landed:1"}, cwd=tmp_path, timeout=240)
     assert crashed.returncode == -9, crashed.stdout[-3000:]
     recorded = json.loads(run_cli(["status", "--json"], {"GIT_REPO_URL": str(repo)}, cwd=tmp_path).stdout)["features"]
-    assert [(f["id"], f["tasks"]) for f in recorded] == [("add", ["t-add"]), ("sub", ["t-sub"])]
+    assert [(f["id"], f["tasks"]) for f in recorded] == [("add", ["t-add"]), ("sub", ["t-sub"]), ("later", [])]
     # Someone edits FEATURES.json meanwhile: the run is judged by the features it started with.
     work = tmp_path / "edit"
     git("clone", "--quiet", str(repo), str(work), cwd=tmp_path)
-    (work / "FEATURES.json").write_text(json.dumps({"features": [{"id": "other"}]}))
+    (work / "FEATURES.json").write_text(json.dumps({"features": [{"id": "other", "name": "other"}]}))
     git("commit", "--quiet", "-am", "other features", cwd=work)
     git("push", "--quiet", "origin", "HEAD:main", cwd=work)
 
     done = run_cli(["--resume"], env, cwd=tmp_path, timeout=240)
 
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]  # a deferred feature is not asked for
     events = run_log(tmp_path)
     announced = [e for e in events if isinstance(e, FeatureStatus) and e.before is None]
     assert [(e.feature, e.status, e.tasks, e.commits) for e in announced] == [
         (f["id"], f["status"], f["tasks"], f["commits"]) for f in recorded]
     final = ledger(events)
-    assert {f: e.status for f, e in final.items()} == {"add": "verified", "sub": "verified"}
+    assert {f: (e.status, e.asked) for f, e in final.items()} == {
+        "add": ("verified", True), "sub": ("verified", True), "later": ("missing", False)}
     assert final["add"].tasks == ["t-add"] and final["sub"].tasks == ["t-sub"] and len(final["add"].commits) == 1
 
 

@@ -46,7 +46,8 @@ def test_t5_semantic_conflict_never_reaches_main(tmp_path: Path, fake_llm, remot
               ("tests/test_calc.py", "from calc import g\n\ndef test_g():\n    assert g() == 1\n")]
     caller = [("use.py", "from calc import f\n\ndef twice():\n    return 2 * f()\n"),
               ("tests/test_use.py", "from use import twice\n\ndef test_twice():\n    assert twice() == 2\n")]
-    tasks = [{"id": "rename", "description": "rename f to g", "scope": ["calc.py", "tests/test_calc.py"]},
+    tasks = [{"id": "rename", "description": "rename f to g", "scope": ["calc.py", "tests/test_calc.py"],
+              "allow_removed_tests": ["tests/test_calc.py::test_f"]},  # renamed: test_f no longer runs
              {"id": "caller", "description": "add twice() using f", "scope": ["use.py", "tests/test_use.py"]}]
     fake = fake_llm(RoleScript({"planner": planner_then_done(plan_json(tasks)), "worker": {
         "rename": worker_steps(rename, PYTEST), "caller": worker_steps(caller, PYTEST, delay=0.7)}}))
@@ -142,7 +143,7 @@ def test_t23_protected_paths_are_refused_unless_allowed(tmp_path: Path, fake_llm
     assert run_inprocess(tmp_path, target, fake, CHECK_COMMANDS=PYTEST, MAX_WORKERS="1") == 1
     refused = {e.task_id: e.protected for e in run_log(tmp_path) if isinstance(e, MergeFailed)}
     assert refused["del"] == ["tests/test_more.py (deletes a test file)"]
-    assert refused["skip"] == ["tests/test_calc.py (adds a skip marker)"]
+    assert refused["skip"] == ["tests/test_calc.py (skips tests that exist on the base: test_f)"]
     assert refused["conf"] == ["conftest.py (CI or check configuration)"]
     assert "ok" not in refused and "pytest.ini" in git("ls-tree", "--name-only", "main", cwd=target).split()
 
@@ -200,8 +201,9 @@ def test_a_conflict_resolution_must_keep_both_sides_tests(tmp_path: Path, fake_l
     assert "merge conflict" in failed["two"]
     if resolution == "drops":
         assert code == 1
-        assert "drops tests one side added" in failed["two-conflict-fix"]
-        assert "tests/test_extra.py::test_one" in failed["two-conflict-fix"]
+        # The tip's test_one is a test of the base now: removing it is refused before the
+        # conflict rule (which also covers tests the source side added) is even asked.
+        assert "removes tests that exist on the base: test_one" in failed["two-conflict-fix"]
         assert final == one.rstrip("\n")  # the bad resolution never landed (git show drops the last newline)
     else:
         assert code == 0 and "two-conflict-fix" not in failed

@@ -232,7 +232,7 @@ class PassingGate:
     flakes: list[str] = []
     source = SimpleNamespace(known=True)  # it has checks: batches are checked, not unlimited
 
-    async def check(self, task_id: str, candidate: str, base: str) -> Verdict:
+    async def check(self, task_id: str, candidate: str, base: str, **_: object) -> Verdict:
         await asyncio.sleep(0.05)
         return Verdict(ok=True)
 

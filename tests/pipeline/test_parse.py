@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from longshot.errors import PlanParseError
 from longshot.git import legal_branch_name
-from longshot.pipeline.parse import TaskValidator, parse_plan
+from longshot.pipeline.parse import TaskValidator, parse_plan, safe_branch_name
 from longshot.types import RawTask, Task
 
 PREFIX = "worker/"
@@ -185,13 +185,53 @@ def test_scope_is_normalised() -> None:
     assert tasks[0].scope == ["src/a.py", "src/c.py", "docs"]
 
 
-@pytest.mark.parametrize("branch", ["main", "refs/heads/main", "worker/", "worker/main", "worker/a..b",
-                                    "worker/x.lock", "other/x", "worker/a b", "worker/a@{1}", "worker/a~1",
-                                    "worker//x", "worker/x/", "worker/.x", "worker/x.", "worker/\x00"])
-def test_bad_branch_rejected(branch: str) -> None:
+@pytest.mark.parametrize("branch", ["main", "refs/heads/main", "worker/", "worker/main", "other/x", "$(id)/x",
+                                    "-worker/x", "worker"])
+def test_branch_outside_the_worker_namespace_rejected(branch: str) -> None:
     tasks, rejected = validator().validate([raw("x", id="a", branch=branch)])
     assert tasks == []
     assert len(rejected) == 1 and "branch" in rejected[0].reason
+
+
+UNSAFE_BRANCHES = ["worker/a..b", "worker/x.lock", "worker/a b", "worker/a@{1}", "worker/a~1", "worker//x", "worker/x/",
+                   "worker/.x", "worker/x.", "worker/\x00", "worker/$(touch pwned)", "worker/`id`", "worker/a;rm -rf ~",
+                   "worker/a|b", "worker/a&b", "worker/a>b", "worker/a<b", "worker/-rf", "worker/x/-y", "worker/a'b",
+                   'worker/a"b', "worker/a\nb", "worker/a\\b", "worker/a$HOME", "worker/a*", "worker/a?", "worker/a[1]",
+                   "worker/a!b", "worker/é", "worker/a#b", "worker/a%b", "worker/a,b", "worker/a=b", "worker/a+b",
+                   "worker/a{b}", "worker/a(b)", "worker/" + "x" * 300, "worker/a\tb", "worker/a:b", "worker/a^b"]
+
+
+@pytest.mark.parametrize("branch", UNSAFE_BRANCHES)
+def test_unsafe_branch_replaced_by_a_generated_name_and_the_model_told(branch: str) -> None:
+    v = validator()
+    tasks, rejected = v.validate([raw("Fix the parser", id="a", branch=branch)])
+    assert rejected == []
+    assert tasks[0].branch == "worker/a-fix-the-parser"
+    notices = v.take_notices()
+    assert len(notices) == 1 and "was replaced by 'worker/a-fix-the-parser'" in notices[0]
+    assert v.take_notices() == []
+
+
+@pytest.mark.parametrize("branch", ["worker/parser-fix", "worker/a/b.c_d-1", "worker/T1.2"])
+def test_safe_branch_kept(branch: str) -> None:
+    assert safe_branch_name(branch)
+    v = validator()
+    tasks, _ = v.validate([raw("x", id="a", branch=branch)])
+    assert tasks[0].branch == branch and v.take_notices() == []
+
+
+def test_model_text_is_capped_before_it_becomes_a_task() -> None:
+    big = "x" * 3_000_000
+    answer = parse_plan(json.dumps({"scratchpad": big, "tasks": [
+        {"id": "a", "description": big, "acceptance": big, "scope": [f"f{i}.py" for i in range(10_000)],
+         "fixes": ["F1"] * 5000}] + [{"description": "d"}] * 5000}))
+    assert len(answer.scratchpad) < 9000 and answer.scratchpad.endswith("more characters cut]")
+    assert len(answer.tasks) == 1000
+    tasks, _ = validator(max_tasks=5000).validate(answer.tasks[:1])
+    task = tasks[0]
+    assert len(task.description) < 9000 and len(task.acceptance) < 5000
+    assert len(task.scope) == 200 and len(answer.tasks[0].fixes) == 100
+    assert len(task.model_dump_json()) < 30_000
 
 
 def test_branch_reuse_rejected() -> None:

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from longshot.errors import PathOutsideSandbox, SandboxError, SetupFailed
+from longshot.errors import FileRefused, PathOutsideSandbox, SandboxError, SetupFailed
 from longshot.sandboxes.snapshot import SnapshotRefused
 from longshot.testing.repos import git
 
@@ -79,6 +79,17 @@ async def test_file_errors_are_the_protocol_s(case: Case) -> None:
             await sb.write_file("../escape.txt", b"x")
         with pytest.raises(PathOutsideSandbox):
             await sb.list_dir("/")
+
+
+async def test_only_regular_files_are_opened_and_reads_stop_at_the_limit(case: Case) -> None:
+    async with case.provider.open(case.spec()) as sb:
+        made = await sb.exec("mkfifo pipe && head -c 100000 /dev/zero | tr '\\0' a > big.txt", 30)
+        assert made.exit_code == 0, made.stderr
+        for op in (sb.read_file("pipe"), sb.write_file("pipe", b"x")):
+            with pytest.raises(FileRefused):  # at once: a FIFO with no writer is never waited on
+                await asyncio.wait_for(op, 60)
+        assert await sb.read_file("big.txt", 10) == b"a" * 10
+        assert len(await sb.read_file("big.txt")) == 100000
 
 
 async def test_the_result_lands_on_the_task_branch_in_the_hub_and_nowhere_else(case: Case) -> None:

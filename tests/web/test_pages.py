@@ -158,3 +158,15 @@ def test_a_run_without_news_and_without_an_end_is_silent(tmp_path: Path) -> None
     statuses = dict(re.findall(r'<a href="/runs/([^"]+)">.*?<span class="badge [^"]*"[^>]*>(\w+)</span>', page, re.S))
     assert statuses == {"run-20261201T000000Z-aaaa": "silent", "run-20261202T000000Z-bbbb": "running"}
     assert 'http-equiv="refresh"' in page  # the list follows while a run is running
+
+
+def test_warnings_show_their_code(tmp_path: Path) -> None:
+    log = demo_logs(tmp_path) / f"{RUN}.ndjson"
+    records = lines(log)
+    for r in records:
+        if r["type"] == "warning":
+            r["code"] = "checks.preexisting"
+    write_lines(log, records)
+    with signed_in(client(tmp_path / "logs")) as c:
+        alerts = c.get(f"/runs/{RUN}/frame").json()["parts"]["alerts"]
+    assert "warning · checks.preexisting" in alerts and "already failing when the run started" in alerts

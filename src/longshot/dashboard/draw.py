@@ -43,6 +43,8 @@ def cell(text: Text | str, width: int, *, right: bool = False) -> Text:
 
     A `Text` passed in is changed: callers build their texts afresh for every frame.
     """
+    if width <= 0:  # a panel squeezed to nothing: rich would still leave its ellipsis
+        return Text("")
     t = Text(text) if isinstance(text, str) else text
     if right and t.cell_len < width:
         t = Text(" " * (width - t.cell_len)) + t

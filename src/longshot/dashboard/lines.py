@@ -11,15 +11,15 @@ from rich.markup import escape
 from longshot.text import clip
 
 from longshot.events import (
-    BudgetSpent, CheckFinished, ClaimChecked, EndpointHealth, Event, FeatureStatus, FinalizationAttempt,
+    BudgetSpent, CheckFinished, ClaimChecked, ConfigTracked, EndpointHealth, Event, FeatureStatus, FinalizationAttempt,
     HandoffReceived, LLMRetry, MergeFailed, MergeLanded, ModelsWaiting, PlannerAnswered, PlannerParseError,
     PlannerRequested, RunError, RunFinished, RunInterrupted,
     RunStarted, RunWarning, SandboxProfile, SweepFinished, TaskCreated, TaskRejected, TaskStatusChanged, WorkerStuck,
-    PlanPreview, PreflightChecked, ResultReady,
+    PlanPreview, PreflightChecked, ResultReady, ConflictOutcome, ConflictPredicted, FileHot, TipMerged,
 )
 
 ERRORS = (RunError, MergeFailed, BudgetSpent)
-WARNINGS = (RunWarning, TaskRejected, PlannerParseError, WorkerStuck, RunInterrupted)
+WARNINGS = (RunWarning, ConfigTracked, TaskRejected, PlannerParseError, WorkerStuck, RunInterrupted)
 
 
 def level(e: Event) -> str:
@@ -87,6 +87,16 @@ def describe(e: Event) -> str | None:
             return f"{t}[green]landed[/] as {e.commit[:10]}"
         case MergeFailed():
             return f"{t}[red]merge failed[/]: {escape(e.reason)}"
+        case ConflictPredicted():
+            where = "; ".join(f"{f} lines {e.lines.get(f, '?')}" for f in e.files)
+            return f"{t}[yellow]conflict predicted[/] with {escape(e.against)}: {escape(clip(where, 200))} (worker told)"
+        case TipMerged():
+            left = f", markers to resolve in {escape(', '.join(e.conflicts))}" if e.conflicts else ""
+            return f"{t}merged the tip {e.tip[:10]} into its checkout{left}"
+        case ConflictOutcome():
+            return f"{t}{'[green]conflict avoided[/]' if e.avoided else '[red]conflict not avoided[/]'} after a warning"
+        case FileHot():
+            return f"[yellow]hot file[/] {escape(e.path)}: {escape(e.reason)}; tasks naming it run one at a time"
         case CheckFinished():
             mark = "[green]✓[/]" if e.ok else "[red]✗[/]"
             tail = "" if e.ok else "\n" + escape(e.output_tail[-1500:])
@@ -94,7 +104,7 @@ def describe(e: Event) -> str | None:
         case SandboxProfile():
             colour = "yellow" if e.weakened else "dim"
             return f"[{colour}]sandbox ({e.provider}): {escape(e.description)}[/]"
-        case RunWarning():
+        case RunWarning() | ConfigTracked():
             return f"{t}[yellow]warning[/]: {escape(e.message)}"
         case RunError():
             return f"{t}[red]error[/]: {escape(e.message)}"

@@ -22,6 +22,7 @@ from longshot.dashboard.app import Dashboard
 from longshot.dashboard.plain import JsonStdoutSink, PlainPrinter
 from longshot.dashboard.report import load, print_summary, write_report
 from longshot.dashboard.keys import ViewState
+from longshot.dashboard.nextsteps import result_lines
 from longshot.events import Event, PlannerRequested, RunResumed, Sink, TaskCreated
 
 Mode = Literal["dashboard", "plain", "json"]
@@ -115,9 +116,9 @@ class RunOutput:
             report = write_report(log_path, state)
         except (OSError, ValueError, ImportError) as e:
             err.print(f"[yellow]the run report could not be written: {e}[/]")
-        if self.mode == "json":
-            if report is not None:
-                err.print(f"report: {report}", highlight=False)
+        if self.mode == "json":  # stdout is for events only: where the result is goes to stderr
+            for label, text in result_lines(state, report):
+                err.print(f"{label}: {text}", highlight=False, markup=False, soft_wrap=True)
             return report
         print_summary(self.console, state, report)
         return report

@@ -38,6 +38,9 @@ class Outcome:
     landed: int
     merge_failures: int
     conflicts: int
+    predicted: int
+    avoided: int
+    hot_files: dict[str, str]
     gate_refusals: int
     fix_tasks: int
     conflict_fixes: int
@@ -54,6 +57,8 @@ class Outcome:
     unpriced: list[str] = field(default_factory=list)
     features: dict[str, int] = field(default_factory=dict)
     """Features per status (empty when the run had none)."""
+    checked_by: str = ""
+    """Landings vouched for by tests, only by collection, by exit codes alone (empty: no gate)."""
 
 
 def load(path: Path) -> RunState:
@@ -77,7 +82,9 @@ def outcome(state: RunState) -> Outcome:
     return Outcome(
         duration_s=state.elapsed(), tasks=len(state.tasks), by_status=dict(Counter(t.status for t in state.tasks.values())),
         landed=state.merge_landed, merge_failures=state.merge_failed, conflicts=state.conflicts,
-        gate_refusals=state.gate_refused, fix_tasks=sum(t.kind == "fix" for t in state.tasks.values()),
+        predicted=state.predicted, avoided=state.avoided, hot_files=dict(state.hot_files),
+        gate_refusals=state.gate_refused, checked_by=_checked_by(state),
+        fix_tasks=sum(t.kind == "fix" for t in state.tasks.values()),
         conflict_fixes=sum(t.kind == "conflict-fix" for t in state.tasks.values()),
         checks=[(c.command, c.ok) for c in state.checks], tokens=tokens, cost_usd=cost,
         exit_code=fin.exit_code if fin else None, green=fin.green if fin else None,
@@ -87,6 +94,13 @@ def outcome(state: RunState) -> Outcome:
         notes=[f"+{duration(i.ts - (state.started or i.ts))} {i.level}: {Text.from_markup(i.text).plain}"
                for i in state.feed if i.level != "info"], unpriced=list(state.unpriced),
         features=state.feature_counts() if state.features else {})
+
+
+def _checked_by(state: RunState) -> str:
+    c = state.checked_by
+    if c is None:
+        return ""
+    return f"{c.by_tests} by tests, {c.by_collection} only by collection, {c.by_commands} by exit codes alone"
 
 
 def _statuses(o: Outcome) -> str:
@@ -110,7 +124,10 @@ def rows(o: Outcome) -> list[tuple[str, str]]:
     return [("duration", duration(o.duration_s)), ("tasks", f"{o.tasks} ({_statuses(o)})"),
             ("landed commits", str(o.landed)), ("merge failures", str(o.merge_failures)),
             ("merge conflicts", str(o.conflicts)), ("conflict-fix tasks", str(o.conflict_fixes)),
-            ("gate refusals", str(o.gate_refusals)), ("reconciler fix tasks", str(o.fix_tasks)),
+            ("conflicts predicted", f"{o.predicted} ({o.avoided} avoided after a warning)"),
+            *([("hot files", ", ".join(sorted(o.hot_files)))] if o.hot_files else []),
+            ("gate refusals", str(o.gate_refusals)),
+            *([("landings checked", o.checked_by)] if o.checked_by else []), ("reconciler fix tasks", str(o.fix_tasks)),
             ("time to land p50 / p95", land), ("peak workers", str(o.peak_workers)), ("final checks", checks),
             *([("features", ", ".join(f"{n} {s}" for s, n in o.features.items()))] if o.features else []),
             ("tokens", f"{o.tokens:,}"), ("cost", cost_text(o.cost_usd, o.unpriced)), ("exit status", _exit(o))]
@@ -129,7 +146,9 @@ def summary(state: RunState) -> RenderableType:
     if o.verdict and (o.exit_code != 0 or state.plan is not None):
         parts.append(Text(o.verdict, style="yellow"))
     ok = o.exit_code == 0
-    return Panel(Group(*parts), title="✓ run finished" if ok else "✗ run summary", title_align="left",
+    title = "✓ plan recorded, no worker ran" if state.plan is not None and ok else "✓ run finished" if ok \
+        else "✗ run summary"
+    return Panel(Group(*parts), title=title, title_align="left",
                  border_style="green" if ok else "red")
 
 

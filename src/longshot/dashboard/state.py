@@ -18,9 +18,10 @@ from typing import Any
 
 from longshot.dashboard.lines import describe, level
 from longshot.events import (
-    EVENT_TYPES, CheckFinished, ClaimChecked, Event, FeatureStatus, FinalizationAttempt, GateResult, HandoffReceived, LLMUsage, MergeBatch, MergeFailed,
+    EVENT_TYPES, CheckFinished, ClaimChecked, Event, FeatureStatus, FinalizationAttempt, GateChecked, GateResult, HandoffReceived, LLMUsage, MergeBatch, MergeFailed,
     MergeHealth, MergeLanded, Metrics, PlannerAnswered, PlannerRequested, RunFinished, RunInterrupted, RunStarted,
     SweepFinished, TaskCreated, TaskStatusChanged, WorkerOutput, WorkerStep, PlanPreview, ResultReady,
+    ConflictOutcome, ConflictPredicted, FileHot,
 )
 from longshot.types import DONE as DONE  # re-exported: the dashboard's views read it from here
 from longshot.types import HandoffMetrics
@@ -128,10 +129,18 @@ class RunState:
     merge_landed: int = 0
     merge_failed: int = 0
     conflicts: int = 0
+    predicted: int = 0
+    """Conflicts predicted while workers ran (`conflict.predicted`)."""
+    avoided: int = 0
+    """Warned tasks that then landed without a conflict (`conflict.outcome`)."""
+    hot_files: dict[str, str] = field(default_factory=dict)
+    """Hot files (`file.hot`): path -> why."""
     gate_refused: int = 0
     gate: GateResult | None = None
     batch: MergeBatch | None = None
     health: MergeHealth | None = None
+    checked_by: GateChecked | None = None
+    """How many landings tests, collection alone, or exit codes alone vouched for."""
     metrics: Metrics | None = None
     waits: list[float] = field(default_factory=list)
     landings: list[float] = field(default_factory=list)
@@ -365,11 +374,15 @@ _HANDLERS: dict[type[Event], Callable[[RunState, Any], None]] = {
     WorkerStep: _worker_step, WorkerOutput: _output, LLMUsage: _usage, HandoffReceived: _handoff, MergeLanded: _landed,
     MergeFailed: _merge_failed, GateResult: _gate, CheckFinished: _check,
     MergeBatch: lambda s, e: setattr(s, "batch", e), MergeHealth: lambda s, e: setattr(s, "health", e),
+    GateChecked: lambda s, e: setattr(s, "checked_by", e),
     Metrics: lambda s, e: setattr(s, "metrics", e), SweepFinished: lambda s, e: setattr(s, "sweep", e),
     FinalizationAttempt: lambda s, e: setattr(s, "finalization", e.attempt),
     RunInterrupted: lambda s, e: setattr(s, "interrupted", True),
     ResultReady: lambda s, e: setattr(s, "result", e), PlanPreview: lambda s, e: setattr(s, "plan", e),
     FeatureStatus: lambda s, e: s.features.__setitem__(e.feature, e), ClaimChecked: _claim,
+    ConflictPredicted: lambda s, e: setattr(s, "predicted", s.predicted + 1),
+    ConflictOutcome: lambda s, e: setattr(s, "avoided", s.avoided + e.avoided),
+    FileHot: lambda s, e: s.hot_files.__setitem__(e.path, e.reason),
 }
 _DESCRIBED = {cls.model_fields["type"].default for cls in EVENT_TYPES}
 """Known event types without a handler still count: they show in the feed."""

@@ -11,15 +11,18 @@ from typing import Protocol
 
 from pydantic import BaseModel, Field
 
+from longshot.caps import Notes, Summary
 from longshot.sandboxes.base import Sandbox
 from longshot.types import HandoffStatus, Task
 
 
 class HarnessResult(BaseModel):
+    """How the agent ended; its words are capped (`longshot.caps`) as the result is built."""
+
     status: HandoffStatus
-    summary: str
-    concerns: list[str] = Field(default_factory=list)
-    suggestions: list[str] = Field(default_factory=list)
+    summary: Summary
+    concerns: Notes = Field(default_factory=list)
+    suggestions: Notes = Field(default_factory=list)
     tokens_used: int = 0
     tool_calls: int = 0
     steps: int = 0

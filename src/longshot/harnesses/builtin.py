@@ -23,6 +23,7 @@ from longshot.harnesses.base import Desk, HarnessResult
 from longshot.llm.base import ChatModel, Completion, Message, ToolCall
 from longshot.prompts import Prompts
 from longshot.sandboxes.base import Sandbox
+from longshot.tools.text import printable
 from longshot.tools.context import LoopGuard, compact, context_window, estimate_tokens
 from longshot.tools.toolbox import WORKER_TOOLS, HandoffArgs, ToolBox, ToolCallError, parse_call, tool_schemas
 from longshot.types import HandoffStatus, Task
@@ -174,7 +175,8 @@ class _Run:
                                        "with the same arguments and the same result")
 
     def record(self, call: ToolCall, ok: bool, text: str, detail: str) -> None:
-        self.h.emit(WorkerStep(task_id=self.task.id, step=self.step, tool=call.name, ok=ok, detail=detail[:200]))
+        self.h.emit(WorkerStep(task_id=self.task.id, step=self.step, tool=call.name, ok=ok,
+                               detail=printable(detail[:200])))
         self.add({"role": "tool", "tool_call_id": call.id, "content": text})
 
 

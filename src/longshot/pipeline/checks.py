@@ -24,6 +24,7 @@ import shlex
 import tomllib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from longshot.capture import cap_text
 from longshot.errors import SandboxError, SetupFailed, backoff_delay, policy_for
@@ -89,6 +90,20 @@ def configured_plan(commands: list[str]) -> CheckPlan:
 
 Reader = Callable[[str], Awaitable[str | None]]
 """Reads a file of the target branch by path; None when it does not exist."""
+
+
+class Pinning(Protocol):
+    """How the gate pins a check command's machinery (`pipeline/pin.py`): shell text to run
+    before it and around it, and how to read back what its test runners reported."""
+
+    def setup_command(self) -> str: ...
+
+    @property
+    def env(self) -> str: ...
+
+    def collect_command(self) -> str: ...
+
+    def read(self, result: CheckResult, collected: str) -> CheckResult: ...
 
 
 async def detect_plan(files: list[str], read: Reader) -> CheckPlan:
@@ -218,7 +233,7 @@ class CheckSource:
 
 async def run_commands(
     provider: SandboxProvider, hub: Hub, commit: str, plan: CheckPlan, *, timeout: float, branch: str,
-    label: str, commands: list[str] | None = None, emit: Emit | None = None,
+    label: str, commands: list[str] | None = None, emit: Emit | None = None, pin: Pinning | None = None,
 ) -> dict[str, CheckResult]:
     """Run the plan's commands (or ``commands``) on ``commit`` in one fresh sandbox.
 
@@ -231,7 +246,7 @@ async def run_commands(
     while True:
         try:
             return await _run_once(provider, hub, commit, plan, timeout=timeout, branch=branch, label=label,
-                                   commands=commands)
+                                   commands=commands, pin=pin)
         except SandboxError as e:
             policy = policy_for(e)
             if not policy.retry or attempt >= policy.max_attempts:
@@ -258,15 +273,21 @@ def check_result(command: str, kind: CheckKind, r: ExecResult) -> CheckResult:
 
 async def _run_once(
     provider: SandboxProvider, hub: Hub, commit: str, plan: CheckPlan, *, timeout: float, branch: str,
-    label: str, commands: list[str] | None,
+    label: str, commands: list[str] | None, pin: Pinning | None,
 ) -> dict[str, CheckResult]:
     results: dict[str, CheckResult] = {}
     spec = SandboxSpec(task_id=label, branch=branch, base_commit=commit, hub=hub.path, setup=plan.setup_script)
     try:
         async with provider.open(spec) as sandbox:
             for command in plan.commands if commands is None else commands:
-                r = await sandbox.exec(PRELUDE + command, timeout)
-                results[command] = check_result(command, plan.kind_of(command), r)
+                if pin is None:
+                    r = await sandbox.exec(PRELUDE + command, timeout)
+                    results[command] = check_result(command, plan.kind_of(command), r)
+                    continue
+                await sandbox.exec(pin.setup_command(), timeout)
+                r = await sandbox.exec(PRELUDE + pin.env + command, timeout)
+                results[command] = pin.read(check_result(command, plan.kind_of(command), r),
+                                            (await sandbox.exec(pin.collect_command(), timeout)).stdout)
     except SetupFailed as e:
         return {SETUP_CHECK: CheckResult(command=SETUP_CHECK, kind="build", exit_code=1,
                                          output_tail=cap_text(f"{e.command}\n{e.output}", 6000))}

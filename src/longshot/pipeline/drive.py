@@ -36,6 +36,10 @@ from longshot.types import Handoff, MergeResult, Task, TaskStatus
 REPLAN_AFTER_HANDOFFS = 3
 
 
+Verify = Callable[[SweepOutcome, list[Task], dict[str, Handoff]], Awaitable[list[Task]]]
+"""The finalization check of the features: (the sweep, every task, the handoffs) -> verification tasks."""
+
+
 @dataclass(frozen=True)
 class DriveOptions:
     max_workers: int
@@ -50,7 +54,7 @@ class Driver:
     def __init__(self, options: DriveOptions, scheduler: Scheduler, ledger: Ledger, planner: Planner,
                  merge_queue: MergeQueue, runner: TaskRunner, budget: RunBudget, state: StateStore,
                  new_subplanner: Callable[[Task], Subplanner], emit: Emit, crash: CrashPoints,
-                 verify: Callable[[SweepOutcome], Awaitable[list[Task]]] | None = None) -> None:
+                 verify: Verify | None = None) -> None:
         self.o = options
         self.scheduler = scheduler
         self.ledger = ledger
@@ -265,7 +269,7 @@ class Driver:
         if outcome.fixes:
             self.add_fixes(outcome.fixes)
         elif self.verify is not None and not self.budget.exhausted:
-            self.add(await self.verify(outcome))
+            self.add(await self.verify(outcome, list(self.scheduler.tasks.values()), self.ledger.handoffs))
             self.state.mark("verification tasks")
         return self.scheduler.open_work()
 

@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable
 
 from longshot.capture import cap_text
 from longshot.git import Git
+from longshot.sandboxes.base import READ_LIMIT
 from longshot.pipeline.parse import safe_scope_path
 from longshot.tools.toolbox import (
     FindArgs, GrepArgs, LsArgs, ReadArgs, ToolArgs, ToolCallError, ToolOutcome, glob_regex, parse_call, tool_schemas,
@@ -91,6 +92,10 @@ class Explorer:
         return safe
 
     async def _read(self, a: ReadArgs, tip: str) -> str:
+        code, size, _ = await self.git.run_full("cat-file", "-s", f"{tip}:{self._path(a.path)}")
+        if code == 0 and size.strip().isdigit() and int(size) > READ_LIMIT:  # never load a huge blob
+            raise ToolCallError(f"{a.path} is {int(size)} bytes, more than {READ_LIMIT} the read tool loads; "
+                                "use grep, or git with e.g. 'log -p -n 1 -- <path>'")
         code, out, err = await self.git.run_full("show", f"{tip}:{self._path(a.path)}")
         if code != 0:
             raise ToolCallError(f"cannot read {a.path}: {err.strip()[-300:]}")

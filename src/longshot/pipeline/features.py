@@ -32,7 +32,7 @@ from longshot.types import CheckResult, FeatureLine, FeatureStatusName, Handoff,
 
 Status = FeatureStatusName
 STATUSES: tuple[Status, ...] = ("verified", "claimed", "failing", "missing")
-NOT_ASKED = {"deferred", "skip", "skipped", "out-of-scope", "out of scope", "wontfix", "later", "optional"}
+NOT_ASKED = {"deferred"}
 """FEATURES.json statuses of features the run is not asked to build (shown, not required)."""
 
 

@@ -161,7 +161,7 @@ class ConflictWatch:
             try:
                 await self.check(pairs=pairs)
             except LongshotError as e:  # a prediction is advice: the run goes on without it
-                self.emit(RunWarning(code="conflict.unpredicted", message=f"conflict prediction skipped: {e}"[:500]))
+                self.emit(RunWarning(code="conflicts.unchecked", message=f"conflict prediction skipped: {e}"[:500]))
 
     async def check(self, *, pairs: bool = False) -> None:
         """One pass: every running worker against the tip, and (``pairs``) against each other.
@@ -189,7 +189,8 @@ class ConflictWatch:
                     await self._against_tip(live, tip)
             except (LongshotError, OSError) as e:
                 if live.task.id in self.live:  # else it ended meanwhile (its sandbox is gone): nothing to predict
-                    self.emit(RunWarning(code="conflict.unpredicted", task_id=live.task.id, message=f"could not check for conflicts: {e}"[:500]))
+                    self.emit(RunWarning(code="conflicts.unchecked", task_id=live.task.id,
+                                         message=f"could not check for conflicts: {e}"[:500]))
         if pairs:
             await self._pairs(looked)
 

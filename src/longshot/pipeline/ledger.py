@@ -140,6 +140,7 @@ class Ledger:
             id=f"{task.id}-conflict-fix", kind="conflict-fix", priority=1, scope=result.conflicts,
             branch=self.free_branch(f"{self.prefix}{task.id}-conflict-fix"), source_commit=source, continue_from=task.id,
             parent=task.parent, depth=task.depth, atomic=True, feature=task.feature,
+            allow_protected=task.allow_protected, allow_removed_tests=task.allow_removed_tests,  # the same change
             description=(f"Resolve the merge conflict markers (<<<<<<< ======= >>>>>>>) in {', '.join(result.conflicts)}. "
                          f"They come from landing task {task.id} on top of newer work on the target branch. Keep "
                          f"the intent of both sides, and make the project's tests pass. Task {task.id} was: "

@@ -21,16 +21,18 @@ import itertools
 import sys
 import time
 from dataclasses import dataclass, field
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from longshot.crash import CrashPoints
 from longshot.errors import GitError, LongshotError, PushRejected, policy_for
-from longshot.events import Emit, MergeBatch, MergeFailed, MergeHealth, MergeLanded
+from longshot.events import Emit, MergeBatch, MergeFailed, MergeHealth, MergeLanded, NewSkippedTests
 from longshot.git import Git
 from longshot.hub import Hub
 from longshot.pipeline.gate import Gate, Verdict
 from longshot.pipeline.hotfiles import UnionFiles
-from longshot.pipeline.protect import lost_tests, protected_changes, protected_many
+from longshot.ownfiles import own_changes
+from longshot.pipeline.protect import Protection, lost_tests, protected_changes, protected_many
+from longshot.pipeline.outcomes import REFUSAL
 from longshot.pipeline.threeway import merge_commits
 from longshot.types import MergeResult, Task
 
@@ -86,8 +88,10 @@ class MergeQueue:
 
     def __init__(self, hub: Hub, strategy: str, emit: Emit, on_result: OnResult, *, gate: Gate | None = None,
                  prefix: str = "worker/", max_batch: int = 8, crash: CrashPoints | None = None,
-                 union: UnionFiles | None = None) -> None:
+                 own_paths: Sequence[str] = (), union: UnionFiles | None = None) -> None:
         self.hub = hub
+        self.own_paths = tuple(own_paths)
+        """Besides `longshot.ownfiles.OWN_FILE`: files the settings make Longshot read; never landed."""
         self.union = union or UnionFiles()
         """Line-set files: a conflict confined to them is merged as a union (UNION_MERGE_FILES)."""
         self.crash = crash or CrashPoints()
@@ -104,6 +108,7 @@ class MergeQueue:
         self._queue: asyncio.PriorityQueue[tuple[float, int, Task | None, str]] = asyncio.PriorityQueue()
         self._seq = itertools.count()
         self._queued: set[str] = set()
+        self._skips_reported: set[str] = set()
 
     @property
     def depth(self) -> int:
@@ -189,7 +194,9 @@ class MergeQueue:
                 await self._one(stack[0][0], stack[0][1])
                 return
             ids = [t.id for t, _, _ in stack]
-            verdict = await self.gate.check("+".join(ids)[:80], stack[-1][2], tip) if self.gate else Verdict(ok=True)
+            allowances = [a for t, _, _ in stack for a in t.allow_removed_tests]
+            verdict = (await self.gate.check("+".join(ids)[:80], stack[-1][2], tip, allowances=allowances,
+                                             landings=len(stack)) if self.gate else Verdict(ok=True))
             self.emit(MergeBatch(size=len(stack), ok=verdict.ok, depth=depth, tasks=ids))
             self.stats.batches.append((len(stack), depth))
             if verdict.ok:
@@ -236,14 +243,20 @@ class MergeQueue:
             stack.append((task, commit, candidate))
             base = candidate
         bases = [tip] + [candidate for _, _, candidate in stack]
-        refused = await protected_many(self.hub.git, [(bases[i], candidate) for i, (task, _, candidate)
-                                                      in enumerate(stack) if not task.allow_protected])
+        refused: set[str] = set()
+        for i, (task, _, candidate) in enumerate(stack):  # Longshot's own files: whatever the task allows
+            if own := await own_changes(self.hub.git, bases[i], candidate, self.own_paths):
+                refused.add(candidate)
+                self._done(task, self._own(task, own))
+        found = await protected_many(self.hub.git, [(bases[i], candidate, task.allow_removed_tests, task.allow_protected)
+                                                    for i, (task, _, candidate) in enumerate(stack)
+                                                    if candidate not in refused])
+        refused |= {c for c, p in found.items() if p}
+        for task, _, candidate in stack:
+            if candidate in found and (refusal := self._protected(task, found[candidate])):
+                self._done(task, refusal)
         if not refused:
             return stack
-        for task, _, candidate in stack:
-            if candidate in refused:
-                reason = "touches protected paths without the task allowing it: " + ", ".join(refused[candidate])
-                self._done(task, self._failed(task, reason, protected=refused[candidate]))
         # What was stacked on a refused change holds it too: stack the rest again without it.
         return await self._build_stack([(t, c) for t, c, candidate in stack if candidate not in refused], tip,
                                        deferred)
@@ -274,17 +287,18 @@ class MergeQueue:
                 return await self._conflict(task, commit, tip, c)
             except AlreadyLanded:
                 return self._superseded(task)
-            if not task.allow_protected:
-                protected = await protected_changes(self.hub.git, tip, new)
-                if protected:
-                    reason = "touches protected paths without the task allowing it: " + ", ".join(protected)
-                    return self._failed(task, reason, protected=protected)
+            if own := await own_changes(self.hub.git, tip, new, self.own_paths):
+                return self._own(task, own)
+            protection = await protected_changes(self.hub.git, tip, new, task.allow_removed_tests,
+                                                 allow_config=task.allow_protected)
+            if refusal := self._protected(task, protection):
+                return refusal
             if task.kind == "conflict-fix" and task.source_commit:
                 lost = await lost_tests(self.hub.git, task.source_commit, tip, new)
                 if lost:
                     return self._failed(task, "the conflict resolution drops tests one side added: " + ", ".join(lost))
             if self.gate is not None:
-                verdict = await self.gate.check(task.id, new, tip)
+                verdict = await self.gate.check(task.id, new, tip, allowances=task.allow_removed_tests)
                 if not verdict.ok:
                     return self._failed(task, verdict.reason)
             self.crash.reached("merge.checked")
@@ -301,6 +315,21 @@ class MergeQueue:
             return MergeResult(task_id=task.id, landed=True, commit=new)
         return self._failed(task, f"{self.hub.branch} kept moving on the remote; gave up after "
                                   f"{policy.max_attempts} attempts")
+
+    def _protected(self, task: Task, protection: Protection) -> MergeResult | None:
+        """Report new tests that carry skips; refuse a change that weakens protected ground."""
+        if protection.new_skips and task.id not in self._skips_reported:
+            self._skips_reported.add(task.id)
+            self.emit(NewSkippedTests(task_id=task.id, tests=protection.new_skips[:50]))
+        if not protection:
+            return None
+        return self._failed(task, protection.reason(), protected=protection.refused)
+
+    def _own(self, task: Task, own: list[str]) -> MergeResult:
+        """Refuse a change to Longshot's own configuration (`longshot.ownfiles`): no allowance opens it."""
+        return self._failed(task, f"{REFUSAL}Longshot's own configuration is never changed by a run): "
+                                  f"{', '.join(own)}. No allowance opens it: change the task so that it leaves "
+                                  "these files alone", protected=own)
 
     def _failed(self, task: Task, reason: str, *, conflicts: list[str] | None = None,
                 protected: list[str] | None = None) -> MergeResult:

@@ -10,16 +10,20 @@ and explains every rejection.
 from __future__ import annotations
 
 import json
+import os
 import posixpath
 import re
-from collections.abc import Collection
+import subprocess
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 
 from pydantic import BaseModel, Field, ValidationError
 
+from longshot.caps import PLAN_TASKS, SCRATCHPAD, cut
 from longshot.errors import PlanParseError
 from longshot.git import legal_branch_name
-from longshot.types import RawTask, Task
+from longshot.pipeline.outcomes import REFUSAL
+from longshot.types import RawTask, Task, TaskStatus
 
 _FENCE = re.compile(r"```(?:json|JSON)?\s*\n(.*?)```", re.DOTALL)
 
@@ -79,7 +83,7 @@ def parse_plan(text: str | None) -> PlanAnswer:
         raise PlanParseError('the object has no "tasks" list; use "tasks": [] when nothing is left to do')
     raws: list[RawTask] = []
     problems: list[str] = []
-    for i, item in enumerate(tasks):
+    for i, item in enumerate(tasks[:PLAN_TASKS]):
         try:
             raws.append(RawTask.model_validate(item))
         except ValidationError as e:
@@ -88,7 +92,28 @@ def parse_plan(text: str | None) -> PlanAnswer:
     if problems and not raws:
         raise PlanParseError("no usable task: " + "; ".join(problems[:5]))
     scratchpad = value.get("scratchpad", "")
-    return PlanAnswer(scratchpad=scratchpad if isinstance(scratchpad, str) else json.dumps(scratchpad), tasks=raws)
+    scratchpad = scratchpad if isinstance(scratchpad, str) else json.dumps(scratchpad)
+    return PlanAnswer(scratchpad=cut(scratchpad, SCRATCHPAD), tasks=raws)
+
+
+_SAFE_BRANCH = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)*")
+
+
+def safe_branch_name(name: str) -> bool:
+    """Whether a model-given branch name is safe to use anywhere (a shell, a ref, a file name).
+
+    Only letters, digits and ``. _ - /``, each component starting with a letter or digit, at
+    most 200 characters; then the rules of git itself (``git check-ref-format --branch``).
+    ``$(...)``, ``;``, ``|``, ``&``, ``>``, quotes, spaces, ``..`` and a leading ``-`` all fail.
+    """
+    if len(name) > 200 or not _SAFE_BRANCH.fullmatch(name) or not legal_branch_name(name):
+        return False
+    try:
+        done = subprocess.run(["git", "check-ref-format", "--branch", name], capture_output=True, timeout=10,
+                              env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "GIT_CONFIG_NOSYSTEM": "1"})
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return done.returncode == 0
 
 
 def slugify(text: str, limit: int = 40) -> str:
@@ -137,6 +162,16 @@ class TaskValidator:
     counter: int = 0
     features: set[str] = field(default_factory=set)
     """Ids of the run's FEATURES.json features: a task naming another feature is rejected."""
+    tasks: Mapping[str, Task] = field(default_factory=dict)
+    """The run's tasks so far (read only): a task the gate refused for weakening the checks may
+    not be planned again unchanged (see `refused_twin`)."""
+    notices: list[str] = field(default_factory=list)
+    """What was changed in accepted tasks (a replaced branch name), to tell the model; see `take_notices`."""
+
+    def take_notices(self) -> list[str]:
+        """The notices since the last call, which are forgotten."""
+        taken, self.notices = self.notices, []
+        return taken
 
     def snapshot(self) -> NameState:
         return NameState(known_ids=sorted(self.known_ids), known_branches=sorted(self.known_branches),
@@ -178,7 +213,13 @@ class TaskValidator:
                 rejected.append(Rejection(raw.id, raw.description[:200], reason))
                 continue
             task_id = raw.id or self.next_id(batch_ids)
-            branch = raw.branch or f"{self.prefix}{task_id}-{slugify(raw.description)}"
+            branch = f"{self.prefix}{task_id}-{slugify(raw.description)}"
+            if raw.branch is not None and not safe_branch_name(raw.branch):
+                self.notices.append(f"task {task_id}: branch {raw.branch[:200]!r} was replaced by {branch!r} (a branch "
+                                    "name may hold only letters, digits and . _ - /, no '..', and no component "
+                                    "starting with '-' or '.')")
+            elif raw.branch is not None:
+                branch = raw.branch
             scope = [p for p in (safe_scope_path(s) for s in raw.scope) if p]
             if not legal_branch_name(branch):
                 rejected.append(Rejection(raw.id, raw.description[:200], f"branch {branch!r} is not a legal name"))
@@ -193,6 +234,7 @@ class TaskValidator:
                                  acceptance=raw.acceptance, branch=branch, continue_from=raw.continue_from,
                                  allow_protected=raw.allow_protected, feature=raw.feature, exclusive=raw.exclusive,
                                  replaces=raw.replaces, union_merge=[p for p in map(safe_scope_path, raw.union_merge) if p],
+                                 allow_removed_tests=[str(t)[:300] for t in raw.allow_removed_tests[:200]],
                                  priority=raw.priority, depends_on=list(dict.fromkeys(raw.depends_on))))
         return self._drop_unsatisfiable(accepted, rejected)
 
@@ -236,11 +278,9 @@ class TaskValidator:
         for path in raw.scope:
             if safe_scope_path(path) is None:
                 return f"scope path {path!r} is outside the repository"
-        if raw.branch is not None:
-            if not raw.branch.startswith(self.prefix) or not legal_branch_name(raw.branch):
-                return f"branch {raw.branch!r} must be a legal branch name under {self.prefix!r}"
-            if raw.branch.removeprefix(self.prefix) in ("", self.main_branch):
-                return f"branch {raw.branch!r} is not a task branch"
+        if raw.branch is not None and (not raw.branch.startswith(self.prefix)
+                                       or raw.branch.removeprefix(self.prefix) in ("", self.main_branch)):
+            return f"branch {raw.branch[:200]!r} is not a task branch: task branches are names under {self.prefix!r}"
         if raw.feature is not None and self.features and raw.feature not in self.features:
             return (f"feature {raw.feature[:64]!r} is not in FEATURES.json; name one of "
                     f"{', '.join(sorted(self.features)[:30])}, or leave \"feature\" out")
@@ -253,4 +293,25 @@ class TaskValidator:
                 return "a task cannot depend on itself"
             if dep not in self.known_ids and dep not in batch_ids:
                 return f"depends_on names an unknown task {dep!r}"
+        return self.refused_twin(raw)
+
+    def refused_twin(self, raw: RawTask) -> str:
+        """Why ``raw`` repeats a task the gate refused for weakening the checks, unchanged and
+        without the allowance the refusal named ("" when it does not)."""
+        for task in self.tasks.values():
+            if (task.status == TaskStatus.FAILED and REFUSAL in task.reason and _same_work(raw, task)
+                    and raw.allow_protected <= task.allow_protected
+                    and set(raw.allow_removed_tests) <= set(task.allow_removed_tests)):
+                return (f"it repeats task {task.id} unchanged, which was {task.reason[:800]}. Plan it again only "
+                        f"with the allowance named there, or change what the task does")
         return ""
+
+
+def _same_work(raw: RawTask, task: Task) -> bool:
+    """The same description (up to spacing and case) on the same scope."""
+    scope = {p for p in (safe_scope_path(s) for s in raw.scope) if p}
+    return _words(raw.description) == _words(task.description) and scope == set(task.scope)
+
+
+def _words(text: str) -> str:
+    return " ".join(text.split()).casefold()

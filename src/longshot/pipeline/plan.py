@@ -15,7 +15,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from longshot.events import Emit, PlannerAnswered, PlannerRequested, TaskRejected
+from longshot.events import Emit, PlannerAnswered, PlannerRequested, RunWarning, TaskRejected
 from longshot.hub import Hub
 from longshot.pipeline.converse import Conversation
 from longshot.pipeline.parse import TaskValidator
@@ -142,6 +142,9 @@ class Planner:
         for r in rejected:
             self.emit(TaskRejected(task_id=r.task_id, reason=r.reason, description=r.description))
             self.notes.append(f"task {r.task_id or '(no id)'} was rejected: {r.reason}")
+        for notice in self.validator.take_notices():
+            self.emit(RunWarning(code="branch.replaced", message=notice[:300]))
+            self.notes.append(notice)
         self.emit(PlannerAnswered(iteration=self.iteration, tasks=len(tasks), scratchpad=answer.scratchpad[:2000]))
         return PlanOutcome(tasks=tasks, proposed=len(answer.tasks))
 

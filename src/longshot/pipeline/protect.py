@@ -1,16 +1,28 @@
-"""Protected paths: what a task may not change without the planner's explicit allowance.
+"""Protected paths: a change may not weaken the checks without the planner's explicit allowance.
 
-A change that deletes tests, adds skip markers, or edits CI configuration, the checks'
-configuration or Longshot's own files could make the gate pass by weakening it. Such a
-change is refused with the list of offending paths, unless its task says
-``"allow_protected": true``.
+What is judged is weakening, not presence:
+
+- **tests that exist on the base** may not be deleted (a test file with tests, or single test
+  functions), skipped (a skip, skipif, xfail, importorskip, ``@unittest.skip``,
+  ``self.skipTest``, ``it.skip``/``xit``/``.todo``, an added ``.only`` that narrows a file,
+  ``t.Skip``, ``#[ignore]``) or put under a module-wide skip; allowed per test (or file, or
+  pattern) by the task's ``"allow_removed_tests": [...]``;
+- **new tests** may carry (conditional) skips: they are reported, not refused;
+- **CI configuration, the checks' configuration and Longshot's own files** may not be
+  changed at all unless the task says ``"allow_protected": true``.
+
+Each refusal names the paths, the rule and how the planner allows it (`Protection.reason`).
+The gate itself then compares which tests ran and how they ended (`outcomes.py`), which also
+catches what no file rule sees (a collection hook, a configuration that deselects).
 """
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass, field
 
 from longshot.git import Git
+from longshot.pipeline.outcomes import ALLOW_TESTS, REFUSAL, allowed
 
 TEST_FILE = re.compile(r"(^|/)(tests?|__tests__|spec)/|(^|/)test_[^/]*\.py$|_test\.(py|go)$|\.(test|spec)\.[jt]sx?$")
 CONFIG = re.compile(
@@ -18,26 +30,54 @@ CONFIG = re.compile(
     r"|\.gitlab-ci\.yml|Jenkinsfile|\.travis\.yml|azure-pipelines\.yml)$"
     r"|^(\.github|\.ci|\.circleci|\.longshot)/"
 )
-SKIP = re.compile(r"^\+.*(@pytest\.mark\.(skip|xfail)|pytest\.skip\(|@unittest\.skip|\b(it|describe|test)\.skip\("
-                  r"|\bxit\(|\bxdescribe\(|t\.Skip\(|#\[ignore\])")
+PY_SKIP = re.compile(r"\bpytest\.mark\.(?:skip|skipif|xfail)\b|\bpytest\.(?:skip|xfail|importorskip)\(|\bskipTest\("
+                     r"|@(?:unittest\.)?(?:skip|skipIf|skipUnless|expectedFailure)\b|raise\s+(?:unittest\.)?SkipTest\b")
+_PY_DEF = re.compile(r"^(\s*)(?:async\s+)?def\s+(\w+)\s*\(")
+_PY_CLASS = re.compile(r"^(\s*)class\s+(\w+)")
+_JS_TEST = re.compile(r"\b(x?)(it|test|describe)(\.skip|\.todo|\.only)?\s*\(\s*(['\"`])(.+?)\4")
+_OTHER_SKIP = re.compile(r"\bt\.Skip(?:Now|f)?\(|#\[ignore\]")
+RULE_TESTS = "weakens tests that exist on the base"
+RULE_CONFIG = "changes CI or check configuration"
+ALLOW_CONFIG = '"allow_protected": true'
 
 
-async def protected_changes(git: Git, base: str, candidate: str) -> list[str]:
-    """Paths of ``base..candidate`` that touch protected ground, each with the rule it breaks."""
-    # One process: the raw lines (":<modes> <blobs> <status>\t<path>") come before the patch.
-    out = await git.run("diff", "--raw", "--patch", "--unified=0", "--no-color", "--no-renames", base, candidate)
-    return _scan(out.splitlines())
+@dataclass
+class Protection:
+    """What one change does to protected ground."""
+
+    refused: list[str] = field(default_factory=list)
+    """``path (what it does)`` for each refused path."""
+    rules: list[str] = field(default_factory=list)
+    tests: list[str] = field(default_factory=list)
+    """Tests of the base the change deletes or skips (not allowed by the task)."""
+    new_skips: list[str] = field(default_factory=list)
+    """New tests that carry a skip: allowed, reported."""
+
+    def __bool__(self) -> bool:
+        return bool(self.refused)
+
+    def reason(self) -> str:
+        """The refusal as a structured fact for the planner: paths, rule, how to allow it."""
+        how = " and ".join(a for r, a in ((RULE_TESTS, ALLOW_TESTS), (RULE_CONFIG, ALLOW_CONFIG)) if r in self.rules)
+        return (f"{REFUSAL}{'; '.join(self.rules)}): {', '.join(self.refused)}. To land it anyway, plan the "
+                f"task again with {how}; otherwise change the task so that it keeps them")
 
 
-async def protected_many(git: Git, pairs: list[tuple[str, str]]) -> dict[str, list[str]]:
-    """`protected_changes` of many ``(base, candidate)`` pairs in one process; candidates that
-    touch protected ground map to what they touch. Each candidate appears once."""
+async def protected_changes(git: Git, base: str, candidate: str, allowances: list[str] | None = None, *,
+                            allow_config: bool = False) -> Protection:
+    """What ``base..candidate`` does to protected ground."""
+    raw = await git.run("diff", "--raw", "--no-abbrev", "--no-renames", base, candidate)
+    return await _judge(git, raw.splitlines(), allowances or [], allow_config)
+
+
+async def protected_many(git: Git, pairs: list[tuple[str, str, list[str], bool]]) -> dict[str, Protection]:
+    """`protected_changes` of many ``(base, candidate, allowances, allow_config)`` in one diff
+    process; candidates that touch protected ground (or add skipped tests) map to what they do."""
     if not pairs:
         return {}
-    stdin = "".join(f"{candidate} {base}\n" for base, candidate in pairs).encode()
-    out = await git.run("diff-tree", "--stdin", "-r", "--raw", "--patch", "--unified=0", "--no-color", "--no-renames",
-                        stdin=stdin)
-    wanted = {candidate for _, candidate in pairs}
+    stdin = "".join(f"{candidate} {base}\n" for base, candidate, _, _ in pairs).encode()
+    out = await git.run("diff-tree", "--stdin", "-r", "--raw", "--no-abbrev", "--no-renames", stdin=stdin)
+    wanted = {candidate: (a, c) for _, candidate, a, c in pairs}
     sections: dict[str, list[str]] = {}
     lines: list[str] = []
     for line in out.splitlines():
@@ -45,27 +85,117 @@ async def protected_many(git: Git, pairs: list[tuple[str, str]]) -> dict[str, li
             lines = sections.setdefault(line, [])
         else:
             lines.append(line)
-    return {candidate: found for candidate, body in sections.items() if (found := _scan(body))}
+    found = {c: await _judge(git, body, *wanted[c]) for c, body in sections.items()}
+    return {c: p for c, p in found.items() if p or p.new_skips}
 
 
-def _scan(lines: list[str]) -> list[str]:
-    """What one diff (raw lines, then the patch with no context) touches of protected ground."""
-    found: list[str] = []
-    first_patch = next((i for i, line in enumerate(lines) if line.startswith("diff --git ")), len(lines))
-    for line in lines[:first_patch]:
+async def _judge(git: Git, raw: list[str], allowances: list[str], allow_config: bool) -> Protection:
+    out = Protection()
+    weakened: list[tuple[str, str]] = []  # (path, what)
+    for line in raw:
         meta, _, path = line.partition("\t")
-        kind = meta.split()[-1][:1] if meta.startswith(":") else ""
-        if kind == "D" and TEST_FILE.search(path):
-            found.append(f"{path} (deletes a test file)")
-        elif kind and CONFIG.search(path):
-            found.append(f"{path} (CI or check configuration)")
-    current = ""
-    for line in lines[first_patch:]:
-        if line.startswith("+++ b/"):
-            current = line[6:]
-        elif SKIP.search(line) and f"{current} (adds a skip marker)" not in found:
-            found.append(f"{current} (adds a skip marker)")
-    return found
+        if not meta.startswith(":"):
+            continue
+        fields = meta.split()
+        old, new, kind = fields[2], fields[3], fields[4][:1]
+        if CONFIG.search(path) and not allow_config:
+            out.refused.append(f"{path} (CI or check configuration)")
+            out.rules.append(RULE_CONFIG)
+        if not TEST_FILE.search(path):
+            continue
+        before = await _blob(git, old) if kind != "A" else ""
+        after = await _blob(git, new) if kind != "D" else ""
+        removed, skipped, fresh = compare_tests(path, before, after)
+        out.new_skips += fresh
+        removed = [t for t in removed if not allowed(t, allowances)]
+        skipped = [t for t in skipped if not allowed(t, allowances)]
+        if removed:
+            weakened.append((path, ("deletes a test file" if kind == "D" else "removes tests that exist on the base: "
+                                    + ", ".join(t.split("::", 1)[-1] for t in removed[:8]))))
+        if skipped:
+            weakened.append((path, "skips tests that exist on the base: "
+                             + ", ".join(t.split("::", 1)[-1] for t in skipped[:8])))
+        out.tests += removed + skipped
+    if weakened:
+        out.refused += [f"{path} ({what})" for path, what in weakened]
+        out.rules.append(RULE_TESTS)
+    out.rules = list(dict.fromkeys(out.rules))
+    return out
+
+
+async def _blob(git: Git, sha: str) -> str:
+    if set(sha) <= {"0"}:
+        return ""
+    data = await git.run("cat-file", "blob", sha)
+    return data
+
+
+def compare_tests(path: str, before: str, after: str) -> tuple[list[str], list[str], list[str]]:
+    """(tests of ``before`` missing from ``after``, tests of ``before`` skipped more in ``after``,
+    new tests of ``after`` that carry a skip), as ``path::name`` ids."""
+    read = _python_tests if path.endswith(".py") else _js_tests if re.search(r"\.[cm]?[jt]sx?$", path) else _other_tests
+    (old, old_all), (new, new_all) = read(before), read(after)
+    removed = [f"{path}::{t}" for t in old if t not in new]
+    skipped = [f"{path}::{t}" for t in old if t in new and new[t] + new_all > old[t] + old_all]
+    fresh = [f"{path}::{t}" for t in new if t not in old and new[t] + new_all > 0]
+    return removed, skipped, fresh
+
+
+def _python_tests(text: str) -> tuple[dict[str, int], int]:
+    """Each test (``Class::test_x`` or ``test_x``) with the skips that apply to it alone, and the
+    skips that apply to the whole module."""
+    tests: dict[str, int] = {}
+    module = pending = 0
+    classes: list[list[object]] = []  # [indent, name, skips]
+    current: tuple[str, int] | None = None
+    for line in text.splitlines():
+        stripped = line.strip()
+        if not stripped or stripped.startswith("#"):
+            continue
+        indent = len(line) - len(line.lstrip())
+        if current is not None and indent <= current[1] and not stripped.startswith((")", "]", "}")):
+            current = None
+        while classes and indent <= int(str(classes[-1][0])) and not stripped.startswith((")", "]", "}", "@")):
+            classes.pop()
+        found = len(PY_SKIP.findall(line))
+        if stripped.startswith("@"):
+            pending += found
+            continue
+        if m := _PY_CLASS.match(line):
+            classes.append([len(m.group(1)), m.group(2), pending])
+            pending = 0
+            continue
+        if m := _PY_DEF.match(line):
+            name = m.group(2)
+            if name.startswith("test"):
+                key = "::".join([*(str(c[1]) for c in classes), name])
+                tests[key] = pending + sum(int(str(c[2])) for c in classes)
+                current = (key, len(m.group(1)))
+            else:
+                current = None
+            pending = 0
+            continue
+        if current is not None:
+            tests[current[0]] += found
+        elif classes and found:
+            classes[-1][2] = int(str(classes[-1][2])) + found
+            for key in tests:
+                if key.startswith(f"{classes[-1][1]}::"):
+                    tests[key] += found
+        else:
+            module += found
+    return tests, module
+
+
+def _js_tests(text: str) -> tuple[dict[str, int], int]:
+    tests: dict[str, int] = {}
+    for x, _, modifier, _, name in _JS_TEST.findall(text):
+        tests[name] = tests.get(name, 0) + int(bool(x) or modifier in (".skip", ".todo"))
+    return tests, text.count(".only(")
+
+
+def _other_tests(text: str) -> tuple[dict[str, int], int]:
+    return ({"(tests of this file)": 0} if text else {}), len(_OTHER_SKIP.findall(text))
 
 
 TEST_NAME = re.compile(r"^\s*(?:async\s+)?def\s+(test_\w+)|^\s*(?:it|test)\(\s*['\"]([^'\"]+)", re.MULTILINE)

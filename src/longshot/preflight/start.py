@@ -21,7 +21,7 @@ async def check_before_run(options: PreflightOptions, emit: Emit) -> None:
     emit(PreflightChecked(checks=[{"area": c.area, "status": c.status, "detail": c.detail, "setting": c.setting,
                                    "fix": c.fix} for c in findings.checks], tokens=findings.tokens))
     for c in findings.warnings:
-        emit(RunWarning(code="preflight.warning", message=c.line()))
+        emit(RunWarning(code="preflight", message=c.line()))
     error = findings.error()
     if error is not None:
         raise error

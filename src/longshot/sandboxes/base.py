@@ -24,6 +24,9 @@ from typing import Protocol, runtime_checkable
 
 from pydantic import BaseModel, Field
 
+READ_LIMIT = 8 * 2**20
+"""The most bytes one `Sandbox.read_file` returns unless the caller asks for fewer."""
+
 OnOutput = Callable[[int], None]
 """Called with the byte count of the output so far, each time a running command prints."""
 
@@ -64,16 +67,19 @@ class Sandbox(Protocol):
         """
         ...
 
-    async def read_file(self, path: str) -> bytes:
-        """Read a file; raise FileNotFoundError, IsADirectoryError or PathOutsideSandbox."""
+    async def read_file(self, path: str, limit: int = READ_LIMIT) -> bytes:
+        """At most ``limit`` bytes from the start of a regular file, never loading more; raise
+        FileNotFoundError, IsADirectoryError, PathOutsideSandbox, or FileRefused for anything but
+        a regular file (a FIFO, device or socket is never opened in a way that waits)."""
         ...
 
     async def write_file(self, path: str, data: bytes) -> None:
-        """Create or overwrite a file, making parent directories."""
+        """Create or overwrite a regular file, making parent directories (FileRefused otherwise)."""
         ...
 
     async def list_dir(self, path: str) -> list[str]:
-        """Entries of a directory, directories marked with a trailing ``/``."""
+        """Entries of a directory, directories marked with a trailing ``/``; non-UTF-8 bytes of a
+        name come as surrogate escapes (``os.fsdecode``); a long listing ends with a count line."""
         ...
 
     async def snapshot(self, message: str) -> str | None:

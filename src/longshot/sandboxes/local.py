@@ -34,10 +34,11 @@ from pathlib import Path
 from longshot.capture import CappedReader
 from longshot.errors import PathOutsideSandbox, SandboxError, SetupFailed
 from longshot.git import Git
-from longshot.sandboxes.base import ExecResult, Leftover, OnOutput, Peek, Profile, Sandbox, SandboxSpec
+from longshot.sandboxes.base import READ_LIMIT, ExecResult, Leftover, OnOutput, Peek, Profile, Sandbox, SandboxSpec
 from longshot.sandboxes.bwrap import RUN_DIR, SANDBOX_HOME, WORKSPACE, bwrap_argv, give_to_sandbox, toolchain_paths
 from longshot.sandboxes.gitdir import EXCLUDES as EXCLUDES, shared_git_dir
 from longshot.sandboxes.egress import DEFAULT_HOSTS, LAUNCH, PORT, EgressProxy
+from longshot.sandboxes.files import list_names, read_regular, write_regular
 from longshot.sandboxes.leftovers import recover_leftovers
 from longshot.sandboxes.limits import Cgroup, DiskGuard, Limits, describe, launcher, sweep_stale, watch_disk
 from longshot.sandboxes.orphans import owner_dead, write_owner
@@ -322,23 +323,14 @@ class LocalSandbox:
             raise PathOutsideSandbox(f"path escapes the repository root: {path}")
         return Path(real)
 
-    async def read_file(self, path: str) -> bytes:
-        return await asyncio.to_thread(self.resolve(path).read_bytes)
+    async def read_file(self, path: str, limit: int = READ_LIMIT) -> bytes:
+        return await asyncio.to_thread(read_regular, Path(os.path.realpath(self.checkout)), self.resolve(path), limit)
 
     async def write_file(self, path: str, data: bytes) -> None:
-        target = self.resolve(path)
-        if target == Path(os.path.realpath(self.checkout)):
-            raise IsADirectoryError(path)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        await asyncio.to_thread(target.write_bytes, data)
-        root = Path(os.path.realpath(self.checkout))
-        made = [target, *(d for d in target.parents if d.is_relative_to(root) and d != root)]
-        give_to_sandbox(*made)
+        await asyncio.to_thread(write_regular, Path(os.path.realpath(self.checkout)), self.resolve(path), data)
 
     async def list_dir(self, path: str) -> list[str]:
-        target = self.resolve(path)
-        entries = sorted(os.scandir(target), key=lambda e: e.name)
-        return [e.name + ("/" if e.is_dir(follow_symlinks=False) else "") for e in entries]
+        return await asyncio.to_thread(list_names, Path(os.path.realpath(self.checkout)), self.resolve(path))
 
     # -- result ----------------------------------------------------------------------
 

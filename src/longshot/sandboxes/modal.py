@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import os
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
@@ -37,10 +38,10 @@ from typing import Any
 
 from longshot.capture import CappedReader
 from longshot.errors import ConfigError, LongshotError, PathOutsideSandbox, SandboxError, SandboxLost
-from longshot.errors import SandboxUnavailable, SetupFailed
+from longshot.errors import FileRefused, SandboxUnavailable, SetupFailed
 from longshot.errors import SnapshotRefused
 from longshot.sandboxes import modal_scripts as scripts
-from longshot.sandboxes.base import ExecResult, Leftover, OnOutput, Profile, Sandbox, SandboxSpec
+from longshot.sandboxes.base import READ_LIMIT, ExecResult, Leftover, OnOutput, Profile, Sandbox, SandboxSpec
 from longshot.sandboxes.bundle import MAX_BUNDLE_BYTES, BundleCache, ResultRules, import_result
 from longshot.sandboxes.orphans import Owner
 
@@ -259,8 +260,9 @@ class ModalSandbox:
                           timed_out=timed_out, truncated=out.truncated or err.truncated,
                           limit=f"time limit: killed after {timeout:g}s" if timed_out else None)
 
-    async def _file(self, script: str, path: str, *, stdin: bytes | None = None, limit: int = 64_000) -> bytes:
-        code, out, err = await self._run(script, _relative(path), stdin=stdin, limit=limit, what="a file operation")
+    async def _file(self, script: str, path: str, *args: str, stdin: bytes | None = None, limit: int = 64_000) -> bytes:
+        code, out, err = await self._run(script, _relative(path), *args, stdin=stdin, limit=limit,
+                                         what="a file operation")
         if code == 0:
             if out.truncated:
                 raise SandboxError(f"{path} is larger than {limit // 2**20} MiB, too large to read whole")
@@ -268,18 +270,19 @@ class ModalSandbox:
         errors: dict[int, Exception] = {
             2: FileNotFoundError(2, "No such file or directory", path), 3: PathOutsideSandbox(
                 f"path escapes the repository root: {path}"), 4: IsADirectoryError(21, "Is a directory", path),
-            5: NotADirectoryError(20, "Not a directory", path)}
+            5: NotADirectoryError(20, "Not a directory", path), 6: FileRefused(
+                f"{path} is not a regular file (a FIFO, device or socket); the file tools open regular files only")}
         raise errors.get(code) or SandboxError(f"file operation on {path} failed ({code}): {err.text()[-500:]}")
 
-    async def read_file(self, path: str) -> bytes:
-        return await self._file(scripts.READ, path, limit=2 * MAX_READ)
+    async def read_file(self, path: str, limit: int = READ_LIMIT) -> bytes:
+        return await self._file(scripts.READ, path, str(limit), limit=2 * limit + 2)
 
     async def write_file(self, path: str, data: bytes) -> None:
         await self._file(scripts.WRITE, path, stdin=data)
 
     async def list_dir(self, path: str) -> list[str]:
         raw = await self._file(scripts.LIST, path, limit=2 * MAX_READ)
-        return sorted(e for e in raw.decode("utf-8", "replace").split("\0") if e)
+        return sorted(e for e in os.fsdecode(raw).split("\0") if e)
 
     async def snapshot(self, message: str) -> str | None:
         code, out, err = await self._run(scripts.PACK, self.spec.branch, self.spec.base_commit, timeout=600,
@@ -305,7 +308,7 @@ class ModalSandbox:
 
 
 MAX_READ = 64 * 2**20
-"""Largest file `read_file` returns whole."""
+"""Largest listing `list_dir` returns whole."""
 
 
 def _relative(path: str) -> str:

@@ -44,10 +44,12 @@ _RESOLVE = (
     'p=$(realpath -m -- "/workspace/$1"); '
     'case "$p" in /workspace|/workspace/*) ;; *) exit 3;; esac; '
 )
-READ = _RESOLVE + '[ -e "$p" ] || exit 2; [ -d "$p" ] && exit 4; exec cat -- "$p"'
-"""Arg: path. Exit 2: missing; 3: outside the checkout; 4: a directory."""
-WRITE = _RESOLVE + '[ -d "$p" ] && exit 4; mkdir -p -- "$(dirname -- "$p")" && exec cat > "$p"'
-"""Arg: path. Stdin: the content."""
+READ = _RESOLVE + '[ -e "$p" ] || exit 2; [ -d "$p" ] && exit 4; [ -f "$p" ] || exit 6; exec head -c "$2" -- "$p"'
+"""Args: path, most bytes. Exit 2: missing; 3: outside the checkout; 4: a directory; 6: not a regular
+file (a FIFO, device or socket is never opened)."""
+WRITE = _RESOLVE + ('[ -d "$p" ] && exit 4; [ -e "$p" ] && [ ! -f "$p" ] && exit 6; '
+                    'mkdir -p -- "$(dirname -- "$p")" && exec cat > "$p"')
+"""Arg: path. Stdin: the content. Exit 6: the path exists and is not a regular file."""
 LIST = _RESOLVE + (
     '[ -e "$p" ] || exit 2; [ -d "$p" ] || exit 5; cd -- "$p"; '
     'for f in * .[!.]* ..?*; do [ -e "$f" ] || [ -L "$f" ] || continue; '

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from longshot.errors import ConfigError, LongshotError, SandboxError, SandboxLost, SandboxUnavailable
-from longshot.sandboxes.base import ExecResult, Leftover, OnOutput, Profile, Sandbox, SandboxSpec
+from longshot.sandboxes.base import READ_LIMIT, ExecResult, Leftover, OnOutput, Profile, Sandbox, SandboxSpec
 from longshot.sandboxes.bundle import BundleCache, ResultRules, import_result
 from longshot.sandboxes.local import ENV_ALLOW, LocalOptions
 from longshot.sandboxes.orphans import Owner
@@ -238,8 +238,8 @@ class RaySandbox:
         result: ExecResult = await self._call("running a command", "exec", command, timeout, timeout=timeout + GRACE)
         return result
 
-    async def read_file(self, path: str) -> bytes:
-        data: bytes = await self._call("reading a file", "read_file", path)
+    async def read_file(self, path: str, limit: int = READ_LIMIT) -> bytes:
+        data: bytes = await self._call("reading a file", "read_file", path, limit)
         return data
 
     async def write_file(self, path: str, data: bytes) -> None:

@@ -23,7 +23,7 @@ from typing import Any
 
 from longshot.errors import SandboxError
 from longshot.git import Git
-from longshot.sandboxes.base import ExecResult, Sandbox, SandboxSpec
+from longshot.sandboxes.base import READ_LIMIT, ExecResult, Sandbox, SandboxSpec
 from longshot.sandboxes.bundle import BASE_REF
 from longshot.sandboxes.local import LocalOptions, LocalSandboxProvider
 from longshot.sandboxes.orphans import start_time
@@ -116,8 +116,8 @@ class SandboxActor:
     async def exec(self, command: str, timeout: float) -> ExecResult:
         return await self._open().exec(command, timeout)
 
-    async def read_file(self, path: str) -> bytes:
-        return await self._open().read_file(path)
+    async def read_file(self, path: str, limit: int = READ_LIMIT) -> bytes:
+        return await self._open().read_file(path, limit)
 
     async def write_file(self, path: str, data: bytes) -> None:
         await self._open().write_file(path, data)

@@ -8,6 +8,7 @@ the model receives the exact error text instead.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import shlex
@@ -18,8 +19,9 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from longshot.capture import cap_text
-from longshot.errors import PathOutsideSandbox, SandboxError, SandboxLost
+from longshot.errors import FileRefused, PathOutsideSandbox, SandboxError, SandboxLost
 from longshot.sandboxes.base import OnOutput, Sandbox
+from longshot.tools.text import NotText, check_strings, has_escapes, printable, to_bytes
 
 
 class ToolArgs(BaseModel):
@@ -92,6 +94,10 @@ class MergeTipArgs(ToolArgs):
     conflict get markers (<<<<<<< target branch, =======, >>>>>>> yours) for you to resolve."""
 
 
+FILE_TOOLS = frozenset({"read", "write", "edit", "ls"})
+"""Tools that run file operations in the orchestrator (bounded by ``ToolBox.file_timeout``)."""
+
+
 WORKER_TOOLS: dict[str, type[ToolArgs]] = {
     "read": ReadArgs, "write": WriteArgs, "edit": EditArgs, "bash": BashArgs,
     "grep": GrepArgs, "find": FindArgs, "ls": LsArgs, "handoff": HandoffArgs, "merge_tip": MergeTipArgs,
@@ -147,6 +153,10 @@ def parse_call(tools: dict[str, type[ToolArgs]], name: str, raw: str) -> ToolArg
     if not isinstance(data, dict):
         raise ToolCallError(f"the arguments of {name} must be a JSON object; nothing was run")
     try:
+        check_strings(data, f"the arguments of {name}")
+    except NotText as e:
+        raise ToolCallError(str(e)) from e
+    try:
         return tools[name].model_validate(data)
     except ValidationError as e:
         problems = "; ".join(f"{'.'.join(map(str, err['loc'])) or name}: {err['msg']}" for err in e.errors())
@@ -160,12 +170,18 @@ class ToolOutcome:
 
 
 class ToolBox:
-    """Executes validated worker tool calls in one sandbox."""
+    """Executes validated worker tool calls in one sandbox.
+
+    File tools are bounded: ``read`` and ``edit`` load at most ``read_limit`` bytes, only
+    regular files are opened (the sandbox refuses the rest), each file call ends after
+    ``file_timeout`` seconds, and everything shown to the model is valid text (`printable`).
+    """
 
     def __init__(
         self, sandbox: Sandbox, *, default_timeout: float = 120.0, max_timeout: float = 900.0,
         output_limit: int = 20_000, page_lines: int = 400, on_output: OnOutput | None = None,
-        merge_tip: Callable[[], Awaitable[str]] | None = None,
+        merge_tip: Callable[[], Awaitable[str]] | None = None, read_limit: int = 2 * 2**20,
+        file_timeout: float = 60.0,
     ) -> None:
         self.sandbox = sandbox
         self.on_output = on_output
@@ -175,52 +191,79 @@ class ToolBox:
         self.max_timeout = max_timeout
         self.output_limit = output_limit
         self.page_lines = page_lines
+        self.read_limit = read_limit
+        self.file_timeout = file_timeout
 
     async def call(self, name: str, raw_arguments: str) -> ToolOutcome:
         try:
             args = parse_call(WORKER_TOOLS, name, raw_arguments)
-            text = await getattr(self, f"_{name}")(args)
-            return ToolOutcome(cap_text(text, self.output_limit), True)
-        except ToolCallError as e:
-            return ToolOutcome(f"error: {e}", False)
-        except PathOutsideSandbox as e:
-            return ToolOutcome(f"error: {e}", False)
-        except (FileNotFoundError, IsADirectoryError, NotADirectoryError) as e:
-            return ToolOutcome(f"error: {type(e).__name__}: {e.filename or e}", False)
+            run = getattr(self, f"_{name}")(args)
+            if name not in FILE_TOOLS:
+                text = await run
+            else:
+                try:
+                    async with asyncio.timeout(self.file_timeout):
+                        text = await run
+                except TimeoutError:
+                    return ToolOutcome(f"error: {name} did not finish within {self.file_timeout:g}s and was "
+                                       "abandoned", False)
+            return ToolOutcome(cap_text(printable(text), self.output_limit), True)
+        except (ToolCallError, NotText, PathOutsideSandbox, FileRefused) as e:
+            return ToolOutcome(printable(f"error: {e}"), False)
         except SandboxLost:
             raise  # nothing more can run there: the task is retried in a new sandbox
         except SandboxError as e:
-            return ToolOutcome(f"error: the sandbox failed: {e}", False)
+            return ToolOutcome(printable(f"error: the sandbox failed: {e}"), False)
+        except OSError as e:  # missing, a directory, no permission, name too long ...: the model can act on it
+            where = e.filename if isinstance(e.filename, str) else ""
+            return ToolOutcome(printable(f"error: {type(e).__name__}: {e.strerror or e}" + (f": {where}" if where else "")),
+                               False)
+
+    async def _load(self, path: str) -> tuple[bytes, bool]:
+        """A file's first ``read_limit`` bytes, and whether it is longer (one byte more is asked for)."""
+        data = await self.sandbox.read_file(path, self.read_limit + 1)
+        return data[: self.read_limit], len(data) > self.read_limit
 
     async def _read(self, a: ReadArgs) -> str:
-        data = await self.sandbox.read_file(a.path)
+        data, cut = await self._load(a.path)
         if b"\x00" in data[:8192]:
-            return f"{a.path} is a binary file of {len(data)} bytes"
-        lines = data.decode("utf-8", "replace").splitlines()
+            return f"{a.path} is a binary file" + (f" of {len(data)} bytes" if not cut else f" of more than {len(data)} bytes")
+        text = data.decode("utf-8", "surrogateescape")
+        if cut:  # a line cut in the middle is not shown as if whole
+            text = text[: text.rfind("\n") + 1] if "\n" in text else text
+        lines = text.splitlines()
         start = (a.offset or 1) - 1
         count = a.limit or self.page_lines
         page = lines[start : start + count]
+        beyond = (f"; only the first {self.read_limit} bytes of this file can be read with this tool "
+                  "(use bash: sed -n, tail, grep for the rest)") if cut else ""
         if not lines:
             return f"{a.path} is empty"
         if not page:
-            return f"{a.path} has {len(lines)} lines; offset {start + 1} is past the end"
+            return f"{a.path} has {len(lines)} lines{' readable' if cut else ''}; offset {start + 1} is past the end{beyond}"
         body = "\n".join(f"{start + i + 1:>6}\t{line}" for i, line in enumerate(page))
         if start + count < len(lines):
             body += f"\n[lines {start + 1}-{start + len(page)} of {len(lines)}; read on with offset={start + count + 1}]"
+        elif cut:
+            body += f"\n[{beyond.removeprefix('; ')}]"
         return body
 
     async def _write(self, a: WriteArgs) -> str:
-        await self.sandbox.write_file(a.path, a.content.encode())
+        await self.sandbox.write_file(a.path, to_bytes(a.content, "content"))
         return f"wrote {len(a.content)} characters to {a.path}"
 
     async def _edit(self, a: EditArgs) -> str:
-        text = (await self.sandbox.read_file(a.path)).decode("utf-8", "replace")
-        found = text.count(a.old_text) if a.old_text else 0
+        data, cut = await self._load(a.path)
+        if cut:
+            raise ToolCallError(f"{a.path} is larger than {self.read_limit} bytes, too large for edit; "
+                                "change it with bash (e.g. sed -i or a python one-liner)")
+        old, new = to_bytes(a.old_text, "old_text"), to_bytes(a.new_text, "new_text")
+        found = data.count(old) if old else 0
         if found != 1:
             raise ToolCallError(
                 f"old_text occurs {found} times in {a.path}; it must occur exactly once (add surrounding lines to make it unique)"
             )
-        await self.sandbox.write_file(a.path, text.replace(a.old_text, a.new_text, 1).encode())
+        await self.sandbox.write_file(a.path, data.replace(old, new, 1))
         return f"edited {a.path}"
 
     async def _bash(self, a: BashArgs) -> str:
@@ -234,7 +277,7 @@ class ToolBox:
         return f"{head}\nstdout:\n{r.stdout}\nstderr:\n{r.stderr}"
 
     async def _grep(self, a: GrepArgs) -> str:
-        argv = ["grep", "-rnIE", "--exclude-dir=.git", "--exclude-dir=node_modules"]
+        argv = ["grep", "-rnIE", "-D", "skip", "--exclude-dir=.git", "--exclude-dir=node_modules"]
         if a.ignore_case:
             argv.append("-i")
         if a.glob:
@@ -255,7 +298,10 @@ class ToolBox:
 
     async def _ls(self, a: LsArgs) -> str:
         entries = await self.sandbox.list_dir(self._rel(a.path))
-        return "\n".join(entries) or "(empty directory)"
+        odd = sum(has_escapes(e) for e in entries)
+        note = (f"\n[{odd} names hold bytes that are not UTF-8, shown as \\xNN; the file tools cannot name "
+                "them: use bash (e.g. ls -b, mv) to handle them]") if odd else ""
+        return ("\n".join(entries) or "(empty directory)") + note
 
     async def _merge_tip(self, a: MergeTipArgs) -> str:
         if self.merge_tip is None:

@@ -54,6 +54,8 @@ class Alert:
     """``conflict``, ``refusal``, ``gate`` (a refusal), ``claim`` (unverified), ``warning`` or ``error``."""
     text: str
     task_id: str | None = None
+    code: str = ""
+    """A warning's code (`RunWarning.code`), when it names one."""
 
 
 @dataclass
@@ -113,8 +115,9 @@ class RunView:
                                                                  f"{event.exit_code}", event.task_id))
         if event.type in ("warning", "error", "budget.spent", "worker.stuck"):
             text = getattr(event, "message", "") or f"no progress for {getattr(event, 'silent_s', 0):.0f}s"
+            code = str(getattr(event, "code", "") or "")
             self.alerts.append(Alert(event.ts, "error" if event.type != "warning" else "warning", text,
-                                     event.task_id))
+                                     event.task_id, "" if code == "other" else code))
 
     def _cost(self, ts: float) -> None:
         point = (ts, self.state.cost_usd)
