@@ -71,7 +71,7 @@ async def test_sandboxes_share_one_read_only_base_and_write_only_their_own_upper
         assert (await one.read_file("pkg/new.py")) == b"new\n"
         bases = os.listdir(tmp_path / "work" / "bases")
         assert bases == [base]
-        lower = tmp_path / "work" / "bases" / base
+        lower = tmp_path / "work" / "bases" / base / "tree"
         assert (lower / "README.md").read_text() == "# demo\n" and (lower / "old" / "a.txt").exists()
         # What the sandbox holds on its own disk is what it wrote, not the repository.
         upper = sorted(str(f.relative_to(one.upper)) for f in one.upper.rglob("*"))
@@ -175,7 +175,7 @@ async def test_a_dead_runs_overlay_sandbox_is_salvaged_even_unmounted(tmp_path: 
     p = provider(tmp_path)
     async with p.open(spec(hub, base)) as sb:
         assert (await sb.exec("echo late > late.txt && rm README.md", 30)).exit_code == 0
-        root, layers = sb.root, sb.upper.parent
+        root, layers = sb.root, sb.work.parent
         subprocess.run(["umount", str(sb.checkout)], check=True)  # as after a reboot
         for source, dest in ((root, tmp_path / "kept"), (layers, tmp_path / "kept-layers")):
             subprocess.run(["cp", "-a", str(source), str(dest)], check=True)  # whiteouts too
@@ -223,8 +223,7 @@ def test_a_killed_orchestrator_leaves_no_overlay_mounted(tmp_path: Path) -> None
         while os.path.ismount(checkout) and time.monotonic() < deadline:
             time.sleep(0.05)
         assert not os.path.ismount(checkout), "the dead orchestrator's overlay is still mounted"
-        upper = tmp_path / "work" / "tasks.layers" / Path(checkout).parent.name / "upper"
-        assert (upper / "work.txt").read_text() == "unsaved\n"  # kept for the next run to salvage
+        assert (Path(checkout) / "work.txt").read_text() == "unsaved\n"  # kept for the next run to salvage
     finally:
         if driver.poll() is None:
             driver.kill()

@@ -2,18 +2,21 @@
 
 Layout (beside the usual ``git/``, ``home/``, ``tmp/``, ``shm/``)::
 
-    checkout/   the merged view (mounted): /workspace inside, what the file tools see
+    checkout/   on disk: the upper layer, everything the task wrote (and only that); the
+                overlay is mounted on it, so the merged view is seen there (/workspace
+                inside, the file tools, git). The orchestrator reaches the upper layer under
+                the mount through a descriptor opened before mounting (`upper`). When the
+                overlay goes (the sandbox closes, or a reaper after a crash), what the task
+                wrote is what ``checkout/`` holds: a dead run's work is found where it was.
     lower       the base commit the overlay lies on (so a dead run's sandbox can be salvaged)
+    git/index   the base's index (a hard link to the one made with the base tree)
 
-and, beside the tasks directory (``<tasks>.layers/<name>/``, same file system, outside the
-task's directory so nothing reads whiteouts as files)::
-
-    upper/      everything the task wrote: the only part of the checkout on its own disk
-    work/       overlayfs's scratch directory
+and, beside the tasks directory (``<tasks>.layers/<name>/work``, same file system),
+overlayfs's scratch directory.
 
 Opening costs the same for any repository size: no checkout, no ownership change per file.
-The disk guard measures ``upper/`` (what the task wrote), not the checkout. A snapshot is
-built from ``upper/`` (`tree_from_upper`): a scratch index holding the base (``read-tree``),
+The disk guard measures the upper layer (what the task wrote), not the merged checkout. A
+snapshot is built from the upper layer (`OverlaySandbox._index`): a scratch index holding the base (a copy of its index),
 updated for the changed paths only (``update-index``), with the same rules as a checkout's
 snapshot (`longshot.sandboxes.snapshot`: nested repositories, gitlinks, escaping symlinks,
 sizes, counts) and the same ignore rules for new files (``check-ignore``).
@@ -25,6 +28,7 @@ import asyncio
 import os
 import shutil
 import tempfile
+from contextlib import suppress
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -135,11 +139,11 @@ class OverlaySandbox(LocalSandbox):
     def __init__(self, root: Path, spec: SandboxSpec, provider: LocalSandboxProvider, cgroup: Cgroup | None,
                  overlays: Overlays) -> None:
         super().__init__(root, spec, provider, cgroup)
-        self.upper, self.work = overlays.layers / root.name / "upper", overlays.layers / root.name / "work"
+        self.work = overlays.layers / root.name / "work"
         self.lower_file = root / "lower"
         self.bases = overlays.bases
         self._overlays = overlays
-        self.writable = [self.upper, self.home, self.tmp, self.shm]
+        self._upper_fd: int | None = None
         self._disk = UpperGuard(self.writable, provider.options.limits)
         self._lower: str | None = self.lower_file.read_text().strip() if self.lower_file.is_file() else None
         self._tree: str | None = None
@@ -147,8 +151,13 @@ class OverlaySandbox(LocalSandbox):
         self.unused_base: Path | None = None
         """The base tree to remove once this sandbox is gone (set by `close`)."""
 
+    @property
+    def upper(self) -> Path:
+        """The upper layer: ``checkout/`` itself, reached under the mount through a descriptor."""
+        return Path(f"/proc/self/fd/{self._upper_fd}") if self._upper_fd is not None else self.checkout
+
     async def create(self) -> None:
-        for d in (*self.writable, self.work, self.checkout):
+        for d in (*self.writable, self.work):
             d.mkdir(parents=True, exist_ok=True)
         write_owner(self.root)
         shared_git_dir(self.root / "git", self.spec.hub)
@@ -166,20 +175,33 @@ class OverlaySandbox(LocalSandbox):
             await self._setup(self.spec.setup)
 
     async def _mount(self) -> None:
-        if os.path.ismount(self.checkout) or self._lower is None:
+        if self._mounted or self._lower is None:
             return
-        lower = await self.bases.acquire(self.spec.hub, self._lower)
+        unmount(self.checkout)  # a dead run's overlay, if its reaper has not detached it yet
+        base = await self.bases.acquire(self.spec.hub, self._lower)
         Reaper.watch(self._overlays.tasks)
+        index = self.root / "git" / "index"
+        if not index.exists():
+            with suppress(OSError):
+                os.link(base / "index", index)
+        fd = os.open(self.checkout, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
         try:
-            mount(lower, self.upper, self.work, self.checkout)
+            mount(base / "tree", self.checkout, self.work, self.checkout)
         except BaseException:
+            os.close(fd)
             self.bases.release(self._lower)
             raise
-        self._mounted = True
+        self._upper_fd, self._mounted = fd, True
+        self.writable = [self.upper, self.home, self.tmp, self.shm]
+        self._disk = UpperGuard(self.writable, self._opts.limits)
 
     def close(self) -> None:
         super().close()
         unmount(self.checkout)
+        if self._upper_fd is not None:
+            os.close(self._upper_fd)
+            self._upper_fd = None
+            self.writable = [self.checkout, self.home, self.tmp, self.shm]
         if self._mounted and self._lower is not None:
             self._mounted = False
             self.unused_base = self.bases.release(self._lower)
@@ -194,7 +216,11 @@ class OverlaySandbox(LocalSandbox):
         if scan.nested:
             raise SnapshotRefused("submodules and nested repositories are not allowed", sorted(scan.nested))
         git = self._git.with_index(index)
-        await git.run("read-tree", self._lower)
+        made = self.bases.root / self._lower / "index"  # the base's index: no read-tree process
+        try:
+            await asyncio.to_thread(shutil.copyfile, made, index)
+        except OSError:
+            await git.run("read-tree", self._lower)
         paths = set(scan.written)
         if scan.written:
             code, out, err = await git.run_full("check-ignore", "-z", "--stdin", stdin=_z(scan.written))

@@ -139,7 +139,7 @@ class BaseTrees:
     _locks: dict[str, asyncio.Lock] = field(default_factory=dict)
 
     async def acquire(self, hub: Path, commit: str) -> Path:
-        """The tree of ``commit`` (made on first use); pair with `release`."""
+        """The directory of ``commit``'s base (``tree/``, ``index``), made on first use; pair with `release`."""
         self.newest = commit
         self.users[commit] = self.users.get(commit, 0) + 1
         async with self._locks.setdefault(commit, asyncio.Lock()):
@@ -149,6 +149,7 @@ class BaseTrees:
         return path
 
     async def _materialise(self, hub: Path, commit: str, path: Path) -> None:
+        """``path/tree`` (the files, the sandbox's) and ``path/index`` (their index), renamed into place whole."""
         self.root.mkdir(parents=True, exist_ok=True)
         self.root.chmod(0o700)
         tmp = Path(tempfile.mkdtemp(prefix=f".{commit}-", dir=self.root))
@@ -159,7 +160,7 @@ class BaseTrees:
             await git.run("read-tree", "--reset", "-u", commit)
             await asyncio.to_thread(give_to_sandbox, tree, recursive=True)
             try:
-                os.rename(tree, path)
+                os.rename(tmp, path)
             except OSError:
                 if not path.is_dir():  # not another run's rename: a real failure
                     raise
