@@ -31,7 +31,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from common import machine, stats
+from common import SMOKE_HELP, machine, stats
 from dashboard_bench import WORKERS, synthetic_run
 
 CHROMIUM = "/usr/bin/chromium"
@@ -87,8 +87,11 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="a 20 s run instead of 60 s")
     ap.add_argument("--seconds", type=float, help="length of the synthetic run")
     ap.add_argument("--browsers", type=int, default=3)
+    ap.add_argument("--smoke", action="store_true", help=SMOKE_HELP + " (3 s, one browser)")
     args = ap.parse_args()
-    seconds = args.seconds or (20.0 if args.quick else 60.0)
+    if args.smoke:
+        args.browsers = 1
+    seconds = args.seconds or (3.0 if args.smoke else 20.0 if args.quick else 60.0)
     from playwright.sync_api import sync_playwright
 
     began = time.time()

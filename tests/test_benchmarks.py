@@ -17,7 +17,7 @@ import pytest
 
 BENCH = Path(__file__).resolve().parents[1] / "bench"
 SCRIPTS = sorted(p.name for p in BENCH.glob("*_bench.py"))
-NEEDS = {"provider_bench.py": "ray"}
+NEEDS = {"provider_bench.py": "ray", "web_bench.py": "playwright"}
 """Optional packages a benchmark needs; it is skipped (with the reason) where they are missing."""
 
 

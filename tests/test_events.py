@@ -50,13 +50,14 @@ def test_every_event_class_is_in_the_union() -> None:
     """An event class defined in any events module but left out of AnyEvent would not parse back."""
     import longshot.bus
     import longshot.events
+    import longshot.llm_events
     import longshot.merge_events
 
     def subclasses(cls: type[Event]) -> set[type[Event]]:
         return {s for c in cls.__subclasses__() for s in {c, *subclasses(c)}}
 
-    ours = {c for c in subclasses(Event)
-            if c.__module__ in {m.__name__ for m in (longshot.bus, longshot.events, longshot.merge_events)}}
+    homes = {m.__name__ for m in (longshot.bus, longshot.events, longshot.llm_events, longshot.merge_events)}
+    ours = {c for c in subclasses(Event) if c.__module__ in homes}
     assert ours - set(EVENT_TYPES) == set()
     for cls in ours:
         assert getattr(longshot.events, cls.__name__) is cls, f"{cls.__name__} is not importable from longshot.events"

@@ -57,6 +57,15 @@ def test_reset_asks_backs_up_and_rewinds_the_target_only_with_yes(tmp_path: Path
     assert {"a.txt", "b.txt"} <= set(git("ls-tree", "--name-only", "main", cwd=target).split())
 
 
+def task_lines(text: str) -> dict[str, str]:
+    """The task table's line of tasks a and b (the feature table after it names them too)."""
+    lines: dict[str, str] = {}
+    for line in text.splitlines():
+        if line.split()[:1] in (["a"], ["b"]):
+            lines.setdefault(line.split()[0], line)
+    return lines
+
+
 def test_status_lists_every_task_with_its_outcome_from_git(tmp_path: Path, fake_llm, remote) -> None:
     target = remote({"README.md": "x\n"})
     fake = fake_llm(RoleScript({"planner": planner_then_done(plan_json(TASKS)), "worker": {
@@ -69,12 +78,12 @@ def test_status_lists_every_task_with_its_outcome_from_git(tmp_path: Path, fake_
     unfinished = run_cli(["status"], only_git, cwd=tmp_path)
 
     assert unfinished.returncode == 0 and "unfinished" in unfinished.stdout
-    lines = {line.split()[0]: line for line in unfinished.stdout.splitlines() if line.split()[:1] in (["a"], ["b"])}
+    lines = task_lines(unfinished.stdout)
     assert "landed" in lines["a"]  # its trailer is on main, whatever the record said at the crash
     assert run_cli(["--resume"], env, cwd=tmp_path).returncode == 0  # b failed twice: an outcome, not unlanded
 
     finished = run_cli(["status"], env, cwd=tmp_path).stdout
-    lines = {line.split()[0]: line for line in finished.splitlines() if line.split()[:1] in (["a"], ["b"])}
+    lines = task_lines(finished)
     assert "finished (exit 0)" in finished
     attempts = int(lines["b"].split()[2])
     assert "landed" in lines["a"] and "failed" in lines["b"] and attempts >= 2  # retried before it was given up

@@ -31,6 +31,11 @@ from longshot.conflict_events import TipMerged as TipMerged
 from longshot.conflict_events import WorkerWarned as WorkerWarned
 from longshot.feature_events import ClaimChecked as ClaimChecked
 from longshot.feature_events import FeatureStatus as FeatureStatus
+from longshot.llm_events import BudgetSpent as BudgetSpent
+from longshot.llm_events import EndpointHealth as EndpointHealth
+from longshot.llm_events import LLMRetry as LLMRetry
+from longshot.llm_events import LLMUsage as LLMUsage
+from longshot.llm_events import ModelsWaiting as ModelsWaiting
 from longshot.merge_events import CheckFinished as CheckFinished
 from longshot.merge_events import ChecksPlanned as ChecksPlanned
 from longshot.merge_events import GateChecked as GateChecked
@@ -140,55 +145,6 @@ class WorkerOutput(Event):
     type: Literal["worker.output"] = "worker.output"
     bytes: int
     """Output so far, stdout and stderr together."""
-
-
-class LLMUsage(Event):
-    type: Literal["llm.usage"] = "llm.usage"
-    role: str
-    model: str
-    endpoint: str = ""
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    cost_usd: float = 0.0
-    duration_ms: int = 0
-
-
-class LLMRetry(Event):
-    """A model request failed and will be tried again (maybe elsewhere)."""
-
-    type: Literal["llm.retry"] = "llm.retry"
-    role: str
-    endpoint: str
-    attempt: int
-    error: str
-    delay_s: float = 0.0
-    """How long the retry waits first (0 when it fails over to another endpoint at once)."""
-
-
-class EndpointHealth(Event):
-    """An endpoint was taken out of rotation (rest) or came back."""
-
-    type: Literal["llm.endpoint"] = "llm.endpoint"
-    endpoint: str
-    healthy: bool
-    reason: str = ""
-
-
-class ModelsWaiting(Event):
-    """Every endpoint is resting: model requests wait about ``wait_s`` for the first to come back."""
-
-    type: Literal["llm.waiting"] = "llm.waiting"
-    endpoints: int
-    wait_s: float
-    reason: str = ""
-
-
-class BudgetSpent(Event):
-    """A budget ran out; ``budget`` names its setting."""
-
-    type: Literal["budget.spent"] = "budget.spent"
-    budget: str
-    message: str
 
 
 class HandoffReceived(Event):

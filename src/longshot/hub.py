@@ -153,16 +153,15 @@ class Hub:
         if self.checkout is None:
             command = f"git pull {self.url} {self.branch}" if landed else ""
             return ResultReady(repo=self.url, branch=self.branch, ref=self.ref, commit=tip, moved=landed,
-                               command=command, note=f"{self.branch} in {self.url} " +
-                               ("has the result; in your clone, take it with the command" if landed
-                                else "is unchanged: nothing landed"))
+                               command=command, note=f"in {self.url}; pull it into your clone" if landed
+                               else "nothing landed")
         result = ResultReady(repo=self.url, branch=self.branch, ref=self.published_ref, commit=tip, moved=False,
                              command=f"git -C {self.checkout} merge --ff-only {self.published_ref}")
         user = Git(self.checkout)
         theirs = await user.rev_parse(self.ref)
         if theirs == tip:
-            return result.model_copy(update={"moved": landed, "command": "", "note": (
-                f"{self.branch} in {self.checkout} has the result" if landed else "nothing landed")})
+            return result.model_copy(update={"moved": landed, "command": "",
+                                             "note": f"in {self.checkout}" if landed else "nothing landed"})
         if theirs is None or not await self.git.is_ancestor(theirs, tip):
             return result.model_copy(update={"note": f"{self.branch} moved in {self.checkout} during the run, so it "
                                                      "was left as it is (take the result with git merge)",

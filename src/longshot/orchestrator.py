@@ -340,4 +340,4 @@ class Orchestrator:
         return verdict(Account(tasks=tasks, checks=checks, features=features,
                                unlanded=dict(self.ledger.unlanded), errors=errors, preexisting=preexisting,
                                failures=[f.signature for f in outcome.failures], tokens=self.budget.tokens,
-                               cost_usd=self.budget.cost_usd), self.emit)
+                               cost_usd=self.budget.cost_usd, unpriced=list(self.budget.unpriced)), self.emit)

@@ -6,7 +6,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from longshot.dashboard.report import report_dir, write_report
+from longshot.dashboard.report import load, report_dir, write_report
 from longshot.events import read_events
 
 from dashboard.report_check import check_report, figures
@@ -79,3 +79,29 @@ def test_charts_keep_a_bounded_size_however_many_tasks(tmp_path: Path) -> None:
             heights[(n, name)] = rows
     # A small run keeps a bar and a label per task: its chart is shorter than the capped one.
     assert heights[(LABELLED_ROWS // 4, "timeline.png")] < heights[(500, "timeline.png")] == MAX_HEIGHT * 100
+
+
+def test_the_summary_box_wraps_long_reasons_and_never_says_green_for_exit_1(tmp_path: Path) -> None:
+    """On a console that soft-wraps (the CLI's, so that paths are never broken) the box must
+    still wrap its own text: a long refusal was once cut at the border, mid-word."""
+    import io
+
+    from rich.console import Console
+
+    from longshot.dashboard.report import print_summary
+    from longshot.events import RunFinished, RunStarted
+
+    reason = "speedup-chunked failed: " + " ".join(f"tests/test_more.py::ChunkedTests::test_{i}" for i in range(12))
+    log = tmp_path / "run-x.ndjson"
+    events = [RunStarted(ts=1.0, run_id="x", request="r", repo="r", target_branch="main", max_workers=2),
+              RunFinished(ts=9.0, exit_code=1, green=True, duration_s=8.0, summary=reason + "\n- not landed: a")]
+    log.write_text("".join(e.model_dump_json() + "\n" for e in events))
+    out = io.StringIO()
+    print_summary(Console(file=out, width=80, soft_wrap=True, highlight=False), load(log))
+    text = out.getvalue()
+    box = [line for line in text.splitlines() if line.startswith("│")]
+    assert box and all(len(line) <= 80 for line in text.splitlines())
+    inside = " ".join(line.strip("│ ") for line in box)
+    assert "tests/test_more.py::ChunkedTests::test_11" in inside  # the end of the long reason is there, not cut
+    assert "1 (green)" not in text
+    assert "checks green, but work is left unlanded or unproven" in " ".join(inside.split())

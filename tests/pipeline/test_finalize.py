@@ -76,3 +76,10 @@ def test_a_feature_not_asked_for_does_not_decide_the_exit_code() -> None:
     code, _, _, _ = judge(features=[FeatureRecord(id="x", status="missing", asked=False),
                                     FeatureRecord(id="y", status="verified")])
     assert code == 0
+
+
+def test_an_unknown_price_is_never_a_cost_of_zero() -> None:
+    _, _, priced, _ = judge(tokens=1200, cost_usd=0.25)
+    _, _, unknown, _ = judge(tokens=1200, cost_usd=0.0, unpriced=["local-model", "other"])
+    assert "tokens: 1,200; cost: $0.2500" in priced
+    assert "cost: unknown (no price for local-model, other)" in unknown and "$0.0000" not in unknown

@@ -62,3 +62,24 @@ def test_a_base_that_cannot_collect_excuses_what_the_candidate_reveals_but_not_l
 def test_a_command_failing_anew_with_no_failing_test_is_blamed() -> None:
     j = judge(ran({"t/test_a.py::test_a": "passed"}), ran({"t/test_a.py::test_a": "passed"}, exit_code=3), [])
     assert j is not None and j.exit_only and j.blocking
+
+
+def test_tests_a_fail_fast_command_never_reached_are_not_called_lost() -> None:
+    """On more-itertools with ``pytest -q -x``, one broken test once listed 663 "no longer run"
+    tests and a rule the planner could only answer by allowing their removal."""
+    base = CheckResult(command="python -m pytest -q -x tests", exit_code=0,
+                       tests={f"t/test_a.py::test_{i}": "passed" for i in range(20)})
+    broken = CheckResult(command=base.command, exit_code=1, tests={"t/test_a.py::test_0": "passed",
+                                                                  "t/test_a.py::test_1": "failed"})
+    j = judge(base, broken, [])
+    assert j is not None and j.blocking  # the failure still refuses the change
+    assert j.regressed == ["t/test_a.py::test_1"] and j.lost == [] and j.unreached == 18
+    assert "refused (rule: " not in j.reason() and "18 more tests were not reached" in j.reason()
+    # Without a failure to explain them, tests that stopped running are lost, fail-fast or not.
+    narrowed = CheckResult(command=base.command, exit_code=0, tests={"t/test_a.py::test_0": "passed"})
+    j = judge(base, narrowed, [])
+    assert j is not None and len(j.lost) == 19 and "refused (rule: " in j.reason()
+    # The same failure under a command that runs everything: what did not run is lost.
+    full = CheckResult(command="python -m pytest -q tests", exit_code=1, tests=broken.tests)
+    j = judge(CheckResult(command=full.command, exit_code=0, tests=base.tests), full, [])
+    assert j is not None and len(j.lost) == 18

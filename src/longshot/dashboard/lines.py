@@ -149,7 +149,7 @@ def describe(e: Event) -> str | None:
         case ResultReady():
             take = f"\n  take it: [bold]{escape(e.command)}[/]" if e.command else ""
             return f"[bold]result[/]: {escape(e.ref)} in {escape(e.repo)} ({e.commit[:10]}); " \
-                   f"{'your branch ' + e.branch + ' has it' if e.moved else e.branch + ' did not move'}" \
+                   f"{e.branch + ' moved to it' if e.moved else e.branch + ' did not move'}" \
                    f"{': ' + escape(e.note) if e.note else ''}{take}"
     return None
 

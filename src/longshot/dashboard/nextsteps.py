@@ -22,7 +22,7 @@ def result_lines(state: RunState, report: Path | None = None) -> list[tuple[str,
     r = state.result
     if r is not None:
         rows.append(("result", f"{r.ref} in {r.repo} (commit {r.commit[:10]})"))
-        rows.append(("branch", (f"{r.branch} has the result" if r.moved else f"{r.branch} did not move")
+        rows.append(("branch", (f"{r.branch} moved to the result" if r.moved else f"{r.branch} did not move")
                      + (f": {r.note}" if r.note else "")))
         if r.command:
             rows.append(("take it", r.command))

@@ -110,8 +110,10 @@ def _statuses(o: Outcome) -> str:
 def _exit(o: Outcome) -> str:
     if o.exit_code is None:
         return "unfinished (the log ends before run.finished)"
-    if o.green:
+    if o.green and o.exit_code == 0:
         return f"{o.exit_code} (green)"
+    if o.green:
+        return f"{o.exit_code} (checks green, but work is left unlanded or unproven: see below)"
     if not o.checks:
         return f"{o.exit_code} (no checks ran)"
     return f"{o.exit_code} (not green)"
@@ -155,7 +157,7 @@ def summary(state: RunState) -> RenderableType:
 def print_summary(console: Console, state: RunState, report: Path | None = None) -> None:
     """The summary box, then where the result is and how to take it, the report and the log as
     whole lines (never wrapped or cut inside the box: they are meant to be copied)."""
-    console.print(summary(state))
+    console.print(summary(state), soft_wrap=False)  # the box wraps its text; a soft-wrapping console would cut it
     for label, text in result_lines(state, report):
         console.print(Text.assemble((f"{label:<8} ", "dim"), (text, "bold" if label == "take it" else "")),
                       soft_wrap=True)

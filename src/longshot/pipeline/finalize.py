@@ -44,6 +44,8 @@ class Account:
     """Failure signatures of the last sweep (conflict markers included)."""
     tokens: int = 0
     cost_usd: float = 0.0
+    unpriced: list[str] = field(default_factory=list)
+    """Models with no known price: their cost is unknown, never shown as $0."""
     features: list[FeatureRecord] | None = None
     """The feature ledger when FEATURES.json declares the features (then each asked one must be verified)."""
 
@@ -96,7 +98,8 @@ def _summary(account: Account, green: bool, landed: list[str], unlanded: dict[st
         f"tasks: {outcome}",
         f"final checks: {checks}",
         *([_features_line(account.features)] if account.features is not None else []),
-        f"tokens: {account.tokens:,}; cost: ${account.cost_usd:.4f}",
+        f"tokens: {account.tokens:,}; cost: " + (f"unknown (no price for {', '.join(account.unpriced)})"
+                                                  if account.unpriced else f"${account.cost_usd:.4f}"),
     ]
     not_landed = [t for t in account.tasks if t.status in (TaskStatus.FAILED, TaskStatus.BLOCKED, TaskStatus.PARTIAL,
                                                             TaskStatus.CANCELLED) and t.reason]

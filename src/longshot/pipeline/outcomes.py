@@ -51,6 +51,9 @@ class Judgement:
     """Set when the command newly fails although no test did (a crash after the tests, a threshold)."""
     tests_run: int = 0
     base_broken: bool = False
+    unreached: int = 0
+    """Base tests a fail-fast command (``-x``, ``--maxfail``, ``--failfast``) never reached after a
+    failure: not counted as lost, since the failure already blocks and names the cause."""
 
     @property
     def blocking(self) -> bool:
@@ -65,6 +68,8 @@ class Judgement:
             ("new collection errors:", self.new_errors)) if ids]
         if self.exit_only:
             parts.append(self.exit_only)
+        if self.unreached:
+            parts.append(f"{self.unreached} more tests were not reached: the command stops at its first failure")
         return f"{self.command}: " + "; ".join(parts)
 
     def ids(self) -> set[str]:
@@ -103,6 +108,18 @@ def _unreached(test_id: str, errors: list[str]) -> bool:
     return False
 
 
+FAIL_FAST = ("-x", "--exitfirst", "--maxfail", "-f", "--failfast", "--test-bail")
+
+
+def _fails_fast(command: str) -> bool:
+    """Whether the command stops at its first failure (pytest ``-x``/``--maxfail``, unittest
+    ``-f``/``--failfast``, node's ``--test-bail``): the tests after it never run."""
+    words = command.split()
+    return any(w in FAIL_FAST or w.startswith("--maxfail=") or (w.startswith("-") and not w.startswith("--")
+                                                                     and "x" in w[1:] and w[1:].isalpha())
+               for w in words)
+
+
 def judge(base: CheckResult | None, candidate: CheckResult, allowances: list[str]) -> Judgement | None:
     """The per-test judgement of one command; None when neither tree has a per-test report
     (the command is then judged by its exit code, as commands without a test runner are)."""
@@ -126,6 +143,8 @@ def judge(base: CheckResult | None, candidate: CheckResult, allowances: list[str
             j.lost.append(test_id)
         elif c_tests[test_id] != "passed":
             j.regressed.append(test_id)
+    if (j.regressed or "failed" in c_tests.values()) and _fails_fast(candidate.command):
+        j.unreached, j.lost = len(j.lost), []
     unreachable = b_errors + (["."] if base_broken and not b_errors else [])
     for test_id, outcome in c_tests.items():
         if outcome == "failed" and b_tests.get(test_id) == "failed":
