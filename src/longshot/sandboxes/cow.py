@@ -31,7 +31,6 @@ import tempfile
 from contextlib import suppress
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from longshot.errors import SnapshotRefused
 from longshot.git import Git
@@ -44,10 +43,8 @@ from longshot.sandboxes.snapshot import SKIP_DIRS, check_staged, copy_objects
 
 from longshot.errors import SandboxError
 from longshot.sandboxes.gitdir import shared_git_dir
-from longshot.sandboxes.local import LocalSandbox
+from longshot.sandboxes.checkout import LocalOptions, LocalSandbox, ProviderView
 
-if TYPE_CHECKING:
-    from longshot.sandboxes.local import LocalOptions, LocalSandboxProvider
 
 
 class Overlays:
@@ -85,7 +82,7 @@ class Overlays:
             return "copy-on-write checkouts (kernel overlayfs on one shared tree per base commit)"
         return f"a full checkout per sandbox (copy-on-write unavailable: {why})"
 
-    def sandbox(self, root: Path, spec: SandboxSpec, provider: LocalSandboxProvider,
+    def sandbox(self, root: Path, spec: SandboxSpec, provider: ProviderView,
                 cgroup: Cgroup | None) -> LocalSandbox:
         """The sandbox for ``root``: an overlay when possible (or when ``root`` already is one)."""
         if (root / "lower").is_file() or (not root.exists() and self.why_not() is None):
@@ -136,7 +133,7 @@ class UpperGuard(DiskGuard):
 class OverlaySandbox(LocalSandbox):
     """`LocalSandbox` with a copy-on-write checkout (see the module docstring)."""
 
-    def __init__(self, root: Path, spec: SandboxSpec, provider: LocalSandboxProvider, cgroup: Cgroup | None,
+    def __init__(self, root: Path, spec: SandboxSpec, provider: ProviderView, cgroup: Cgroup | None,
                  overlays: Overlays) -> None:
         super().__init__(root, spec, provider, cgroup)
         self.work = overlays.layers / root.name / "work"
