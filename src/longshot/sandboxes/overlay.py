@@ -217,6 +217,7 @@ def scan_upper(upper: Path, skip_nested: frozenset[str] = frozenset()) -> UpperS
                     if os.getxattr(entry.path, OPAQUE, follow_symlinks=False) == b"y":
                         found.gone.append(path)
                 stack.append((entry.path, path + "/", skipped or entry.name in skip_nested))
-            else:
+            elif stat.S_ISREG(st.st_mode) or stat.S_ISLNK(st.st_mode):
                 found.written.append(path)
+            # A FIFO, socket or device is nothing git can hold: skipped, as `git add --all` skips it.
     return found

@@ -17,6 +17,7 @@ import shutil
 import signal
 import tempfile
 import time
+from dataclasses import replace
 from contextlib import AsyncExitStack, suppress
 from pathlib import Path
 from typing import Any
@@ -103,7 +104,9 @@ class SandboxActor:
         await hub.run("init", "--quiet", "--bare")
         await hub.run("fetch", "--quiet", "--no-tags", str(self.root / "in.bundle"), f"{BASE_REF}:{BASE_REF}")
         (self.root / "in.bundle").unlink()
-        provider = LocalSandboxProvider(self.root / "work", self.options)
+        # Checkouts on a node, not copy-on-write: an overlay there would outlive a killed
+        # orchestrator (its unmount reaper belongs to the orchestrator's machine).
+        provider = LocalSandboxProvider(self.root / "work", replace(self.options, overlay="off"))
         spec = SandboxSpec(task_id=task_id, branch=branch, base_commit=base, hub=self.root / "hub.git", setup=setup)
         self.sandbox = await self.stack.enter_async_context(provider.open(spec))
         return {"node_id": ray.get_runtime_context().get_node_id(), "pid": os.getpid()}
