@@ -8,7 +8,7 @@ process across restarts. What is checked afterwards is read from git (tests/inva
 
 from __future__ import annotations
 
-import json
+import re
 
 from pathlib import Path
 
@@ -122,10 +122,6 @@ def test_resume_from_a_fresh_clone_in_another_directory_finishes_the_run(tmp_pat
     fake = fake_llm(script(TASKS[:5]))
     first = run_env(tmp_path / "machine-a", target, fake, **ENV)
     assert run_cli(["build it"], {**first, "LONGSHOT_CRASH_AT": "merge.landed:2"}, cwd=tmp_path).returncode == -9
-    # What the record holds at the crash: the first plan's scratchpad, or the follow-up's when
-    # the planner answered again before the second landing (it may, under load).
-    recorded = json.loads(git("show", "refs/longshot/state/main:state.json", cwd=target))["planner"]["scratchpad"]
-    assert recorded in ("notes", "done")
 
     # Another machine: nothing of machine A's work directory, only the target repository.
     other = run_env(tmp_path / "machine-b", target, fake, **ENV)
@@ -137,7 +133,10 @@ def test_resume_from_a_fresh_clone_in_another_directory_finishes_the_run(tmp_pat
     assert len(resumed.landed) >= 1  # what machine A landed was read from the target's trailers
     memory = [str(m.get("content")) for r in fake.requests if r.role == "planner" for m in r.body["messages"]
               if "has been resumed" in str(m.get("content"))]
-    assert memory and f"Your last scratchpad:\n{recorded}\n" in memory[0]  # the planner continues from its record
+    # The planner continues from its record: the first plan's scratchpad, or the follow-up's when
+    # the planner answered again before the crash (under load it may; a state push in flight at
+    # the SIGKILL may still complete afterwards, so the record is read by the resumed run alone).
+    assert memory and re.search(r"Your last scratchpad:\n(notes|done)\n", memory[0]), memory[:1]
 
 
 def test_t3_a_dirty_start_is_repaired_or_set_aside_and_nothing_unlanded_is_deleted(
