@@ -42,7 +42,7 @@ from typing import Any
 
 from rich.console import Console
 
-from longshot.dashboard.app import Dashboard
+from longshot.dashboard.screen import Dashboard
 from longshot.dashboard.sources import ReplayClock, replay
 from longshot.events import (
     Event, GateResult, HandoffReceived, LLMUsage, MergeHealth, MergeLanded, PlannerAnswered, PlannerRequested,

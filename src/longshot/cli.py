@@ -23,17 +23,17 @@ from longshot import __version__
 from longshot.budget import RunBudget
 from longshot.config import Config, load_config
 from longshot.errors import ConfigError, LongshotError
-from longshot.dashboard.commands import register
+from longshot.dashboard.recorded import register
 from longshot.web.commands import register as register_web
 from longshot.dashboard.output import RunOutput, choose_mode
 from longshot.events import Bus, Event, NdjsonSink, new_run_id
-from longshot.dashboard.features import render_features
+from longshot.dashboard.feature_table import render_features
 from longshot.preflight.doctor import register as register_doctor
 from longshot.preflight import PreflightOptions
 from longshot.preflight.start import EndSeen, check_before_run
 from longshot.pipeline.status import RunStatus, feature_events, read_status, status_document
 from longshot.procs import pidfd_child_watcher
-from longshot.text import clip
+from longshot.clip import clip
 
 HELP = """Longshot plans a build request into tasks, runs workers in parallel, and lands their work.
 

@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from longshot.caps import Acceptance, Description, Ids, Name, Notes, Scope, Summary
 from longshot.errors import IllegalTransition
-from longshot.text import clip
+from longshot.clip import clip
 
 
 class TaskStatus(StrEnum):

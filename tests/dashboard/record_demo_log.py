@@ -1,7 +1,7 @@
 """Re-record ``data/demo.ndjson``, the golden event log of `longshot demo` the dashboard tests read.
 
 Run it after a change to the demo or to the events: ``.venv/bin/python tests/dashboard/record_demo_log.py``.
-Then check the expectations in ``test_state.py`` still describe the run (they name its
+Then check the expectations in ``test_board.py`` still describe the run (they name its
 tasks and counts, not its timing).
 """
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 from rich.console import Console
 
-from longshot.dashboard.app import decode_keys
-from longshot.dashboard.state import RunState, TaskRow
+from longshot.dashboard.screen import decode_keys
+from longshot.dashboard.board import Board, TaskRow
 from longshot.dashboard.tree import task_row
 from longshot.dashboard.keys import ViewState
 from longshot.dashboard.view import render
@@ -16,15 +16,15 @@ from longshot.events import RunStarted, TaskCreated, TaskStatusChanged, read_eve
 LOG = Path(__file__).resolve().parent / "data" / "demo.ndjson"
 
 
-def frame(state: RunState, view: ViewState, now: float, width: int = 140, height: int = 44) -> str:
+def frame(state: Board, view: ViewState, now: float, width: int = 140, height: int = 44) -> str:
     console = Console(width=width, height=height, record=True, color_system=None, file=open("/dev/null", "w"))
     console.print(render(state, view, now, height, width))
     return console.export_text()
 
 
-def at_the_conflict() -> tuple[RunState, str]:
+def at_the_conflict() -> tuple[Board, str]:
     """The state when the task that conflicted has failed, and that task's id."""
-    state = RunState()
+    state = Board()
     for event in read_events(LOG):
         state.apply(event)
         if isinstance(event, TaskStatusChanged) and event.after == "failed":
@@ -47,7 +47,7 @@ def test_every_panel_shows_the_demo_at_the_conflict() -> None:
 
 
 def test_tabs_depth_and_scrolling_follow_the_keys() -> None:
-    state = RunState()
+    state = Board()
     state.apply(RunStarted(ts=0, request="r", repo="x", target_branch="main", max_workers=4))
     for i in range(60):
         state.apply(TaskCreated(ts=1, task_id=f"t{i:02d}", description=f"task {i}", branch=f"worker/t{i:02d}"))
@@ -86,8 +86,8 @@ def test_running_timers_turn_yellow_then_red() -> None:
 
 
 def test_a_frame_before_any_event_and_a_tiny_terminal_do_not_fail() -> None:
-    assert "waiting for events" in frame(RunState(), ViewState(), 0)
-    state = RunState()
+    assert "waiting for events" in frame(Board(), ViewState(), 0)
+    state = Board()
     state.apply(TaskCreated(ts=1, task_id="a", description="d", branch="worker/a"))
     state.apply(TaskStatusChanged(ts=2, task_id="a", before="pending", after="running"))
     assert "LONGSHOT" in frame(state, ViewState(), 3, width=60, height=12)

@@ -14,7 +14,7 @@ import pytest
 from longshot.events import Event, MergeFailed, MergeLanded
 from longshot.git import Git, trailers
 from longshot.hub import Hub
-from longshot.pipeline.gate import Verdict
+from longshot.pipeline.gate import GateDecision
 from longshot.pipeline.merge import MergeQueue
 from longshot.testing.repos import git, make_remote
 from longshot.types import MergeResult, Task, TaskStatus
@@ -232,9 +232,9 @@ class PassingGate:
     flakes: list[str] = []
     source = SimpleNamespace(known=True)  # it has checks: batches are checked, not unlimited
 
-    async def check(self, task_id: str, candidate: str, base: str, **_: object) -> Verdict:
+    async def check(self, task_id: str, candidate: str, base: str, **_: object) -> GateDecision:
         await asyncio.sleep(0.05)
-        return Verdict(ok=True)
+        return GateDecision(ok=True)
 
 
 async def test_a_conflict_inside_a_batch_is_reported_against_the_tip_the_batch_left(world: World) -> None:

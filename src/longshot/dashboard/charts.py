@@ -19,7 +19,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
-from longshot.dashboard.state import FAILED, RunState
+from longshot.dashboard.board import FAILED, Board
 from longshot.events import read_events
 from longshot.types import DONE
 
@@ -51,7 +51,7 @@ def draw_in_child(log_path: Path, directory: Path) -> list[tuple[str, str]]:
     return [(str(name), str(caption)) for name, caption in json.loads(proc.stdout)]
 
 
-def draw(state: RunState, directory: Path) -> list[tuple[str, str]]:
+def draw(state: Board, directory: Path) -> list[tuple[str, str]]:
     """Write the charts of ``state`` into ``directory``; (file name, caption) of each."""
     import matplotlib
 
@@ -74,7 +74,7 @@ def draw(state: RunState, directory: Path) -> list[tuple[str, str]]:
     return written
 
 
-def _progress(plt: Any, state: RunState, start: float, end: float) -> Figure | None:
+def _progress(plt: Any, state: Board, start: float, end: float) -> Figure | None:
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(8, 4.8), sharex=True, constrained_layout=True)
     landed_x = [0.0] + [t - start for t in state.landings] + [end - start]
     landed_y = list(range(len(state.landings) + 1)) + [len(state.landings)]
@@ -96,7 +96,7 @@ def _progress(plt: Any, state: RunState, start: float, end: float) -> Figure | N
     return cast("Figure", fig)
 
 
-def _time_to_land(plt: Any, state: RunState, start: float, end: float) -> Figure | None:
+def _time_to_land(plt: Any, state: Board, start: float, end: float) -> Figure | None:
     rows = sorted((t for t in state.tasks.values() if t.landed_at is not None), key=lambda t: t.landed_at or 0)
     if not rows:
         return None
@@ -122,7 +122,7 @@ def _time_to_land(plt: Any, state: RunState, start: float, end: float) -> Figure
     return cast("Figure", fig)
 
 
-def _timeline(plt: Any, state: RunState, start: float, end: float) -> Figure | None:
+def _timeline(plt: Any, state: Board, start: float, end: float) -> Figure | None:
     rows = [t for t in state.tasks.values() if t.started is not None]
     if not rows:
         return None
@@ -153,7 +153,7 @@ def _timeline(plt: Any, state: RunState, start: float, end: float) -> Figure | N
 def main(argv: list[str]) -> None:
     """``python -m longshot.dashboard.charts LOG DIRECTORY``: draw, print [[file, caption], ...] as JSON."""
     log_path, directory = Path(argv[0]), Path(argv[1])
-    state = RunState()
+    state = Board()
     for event in read_events(log_path):
         state.apply(event)
     directory.mkdir(parents=True, exist_ok=True)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from rich.markup import escape
 
-from longshot.text import clip
+from longshot.clip import clip
 
 from longshot.events import (
     BudgetSpent, CheckFinished, ClaimChecked, ConfigTracked, EndpointHealth, Event, FeatureStatus, FinalizationAttempt,

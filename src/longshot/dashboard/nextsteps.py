@@ -9,14 +9,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from longshot.dashboard.state import RunState, TaskRow
+from longshot.dashboard.board import Board, TaskRow
 
 NOT_LANDED = {"failed": "it failed", "blocked": "it was blocked", "partial": "it finished only in part",
               "cancelled": "it was cancelled before it ran", "completed": "its work did not land",
               "pending": "it never started", "running": "it was still running", "merging": "it was still merging"}
 
 
-def result_lines(state: RunState, report: Path | None = None) -> list[tuple[str, str]]:
+def result_lines(state: Board, report: Path | None = None) -> list[tuple[str, str]]:
     """(label, text) rows: the result, the branch, the command that takes it, the report and log."""
     rows: list[tuple[str, str]] = []
     r = state.result
@@ -37,7 +37,7 @@ def result_lines(state: RunState, report: Path | None = None) -> list[tuple[str,
     return rows
 
 
-def what_next(state: RunState) -> list[str]:
+def what_next(state: Board) -> list[str]:
     """One line per task that did not land (or a run that did not finish): what it means, what to do."""
     lines: list[str] = []
     unlanded = set(state.finished.unlanded) if state.finished else set()

@@ -18,7 +18,7 @@ from typing import IO, Literal
 
 from rich.console import Console
 
-from longshot.dashboard.app import Dashboard
+from longshot.dashboard.screen import Dashboard
 from longshot.dashboard.plain import JsonStdoutSink, PlainPrinter
 from longshot.dashboard.report import load, print_summary, write_report
 from longshot.dashboard.keys import ViewState

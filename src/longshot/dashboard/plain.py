@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from longshot.dashboard.lines import describe
-from longshot.dashboard.state import RunState
+from longshot.dashboard.board import Board
 from longshot.dashboard.draw import amount, cost_text, duration
 from longshot.events import Event, Metrics
 
@@ -44,7 +44,7 @@ class PlainPrinter:
         self.console = console
         self.debug = debug
         self.status_every = status_every
-        self.state = RunState()
+        self.state = Board()
         self._status_at: float | None = None
         self._lock = threading.Lock()
 
@@ -76,7 +76,7 @@ class PlainPrinter:
             self.console.print(status_line(self.state, now))
 
 
-def status_line(state: RunState, now: float) -> str:
+def status_line(state: Board, now: float) -> str:
     """``status 0:45 · workers 3/4 · tasks 5/9 done, 1 failed, 2 pending · landed 5 (400/h) · queue 1 · ...``."""
     f = state.figures()
     parts = [f"[bold]status[/] {duration(state.elapsed(now))}", f"workers {f.workers_active}/{f.workers_total}",

@@ -20,12 +20,12 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from longshot.dashboard.features import features_markdown
-from longshot.dashboard.state import RunState
+from longshot.dashboard.feature_table import features_markdown
+from longshot.dashboard.board import Board
 from longshot.dashboard.draw import cost_text, duration
 from longshot.dashboard.nextsteps import result_lines, what_next
 from longshot.events import read_events
-from longshot.text import clip
+from longshot.clip import clip
 
 
 @dataclass
@@ -61,9 +61,9 @@ class Outcome:
     """Landings vouched for by tests, only by collection, by exit codes alone (empty: no gate)."""
 
 
-def load(path: Path) -> RunState:
+def load(path: Path) -> Board:
     """The state at the end of a run log."""
-    state = RunState()
+    state = Board()
     for event in read_events(path):
         state.apply(event)
     return state
@@ -75,7 +75,7 @@ def report_dir(log_path: Path) -> Path:
     return log_path.with_name("report-" + name.removeprefix("run-"))
 
 
-def outcome(state: RunState) -> Outcome:
+def outcome(state: Board) -> Outcome:
     fin = state.finished
     waits = sorted(state.waits)
     tokens, cost = (fin.tokens, fin.cost_usd) if fin is not None else (state.tokens, state.cost_usd)
@@ -96,7 +96,7 @@ def outcome(state: RunState) -> Outcome:
         features=state.feature_counts() if state.features else {})
 
 
-def _checked_by(state: RunState) -> str:
+def _checked_by(state: Board) -> str:
     c = state.checked_by
     if c is None:
         return ""
@@ -135,7 +135,7 @@ def rows(o: Outcome) -> list[tuple[str, str]]:
             ("tokens", f"{o.tokens:,}"), ("cost", cost_text(o.cost_usd, o.unpriced)), ("exit status", _exit(o))]
 
 
-def summary(state: RunState) -> RenderableType:
+def summary(state: Board) -> RenderableType:
     """The end-of-run figures in a box (`print_summary` adds the result, report and log)."""
     o = outcome(state)
     grid = Table.grid(padding=(0, 2))
@@ -154,7 +154,7 @@ def summary(state: RunState) -> RenderableType:
                  border_style="green" if ok else "red")
 
 
-def print_summary(console: Console, state: RunState, report: Path | None = None) -> None:
+def print_summary(console: Console, state: Board, report: Path | None = None) -> None:
     """The summary box, then where the result is and how to take it, the report and the log as
     whole lines (never wrapped or cut inside the box: they are meant to be copied)."""
     console.print(summary(state), soft_wrap=False)  # the box wraps its text; a soft-wrapping console would cut it
@@ -167,7 +167,7 @@ def _cell(text: object) -> str:
     return str(text).replace("|", "\\|").replace("\n", " ")
 
 
-def markdown(state: RunState, charts: list[tuple[str, str]]) -> str:
+def markdown(state: Board, charts: list[tuple[str, str]]) -> str:
     o = outcome(state)
     started = datetime.fromtimestamp(state.started or 0, timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
     out = [f"# Longshot run {state.run_id}", "",
@@ -206,7 +206,7 @@ def markdown(state: RunState, charts: list[tuple[str, str]]) -> str:
     return "\n".join(out) + "\n"
 
 
-def write_report(log_path: Path, state: RunState | None = None) -> Path:
+def write_report(log_path: Path, state: Board | None = None) -> Path:
     """Write the report of the run logged at ``log_path`` (already reduced: ``state``); the path of ``report.md``."""
     state = state or load(log_path)
     directory = report_dir(log_path)

@@ -17,7 +17,7 @@ from rich.text import Text
 
 from longshot.dashboard.draw import amount, duration
 from longshot.dashboard.keys import ViewState
-from longshot.dashboard.state import ACTIVE, FAILED, RunState, TaskRow
+from longshot.dashboard.board import ACTIVE, FAILED, Board, TaskRow
 from longshot.types import DONE
 
 STATUS_STYLE = {
@@ -31,7 +31,7 @@ Row = Callable[[], tuple[Text, Text, Text, Text]]
 """A row of the tree (label, status, timer, detail), made only when it is on screen."""
 
 
-def tree_rows(state: RunState, view: ViewState, now: float) -> list[Row]:
+def tree_rows(state: Board, view: ViewState, now: float) -> list[Row]:
     """The tree flattened to rows, down to ``view.depth`` levels (1: the planner and reconciler alone)."""
     thinking = state.planner_since is not None
     planner = (Text("◆ planner", style="bold magenta"),
@@ -64,7 +64,7 @@ def _order(row: TaskRow) -> int:
     return 3 if row.status in DONE else 2
 
 
-def _branch(state: RunState, view: ViewState, now: float, rows: list[TaskRow], prefix: str, level: int,
+def _branch(state: Board, view: ViewState, now: float, rows: list[TaskRow], prefix: str, level: int,
             out: list[Row]) -> None:
     ordered = sorted(rows, key=_order)
     for i, row in enumerate(ordered):

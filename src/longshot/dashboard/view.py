@@ -14,7 +14,7 @@ from rich.text import Text
 from longshot.dashboard.draw import Lines, amount, box, cell, cost_text, duration, pairs, sparkline
 from longshot.dashboard.keys import TABS, ViewState
 from longshot.dashboard.lines import describe, level
-from longshot.dashboard.state import ACTIVE, FeedItem, RunState
+from longshot.dashboard.board import ACTIVE, FeedItem, Board
 from longshot.dashboard.tree import tree_rows
 from longshot.events import Event
 
@@ -24,7 +24,7 @@ LEFT = 44
 KEYS_HELP = "tab/←→ switch · ↑↓ PgUp/PgDn scroll · +/- tree depth · d details"
 
 
-def render(state: RunState, view: ViewState, now: float, height: int = 40, width: int = 140) -> Lines:
+def render(state: Board, view: ViewState, now: float, height: int = 40, width: int = 140) -> Lines:
     """One frame for a terminal of ``width`` x ``height``."""
     width, height = max(60, width), max(12, height)
     body = height - 7
@@ -39,7 +39,7 @@ def render(state: RunState, view: ViewState, now: float, height: int = 40, width
     return Lines(header(state, now, width) + middle + footer(state, view, width))
 
 
-def header(state: RunState, now: float, width: int) -> list[Text]:
+def header(state: Board, now: float, width: int) -> list[Text]:
     f = state.figures()
     line = Text.assemble(("LONGSHOT ", "bold magenta"), (f"⏱ {duration(state.elapsed(now))}  ", "bold"),
                          ("workers ", "dim"), (f"{f.workers_active}/{f.workers_total}  ", "bold blue"))
@@ -57,7 +57,7 @@ def header(state: RunState, now: float, width: int) -> list[Text]:
     return box(state.run_id or "waiting for events", [line], width, 3, "magenta", title_right=True)
 
 
-def metrics_rows(state: RunState, now: float) -> list[Text]:
+def metrics_rows(state: Board, now: float) -> list[Text]:
     f = state.figures()
     pct = f" ({f.done / f.total:.0%})" if f.total else ""
     rate = f.merge_success_rate
@@ -83,7 +83,7 @@ def metrics_rows(state: RunState, now: float) -> list[Text]:
     ], LEFT)
 
 
-def merge_rows(state: RunState, now: float) -> list[Text]:
+def merge_rows(state: Board, now: float) -> list[Text]:
     h = state.health
     if h is not None:
         p50, p95 = h.p50_seconds_to_land, h.p95_seconds_to_land
@@ -133,14 +133,14 @@ def feature_counts(counts: dict[str, int]) -> Text:
     return Text.assemble(*parts)
 
 
-def feed_line(state: RunState, item: FeedItem) -> Text:
+def feed_line(state: Board, item: FeedItem) -> Text:
     at = duration(item.ts - state.started) if state.started else "-"
     text = Text(f"+{at} ", style="dim")
     text.append_text(Text.from_markup(item.text.split("\n", 1)[0], style=LEVEL_STYLE.get(item.level, "")))
     return text
 
 
-def debug_line(state: RunState, event: Event) -> Text:
+def debug_line(state: Board, event: Event) -> Text:
     """Every event, with its fields (the activity feed with ``--debug`` or the ``d`` key)."""
     line = describe(event)
     if line is None:
@@ -149,7 +149,7 @@ def debug_line(state: RunState, event: Event) -> Text:
     return feed_line(state, FeedItem(event.ts, level(event), line, event.task_id))
 
 
-def tab_panel(state: RunState, view: ViewState, now: float, height: int, width: int) -> list[Text]:
+def tab_panel(state: Board, view: ViewState, now: float, height: int, width: int) -> list[Text]:
     bar = Text()
     for i, name in enumerate(TABS):
         bar.append(f" {i + 1} {name.capitalize()} ", style="reverse bold" if i == view.tab else "dim")
@@ -175,7 +175,7 @@ def tab_panel(state: RunState, view: ViewState, now: float, height: int, width: 
     return box(name, [bar, *body], width, height, "white", subtitle=more)
 
 
-def progress_bar(state: RunState, width: int = 40) -> Text:
+def progress_bar(state: Board, width: int = 40) -> Text:
     f = state.figures()
     total = max(1, f.total)
     s = state.statuses
@@ -193,7 +193,7 @@ def progress_bar(state: RunState, width: int = 40) -> Text:
     return bar
 
 
-def footer(state: RunState, view: ViewState, width: int) -> list[Text]:
+def footer(state: Board, view: ViewState, width: int) -> list[Text]:
     help_line = Text(KEYS_HELP, style="dim")
     if view.footer:
         help_line.append(f" · {view.footer}", style="bold")

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from longshot.events import Emit, RunWarning
 from longshot.pipeline.features import STATUSES, FeatureRecord
-from longshot.text import clip
+from longshot.clip import clip
 from longshot.types import CheckResult, Task, TaskStatus
 
 NO_CHECKS = "no check commands configured or detected (set CHECK_COMMANDS, or CHECK_COMMANDS=none to run without)"

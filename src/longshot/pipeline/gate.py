@@ -40,7 +40,7 @@ KEPT_RESULTS = 16
 
 
 @dataclass
-class Verdict:
+class GateDecision:
     ok: bool
     reason: str = ""
     failing: list[CheckResult] = field(default_factory=list)
@@ -126,23 +126,23 @@ class Gate:
         return self.plan.commands
 
     async def check(self, task_id: str, candidate: str, base: str, *, allowances: list[str] | None = None,
-                    landings: int = 1) -> Verdict:
+                    landings: int = 1) -> GateDecision:
         """Judge ``candidate`` (the tree that would land on ``base``). ``allowances``: tests the
         task may remove or skip; ``landings``: how many changes the candidate lands (a batch)."""
         self.plan = await self.source.plan_for(base)  # from the base: a change cannot switch off its own checks
         if not self.plan.checks:
-            return self._done(task_id, candidate, Verdict(ok=True, reason="no checks known"), landings)
+            return self._done(task_id, candidate, GateDecision(ok=True, reason="no checks known"), landings)
         self.pin = await pin_for(await self.hub.files(base), lambda p: self.hub.show(base, p))
         result = await self.run(candidate, self.commands, task_id)
         failing = [r for r in result.values() if not r.ok]
         if not failing and all(r.tests is None and r.command in self._silent for r in result.values()):
-            return self._done(task_id, candidate, Verdict(ok=True, checked_by="commands"), landings)
+            return self._done(task_id, candidate, GateDecision(ok=True, checked_by="commands"), landings)
         # Against the base (cached when it was checked as a candidate): a command that
         # reported tests there and reports none now no longer runs them.
         on_base = await self._on(base, f"{task_id}-base")
         self._silent |= {c for c, r in on_base.items() if r.ok and r.tests is None and result.get(c, r).tests is None}
         if not failing and all(r.tests is None and on_base.get(r.command, r).tests is None for r in result.values()):
-            return self._done(task_id, candidate, Verdict(ok=True, checked_by="commands"), landings)
+            return self._done(task_id, candidate, GateDecision(ok=True, checked_by="commands"), landings)
         judged = {c: judge(on_base.get(c), r, allowances or []) for c, r in result.items()}
         blocking = [j for j in judged.values() if j is not None and j.blocking]
         if any(j.regressed or j.new_failures or j.exit_only for j in blocking):
@@ -160,16 +160,16 @@ class Gate:
         if blocking:
             reason = "check failed on the merged tree: " + "; ".join(j.reason() for j in blocking)
             failing_results = [result[j.command] for j in blocking]
-            return self._done(task_id, candidate, Verdict(ok=False, reason=reason, failing=failing_results), landings)
+            return self._done(task_id, candidate, GateDecision(ok=False, reason=reason, failing=failing_results), landings)
         legacy = [r for r in failing if judged[r.command] is None]
-        verdict = await self._by_exit_code(task_id, candidate, base, legacy, on_base) if legacy else Verdict(ok=True)
+        verdict = await self._by_exit_code(task_id, candidate, base, legacy, on_base) if legacy else GateDecision(ok=True)
         verdict.checked_by = checked_by
         verdict.revealed = [t for j in tested for t in j.revealed]
         verdict.preexisting += [t for j in tested for t in j.preexisting][:50]
         return self._done(task_id, candidate, verdict, landings)
 
     async def _by_exit_code(self, task_id: str, candidate: str, base: str, failing: list[CheckResult],
-                            on_base: dict[str, CheckResult]) -> Verdict:
+                            on_base: dict[str, CheckResult]) -> GateDecision:
         """Commands without a per-test report: blamed if they fail anew (and again on a re-run)."""
         preexisting = [r.command for r in failing if r.command in on_base and _no_worse(r, on_base[r.command])]
         base_flakes: list[str] = []
@@ -185,12 +185,12 @@ class Gate:
             preexisting = [c for c in preexisting if c not in base_flakes]
         new = [r for r in failing if r.command not in preexisting]
         if not new:
-            return Verdict(ok=True, preexisting=preexisting)
+            return GateDecision(ok=True, preexisting=preexisting)
         again = await self.run(candidate, self.commands, f"{task_id}-rerun")
         if all(again[r.command].ok for r in new):
             flaky = [r.command for r in new]
             self.flakes += flaky
-            return Verdict(ok=True, flaky=flaky + base_flakes, preexisting=preexisting)
+            return GateDecision(ok=True, flaky=flaky + base_flakes, preexisting=preexisting)
         blamed = new[0]
         if on_base[blamed.command].ok:
             why = f"it passes on {self.hub.branch} at {base[:10]} without this change"
@@ -199,9 +199,9 @@ class Gate:
             added = [f.signature for f in failures_of(blamed) if f.signature not in seen]
             why = f"it fails on {self.hub.branch} at {base[:10]} too, but this change adds: {', '.join(added[:5])}"
         reason = f"check failed on the merged tree: {blamed.command} (exit {blamed.exit_code}; {why})"
-        return Verdict(ok=False, reason=reason, failing=new, preexisting=preexisting)
+        return GateDecision(ok=False, reason=reason, failing=new, preexisting=preexisting)
 
-    def _done(self, task_id: str, candidate: str, v: Verdict, landings: int) -> Verdict:
+    def _done(self, task_id: str, candidate: str, v: GateDecision, landings: int) -> GateDecision:
         for r in v.failing:
             self.emit(CheckFinished(task_id=task_id, command=r.command, exit_code=r.exit_code, ok=False,
                                     output_tail=r.output_tail[-SHOWN_OUTPUT:]))

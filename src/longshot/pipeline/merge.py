@@ -28,7 +28,7 @@ from longshot.errors import GitError, LongshotError, PushRejected, policy_for
 from longshot.events import Emit, MergeBatch, MergeFailed, MergeHealth, MergeLanded, NewSkippedTests
 from longshot.git import Git
 from longshot.hub import Hub
-from longshot.pipeline.gate import Gate, Verdict
+from longshot.pipeline.gate import Gate, GateDecision
 from longshot.pipeline.hotfiles import UnionFiles
 from longshot.ownfiles import own_changes
 from longshot.pipeline.protect import Protection, lost_tests, protected_changes, protected_many
@@ -196,7 +196,7 @@ class MergeQueue:
             ids = [t.id for t, _, _ in stack]
             allowances = [a for t, _, _ in stack for a in t.allow_removed_tests]
             verdict = (await self.gate.check("+".join(ids)[:80], stack[-1][2], tip, allowances=allowances,
-                                             landings=len(stack)) if self.gate else Verdict(ok=True))
+                                             landings=len(stack)) if self.gate else GateDecision(ok=True))
             self.emit(MergeBatch(size=len(stack), ok=verdict.ok, depth=depth, tasks=ids))
             self.stats.batches.append((len(stack), depth))
             if verdict.ok:

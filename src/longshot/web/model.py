@@ -1,10 +1,10 @@
-"""What the web pages show beyond the dashboard's `RunState`: a pure reducer over the same events.
+"""What the web pages show beyond the dashboard's `Board`: a pure reducer over the same events.
 
-`RunView` folds every event into the dashboard's `RunState` (reused as is) and keeps what
+`RunView` folds every event into the dashboard's `Board` (reused as is) and keeps what
 a page needs that the terminal does not: each task's sprint, scope, acceptance, branch
 and status history, its handoff, gate verdicts, merge refusals and check output; the
 conflicts and refusals of the run; cost and landings over time. Feature statuses are the
-dashboard's (`RunState.features`).
+dashboard's (`Board.features`).
 It does no I/O and never reads a clock.
 """
 
@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass, field
-from longshot.dashboard.state import RunState
+from longshot.dashboard.board import Board
 from longshot.events import (
     CheckFinished, ClaimChecked, Event, GateResult, HandoffReceived, LLMUsage, MergeFailed, MergeLanded, PlannerAnswered,
     PlannerRequested, TaskCreated, TaskStatusChanged, WorkerStep,
@@ -62,7 +62,7 @@ class Alert:
 class RunView:
     """The dashboard's state plus what the web pages add; `apply` folds one event."""
 
-    state: RunState = field(default_factory=RunState)
+    state: Board = field(default_factory=Board)
     tasks: dict[str, TaskExtra] = field(default_factory=dict)
     sprint: int = 0
     alerts: deque[Alert] = field(default_factory=lambda: deque(maxlen=ALERTS_KEPT))

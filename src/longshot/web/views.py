@@ -11,7 +11,7 @@ from datetime import datetime, timezone
 
 from rich.text import Text
 
-from longshot.dashboard.state import ACTIVE, DONE, FAILED, TaskRow
+from longshot.dashboard.board import ACTIVE, DONE, FAILED, TaskRow
 from longshot.web.model import RunView
 
 WIDTH, HEIGHT = 560, 140

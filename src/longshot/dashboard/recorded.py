@@ -16,12 +16,12 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from longshot.dashboard.app import Dashboard
+from longshot.dashboard.screen import Dashboard
 from longshot.dashboard.output import choose_mode
 from longshot.dashboard.plain import JsonStdoutSink, PlainPrinter
 from longshot.dashboard.report import load, print_summary, write_report
 from longshot.dashboard.sources import ReplayClock, follow, log_problem, newest_log, replay as replay_log
-from longshot.dashboard.state import RunState
+from longshot.dashboard.board import Board
 from longshot.dashboard.keys import ViewState
 from longshot.dashboard.view import render
 from longshot.events import Event
@@ -140,7 +140,7 @@ def report(file: Annotated[Path, typer.Argument(help="A run log (logs/run-*.ndjs
 
 
 def _snapshot(file: Path, out: Path, at: float | None) -> None:
-    state = RunState()
+    state = Board()
     events: list[Event] = []
     replay_log(file, events.append, speed=0)
     start = events[0].ts if events else 0.0

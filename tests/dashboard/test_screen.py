@@ -7,7 +7,7 @@ import threading
 
 from rich.console import Console
 
-from longshot.dashboard.app import Dashboard
+from longshot.dashboard.screen import Dashboard
 from longshot.dashboard.output import RunOutput
 from longshot.dashboard.keys import ViewState
 from longshot.events import PlannerRequested, RunStarted, RunWarning

@@ -24,7 +24,7 @@ from types import TracebackType
 from rich.console import Console
 from rich.live import Live
 
-from longshot.dashboard.state import RunState
+from longshot.dashboard.board import Board
 from longshot.dashboard.keys import ViewState
 from longshot.dashboard.view import render
 from longshot.events import Event
@@ -103,13 +103,13 @@ class KeyReader:
 
 
 class Dashboard:
-    """Folds queued events into a `RunState` and draws it at ``hz`` frames per second."""
+    """Folds queued events into a `Board` and draws it at ``hz`` frames per second."""
 
     def __init__(self, console: Console, *, view: ViewState | None = None, clock: Callable[[], float] = time.time,
                  hz: float = 4.0, max_per_frame: int = MAX_PER_FRAME, keys: bool = True, screen: bool = True,
                  quittable: bool = True) -> None:
         self.console = console
-        self.state = RunState()
+        self.state = Board()
         self.view = view or ViewState()
         self.clock = clock
         self.interval = 1.0 / hz
@@ -149,7 +149,7 @@ class Dashboard:
                 break
             taken += 1
             if isinstance(item, Reset):
-                self.state = RunState()
+                self.state = Board()
                 self.view.footer = f"following {item.source}"
             else:
                 self.state.apply(item)

@@ -1,6 +1,6 @@
 """The dashboard's model of a run: a pure reducer over events.
 
-`RunState.apply` folds one event into the state; it does no I/O and never reads a clock,
+`Board.apply` folds one event into the state; it does no I/O and never reads a clock,
 so a live run, a replay and a report built from the same events agree exactly. Events
 of types it does not know are counted and ignored. The state reads event types and
 fields only, never message text.
@@ -95,7 +95,7 @@ class Figures:
 
 
 @dataclass
-class RunState:
+class Board:
     """Everything the dashboard, the status line and the report show, folded from events."""
 
     run_id: str = ""
@@ -261,28 +261,28 @@ class RunState:
         self._changed = ts
 
 
-def _run_started(s: RunState, e: RunStarted) -> None:
+def _run_started(s: Board, e: RunStarted) -> None:
     s.run_id, s.request, s.repo, s.target_branch = e.run_id, e.request, e.repo, e.target_branch
     s.log_path, s.max_workers, s.started = e.log_path, e.max_workers, e.ts
     s.max_tokens, s.max_cost_usd, s.unpriced = e.max_tokens, e.max_cost_usd, list(e.unpriced_models)
     s.active_series.append((e.ts, 0))
 
 
-def _run_finished(s: RunState, e: RunFinished) -> None:
+def _run_finished(s: Board, e: RunFinished) -> None:
     s.finished = e
     s.planner_since = None
 
 
-def _planner_requested(s: RunState, e: PlannerRequested) -> None:
+def _planner_requested(s: Board, e: PlannerRequested) -> None:
     s.planner_since, s.planner_iteration = e.ts, e.iteration
 
 
-def _planner_answered(s: RunState, e: PlannerAnswered) -> None:
+def _planner_answered(s: Board, e: PlannerAnswered) -> None:
     s.planner_since = None
     s.planner_tasks += e.tasks
 
 
-def _task_created(s: RunState, e: TaskCreated) -> None:
+def _task_created(s: Board, e: TaskCreated) -> None:
     if e.task_id is None or e.task_id in s.tasks:
         return
     s.tasks[e.task_id] = TaskRow(id=e.task_id, description=e.description, created=e.ts, parent=e.parent,
@@ -293,27 +293,27 @@ def _task_created(s: RunState, e: TaskCreated) -> None:
         s.tasks[e.parent].children.append(e.task_id)
 
 
-def _task_status(s: RunState, e: TaskStatusChanged) -> None:
+def _task_status(s: Board, e: TaskStatusChanged) -> None:
     row = s.tasks.get(e.task_id or "")
     if row is not None:
         s._set_status(row, e.after, e.ts)
         row.reason = e.reason
 
 
-def _worker_step(s: RunState, e: WorkerStep) -> None:
+def _worker_step(s: Board, e: WorkerStep) -> None:
     row = s.tasks.get(e.task_id or "")
     if row is not None:
         row.steps, row.step_ok, row.output = e.step, e.ok, 0
         row.step = f"{e.tool} {e.detail}".strip()
 
 
-def _output(s: RunState, e: WorkerOutput) -> None:
+def _output(s: Board, e: WorkerOutput) -> None:
     row = s.tasks.get(e.task_id or "")
     if row is not None:
         row.output = e.bytes
 
 
-def _usage(s: RunState, e: LLMUsage) -> None:
+def _usage(s: Board, e: LLMUsage) -> None:
     tokens = e.prompt_tokens + e.completion_tokens
     s.tokens += tokens
     s.cost_usd += e.cost_usd
@@ -325,7 +325,7 @@ def _usage(s: RunState, e: LLMUsage) -> None:
         row.cost_usd += e.cost_usd
 
 
-def _handoff(s: RunState, e: HandoffReceived) -> None:
+def _handoff(s: Board, e: HandoffReceived) -> None:
     row = s.tasks.get(e.task_id or "")
     if row is not None:
         row.handoff, row.handoff_status = e.handoff.metrics, e.handoff.status
@@ -334,7 +334,7 @@ def _handoff(s: RunState, e: HandoffReceived) -> None:
         row.cost_usd = max(row.cost_usd, e.handoff.metrics.cost_usd)
 
 
-def _landed(s: RunState, e: MergeLanded) -> None:
+def _landed(s: Board, e: MergeLanded) -> None:
     s.merge_landed += 1
     s.landings.append(e.ts)
     s.waits.append(e.seconds_to_land)
@@ -344,18 +344,18 @@ def _landed(s: RunState, e: MergeLanded) -> None:
         row.landed_at, row.seconds_to_land, row.commit = e.ts, e.seconds_to_land, e.commit
 
 
-def _merge_failed(s: RunState, e: MergeFailed) -> None:
+def _merge_failed(s: Board, e: MergeFailed) -> None:
     s.merge_failed += 1
     s.conflicts += bool(e.conflicts)
     s._changed = e.ts
 
 
-def _gate(s: RunState, e: GateResult) -> None:
+def _gate(s: Board, e: GateResult) -> None:
     s.gate = e
     s.gate_refused += not e.ok
 
 
-def _claim(s: RunState, e: ClaimChecked) -> None:
+def _claim(s: Board, e: ClaimChecked) -> None:
     count = s.claims.setdefault(f"{e.role}/{e.model}", [0, 0])
     count[0] += 1
     if not e.verified:
@@ -363,12 +363,12 @@ def _claim(s: RunState, e: ClaimChecked) -> None:
         s.unverified.append(e)
 
 
-def _check(s: RunState, e: CheckFinished) -> None:
+def _check(s: Board, e: CheckFinished) -> None:
     if e.task_id is None:
         s.checks.append(e)
 
 
-_HANDLERS: dict[type[Event], Callable[[RunState, Any], None]] = {
+_HANDLERS: dict[type[Event], Callable[[Board, Any], None]] = {
     RunStarted: _run_started, RunFinished: _run_finished, PlannerRequested: _planner_requested,
     PlannerAnswered: _planner_answered, TaskCreated: _task_created, TaskStatusChanged: _task_status,
     WorkerStep: _worker_step, WorkerOutput: _output, LLMUsage: _usage, HandoffReceived: _handoff, MergeLanded: _landed,

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from rich.console import Console
 
-from longshot.dashboard.features import features_markdown
-from longshot.dashboard.state import RunState
+from longshot.dashboard.feature_table import features_markdown
+from longshot.dashboard.board import Board
 from longshot.dashboard.view import ViewState, render
 from longshot.events import ClaimChecked, FeatureStatus, RunStarted
 
@@ -25,8 +25,8 @@ EVENTS = [
 ]
 
 
-def folded() -> RunState:
-    state = RunState()
+def folded() -> Board:
+    state = Board()
     for event in EVENTS:
         state.apply(event)
     return state
@@ -49,4 +49,4 @@ def test_the_dashboard_shows_the_counts_and_the_report_lists_what_needs_attentio
     report = "\n".join(features_markdown(folded()))
     assert report.index("| F2 (wrap) | failing") < report.index("| F3 (cli) | missing") < report.index("| F1 (slug)")
     assert "| worker/m1 | 2 | 1 | 50% |" in report and "1 failed" in report
-    assert features_markdown(RunState()) == []
+    assert features_markdown(Board()) == []

@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from longshot.dashboard.state import RunState
+from longshot.dashboard.board import Board
 from longshot.dashboard.view import FEATURE_STYLES
 from longshot.events import FeatureStatus
 
@@ -25,7 +25,7 @@ def _commits(f: FeatureStatus) -> str:
     return ", ".join(c[:10] for c in f.commits) or "-"
 
 
-def features_markdown(state: RunState) -> list[str]:
+def features_markdown(state: Board) -> list[str]:
     """The report's Features section (nothing when the run had no features)."""
     if not state.features and not state.claims:
         return []

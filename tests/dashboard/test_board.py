@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from longshot.dashboard.sources import parse_lines
-from longshot.dashboard.state import RunState
+from longshot.dashboard.board import Board
 from longshot.types import Handoff
 from longshot.events import (
     Event, HandoffReceived, LLMUsage, MergeFailed, MergeLanded, Metrics, PlannerAnswered, PlannerRequested, RunFinished, RunStarted,
@@ -23,9 +23,9 @@ EVENTS = list(read_events(LOG))
 SPRINT_1 = {"slug", "counts", "case", "wrap", "truncate", "stats"}
 
 
-def until(pred: Callable[[Event], bool], nth: int = 1) -> tuple[RunState, list[Event]]:
+def until(pred: Callable[[Event], bool], nth: int = 1) -> tuple[Board, list[Event]]:
     """The state after the ``nth`` event matching ``pred`` (inclusive), and the events so far."""
-    state, seen, hits = RunState(), [], 0
+    state, seen, hits = Board(), [], 0
     for event in EVENTS:
         state.apply(event)
         seen.append(event)
@@ -45,7 +45,7 @@ def test_the_first_sprint_is_planned_and_nothing_runs_yet() -> None:
 
 
 def test_the_planning_indicator_is_lit_exactly_while_the_planner_thinks() -> None:
-    state, lit = RunState(), 0
+    state, lit = Board(), 0
     for event in EVENTS:
         state.apply(event)
         if isinstance(event, PlannerRequested):
@@ -57,7 +57,7 @@ def test_the_planning_indicator_is_lit_exactly_while_the_planner_thinks() -> Non
 
 
 def test_workers_are_counted_from_status_changes_and_never_exceed_the_pool() -> None:
-    state, running = RunState(), set()
+    state, running = Board(), set()
     for event in EVENTS:
         state.apply(event)
         if isinstance(event, TaskStatusChanged):
@@ -103,7 +103,7 @@ def test_the_end_of_the_run() -> None:
 
 
 def test_unknown_event_types_are_ignored_not_fatal() -> None:
-    state = RunState()
+    state = Board()
     state.apply(Event(type="from.the.future", ts=5.0, task_id="slug"))
     lines = ['{"type": "from.the.future", "ts": 1, "run_id": "r", "task_id": null, "new_field": 1}',
              EVENTS[0].model_dump_json(), "not json at all", '{"type": "warning", "mess']
@@ -115,7 +115,7 @@ def test_unknown_event_types_are_ignored_not_fatal() -> None:
 
 
 def test_monitor_figures_are_used_while_they_are_the_freshest_source() -> None:
-    state = RunState()
+    state = Board()
     for event in [RunStarted(ts=0, request="r", repo="x", target_branch="main", max_workers=8),
                   TaskCreated(ts=1, task_id="a", description="a", branch="worker/a"),
                   TaskCreated(ts=1, task_id="b", description="b", branch="worker/b"),
@@ -133,7 +133,7 @@ def test_monitor_figures_are_used_while_they_are_the_freshest_source() -> None:
 
 
 def test_a_retried_task_times_its_new_attempt() -> None:
-    state = RunState()
+    state = Board()
     handoff = Handoff(task_id="a", status="failed", summary="tests fail")
     for event in [TaskCreated(ts=1, task_id="a", description="a", branch="worker/a"),
                   TaskStatusChanged(ts=2, task_id="a", before="pending", after="running"),
@@ -147,7 +147,7 @@ def test_a_retried_task_times_its_new_attempt() -> None:
 
 
 def test_a_resumed_run_re_announces_its_tasks_with_their_status() -> None:
-    state = RunState()
+    state = Board()
     state.apply(TaskCreated(ts=1, task_id="a", description="a", branch="worker/a", status="landed"))
     state.apply(TaskCreated(ts=1, task_id="b", description="b", branch="worker/b", status="failed"))
     state.apply(TaskCreated(ts=1, task_id="c", description="c", branch="worker/c"))
@@ -158,7 +158,7 @@ def test_a_resumed_run_re_announces_its_tasks_with_their_status() -> None:
 
 
 def test_subtasks_nest_under_their_parent_and_steps_and_stuck_workers_show() -> None:
-    state = RunState()
+    state = Board()
     for event in [TaskCreated(ts=1, task_id="p", description="parent", branch="worker/p"),
                   TaskCreated(ts=2, task_id="p-1", description="child", branch="worker/p-1", parent="p"),
                   TaskStatusChanged(ts=3, task_id="p-1", before="pending", after="running"),
@@ -184,7 +184,7 @@ def test_predicted_conflicts_their_outcomes_and_hot_files_reach_the_report() -> 
               ConflictPredicted(task_id="c", against="b", files=["x.py"], lines={"x.py": "1-2"}),
               ConflictOutcome(task_id="c", avoided=False, files=["x.py"]),
               FileHot(path="src/registry.py", reason="conflicted at landing 2 times", conflicts=2)]
-    state = RunState()
+    state = Board()
     for e in events:
         state.apply(e)
     assert (state.predicted, state.avoided, list(state.hot_files)) == (2, 1, ["src/registry.py"])
