@@ -95,3 +95,17 @@ async def hub_and_scratch(tmp_path: Path, files: dict[str, str]) -> tuple[Hub, P
     scratch = tmp_path / "scratch"
     git("clone", "--quiet", str(remote), str(scratch), cwd=tmp_path)
     return hub, scratch, base
+
+
+def push_work(hub: Hub, scratch: Path, task_id: str, files: dict[str, str], on: str) -> str:
+    """A task's commit on ``on`` changing ``files``, made in ``scratch`` and pushed to the hub as
+    ``worker/<task_id>``; returns it."""
+    git("checkout", "--quiet", "--detach", on, cwd=scratch)
+    for path, text in files.items():
+        (scratch / path).parent.mkdir(parents=True, exist_ok=True)
+        (scratch / path).write_text(text)
+    git("add", "--all", cwd=scratch)
+    git("commit", "--quiet", "-m", f"Work on {task_id}\n\nLongshot-Task: {task_id}", cwd=scratch)
+    sha = git("rev-parse", "HEAD", cwd=scratch)
+    git("push", "--quiet", str(hub.path), f"{sha}:refs/heads/worker/{task_id}", cwd=scratch)
+    return sha

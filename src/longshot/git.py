@@ -108,6 +108,14 @@ class Git:
         assert proc.returncode is not None
         return proc.returncode, out.decode("utf-8", "replace"), err.decode("utf-8", "replace")
 
+    async def start(self, *args: str) -> asyncio.subprocess.Process:
+        """Start a long-lived git subcommand with pipes on stdin and stdout (stderr discarded),
+        for a caller that feeds it line by line; the caller closes its stdin and waits for it."""
+        self.cwd.mkdir(parents=True, exist_ok=True)
+        return await asyncio.create_subprocess_exec(*self._argv(args), cwd=self.cwd, env=self._env,
+                                                    stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+                                                    stderr=asyncio.subprocess.DEVNULL)
+
     async def rev_parse(self, rev: str) -> str | None:
         """The commit ``rev`` names, or None if it does not exist."""
         code, out, _ = await self.run_full("rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}")

@@ -30,7 +30,8 @@ from longshot.git import Git
 from longshot.hub import Hub
 from longshot.pipeline.gate import Gate, GateDecision
 from longshot.pipeline.hotfiles import UnionFiles
-from longshot.ownfiles import own_changes
+from longshot.ownfiles import own_changes, own_changes_many
+from longshot.pipeline.stacking import Stacker
 from longshot.pipeline.protect import Protection, lost_tests, protected_changes, protected_many
 from longshot.pipeline.outcomes import REFUSAL
 from longshot.pipeline.threeway import merge_commits
@@ -228,24 +229,27 @@ class MergeQueue:
         described = await self._describe([c for _, c in items])
         stack: list[tuple[Task, str, str]] = []
         base = tip
-        for task, commit in items:
-            try:
-                candidate = await self._build(task, commit, base, described.get(commit))
-            except MergeConflict as c:
-                if base != tip:
-                    deferred.append((task, commit))
-                else:
-                    self._done(task, await self._conflict(task, commit, base, c))
-                continue
-            except AlreadyLanded:
-                self._done(task, self._superseded(task))
-                continue
-            stack.append((task, commit, candidate))
-            base = candidate
+        async with await Stacker.open(self.hub.git, tip) as stacker:
+            for task, commit in items:
+                try:
+                    candidate = await self._build(task, commit, base, described.get(commit), stacker)
+                except MergeConflict as c:
+                    if base != tip:
+                        deferred.append((task, commit))
+                    else:
+                        self._done(task, await self._conflict(task, commit, base, c))
+                    continue
+                except AlreadyLanded:
+                    self._done(task, self._superseded(task))
+                    continue
+                stack.append((task, commit, candidate))
+                base = candidate
         bases = [tip] + [candidate for _, _, candidate in stack]
         refused: set[str] = set()
-        for i, (task, _, candidate) in enumerate(stack):  # Longshot's own files: whatever the task allows
-            if own := await own_changes(self.hub.git, bases[i], candidate, self.own_paths):
+        owned = await own_changes_many(self.hub.git, [(bases[i], candidate) for i, (_, _, candidate) in enumerate(stack)],
+                                       self.own_paths)
+        for task, _, candidate in stack:  # Longshot's own files: whatever the task allows
+            if own := owned.get(candidate):
                 refused.add(candidate)
                 self._done(task, self._own(task, own))
         found = await protected_many(self.hub.git, [(bases[i], candidate, task.allow_removed_tests, task.allow_protected)
@@ -343,9 +347,11 @@ class MergeQueue:
             reason = f"conflict retries exhausted on {', '.join(c.files)}"
         return self._failed(task, reason, conflicts=c.files)
 
-    async def _build(self, task: Task, commit: str, tip: str, described: tuple[list[str], str] | None = None) -> str:
+    async def _build(self, task: Task, commit: str, tip: str, described: tuple[list[str], str] | None = None,
+                     stacker: Stacker | None = None) -> str:
         """The commit to move the target branch to, per strategy (``described``: the commit's
-        parents and message, when already known). Raises MergeConflict, or AlreadyLanded when
+        parents and message, when already known; ``stacker``: writes the commits of a stack,
+        ``tip`` being the tip or a commit it wrote). Raises MergeConflict, or AlreadyLanded when
         the change, merged onto ``tip``, changes nothing there."""
         git = self.hub.git
         parents, message = described or (await self._describe([commit]))[commit]
@@ -354,16 +360,19 @@ class MergeQueue:
             if trees[0] == trees[1]:
                 raise AlreadyLanded()
             return commit
-        merged = await merge_commits(git, tip, commit, lambda path: self.union.covers(path, task))
+        ours = await stacker.stand_in(tip) if stacker else tip
+        merged = await merge_commits(git, ours, commit, lambda path: self.union.covers(path, task))
         if merged.conflicts:
             raise MergeConflict(merged.conflicts, merged.tree)
-        if merged.tree == await git.run("rev-parse", f"{tip}^{{tree}}"):
+        if merged.tree == ((stacker and stacker.tree(tip)) or await git.run("rev-parse", f"{tip}^{{tree}}")):
             raise AlreadyLanded()
+        on = [tip, commit] if self.strategy == "merge-commit" else [tip]
         if self.strategy == "merge-commit":
             subject, _, rest = message.partition("\n")
             message = f"Merge {task.branch}: {subject}\n{rest}"
-            return await git.run("commit-tree", merged.tree, "-p", tip, "-p", commit, "-m", message)
-        return await git.run("commit-tree", merged.tree, "-p", tip, "-m", message)
+        if stacker:
+            return await stacker.commit(merged.tree, on, message)
+        return await git.run("commit-tree", merged.tree, *(arg for p in on for arg in ("-p", p)), "-m", message)
 
     def _superseded(self, task: Task) -> MergeResult:
         """The change is on the target branch already (a successor landed it): nothing to land."""
