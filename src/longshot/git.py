@@ -7,6 +7,7 @@ the host by git. Errors become `GitError` (or `PushRejected`) with argv and stde
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import os
 import re
