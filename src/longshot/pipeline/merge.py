@@ -371,7 +371,7 @@ class MergeQueue:
             subject, _, rest = message.partition("\n")
             message = f"Merge {task.branch}: {subject}\n{rest}"
         if stacker:
-            return await stacker.commit(merged.tree, on, message)
+            return stacker.commit(merged.tree, on, message)
         return await git.run("commit-tree", merged.tree, *(arg for p in on for arg in ("-p", p)), "-m", message)
 
     def _superseded(self, task: Task) -> MergeResult:

@@ -8,7 +8,11 @@ A `Stacker` keeps that cost flat:
 
 - commits are written by one ``git hash-object -w -t commit --stdin-paths`` process for the
   whole stack (it answers each path with the object's id as it goes), with the same bytes
-  ``git commit-tree`` would write: the identities ``git var`` gives, taken once per stack;
+  ``git commit-tree`` would write: the identities ``git var`` gives, taken once per stack.
+  Their ids are computed here as git computes them (SHA-1, or SHA-256 in such a repository),
+  so the stack does not wait for each one: it waits before each merge (the commit merged
+  onto must exist) and at the end, and every id git answers is checked against the one
+  expected;
 - each change is merged onto a *stand-in* for the commit below it: a commit with the same
   tree whose parents are what that commit descends from outside the stack (the tip, and the
   changes a merge commit brought in), never the stacked commits themselves. The stacked commits are new, so no change can descend from them: the
@@ -24,6 +28,8 @@ garbage collection.
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import itertools
 import os
 import tempfile
 from pathlib import Path
@@ -46,11 +52,13 @@ class Stacker:
         """Per commit written here: the first commit below it not written here, then the other
         parents of the commits between (merge commits' sources): what it descends from."""
         self._stand_ins: dict[str, str] = {}
-        shm = Path("/dev/shm")  # in memory where there is one: written once per commit
+        shm = Path("/dev/shm")  # in memory where there is one: a file per commit, read once by git
         self._dir = tempfile.TemporaryDirectory(prefix="longshot-stack-",
                                                 dir=shm if shm.is_dir() and os.access(shm, os.W_OK) else None)
-        self._file = Path(self._dir.name) / "object"
-        self._fd = os.open(self._file, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600)
+        self._pending: list[tuple[str, Path]] = []
+        """Commits handed to git, not yet confirmed: (the id expected, its file)."""
+        self._lines: list[bytes] = []
+        self._names = itertools.count()
         self._proc: asyncio.subprocess.Process | None = None
 
     @classmethod
@@ -67,7 +75,11 @@ class Stacker:
 
     async def __aexit__(self, kind: type[BaseException] | None, error: BaseException | None,
                         trace: TracebackType | None) -> None:
-        await self.close()
+        try:
+            if kind is None:
+                await self.written()
+        finally:
+            await self.close()
 
     def tree(self, commit: str) -> str | None:
         """The tree of ``commit`` when this stacker knows it (the tip, a commit it wrote)."""
@@ -75,40 +87,57 @@ class Stacker:
 
     async def stand_in(self, base: str) -> str:
         """A commit to merge onto in place of ``base`` (the tip or a commit of this stack): the
-        same tree and the same common ancestors with any change, without the stack below it."""
+        same tree and the same common ancestors with any change, without the stack below it.
+        Written (with every commit before it) by the time this returns."""
         if base not in self._below:  # not written here (the tip, a change taken as it is)
             return base
         if base not in self._stand_ins:
-            self._stand_ins[base] = await self._write(self._trees[base], self._below[base], "stand-in")
+            self._stand_ins[base] = self._send(self._trees[base], self._below[base], "stand-in")
+        await self.written()
         return self._stand_ins[base]
 
-    async def commit(self, tree: str, parents: list[str], message: str) -> str:
-        """Write the commit ``git commit-tree tree -p parents... -m message`` would write."""
-        new = await self._write(tree, parents, message)
+    def commit(self, tree: str, parents: list[str], message: str) -> str:
+        """The commit ``git commit-tree tree -p parents... -m message`` would write, handed to
+        git to write; its id is known at once (`written` waits until git wrote it)."""
+        new = self._send(tree, parents, message)
         self._trees[new] = tree
         first = parents[:1]
         self._below[new] = [*self._below.get(first[0], first), *parents[1:]] if first else []
         return new
 
-    async def _write(self, tree: str, parents: list[str], message: str) -> str:
+    def _send(self, tree: str, parents: list[str], message: str) -> str:
         head = "".join([f"tree {tree}\n", *(f"parent {p}\n" for p in parents),
                         f"author {self._author}\n", f"committer {self._committer}\n"])
         body = message if not message or message.endswith("\n") else message + "\n"
         data = f"{head}\n{body}".encode()
-        os.ftruncate(self._fd, len(data))
-        os.pwrite(self._fd, data, 0)
+        digest = (hashlib.sha256 if len(tree) == 64 else hashlib.sha1)(b"commit %d\0" % len(data) + data).hexdigest()
+        path = Path(self._dir.name) / str(next(self._names))
+        path.write_bytes(data)
+        self._pending.append((digest, path))
+        self._lines.append(f"{path}\n".encode())
+        return digest
+
+    async def written(self) -> None:
+        """Wait until git has written every commit handed to it, each under the id expected."""
+        if not self._pending:
+            return
         proc = await self._process()
         assert proc.stdin is not None and proc.stdout is not None
+        argv = ["hash-object", "-w", "-t", "commit", "--stdin-paths"]
         try:
-            proc.stdin.write(f"{self._file}\n".encode())
+            proc.stdin.write(b"".join(self._lines))
+            self._lines.clear()
             await proc.stdin.drain()
-            line = (await proc.stdout.readline()).decode().strip()
+            while self._pending:
+                expected, path = self._pending[0]
+                line = (await proc.stdout.readline()).decode().strip()
+                if line != expected:
+                    raise GitError(argv, proc.returncode or 1,
+                                   f"git hash-object wrote {line or 'nothing'} for the commit expected as {expected}")
+                self._pending.pop(0)
+                path.unlink()
         except (BrokenPipeError, ConnectionResetError) as e:
-            raise GitError(["hash-object", "-w", "-t", "commit", "--stdin-paths"], 1, str(e)) from e
-        if not line:
-            raise GitError(["hash-object", "-w", "-t", "commit", "--stdin-paths"], proc.returncode or 1,
-                           f"git hash-object wrote no commit for tree {tree}")
-        return line
+            raise GitError(argv, 1, str(e)) from e
 
     async def _process(self) -> asyncio.subprocess.Process:
         if self._proc is None:
@@ -122,7 +151,4 @@ class Stacker:
             if proc.stdin is not None:
                 proc.stdin.close()
             await proc.wait()
-        if self._fd >= 0:
-            os.close(self._fd)
-            self._fd = -1
         self._dir.cleanup()
