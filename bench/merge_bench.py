@@ -10,13 +10,20 @@ or adds one distinct new file (odd ones). Branches are written into the hub up f
 ``git fast-import`` (refs/heads/worker/<id>); preparation is never timed.
 
 1. ``no_gate``: N branches (1,000; quick: 200) landed by
-   ``MergeQueue(hub, "rebase", emit, on_result, gate=None)``: all submitted, closed, run;
-   wall time from the first submit to the last result, pushes to a local bare remote
-   included. Against the checkout-based loop of the original on the same commits: a
-   non-bare clone, and per branch ``git checkout main``, ``git merge --no-ff`` (or a
-   rebase of the branch), ``git push origin main``. Every git process the queue starts is
-   timed by subcommand (``profile``); ``push_anatomy`` splits one push into the processes
-   it starts (trace2). The work disk and tmpfs are both measured, for diagnosis.
+   ``MergeQueue(hub, "rebase", emit, on_result, gate=None)`` in two modes: ``queue``, all
+   submitted up front, closed, run; and ``fed``, submitted one at a time while the queue
+   runs, on a fixed arrival schedule (``--feed-per-s``, 200/s: faster than the queue lands
+   one by one), as workers finishing hand their branches over. Wall time from the first
+   submit to the last result, pushes to a local bare remote included. Against the
+   checkout-based loop of the original on the same commits (a fifth of them: its cost per
+   branch does not depend on how many): a non-bare clone, and per branch ``git checkout
+   main``, ``git merge --no-ff`` (or a rebase of the branch), ``git push origin main``.
+   ``--rounds`` R: R rounds of queue, fed, loop (merge), loop (rebase), one after the
+   other, so that the figures of a round share the machine's load; each round's ratio of
+   each mode to the faster loop, and their median (target: >= 10 in both modes). Every
+   git process the queue starts is timed by subcommand (``profile``); ``push_anatomy``
+   splits one push into the processes it starts (trace2). The work disk and tmpfs are
+   both measured (``--disk-only``: the disk alone); ``--no-gate-only`` skips part 2.
 2. ``gate``: M branches (100; quick: 30), check ``sleep 1`` (trusted config), isolation
    bubblewrap with default options but the sandboxes' ``tasks_dir`` on /dev/shm (and, for
    comparison, on the work disk): serial (``max_batch=1``) against batched (8, 16). Then

@@ -147,3 +147,27 @@ async def test_a_change_built_on_another_of_the_same_stack_merges_onto_it(tmp_pa
         [first, other, then]  # each merge's second parent is the task's own commit
     subjects = git("log", "--format=%s", f"{base}..refs/heads/main", cwd=remote)
     assert "stand-in" not in subjects  # what the stack merged onto never reaches the target
+
+
+async def test_what_lands_joins_the_hubs_commit_graph_so_merge_bases_stay_cheap(tmp_path: Path) -> None:
+    """Changes made on an old tip meet the target far below its tip; the landed commits are
+    added to the hub's commit-graph every History.EVERY landings, so that walk reads the graph."""
+    hub, scratch, base = await hub_and_scratch(tmp_path, FILES)
+    events: list[Event] = []
+    results: list[tuple[str, MergeResult]] = []
+    queue = MergeQueue(hub, "rebase", events.append, lambda task, result: results.append((task.id, result)))
+    n = queue.history.EVERY + 3
+    for i in range(n):
+        queue.submit(merging(f"t{i}"), push_work(hub, scratch, f"t{i}", {f"t{i}.txt": f"{i}\n"}, base))
+    queue.close()
+    await asyncio.wait_for(queue.run(), 120)
+
+    assert sum(r.landed for _, r in results) == n
+    graphs = hub.path / "objects" / "info" / "commit-graphs"
+    assert (graphs / "commit-graph-chain").is_file()
+    tip = git("rev-parse", "refs/heads/main", cwd=hub.path)
+    # the graph holds the landed tip and every commit below it
+    listed = git("-c", "core.commitGraph=true", "commit-graph", "verify", cwd=hub.path)
+    assert "error" not in listed.lower()
+    assert len(git("rev-list", tip, cwd=hub.path).split()) == n + 1
+    assert queue.history.pending == 0

@@ -31,7 +31,7 @@ from longshot.hub import Hub
 from longshot.pipeline.gate import Gate, GateDecision
 from longshot.pipeline.hotfiles import UnionFiles
 from longshot.ownfiles import own_changes, own_changes_many
-from longshot.pipeline.stacking import Stacker
+from longshot.pipeline.stacking import History, Stacker
 from longshot.pipeline.protect import Protection, lost_tests, protected_changes, protected_many
 from longshot.pipeline.outcomes import REFUSAL
 from longshot.pipeline.threeway import merge_commits
@@ -110,6 +110,7 @@ class MergeQueue:
         self._seq = itertools.count()
         self._queued: set[str] = set()
         self._skips_reported: set[str] = set()
+        self.history = History(hub.git)
 
     @property
     def depth(self) -> int:
@@ -203,6 +204,7 @@ class MergeQueue:
             if verdict.ok:
                 self.crash.reached("merge.checked")
                 await self.hub.push_tip(stack[-1][2], tip)
+                await self.history.landed(stack[-1][2], len(stack))
                 self.crash.reached("merge.landed")
                 self.batch_size = min(self.max_batch, self.batch_size + 1)
                 for task, _, candidate in stack:
@@ -308,6 +310,7 @@ class MergeQueue:
             self.crash.reached("merge.checked")
             try:
                 await self.hub.push_tip(new, tip)
+                await self.history.landed(new, 1)
             except PushRejected:
                 await self.hub.refresh()  # someone else moved it: rebuild on the new tip and check again
                 continue

@@ -152,3 +152,30 @@ class Stacker:
                 proc.stdin.close()
             await proc.wait()
         self._dir.cleanup()
+
+
+class History:
+    """Keeps the hub's commit-graph up to date with what lands, so that merge bases stay cheap.
+
+    A change made on an older tip meets the target branch far below its tip: finding that
+    merge base walks every commit landed since, and commits the merge queue wrote are loose
+    objects, each one opened and inflated (with 600 of them, 19 ms per ``merge-tree`` against
+    2.5 to 4.5 ms with a graph, measured by ``bench/merge_bench.py``). Every ``EVERY``
+    landings the landed commits are added to the graph (``git commit-graph write --split``,
+    incremental). The graph only speeds up walks: when writing it fails, nothing else does.
+    """
+
+    EVERY = 32
+
+    def __init__(self, git: Git) -> None:
+        self.git = git
+        self.pending = 0
+        """Landings since the graph was last written."""
+
+    async def landed(self, tip: str, count: int) -> None:
+        """``count`` landings moved the target branch to ``tip``."""
+        self.pending += count
+        if self.pending >= self.EVERY:
+            self.pending = 0
+            await self.git.run_full("commit-graph", "write", "--split", "--stdin-commits", "--no-progress",
+                                    stdin=f"{tip}\n".encode())
