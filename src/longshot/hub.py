@@ -118,7 +118,8 @@ class Hub:
 
     def _repair(self) -> list[str]:
         """Remove stale lock files and unfinished operations left by a killed run."""
-        found = sorted(p for p in [*self.path.glob("*.lock"), *(self.path / "refs").rglob("*.lock")] if p.is_file())
+        found = sorted(p for p in [*self.path.glob("*.lock"), *(self.path / "refs").rglob("*.lock"),
+                                   *(self.path / "objects" / "info").rglob("*.lock")] if p.is_file())
         found += [self.path / name for name in STALE_STATE if (self.path / name).exists()]
         for p in found:
             shutil.rmtree(p) if p.is_dir() else p.unlink()

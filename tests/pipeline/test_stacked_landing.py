@@ -171,3 +171,15 @@ async def test_what_lands_joins_the_hubs_commit_graph_so_merge_bases_stay_cheap(
     assert "error" not in listed.lower()
     assert len(git("rev-list", tip, cwd=hub.path).split()) == n + 1
     assert queue.history.pending == 0
+
+
+async def test_a_commit_graph_write_cut_short_does_not_stop_the_next_run_from_writing_one(tmp_path: Path) -> None:
+    """A run killed while adding to the graph leaves git's lock behind; opening the hub removes it."""
+    hub, _, _ = await hub_and_scratch(tmp_path, FILES)
+    stale = hub.path / "objects" / "info" / "commit-graphs" / "commit-graph-chain.lock"
+    stale.parent.mkdir(parents=True, exist_ok=True)
+    stale.write_text("")
+    await Hub(hub.path, url=hub.url, branch="main", author=("Longshot", "longshot@localhost")).open()
+    assert not stale.exists()
+    code, _, err = await hub.git.run_full("commit-graph", "write", "--split", "--reachable", "--no-progress")
+    assert code == 0, err
