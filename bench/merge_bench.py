@@ -12,7 +12,7 @@ or adds one distinct new file (odd ones). Branches are written into the hub up f
 1. ``no_gate``: N branches (1,000; quick: 200) landed by
    ``MergeQueue(hub, "rebase", emit, on_result, gate=None)`` in two modes: ``queue``, all
    submitted up front, closed, run; and ``fed``, submitted one at a time while the queue
-   runs, on a fixed arrival schedule (``--feed-per-s``, 200/s: faster than the queue lands
+   runs, on a fixed arrival schedule (``--feed-per-s``, 500/s: faster than the queue lands
    one by one), as workers finishing hand their branches over. Wall time from the first
    submit to the last result, pushes to a local bare remote included. Against the
    checkout-based loop of the original on the same commits (a fifth of them: its cost per
@@ -69,7 +69,7 @@ AUTHOR = ("Longshot", "longshot@localhost")
 GATE_BRANCH = "longshot/gate"
 CHECK = "sleep 1"
 CHECK_BROKEN = "sleep 1 && test ! -e BROKEN"
-FEED_PER_S = 200.0
+FEED_PER_S = 500.0
 """Arrivals per second when branches are fed one at a time (--feed-per-s)."""
 PLACES = ("disk", "tmpfs")
 WITH_GATE = True
