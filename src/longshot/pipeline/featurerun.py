@@ -62,7 +62,7 @@ class FeatureRun:
                                                  "planned work items instead. Fix: make it valid JSON with a "
                                                  '"features" list'))
         if self.ledger.declared:
-            self.validator.features = set(self.ledger.specs)
+            self.validator.declare_features(self.ledger.specs)
 
     def start(self, provider: SandboxProvider, checks: CheckSource, task: Callable[[str], Task | None]) -> None:
         """Once the checks are known: the prover and the claim checker (its counts restored)."""
