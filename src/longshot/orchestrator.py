@@ -115,8 +115,9 @@ class Orchestrator:
         self.explorer = Explorer(self.hub.git, self.hub.tip)
         self.planner = Planner(self._conversation("planner", "planner"), self.prompts, self.validator, self.hub,
                                self.emit)
-        self.features = FeatureRun(self.emit, self.validator, self.hub, prefix=config.git_branch_prefix,
-                                   timeout=config.check_timeout, worker_model=config.model_for("worker"))
+        self.features = FeatureRun(self.emit, self.validator, self.hub, provider, self.checks, self.scheduler.tasks.get,
+                                   prefix=config.git_branch_prefix, timeout=config.check_timeout,
+                                   worker_model=config.model_for("worker"))
         self.rules = SplitRules(max_files=config.subplan_max_files, max_modules=config.subplan_max_modules,
                                 max_depth=config.subplan_max_depth)
         self.watch = ConflictWatch(self.hub, self.union, self.emit, interval=config.conflict_check_interval,
@@ -272,7 +273,6 @@ class Orchestrator:
             start_commit=record.start_commit, timeout=config.check_timeout, prefix=config.git_branch_prefix,
             interval=config.reconciler_interval, red_interval=config.reconciler_red_interval)
         reconciler.restore(record.reconciler)
-        self.features.start(self.provider, self.checks, self.scheduler.tasks.get)
         driver = Driver(
             DriveOptions(max_workers=config.max_workers, planner_max_iterations=config.planner_max_iterations,
                          finalization_enabled=config.finalization_enabled,
