@@ -16,6 +16,8 @@ from __future__ import annotations
 import ast
 import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -305,3 +307,17 @@ def test_the_naming_rule_fails_on_a_planted_breach(tmp_path: Path, name: str) ->
     target.write_text((target.read_text() if target.exists() else "") + "\n\n" + code)
     problems = doubled_names(copy)
     assert any(says in p for p in problems), problems
+
+
+def test_the_real_rule_tests_fail_on_a_planted_tree(tmp_path: Path) -> None:
+    """Not just the checks: the two rule tests above, pointed at a tree with a part patched after
+    it is built and a doubled class name, both fail."""
+    file, after, code, _ = WIRING_PLANTS["a collaborator's field set after building it"]
+    copy = planted_copy(tmp_path, file, after, code)
+    (copy / "pipeline" / "gate.py").write_text((copy / "pipeline" / "gate.py").read_text() + "\n\nclass Board:\n    pass\n")
+    run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", __file__, "-k",
+                          "no_part_is_patched or one_name_per_concept"],
+                         env={**os.environ, "LONGSHOT_RULES_SRC": str(tmp_path)}, capture_output=True, text=True,
+                         timeout=300)
+    assert run.returncode == 1, run.stdout + run.stderr
+    assert "2 failed" in run.stdout and "self.merge_queue.gate" in run.stdout and "class Board" in run.stdout
