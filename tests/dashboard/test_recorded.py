@@ -166,3 +166,63 @@ def test_watch_json_prints_only_the_events_of_the_newest_log(tmp_path: Path) -> 
     events = [json.loads(line) for line in lines]
     assert [(e["type"], e.get("request"), e["task_id"]) for e in events] == [
         ("run.started", "newer run", None), ("task.created", None, "t1")]
+
+
+def test_a_log_cut_mid_run_replays_as_unfinished_with_a_snapshot_that_is_not_finished(tmp_path: Path) -> None:
+    cut = tmp_path / "run-cut.ndjson"
+    lines = LOG.read_text().splitlines(keepends=True)
+    cut.write_text("".join(lines[: len(lines) // 2]) + lines[len(lines) // 2][:40])  # and a torn last line
+
+    plain = cli("replay", str(cut), "--speed", "0", "--no-dashboard", width=200)
+    drawn = cli("replay", str(cut), "--speed", "0", "--dashboard", width=200)
+    shot = cli("replay", str(cut), "--snapshot", str(tmp_path / "cut.svg"))
+
+    assert plain.exit_code == drawn.exit_code == shot.exit_code == 0, plain.output
+    for done in (plain, drawn):
+        assert "exit status             unfinished (the log ends before run.finished)" in done.output
+        assert "✓ run finished" not in done.output
+    assert "FINISHED" not in (tmp_path / "cut.svg").read_text().replace("&#160;", " ")
+
+
+def test_a_log_whose_run_never_started_prints_its_events_but_no_summary(tmp_path: Path) -> None:
+    log = write_log(tmp_path / "run-nostart.ndjson",
+                    [TaskCreated(ts=1, task_id="orphan", description="a task of no run", branch="worker/orphan")])
+
+    done = cli("replay", str(log), "--speed", "0", "--no-dashboard")
+
+    assert done.exit_code == 0 and "orphan" in done.output
+    assert "exit status" not in done.output and "run summary" not in done.output
+
+
+def test_a_negative_speed_is_refused_naming_the_option() -> None:
+    done = cli("replay", str(LOG), "--speed", "-1")
+
+    assert done.exit_code == 2 and "--speed" in done.output
+
+
+def test_watch_switches_to_a_newer_run_and_starts_its_figures_afresh(tmp_path: Path) -> None:
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    write_log(logs / "run-20260101T000000Z-aaaa.ndjson",
+              [RunStarted(ts=1, request="first run", repo="x", target_branch="main", max_workers=1)])
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(tmp_path)}
+    seen: list[str] = []
+    with subprocess.Popen([sys.executable, "-m", "longshot", "watch", "--no-dashboard", "--dir", "logs"],
+                          cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as proc:
+        killer = threading.Timer(30, proc.kill)
+        killer.start()
+        assert proc.stdout is not None
+        while not any("longshot first run" in line for line in seen):
+            seen.append(proc.stdout.readline())
+            assert seen[-1], "".join(seen)
+        write_log(logs / "run-20260102T000000Z-bbbb.ndjson",
+                  [RunStarted(ts=5, request="second run", repo="x", target_branch="main", max_workers=2)])
+        while not any("longshot second run" in line for line in seen):
+            seen.append(proc.stdout.readline())
+            assert seen[-1], "".join(seen)
+        killer.cancel()
+        proc.terminate()
+    text = "".join(seen)
+    assert "waiting for a run log" not in text  # there was one from the start
+    assert text.index("following logs/run-20260101T000000Z-aaaa.ndjson") < text.index("longshot first run") \
+        < text.index("following logs/run-20260102T000000Z-bbbb.ndjson") < text.index("longshot second run")
