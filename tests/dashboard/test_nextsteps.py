@@ -53,7 +53,8 @@ def test_the_result_where_it_is_whether_the_branch_moved_and_the_command_that_ta
 
 @pytest.mark.parametrize("end, expected", [
     (PlanPreview(ts=5), ("next", "longshot --resume   (runs the recorded plan without planning again)")),
-    (RunFinished(ts=5, exit_code=3, green=False), ("result", "none: the run stopped before it ended (see the reason above)")),
+    (RunFinished(ts=5, exit_code=3, green=False),
+     ("result", "none: the run stopped before it ended (see the reason above)")),
     (RunFinished(ts=5, exit_code=130, green=False), None),
     (RunFinished(ts=5, exit_code=0, green=True), None),
 ])
@@ -94,7 +95,8 @@ def test_a_completed_task_the_run_could_not_land_is_listed_and_an_unknown_status
 
 @pytest.mark.parametrize("end, last", [
     (None, "The run did not finish (the log ends early): `longshot --resume` continues it."),
-    (RunFinished(ts=9, exit_code=130, green=False), "The run was interrupted: `longshot --resume` continues it where it stopped."),
+    (RunFinished(ts=9, exit_code=130, green=False),
+     "The run was interrupted: `longshot --resume` continues it where it stopped."),
     (PlanPreview(ts=8), "The plan is recorded and no worker ran: `longshot --resume` runs it."),
     (RunFinished(ts=9, exit_code=2, green=False), "Read the verdict above; fix what it names, then run again"),
 ])

@@ -17,7 +17,8 @@ from rich.console import Console
 from longshot.dashboard.output import DASHBOARD_FROM, RunOutput, choose_mode
 from longshot.dashboard.report import report_dir
 from longshot.events import (
-    NdjsonSink, PlannerRequested, ResultReady, RunFinished, RunResumed, RunStarted, RunWarning, TaskCreated, read_events,
+    NdjsonSink, PlannerRequested, ResultReady, RunFinished, RunResumed, RunStarted, RunWarning, TaskCreated,
+    read_events,
 )
 
 LOG = Path(__file__).resolve().parent / "data" / "demo.ndjson"
