@@ -22,6 +22,8 @@ from typer.testing import CliRunner, Result
 from longshot.dashboard.recorded import register
 from longshot.events import Event, RunStarted, TaskCreated, read_events
 
+from helpers import run_cli
+
 LOG = Path(__file__).resolve().parent / "data" / "demo.ndjson"
 EVENTS = list(read_events(LOG))
 TASKS = [e.task_id for e in EVENTS if isinstance(e, TaskCreated)]
@@ -140,10 +142,11 @@ def test_report_writes_the_report_beside_the_log_again_and_again(tmp_path: Path)
 def test_watch_refuses_a_file_given_as_its_folder(tmp_path: Path) -> None:
     log = copy_log(tmp_path)
 
-    done = cli("watch", "--dir", str(log), "--no-dashboard", width=300)
+    # a subprocess with a timeout: a watch that took the file would follow it forever
+    done = run_cli(["watch", "--dir", str(log), "--no-dashboard"], {"COLUMNS": "300"}, cwd=tmp_path, timeout=60)
 
-    assert done.exit_code == 2
-    assert f"{log} is not a folder of run logs" in done.output and "longshot watch --dir" in done.output
+    assert done.returncode == 2 and done.stdout == ""
+    assert f"{log} is not a folder of run logs" in done.stderr and "longshot watch --dir" in done.stderr
 
 
 def test_watch_json_prints_only_the_events_of_the_newest_log(tmp_path: Path) -> None:
