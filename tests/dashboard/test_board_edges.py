@@ -92,7 +92,8 @@ def test_events_for_a_task_not_yet_announced_are_dropped_without_a_trace_in_the_
     state = Board()
     state.apply(TaskStatusChanged(ts=1, task_id="ghost", before="pending", after="running"))
     state.apply(WorkerStep(ts=2, task_id="ghost", step=1, tool="bash", ok=True, detail="ls"))
-    state.apply(HandoffReceived(ts=3, task_id="ghost", handoff=Handoff(task_id="ghost", status="complete", summary="s")))
+    handoff = Handoff(task_id="ghost", status="complete", summary="s")
+    state.apply(HandoffReceived(ts=3, task_id="ghost", handoff=handoff))
     state.apply(MergeLanded(ts=4, task_id="ghost", commit="c" * 40, branch="worker/ghost", seconds_to_land=2.0))
 
     assert state.tasks == {} and +state.statuses == {} and state.workers_active == 0
