@@ -104,7 +104,7 @@ def test_the_merge_queue_panel_shows_the_gate_the_batch_the_sweep_and_the_featur
     text = "\n".join(frame(state, now=64, height=44))
 
     for shown in ("Queue depth     2", "Time to land    p50 3.5s · p95 9.2s", "Batch           last 3 ✗ · mean 2.5",
-                  "Flakes          2", "Gate            ✗ refused a 1:00 ago · …", "Sweep           #3 red (2)",
+                  "Flakes          2", "Gate            ✗ refused a 1:00 ago", "Sweep           #3 red (2)",
                   "Features        1 verified · 0 claimed", "                1 failing · 0 missing"):
         assert shown in text, shown
     assert "◆ reconciler" in text and "sweep 3: test_x, test_y" in text
