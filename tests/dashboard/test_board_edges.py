@@ -7,9 +7,7 @@ so a type added later is folded here too without editing this file.
 
 from __future__ import annotations
 
-import types
-import typing
-from typing import Any, Literal
+from typing import Literal
 
 import pytest
 
@@ -24,24 +22,7 @@ from longshot.events import (
 )
 from longshot.types import Handoff
 
-
-def least(annotation: Any) -> Any:
-    """The simplest value of a field's type."""
-    origin = typing.get_origin(annotation)
-    if origin is Literal:
-        return typing.get_args(annotation)[0]
-    if origin in (typing.Union, types.UnionType):
-        return least(typing.get_args(annotation)[0])
-    if origin in (list, dict):
-        return origin()
-    if annotation is Handoff:
-        return Handoff(task_id="t", status="complete", summary="done")
-    return {str: "x", int: 1, float: 1.0, bool: True}[annotation]
-
-
-def one_of(cls: type[Event], ts: float = 5.0) -> Event:
-    fields = {name: least(f.annotation) for name, f in cls.model_fields.items() if f.is_required()}
-    return cls(ts=ts, task_id="t", **fields)
+from dashboard.event_samples import one_of
 
 
 @pytest.mark.parametrize("cls", EVENT_TYPES, ids=lambda c: c.model_fields["type"].default)
