@@ -17,7 +17,7 @@ from rich.console import Console
 from longshot.dashboard.output import DASHBOARD_FROM, RunOutput, choose_mode
 from longshot.dashboard.report import report_dir
 from longshot.events import (
-    NdjsonSink, PlannerRequested, ResultReady, RunFinished, RunResumed, RunStarted, RunWarning, TaskCreated,
+    Event, NdjsonSink, PlannerRequested, ResultReady, RunFinished, RunResumed, RunStarted, RunWarning, TaskCreated,
     read_events,
 )
 
@@ -44,8 +44,18 @@ def test_json_wins_then_the_flag_then_whether_stdout_is_a_terminal() -> None:
     assert choose_mode(True, True, io.StringIO()) == "json"
 
 
-def test_the_dashboard_takes_the_screen_only_once_the_run_is_under_way() -> None:
-    assert set(DASHBOARD_FROM) == {PlannerRequested, TaskCreated, RunResumed}
+@pytest.mark.parametrize("under_way", [
+    PlannerRequested(ts=2, iteration=1), TaskCreated(ts=2, task_id="a", description="d", branch="worker/a"),
+    RunResumed(ts=2),
+])
+def test_the_dashboard_takes_the_screen_at_the_first_sign_the_run_is_under_way(under_way: Event) -> None:
+    output = RunOutput("dashboard", Console(file=io.StringIO(), force_terminal=True, width=100, height=30))
+    with output:
+        output.sink(RunStarted(ts=0, request="r", repo="x", target_branch="main", max_workers=1))
+        output.sink(RunWarning(ts=1, message="not yet"))
+        assert output.dashboard is not None and output.dashboard._thread is None
+        output.sink(under_way)
+        assert output.dashboard._thread is not None and isinstance(under_way, DASHBOARD_FROM)
 
 
 def test_plain_mode_prints_lines_and_at_the_end_the_summary_and_the_report(tmp_path: Path) -> None:
