@@ -14,7 +14,7 @@ from rich.console import Console
 
 from longshot.dashboard.board import Board
 from longshot.dashboard.nextsteps import NOT_LANDED, result_lines, what_next
-from longshot.dashboard.report import print_summary
+from longshot.dashboard.report import markdown, print_summary
 from longshot.events import Event, PlanPreview, ResultReady, RunFinished, RunStarted, TaskCreated, TaskStatusChanged
 
 START = RunStarted(ts=0, request="r", repo="/srv/repo", target_branch="main", max_workers=2,
@@ -126,3 +126,15 @@ def test_the_command_and_the_paths_print_as_whole_lines_on_a_narrow_terminal() -
     lines = out.getvalue().splitlines()
     assert f"take it  {take}" in lines and "report   /srv/logs/report-1/report.md" in lines
     assert "log      /srv/logs/run-1.ndjson" in lines
+
+
+def test_the_reports_what_next_has_one_bullet_per_task_even_for_a_reason_of_many_lines() -> None:
+    state = board(*task("a", "failed", "tests fail:\n  test_x | test_y"), *task("b", "partial"),
+                  RunFinished(ts=9, exit_code=1, green=False))
+
+    text = markdown(state, [])
+    section = text[text.index("## What next"):].split("\n## ")[0].strip().splitlines()[2:]
+
+    assert section == [f"- {line.replace(chr(10), ' ').replace('|', chr(92) + '|')}" for line in what_next(state)]
+    assert section[0].startswith("- `a` (failed): it failed - tests fail:   test_x \\| test_y. Read its reason")
+    assert section[1].startswith("- `b` (partial): it finished only in part. `longshot --resume` retries landing it.")
