@@ -10,7 +10,7 @@ or adds one distinct new file (odd ones). Branches are written into the hub up f
 ``git fast-import`` (refs/heads/worker/<id>); preparation is never timed.
 
 1. ``no_gate``: N branches (1,000; quick: 200) landed by
-   ``MergeQueue(hub, "rebase", emit, on_result, gate=None)`` in two modes: ``queue``, all
+   ``MergeQueue(hub, "rebase", emit, gate=None)``, ``run(on_result)``, in two modes: ``queue``, all
    submitted up front, closed, run; and ``fed``, submitted one at a time while the queue
    runs, on a fixed arrival schedule (``--feed-per-s``, 500/s: faster than the queue lands
    one by one), as workers finishing hand their branches over. Wall time from the first
@@ -236,10 +236,10 @@ async def run_queue(hub: Hub, commits: dict[str, str], branches: list[Branch], *
 
         hub.git.run_full = timed  # type: ignore[method-assign]
     tasks = [merging_task(b.id) for b in branches]
-    queue = queue_class(hub, "rebase", events.append, on_result, gate=gate, max_batch=max_batch)
+    queue = queue_class(hub, "rebase", events.append, gate=gate, max_batch=max_batch)
     t0 = time.perf_counter()
     if feed_per_s > 0:
-        running = asyncio.create_task(queue.run())
+        running = asyncio.create_task(queue.run(on_result))
         for k, task in enumerate(tasks):
             await asyncio.sleep(max(0.0, t0 + k / feed_per_s - time.perf_counter()))
             queue.submit(task, commits[task.id])
@@ -249,7 +249,7 @@ async def run_queue(hub: Hub, commits: dict[str, str], branches: list[Branch], *
         for task in tasks:
             queue.submit(task, commits[task.id])
         queue.close()
-        await queue.run()
+        await queue.run(on_result)
     if profile:
         del hub.git.run_full
     return QueueRun(last[0] - t0, results, events, dict(times))

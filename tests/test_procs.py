@@ -63,6 +63,8 @@ def test_run_process_gives_what_communicate_gives_for_every_shape_of_child(tmp_p
         assert (await run_process(["sh", "-c", "kill -9 $$"], cwd=tmp_path, env=env))[0] == -9
         # a child that never reads its stdin: the writer stops at the broken pipe, no error, no hang
         assert (await run_process(["true"], cwd=tmp_path, env=env, stdin=big))[0] == 0
+        # a child that closes its pipes and goes on: its end is awaited, and its status is its own
+        assert await run_process(["sh", "-c", "exec >&- 2>&-; sleep 0.3; exit 7"], cwd=tmp_path, env=env) == (7, b"", b"")
         # no stdin given: the child reads end of file, not the orchestrator's terminal
         assert await run_process(["cat"], cwd=tmp_path, env=env) == (0, b"", b"")
         # many at once, interleaved on one loop

@@ -122,11 +122,10 @@ class _Lean:
         for fd in (w_out, w_err, r_in):
             if fd >= 0:
                 os.close(fd)
-        self.pidfd = os.pidfd_open(self.proc.pid)
+        self.pidfd = -1  # watched only if the child outlives its pipes (most end with them)
         for fd, buf in ((r_out, self.out), (r_err, self.err)):
             self.open.add(fd)
             self.loop.add_reader(fd, self._read, fd, buf)
-        self.loop.add_reader(self.pidfd, self._exited)
         self.w_in = w_in
         if w_in >= 0:
             self.open.add(w_in)
@@ -187,7 +186,14 @@ class _Lean:
         self._check()
 
     def _check(self) -> None:
-        if self.status is not None and not self.open and not self.done.done():
+        if self.open or self.done.done():
+            return
+        if self.status is None and self.pidfd < 0:
+            self.status = self.proc.poll()
+            if self.status is None:
+                self.pidfd = os.pidfd_open(self.proc.pid)
+                self.loop.add_reader(self.pidfd, self._exited)
+        if self.status is not None:
             self.done.set_result(None)
 
     def _abandon(self) -> None:
@@ -203,9 +209,13 @@ class _Lean:
                 os.close(fd)
             else:
                 self._close(fd, reader=True)
+        if self.status is not None:
+            return
         if self.pidfd >= 0:
             self.loop.remove_reader(self.pidfd)
-            self.loop.add_reader(self.pidfd, self._reap)
+        else:
+            self.pidfd = os.pidfd_open(self.proc.pid)
+        self.loop.add_reader(self.pidfd, self._reap)
 
     def _reap(self) -> None:
         self.loop.remove_reader(self.pidfd)

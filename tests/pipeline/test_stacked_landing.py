@@ -83,9 +83,13 @@ async def test_what_arrives_during_a_push_lands_in_one_push_in_order_and_a_confl
     }
     events: list[Event] = []
     results: list[tuple[str, MergeResult]] = []
-    queue = MergeQueue(hub, "rebase", events.append, lambda task, result: results.append((task.id, result)))
+
+    def record(task: Task, result: MergeResult) -> None:
+        results.append((task.id, result))
+
+    queue = MergeQueue(hub, "rebase", events.append)
     trace.unlink()  # from here on: only what the queue runs
-    running = asyncio.create_task(queue.run())
+    running = asyncio.create_task(queue.run(record))
     queue.submit(merging("first"), commits["first"])
     await until(lambda: any(started.iterdir()), "the first push is in flight")
     for task_id in ("b1", "clash", "b2", "clash2", "b3"):  # workers finishing while it is pushed
@@ -132,11 +136,15 @@ async def test_a_change_built_on_another_of_the_same_stack_merges_onto_it(tmp_pa
     then = push_work(hub, scratch, "then", {"a.txt": "one\nfirst, then more\nthree\n"}, first)
     events: list[Event] = []
     results: list[tuple[str, MergeResult]] = []
-    queue = MergeQueue(hub, "merge-commit", events.append, lambda task, result: results.append((task.id, result)))
+
+    def record(task: Task, result: MergeResult) -> None:
+        results.append((task.id, result))
+
+    queue = MergeQueue(hub, "merge-commit", events.append)
     for task_id, sha in (("first", first), ("other", other), ("then", then)):
         queue.submit(merging(task_id), sha)
     queue.close()
-    await asyncio.wait_for(queue.run(), 120)
+    await asyncio.wait_for(queue.run(record), 120)
 
     assert [(task_id, r.landed) for task_id, r in results] == [("first", True), ("other", True), ("then", True)]
     assert [(e.size, e.ok) for e in events if isinstance(e, MergeBatch)] == [(3, True)]
@@ -155,12 +163,16 @@ async def test_what_lands_joins_the_hubs_commit_graph_so_merge_bases_stay_cheap(
     hub, scratch, base = await hub_and_scratch(tmp_path, FILES)
     events: list[Event] = []
     results: list[tuple[str, MergeResult]] = []
-    queue = MergeQueue(hub, "rebase", events.append, lambda task, result: results.append((task.id, result)))
+
+    def record(task: Task, result: MergeResult) -> None:
+        results.append((task.id, result))
+
+    queue = MergeQueue(hub, "rebase", events.append)
     n = queue.history.EVERY + 3
     for i in range(n):
         queue.submit(merging(f"t{i}"), push_work(hub, scratch, f"t{i}", {f"t{i}.txt": f"{i}\n"}, base))
     queue.close()
-    await asyncio.wait_for(queue.run(), 120)
+    await asyncio.wait_for(queue.run(record), 120)
 
     assert sum(r.landed for _, r in results) == n
     graphs = hub.path / "objects" / "info" / "commit-graphs"
