@@ -15,10 +15,10 @@ A `Stacker` keeps that cost flat:
   expected;
 - each change is merged onto a *stand-in* for the commit below it: a commit with the same
   tree whose parents are what that commit descends from outside the stack (the tip, and the
-  changes a merge commit brought in), never the stacked commits themselves. The stacked commits are new, so no change can descend from them: the
-  stand-in and the real commit have the same common ancestors with every change, hence the
-  same merge bases, and with the same trees ``merge-tree`` gives the same result, without
-  walking the stack;
+  changes a merge commit brought in), never the stacked commits themselves. The stacked
+  commits are new, so no change can descend from them: the stand-in and the real commit
+  have the same common ancestors with every change, hence the same merge bases, and with
+  the same trees ``merge-tree`` gives the same result, without walking the stack;
 - trees already known (the tip's, every stacked commit's) are not asked of git again.
 
 Stand-ins are never referenced by a ref: they are unreachable objects, left to git's
