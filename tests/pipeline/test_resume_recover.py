@@ -211,3 +211,18 @@ async def test_a_split_task_whose_subtasks_all_ended_goes_back_to_its_subplanner
 
     assert o.ledger.parents_to_review == ["p"]  # q still has work; r has no subtask (yet)
     assert (o.budget.tokens, o.budget.cost_usd) == (99, 0.25)
+
+
+async def test_a_start_the_target_no_longer_holds_reads_every_trailer_of_the_branch(tmp_path: Path, parts) -> None:
+    """The run started on a history that was rewritten since (or that this machine never fetched):
+    what landed is read from the whole branch, as `longshot status` and the feature prover read it,
+    instead of stopping the resumed run on a git error."""
+    target = make_remote(tmp_path, {"README.md": "x\n"})
+    o, sink = await parts(target, "run")
+    a, b = task("a", TaskStatus.MERGING), task("b", TaskStatus.FAILED)
+    await land(o.hub, commit_message(task("c", continue_from="b"), HarnessResult(status="complete", summary="c")))
+    await land(o.hub, commit_message(a, HarnessResult(status="complete", summary="did a")), {"a.txt": "x\n"})
+
+    found = await rebuild(o, record("f" * 40, a, b), sink)
+
+    assert found.landed == ["a"] and o.scheduler.tasks["b"].status == TaskStatus.SUPERSEDED
