@@ -17,9 +17,9 @@ overlayfs's scratch directory.
 Opening costs the same for any repository size: no checkout, no ownership change per file.
 The disk guard measures the upper layer (what the task wrote), not the merged checkout. A
 snapshot is built from the upper layer (`OverlaySandbox._index`): a scratch index holding the base (a copy of its index),
-updated for the changed paths only (``update-index``), with the same rules as a checkout's
-snapshot (`longshot.sandboxes.snapshot`: nested repositories, gitlinks, escaping symlinks,
-sizes, counts) and the same ignore rules for new files (``check-ignore``).
+updated for the changed paths only (one ``git add --all`` of the paths written or gone), with
+the same rules as a checkout's snapshot (`longshot.sandboxes.snapshot`: nested repositories,
+gitlinks, escaping symlinks, sizes, counts) and the same ignore rules for new files.
 """
 
 from __future__ import annotations
@@ -218,19 +218,12 @@ class OverlaySandbox(LocalSandbox):
             await asyncio.to_thread(shutil.copyfile, made, index)
         except OSError:
             await git.run("read-tree", self._lower)
-        paths = set(scan.written)
-        if scan.written:
-            code, out, err = await git.run_full("check-ignore", "-z", "--stdin", stdin=_z(scan.written))
-            if code not in (0, 1):
-                raise SandboxError(f"git check-ignore failed in {self.root}: {err.strip()}")
-            paths -= set(out.split("\0"))
-        if scan.gone:
-            out = await git.run("--literal-pathspecs", "ls-tree", "-r", "-z", "--name-only", self._lower, "--",
-                                *scan.gone)
-            paths |= {p for p in out.split("\0") if p}
-        paths = {p for p in paths if p and ".git" not in p.split("/")}
-        if paths:
-            await git.run("update-index", "--add", "--remove", "--replace", "-z", "--stdin", stdin=_z(sorted(paths)))
+        paths = sorted({p for p in (*scan.written, *scan.gone) if p and ".git" not in p.split("/")})
+        if paths:  # one process: ignore rules as check-ignore applies them, deletions below a gone path too
+            code, _, err = await git.run_full("--literal-pathspecs", "add", "--all", "--pathspec-from-file=-",
+                                              "--pathspec-file-nul", stdin=_z(paths))
+            if code not in (0, 1):  # 1: some paths written are ignored (.gitignore), and were left out
+                raise SandboxError(f"git add failed in {self.root}: {err.strip()}")
         return git
 
     async def snapshot(self, message: str) -> str | None:
