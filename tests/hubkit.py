@@ -27,8 +27,8 @@ async def commit(repo: Git, parent: str | None, message: str, files: dict[str, s
         if parent:
             await index.run("read-tree", parent)
         for path, text in (files or {}).items():
-            if text is None:
-                await index.run("update-index", "--force-remove", path)
+            if text is None:  # mode 0 removes the entry (--force-remove wants a work tree)
+                await index.run("update-index", "--index-info", stdin=f"0 {'0' * 40}\t{path}\n".encode())
             else:
                 blob = await repo.run("hash-object", "-w", "--stdin", stdin=text.encode())
                 await index.run("update-index", "--add", "--cacheinfo", f"100644,{blob},{path}")
