@@ -14,7 +14,7 @@ from longshot.harnesses.base import HarnessResult
 from longshot.hub import Hub
 from longshot.pipeline.checks import CheckSource
 from longshot.pipeline.handoff import commit_message
-from longshot.pipeline.proof import Proof, Prover, covers, is_command, is_test_file, module_of, named_in
+from longshot.pipeline.proof import Proof, Prover, covers, is_command, is_test_file, mentions, module_of, named_in
 from longshot.sandboxes.base import Sandbox, SandboxSpec
 from longshot.sandboxes.local import LocalOptions, LocalSandboxProvider
 from longshot.testing.repos import make_remote
@@ -136,3 +136,16 @@ def test_a_check_whose_words_cannot_be_split_is_read_word_by_word() -> None:
     assert not covers("pytest -k 'odd tests/test_b.py", "tests/test_a.py", tree)  # it still names test_b only
     assert covers("pytest -k 'name with space' tests/test_b.py", "tests/test_b.py", tree)
     assert not covers("pytest -k 'name with space' tests/test_b.py", "tests/test_a.py", tree)
+
+
+@pytest.mark.parametrize("signature, about", [
+    ("FAIL: test_x (tests.test_a.T.test_x)", True),
+    ("ERROR: tests.test_a (unittest.loader._FailedTest)", True),
+    ("tests.test_a", True),
+    ("FAILED tests/test_a.py::test_x - assert 1 == 2", True),
+    ("FAIL: test_x (tests.test_ab.T.test_x)", False),  # another module that starts with the same name
+    ("FAIL: test_x (mytests.test_a.T.test_x)", False),
+    ("FAILED tests/test_b.py::test_x", False),
+])
+def test_a_failure_is_about_a_file_by_its_path_or_its_whole_module_name(signature: str, about: bool) -> None:
+    assert mentions(signature, "tests/test_a.py") is about

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from longshot.git import Git
-from longshot.pipeline.protect import compare_tests, lost_tests, protected_changes
+from longshot.pipeline.protect import compare_tests, lost_tests, protected_changes, protected_many
 from longshot.testing.repos import make_remote
 
 from hubkit import commit
@@ -82,6 +82,25 @@ async def test_a_refusal_names_at_most_eight_tests_per_file_and_allowances_by_pa
     assert not await protected_changes(git, base, head, ["tests/test_many.py::test_*"])
     partly = await protected_changes(git, base, head, ["tests/test_many.py::test_0*"])
     assert partly.tests == ["tests/test_many.py::test_10", "tests/test_many.py::test_11"]
+
+
+async def test_many_candidates_are_judged_each_with_its_own_allowances(tmp_path: Path) -> None:
+    git, base = await repo(tmp_path, {"tests/test_a.py": PY_TESTS, "tox.ini": "[tox]\n"})
+    dropped = await commit(git, base, "drop", {"tests/test_a.py": None})
+    configured = await commit(git, base, "configure", {"tox.ini": "[tox]\nenvlist = py\n"})
+    both = await commit(git, base, "both", {"tests/test_a.py": "def test_a():\n    pass\n", "tox.ini": "[tox]\nx\n"})
+    new_skip = await commit(git, base, "new", {"tests/test_n.py": "import pytest\n\n\n@pytest.mark.skip\n"
+                                                                  "def test_n():\n    pass\n"})
+
+    found = await protected_many(git, [(base, dropped, ["tests/test_a.py"], False), (base, configured, [], True),
+                                       (base, both, [], False), (base, new_skip, [], False)])
+
+    assert set(found) == {both, new_skip}
+    assert not found[new_skip] and found[new_skip].new_skips == ["tests/test_n.py::test_n"]  # reported, not refused
+    assert found[both].rules == ["changes CI or check configuration", "weakens tests that exist on the base"]
+    assert found[both].tests == ["tests/test_a.py::test_b"]
+    assert ('plan the task again with "allow_removed_tests": [the test ids or files] and "allow_protected": true'
+            in found[both].reason())
 
 
 async def test_moving_a_test_file_is_deleting_its_tests_where_they_were(tmp_path: Path) -> None:
