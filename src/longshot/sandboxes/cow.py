@@ -205,8 +205,9 @@ class OverlaySandbox(LocalSandbox):
 
     # -- result ----------------------------------------------------------------------
 
-    async def _index(self, index: Path) -> Git:
-        """A scratch index holding the checkout as it is now, built from ``upper/``."""
+    async def _index(self, index: Path) -> tuple[Git, int]:
+        """A scratch index holding the checkout as it is now, built from ``upper/``, and the size
+        of the largest file written."""
         assert self._lower is not None
         await self._mount()
         scan = await asyncio.to_thread(scan_upper, self.upper, frozenset(SKIP_DIRS))
@@ -224,14 +225,14 @@ class OverlaySandbox(LocalSandbox):
                                               "--pathspec-file-nul", stdin=_z(paths))
             if code not in (0, 1):  # 1: some paths written are ignored (.gitignore), and were left out
                 raise SandboxError(f"git add failed in {self.root}: {err.strip()}")
-        return git
+        return git, scan.largest
 
     async def snapshot(self, message: str) -> str | None:
         assert self._lower is not None
         with tempfile.TemporaryDirectory(prefix="longshot-snap-") as tmp:
-            git = await self._index(Path(tmp) / "index")
+            git, largest = await self._index(Path(tmp) / "index")
             changed = await check_staged(git, self._lower, max_file_bytes=self._opts.max_file_bytes,
-                                         max_files=self._opts.max_changed_files)
+                                         max_files=self._opts.max_changed_files, largest_file=largest)
             if not changed and self._head == self._lower:
                 return None
             tree = await git.run("write-tree")
@@ -250,9 +251,9 @@ class OverlaySandbox(LocalSandbox):
         """The checkout as it is now, as a commit in the hub (`longshot.sandboxes.worktree.peek_commit`)."""
         with tempfile.TemporaryDirectory(prefix="longshot-peek-") as tmp:
             try:
-                git = await self._index(Path(tmp) / "index")
+                git, largest = await self._index(Path(tmp) / "index")
                 await check_staged(git, parents[0], max_file_bytes=self._opts.max_file_bytes,
-                                   max_files=self._opts.max_changed_files)
+                                   max_files=self._opts.max_changed_files, largest_file=largest)
             except SnapshotRefused:
                 return None
             tree = await git.run("write-tree")
@@ -263,7 +264,7 @@ class OverlaySandbox(LocalSandbox):
     async def put_tree(self, tree: str) -> None:
         """The checkout goes from what it holds now to ``tree`` (written through the overlay)."""
         with tempfile.TemporaryDirectory(prefix="longshot-put-") as tmp:
-            git = await self._index(Path(tmp) / "index")
+            git, _ = await self._index(Path(tmp) / "index")
             await git.run("read-tree", "--reset", "-u", tree)
 
 
