@@ -149,3 +149,23 @@ def test_a_check_whose_words_cannot_be_split_is_read_word_by_word() -> None:
 ])
 def test_a_failure_is_about_a_file_by_its_path_or_its_whole_module_name(signature: str, about: bool) -> None:
     assert mentions(signature, "tests/test_a.py") is about
+
+
+async def test_a_red_final_check_fails_only_the_files_its_failures_are_about(tmp_path: Path) -> None:
+    target = make_remote(tmp_path, {"tests/test_a.py": "", "tests/test_b.py": "", "tests/unit/test_c.py": ""})
+    hub = await open_hub(tmp_path, target)
+    tip = await hub.tip()
+    p, provider = await prover(tmp_path, hub, tip)
+    tree = await p.tree(tip)
+    red = CheckResult(command="python -m pytest -q tests", kind="test", exit_code=1,
+                      output_tail="FAILED tests/test_b.py::test_x - assert 1 == 2\n1 failed, 4 passed in 0.1s")
+    narrow = CheckResult(command="python -m pytest -q tests/unit", kind="test", exit_code=0)
+
+    assert await p.judge(tip, ["tests/test_a.py"], [], [red], tree) == Proof(
+        True, "tests/test_a.py passed in `python -m pytest -q tests`")
+    failed = await p.judge(tip, ["tests/test_a.py", "tests/test_b.py"], [], [red], tree)
+    assert failed.passed is False and failed.evidence.startswith("tests/test_b.py failed in `python -m pytest -q tests`")
+    assert "tests/test_b.py::test_x" in failed.evidence
+    assert await p.judge(tip, ["tests/unit/test_c.py"], [], [narrow, red], tree) == Proof(
+        True, "tests/unit/test_c.py passed in `python -m pytest -q tests/unit`")
+    assert provider.opened == []
