@@ -19,8 +19,7 @@ from longshot.types import Handoff, HandoffMetrics, MergeResult, Task, TaskStatu
 def parts(tmp_path: Path, **options: object) -> tuple[Ledger, Scheduler, MergeQueue, MemorySink, RunBudget]:
     sink = MemorySink()
     scheduler = Scheduler(sink)
-    queue = MergeQueue(Hub(tmp_path / "hub.git", str(tmp_path / "none.git"), "main", ("T", "t@x")), "rebase", sink,
-                       lambda task, result: None)
+    queue = MergeQueue(Hub(tmp_path / "hub.git", str(tmp_path / "none.git"), "main", ("T", "t@x")), "rebase", sink)
     budget = RunBudget()
     return Ledger(scheduler, queue, budget, sink, **options), scheduler, queue, sink, budget  # type: ignore[arg-type]
 

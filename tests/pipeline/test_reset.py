@@ -59,8 +59,8 @@ async def world(tmp_path: Path, *, record: bool = True, landed: int = 1,
     for i in range(landed):
         await land(hub, f"landed {i}", {f"l{i}.txt": "l\n"})
     if record:
-        store.capture = lambda: RunState(run_id="r1", request="build it", target_branch="main", start_commit=start)
-        await store.flush("run started")
+        await store.flush(lambda: RunState(run_id="r1", request="build it", target_branch="main", start_commit=start),
+                          "run started")
     sink.events.clear()
     return w
 
@@ -117,8 +117,8 @@ async def test_the_target_stays_where_no_start_is_known_or_the_start_is_not_behi
 
     rewritten = await world(tmp_path / "3", landed=0, branches=())
     elsewhere = await commit(rewritten.hub.git, None, "a history of its own", {"other.txt": "o\n"})
-    rewritten.store.capture = lambda: RunState(run_id="r1", request="q", target_branch="main", start_commit=elsewhere)
-    await rewritten.store.flush("started somewhere else")
+    await rewritten.store.flush(lambda: RunState(run_id="r1", request="q", target_branch="main", start_commit=elsewhere),
+                                "started somewhere else")
     plan = await plan_reset(rewritten.hub, rewritten.store)
     assert plan.rewind is None and plan.why_not_rewind == (
         f"its history no longer contains the recorded start {elsewhere[:10]}")
@@ -227,8 +227,7 @@ async def test_a_working_copy_target_keeps_worker_branches_and_results_under_ref
     work = await commit(hub.git, start, "work of a", {"a.txt": "a\n"})
     await hub.git.run("update-ref", "refs/heads/worker/a", work)
     store.mark("task.created", branch="worker/a")
-    store.capture = lambda: RunState(run_id="r1", request="q", target_branch="main", start_commit=start)
-    await store.flush("run started")
+    await store.flush(lambda: RunState(run_id="r1", request="q", target_branch="main", start_commit=start), "run started")
     result = await land(hub, "landed", {"b.txt": "b\n"})
     assert refs(user, "refs/longshot/branches/", "refs/longshot/result/") == {
         "refs/longshot/branches/worker/a": work, "refs/longshot/result/main": result}

@@ -20,7 +20,7 @@ from longshot.pipeline.handoff import commit_message
 from longshot.pipeline.ledger import LedgerState
 from longshot.pipeline.plan import PlannerState
 from longshot.pipeline.reconcile import ReconcilerState
-from longshot.pipeline.resume import capture, recover
+from longshot.pipeline.resume import recover
 from longshot.pipeline.state import RunState
 from longshot.testing.fake_script import RoleScript
 from longshot.testing.repos import make_remote
@@ -67,7 +67,7 @@ def record(start: str, *tasks: Task, **fields: object) -> RunState:
 async def rebuild(o: Orchestrator, state: RunState, sink: MemorySink):
     """`recover` as a resumed run calls it: from the record as it was read back from git."""
     again = RunState.model_validate_json(state.model_dump_json())
-    return await recover(again, o.hub, o.scheduler, o.ledger, o.driver, o.budget, o.validator, sink)
+    return await recover(again, o.hub, o.scheduler, o.ledger, o.budget, o.validator, sink)
 
 
 async def result_on_branch(o: Orchestrator, base: str, t: Task, *, attempt: int, status: str = "complete",
@@ -81,6 +81,8 @@ async def result_on_branch(o: Orchestrator, base: str, t: Task, *, attempt: int,
 
 
 async def test_every_part_restores_what_it_saved(tmp_path: Path, parts) -> None:
+    """The record as the orchestrator captures it (`capture` over every part), written, read back
+    and restored into a fresh run's parts, captures the same again (git adding what it knows)."""
     target = make_remote(tmp_path, {"README.md": "x\n"})
     first, _ = await parts(target, "first")
     start = await first.hub.tip()
@@ -93,26 +95,27 @@ async def test_every_part_restores_what_it_saved(tmp_path: Path, parts) -> None:
     first.validator.restore(first.validator.snapshot().model_copy(update={
         "known_ids": ["a", "b", "c", "p", "p-1"], "known_branches": ["worker/a", "worker/b"], "id_counter": 7}))
     first.ledger.review_parent("p")
-    await first.driver.restore(PlannerState(iteration=3, scratchpad="the plan", summary="so far", notes=["n1"],
-                                            last_proposed=2, last_tip=start), start)
-    fixed = record(start)  # what the run's start wrote down: id, request, start
-    saved = capture(fixed, first.scheduler, first.ledger, first.driver, None, first.budget, first.validator)
-    assert saved.reconciler == ReconcilerState() and saved.spent.tokens == 1234 and saved.id_counter == 7
+    fixed = record(start, planner=PlannerState(iteration=3, scratchpad="the plan", summary="so far", notes=["n1"],
+                                               last_proposed=2, last_tip=start),
+                   reconciler=ReconcilerState(sweeps=4, fix_counter=2, notes=["fix 1 landed"]))
+    stages = await first._stages(fixed, resumed=True)  # noqa: SLF001 - the parts built from the record
+    saved = stages.capture()
+    assert saved.reconciler == fixed.reconciler and saved.planner.scratchpad == "the plan"
+    assert saved.spent.tokens == 1234 and saved.id_counter == 7
     assert [(t.id, t.status) for t in saved.tasks] == [("a", TaskStatus.PARTIAL), ("b", TaskStatus.RUNNING),
                                                         ("c", TaskStatus.PENDING), ("p", TaskStatus.PENDING),
                                                         ("p-1", TaskStatus.PENDING)]
 
     second, sink = await parts(target, "second")
     found = await rebuild(second, saved, sink)
+    again = (await second._stages(saved, resumed=True)).capture()  # noqa: SLF001
 
     assert found.redispatched == ["b"] and not (found.landed or found.adopted or found.results or found.requeue)
-    again = capture(fixed, second.scheduler, second.ledger, second.driver, None, second.budget,
-                    second.validator)
     b = next(t for t in again.tasks if t.id == "b")
     assert b.status == TaskStatus.PENDING and "dispatched again from its branch" in b.reason
     b_saved = next(t for t in saved.tasks if t.id == "b").model_copy(update={"status": b.status, "reason": b.reason})
     assert again == saved.model_copy(update={"tasks": [b_saved if t.id == "b" else t for t in saved.tasks]})
-    assert second.driver.snapshot().scratchpad == "the plan" and second.planner.iteration == 3
+    assert second.planner.iteration == 3
     assert second.validator.free_branch("worker/a") == "worker/a-2"  # a recorded task's name is never reused
 
 

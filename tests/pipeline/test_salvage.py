@@ -71,7 +71,6 @@ async def test_a_dead_runs_work_is_committed_to_its_branches_and_published(tmp_p
     store = StateStore(hub, sink, CrashPoints())
     t1 = Task(id="t1", description="write the parser", branch="worker/t1", attempts=2)
     state = record(await hub.tip(), t1)
-    store.capture = lambda: state
     provider = local(tmp_path)
     kept = await leave(provider, hub, "t1", "worker/t1", {"parser.py": "def parse(): ...\n"})
     ghost = await leave(provider, hub, "ghost", "worker/ghost", {"g.txt": "g\n"})
@@ -95,7 +94,7 @@ async def test_a_dead_runs_work_is_committed_to_its_branches_and_published(tmp_p
     assert sorted(code for code, _ in said) == ["leftover.salvaged", "leftover.salvaged"]
     assert f"salvaged the work left in sandbox {kept.name} onto worker/t1 ({salvaged[:10]})" in [m for _, m in said]
 
-    written = await store.flush()  # the next state write publishes what was salvaged
+    written = await store.flush(lambda: state)  # the next state write publishes what was salvaged
 
     assert written and "salvaged" in (await hub.git.run("log", "-1", "--format=%s", written))
     assert refs(target, "refs/heads/worker/") == {"refs/heads/worker/t1": salvaged, "refs/heads/worker/ghost": ghost_tip}
@@ -108,7 +107,6 @@ async def test_work_that_breaks_a_snapshot_rule_is_set_aside_and_said(tmp_path: 
     store = StateStore(hub, sink, CrashPoints())
     t1 = Task(id="t1", description="do it", branch="worker/t1")
     start = await hub.tip()
-    store.capture = lambda: record(start, t1)
     provider = local(tmp_path)
     left = await leave(provider, hub, "t1", "worker/t1", {"ok.txt": "fine\n"})
     os.symlink("/etc/passwd", left / "checkout" / "leak")
@@ -121,7 +119,7 @@ async def test_work_that_breaks_a_snapshot_rule_is_set_aside_and_said(tmp_path: 
     assert "symlinks must point inside the repository" in message and str(aside) in message
     assert (aside / "checkout" / "ok.txt").read_text() == "fine\n"  # kept on disk, never deleted
     assert await hub.git.rev_parse("refs/heads/worker/t1") is None
-    assert await store.flush() is None  # nothing was salvaged: no write asked for
+    assert await store.flush(lambda: record(start, t1)) is None  # nothing was salvaged: no write asked for
 
 
 class Provider:

@@ -11,7 +11,7 @@ from pathlib import Path
 from longshot.crash import CrashPoints
 from longshot.events import MemorySink, RunWarning, StateSaved
 from longshot.hub import Hub
-from longshot.pipeline.state import STATE_FILE, RunState, StateStore, owner_tag
+from longshot.pipeline.state import STATE_FILE, Capture, RunState, StateStore, owner_tag
 from longshot.testing.repos import git, make_remote
 
 from hubkit import commit, open_hub, refs
@@ -21,13 +21,12 @@ def record(start: str, request: str = "build it") -> RunState:
     return RunState(run_id="r1", request=request, target_branch="main", start_commit=start)
 
 
-async def store_on(tmp_path: Path, target: Path, name: str = "hub") -> tuple[Hub, StateStore, MemorySink]:
+async def store_on(tmp_path: Path, target: Path, name: str = "hub") -> tuple[Hub, StateStore, MemorySink, Capture]:
+    """A store on a fresh hub of ``target``, and a capture of a run that started at its tip."""
     hub = await open_hub(tmp_path, target, name)
     sink = MemorySink()
-    store = StateStore(hub, sink, CrashPoints())
     start = await hub.tip()
-    store.capture = lambda: record(start)
-    return hub, store, sink
+    return hub, StateStore(hub, sink, CrashPoints()), sink, lambda: record(start)
 
 
 def codes(sink: MemorySink) -> list[str]:
@@ -36,7 +35,7 @@ def codes(sink: MemorySink) -> list[str]:
 
 async def test_a_branch_the_target_moved_is_never_forced_and_the_rest_goes_out_later(tmp_path: Path) -> None:
     target = make_remote(tmp_path, {"README.md": "x\n"})
-    hub, store, sink = await store_on(tmp_path, target)
+    hub, store, sink, capture = await store_on(tmp_path, target)
     start = await hub.tip()
     theirs = await commit(hub.git, start, "someone else's work")
     await hub.git.run("push", "--quiet", "origin", f"{theirs}:refs/heads/worker/a")  # someone else's, meanwhile
@@ -46,7 +45,7 @@ async def test_a_branch_the_target_moved_is_never_forced_and_the_rest_goes_out_l
     store.mark("a done", branch="worker/a")
     store.mark("b done", branch="worker/b")
 
-    first = await store.flush()
+    first = await store.flush(capture)
 
     assert codes(sink) == ["state.unpublished"]
     assert "refs/heads/worker/a" in sink.of_type(RunWarning)[0].message
@@ -54,7 +53,7 @@ async def test_a_branch_the_target_moved_is_never_forced_and_the_rest_goes_out_l
     assert await hub.git.rev_parse(store.ref) == first  # the state is kept in the hub
     assert sorted(store._branches) == ["worker/b"]  # noqa: SLF001 - b is tried again, a is not
     store.mark("later")
-    second = await store.flush()
+    second = await store.flush(capture)
     assert codes(sink) == ["state.unpublished"]  # said once
     assert refs(target, "refs/longshot/state/") == {"refs/longshot/state/main": second}
     assert refs(target, "refs/heads/worker/b") and git("rev-parse", "worker/a", cwd=target) == theirs
@@ -62,11 +61,11 @@ async def test_a_branch_the_target_moved_is_never_forced_and_the_rest_goes_out_l
 
 async def test_a_target_that_refuses_everything_keeps_the_state_in_the_hub_and_says_so_once(tmp_path: Path) -> None:
     target = make_remote(tmp_path, {"README.md": "x\n"})
-    hub, store, sink = await store_on(tmp_path, target)
+    hub, store, sink, capture = await store_on(tmp_path, target)
     await hub.git.run("remote", "set-url", "origin", str(tmp_path / "gone.git"))
     for i in range(3):
         store.mark(f"change {i}")
-        written = await store.flush()
+        written = await store.flush(capture)
         assert written and await hub.git.rev_parse(store.ref) == written
     assert codes(sink) == ["state.unpublished"] and store.writes == 3
     saved = sink.of_type(StateSaved)
@@ -76,16 +75,15 @@ async def test_a_target_that_refuses_everything_keeps_the_state_in_the_hub_and_s
 
 async def test_states_that_diverged_between_machines_resolve_to_the_targets(tmp_path: Path) -> None:
     target = make_remote(tmp_path, {"README.md": "x\n"})
-    hub, here, sink = await store_on(tmp_path, target)
+    hub, here, sink, capture = await store_on(tmp_path, target)
     here.mark("first")
-    await here.flush()
-    _, there, _ = await store_on(tmp_path, target, "other-machine")
-    there.capture = lambda: record("0" * 40, "the other machine's")
+    await here.flush(capture)
+    _, there, _, _ = await store_on(tmp_path, target, "other-machine")
     await there.load()
     there.mark("elsewhere")
-    published = await there.flush()
-    here.capture = lambda: record("0" * 40, "this machine's, never published")
-    local = await here._write(here.capture().model_dump_json().encode(), "kept here")  # noqa: SLF001
+    published = await there.flush(lambda: record("0" * 40, "the other machine's"))
+    never = record("0" * 40, "this machine's, never published")
+    local = await here._write(never.model_dump_json().encode(), "kept here")  # noqa: SLF001
     await hub.open()  # fetches the target's state beside this machine's
 
     again = StateStore(hub, sink, CrashPoints())
@@ -94,14 +92,13 @@ async def test_states_that_diverged_between_machines_resolve_to_the_targets(tmp_
     assert loaded is not None and loaded.request == "the other machine's"
     assert codes(sink) == ["state.diverged"] and local[:10] in sink.of_type(RunWarning)[0].message
     assert await hub.git.rev_parse(again.ref) == published  # moved by compare-and-swap to the target's
-    again.capture = lambda: loaded
     again.mark("resumed")
-    assert await hub.git.rev_parse(f"{await again.flush()}^") == published  # later writes build on it
+    assert await hub.git.rev_parse(f"{await again.flush(lambda: loaded)}^") == published  # later writes build on it
 
 
 async def test_a_state_that_cannot_be_read_is_said_and_taken_as_no_run(tmp_path: Path) -> None:
     target = make_remote(tmp_path, {"README.md": "x\n"})
-    hub, store, sink = await store_on(tmp_path, target)
+    hub, store, sink, _ = await store_on(tmp_path, target)
     for files in ({STATE_FILE: '{"run_id": 1}'}, {"other.json": "{}"}):
         broken = await commit(hub.git, None, "longshot state: from the future", files)
         await hub.git.run("update-ref", store.ref, broken)
@@ -112,9 +109,9 @@ async def test_a_state_that_cannot_be_read_is_said_and_taken_as_no_run(tmp_path:
 
 async def test_forget_removes_the_state_here_and_in_the_target_and_tolerates_its_absence(tmp_path: Path) -> None:
     target = make_remote(tmp_path, {"README.md": "x\n"})
-    hub, store, _ = await store_on(tmp_path, target)
+    hub, store, _, capture = await store_on(tmp_path, target)
     store.mark("run started")
-    await store.flush()
+    await store.flush(capture)
     assert await hub.git.rev_parse(store.remote_ref) and refs(target, "refs/longshot/")
 
     await store.forget()
@@ -123,23 +120,20 @@ async def test_forget_removes_the_state_here_and_in_the_target_and_tolerates_its
     assert refs(target, "refs/longshot/") == {}
     await store.forget()  # nothing left anywhere: still fine
     store.mark("a new run")
-    first = await store.flush()
+    first = await store.flush(capture)
     assert first and await hub.git.rev_parse(f"{first}^") is None  # a new history, not the forgotten one
 
 
 async def test_what_a_write_says_and_when_there_is_nothing_to_write(tmp_path: Path) -> None:
     target = make_remote(tmp_path, {"README.md": "x\n"})
-    hub, store, sink = await store_on(tmp_path, target)
-    capture, store.capture = store.capture, None
-    store.mark("too early")
-    assert await store.flush() is None  # nothing to capture yet: the marks wait
-    store.capture = capture
+    hub, store, sink, capture = await store_on(tmp_path, target)
+    assert await store.flush(capture) is None  # nothing marked: nothing to write
     for reason in ["b", "a", "b", "", "c", "d", "e", "f", "g"]:
         store.mark(reason)
-    written = await store.flush()
+    written = await store.flush(capture, "first")
     [saved] = sink.of_type(StateSaved)
-    assert saved.reason == "too early; b; a; c; d (+3 more)" and saved.commit == written
-    assert await hub.git.run("log", "-1", "--format=%s", written) == "longshot state: too early; b; a; c; d (+3 more)"
+    assert saved.reason == "b; a; c; d; e (+3 more)" and saved.commit == written
+    assert await hub.git.run("log", "-1", "--format=%s", written) == "longshot state: b; a; c; d; e (+3 more)"
     assert await hub.git.run("ls-tree", "--name-only", written) == STATE_FILE
-    assert await store.flush() is None and await store.flush("") is None
+    assert await store.flush(capture) is None and await store.flush(capture, "") is None
     assert owner_tag() == f"{socket.gethostname()}:{os.getpid()}"

@@ -35,8 +35,7 @@ def task(id: str, status: TaskStatus, **fields: object) -> Task:
 async def recorded(hub: Hub, state: RunState) -> str:
     """``state`` written and published as a run writes it; returns the state commit."""
     store = StateStore(hub, MemorySink(), CrashPoints())
-    store.capture = lambda: state
-    written = await store.flush("test")
+    written = await store.flush(lambda: state, "test")
     assert written
     return written
 
