@@ -103,6 +103,25 @@ async def test_many_candidates_are_judged_each_with_its_own_allowances(tmp_path:
             in found[both].reason())
 
 
+async def test_changes_that_keep_every_base_test_running_are_never_refused(tmp_path: Path) -> None:
+    skipped = "import pytest\n\n\n@pytest.mark.skip\ndef test_a():\n    pass\n"
+    git, base = await repo(tmp_path, {"tests/test_a.py": PY_TESTS, "tests/test_s.py": skipped,
+                                      "web/a.test.js": "it('one', f)\n", "tests/helpers.py": "def make():\n    pass\n"})
+    changes: dict[str, dict[str, str | None]] = {
+        "a test added to a file": {"tests/test_a.py": PY_TESTS + "\n\ndef test_c():\n    pass\n"},
+        "a test body changed": {"tests/test_a.py": PY_TESTS.replace("pass", "assert 1 + 1 == 2", 1)},
+        "tests reordered": {"tests/test_a.py": "def test_b():\n    pass\n\n\ndef test_a():\n    pass\n"},
+        "a skip removed": {"tests/test_s.py": skipped.replace("@pytest.mark.skip\n", "")},
+        "a test file added": {"tests/test_new.py": "def test_new():\n    assert True\n"},
+        "a helper rewritten": {"tests/helpers.py": "def build():\n    return 1\n"},
+        "a JS test added": {"web/a.test.js": "it('one', f)\nit('two', g)\n"},
+    }
+    for name, files in changes.items():
+        head = await commit(git, base, name, files)
+        found = await protected_changes(git, base, head)
+        assert not found and found.tests == [] and found.new_skips == [], name
+
+
 async def test_moving_a_test_file_is_deleting_its_tests_where_they_were(tmp_path: Path) -> None:
     """Renames are not followed: the tests under their old ids are gone (allow them, or keep them)."""
     git, base = await repo(tmp_path, {"tests/test_a.py": PY_TESTS})
