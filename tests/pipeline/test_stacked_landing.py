@@ -10,6 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import shutil
+import subprocess
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -17,6 +21,7 @@ import pytest
 from longshot.events import Event, MergeBatch, MergeFailed, MergeLanded
 from longshot.git import Git, trailers
 from longshot.hub import Hub
+from longshot.pipeline import stacking
 from longshot.pipeline.merge import MergeQueue
 from longshot.testing.repos import git
 from longshot.types import MergeResult, Task, TaskStatus
@@ -195,3 +200,40 @@ async def test_a_commit_graph_write_cut_short_does_not_stop_the_next_run_from_wr
     assert not stale.exists()
     code, _, err = await hub.git.run_full("commit-graph", "write", "--split", "--reachable", "--no-progress")
     assert code == 0, err
+
+
+async def test_a_killed_processs_stack_scratch_is_swept_and_a_live_ones_kept(tmp_path: Path) -> None:
+    """The files a stack hands to git live in a scratch directory named by the process; one left
+    by a process that is gone (killed mid-stack) is removed by the next stack, a live one is not."""
+    hub, scratch, base = await hub_and_scratch(tmp_path, FILES)
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    live = subprocess.Popen(["sleep", "60"])
+    try:
+        shm = Path("/dev/shm")
+        where = shm if shm.is_dir() and os.access(shm, os.W_OK) else Path(tempfile.gettempdir())
+        left = where / f"longshot-stack-{dead.pid}-x1"
+        kept = where / f"longshot-stack-{live.pid}-x2"
+        for d in (left, kept):
+            d.mkdir()
+            (d / "0").write_text("tree ...")
+        stacking.SWEPT.clear()  # a new process: it sweeps once
+        commits = [push_work(hub, scratch, t, {f"{t}.txt": "x\n"}, base) for t in ("s1", "s2")]
+        results: list[tuple[str, MergeResult]] = []
+
+        def record(task: Task, result: MergeResult) -> None:
+            results.append((task.id, result))
+
+        queue = MergeQueue(hub, "rebase", lambda event: None)
+        for task_id, sha in zip(("s1", "s2"), commits):
+            queue.submit(merging(task_id), sha)
+        queue.close()
+        await asyncio.wait_for(queue.run(record), 120)
+        assert [r.landed for _, r in results] == [True, True]
+        assert not left.exists() and kept.is_dir()
+        assert not list(where.glob(f"longshot-stack-{os.getpid()}-*"))  # its own, removed when done
+    finally:
+        live.kill()
+        live.wait()
+        shutil.rmtree(kept, ignore_errors=True)
+        shutil.rmtree(left, ignore_errors=True)

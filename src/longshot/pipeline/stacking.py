@@ -22,7 +22,9 @@ A `Stacker` keeps that cost flat:
 - trees already known (the tip's, every stacked commit's) are not asked of git again.
 
 Stand-ins are never referenced by a ref: they are unreachable objects, left to git's
-garbage collection.
+garbage collection. The commits go to git as files in a scratch directory (on /dev/shm where
+there is one), each removed once git has read it; a killed process's directory is swept by
+the next stack of another process.
 """
 
 from __future__ import annotations
@@ -31,12 +33,31 @@ import asyncio
 import hashlib
 import itertools
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from types import TracebackType
 
 from longshot.errors import GitError
 from longshot.git import Git
+from longshot.procs import alive
+
+
+PREFIX = "longshot-stack-"
+"""Each stack's scratch directory is ``<PREFIX><pid>-<random>``; a killed process's are swept."""
+SWEPT: set[Path] = set()
+"""The places this process has swept (a process sweeps each place once)."""
+
+
+def _sweep(where: Path) -> None:
+    """Once per process and place: remove the scratch directories of processes that are gone."""
+    if where in SWEPT:
+        return
+    SWEPT.add(where)
+    for old in where.glob(f"{PREFIX}*-*"):
+        pid = old.name.removeprefix(PREFIX).split("-", 1)[0]
+        if pid.isdigit() and not alive(int(pid)):
+            shutil.rmtree(old, ignore_errors=True)
 
 
 class Stacker:
@@ -53,8 +74,9 @@ class Stacker:
         parents of the commits between (merge commits' sources): what it descends from."""
         self._stand_ins: dict[str, str] = {}
         shm = Path("/dev/shm")  # in memory where there is one: a file per commit, read once by git
-        self._dir = tempfile.TemporaryDirectory(prefix="longshot-stack-",
-                                                dir=shm if shm.is_dir() and os.access(shm, os.W_OK) else None)
+        where = shm if shm.is_dir() and os.access(shm, os.W_OK) else Path(tempfile.gettempdir())
+        _sweep(where)
+        self._dir = tempfile.TemporaryDirectory(prefix=f"{PREFIX}{os.getpid()}-", dir=where)
         self._pending: list[tuple[str, Path]] = []
         """Commits handed to git, not yet confirmed: (the id expected, its file)."""
         self._lines: list[bytes] = []
