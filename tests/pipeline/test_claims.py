@@ -15,10 +15,9 @@ from longshot.hub import Hub
 from longshot.pipeline.checks import CheckSource
 from longshot.pipeline.claims import MAX_COMMANDS, ClaimChecker, ClaimCount, ClaimState
 from longshot.sandboxes.local import LocalOptions, LocalSandboxProvider
-from longshot.testing.repos import git
 from longshot.types import Handoff, Task
 
-from conversations import open_hub
+from stagekit import fetch, open_hub, push
 
 pytestmark = pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewrap is not installed")
 
@@ -33,18 +32,6 @@ class Rig:
         provider = LocalSandboxProvider(tmp_path / "work", LocalOptions(tasks_dir=tmp_path / "tasks"))
         self.checker = ClaimChecker(provider, hub, CheckSource(hub, []), self.sink, tasks.get, timeout=timeout,
                                     prefix="worker/", default_model="fake-worker")
-
-    def commit(self, branch: str, state: str) -> str:
-        """A worker's commit (state.txt holding ``state``) on ``branch`` of the hub."""
-        clone = self.tmp_path / f"clone-{branch.replace('/', '-')}"
-        git("clone", "--quiet", self.hub.url, str(clone), cwd=self.tmp_path)
-        (clone / "state.txt").write_text(state + "\n")
-        git("commit", "--quiet", "-am", f"work on {branch}", cwd=clone)
-        git("push", "--quiet", "origin", f"HEAD:refs/heads/{branch}", cwd=clone)
-        return git("rev-parse", "HEAD", cwd=clone)
-
-    async def fetch(self, branch: str) -> None:
-        await self.hub.git.run("fetch", "--quiet", "origin", f"{branch}:refs/heads/{branch}")
 
     def handed_off(self, task_id: str, commit: str | None, status: str = "complete") -> None:
         self.checker(HandoffReceived(task_id=task_id, handoff=Handoff(task_id=task_id, status=status,  # type: ignore[arg-type]
@@ -71,8 +58,9 @@ async def hub(tmp_path: Path) -> AsyncIterator[Hub]:
 
 
 async def worker_commit(rig: Rig, task_id: str, state: str) -> str:
-    sha = rig.commit(f"worker/{task_id}", state)
-    await rig.fetch(f"worker/{task_id}")
+    """A worker's commit (state.txt holding ``state``) on its branch in the hub."""
+    sha = push(rig.hub, rig.tmp_path, {"state.txt": state + "\n"}, f"work on {task_id}", branch=f"worker/{task_id}")
+    await fetch(rig.hub, f"worker/{task_id}")
     return sha
 
 

@@ -15,7 +15,7 @@ from longshot.prompts import Prompts
 from longshot.testing.fake_script import Reply, RoleScript, Turn
 from longshot.types import Handoff, HandoffMetrics, Task, TaskStatus
 
-from conversations import conversation, open_hub
+from stagekit import conversation, open_hub
 from helpers import plan_json
 
 FILES = {"src/a.py": "a\n", "src/b.py": "b\n", "src/deep/c.py": "c\n", "lib/x.py": "x\n", "README.md": "r\n"}

@@ -24,7 +24,7 @@ from longshot.sandboxes.base import Sandbox
 from longshot.sandboxes.local import LocalOptions, LocalSandboxProvider
 from longshot.types import Handoff, MergeResult, Task, TaskStatus
 
-from conversations import open_hub
+from stagekit import open_hub
 
 SILENT_FOR = 0.5
 """How long the fake worker's command prints nothing (the silence the monitor measures)."""

@@ -13,10 +13,9 @@ from longshot.pipeline.parse import TaskValidator
 from longshot.pipeline.plan import DELTA_LIMIT, DOC_LIMIT, SPEC_LIMIT, TREE_LIMIT, Planner, PlannerState, Progress
 from longshot.prompts import Prompts
 from longshot.testing.fake_script import Reply, RoleScript, Turn
-from longshot.testing.repos import git
 from longshot.types import Task
 
-from conversations import conversation, open_hub
+from stagekit import conversation, open_hub, push
 from helpers import plan_json
 
 FILES = {"README.md": "readme\n", "SPEC.md": "# spec\nbuild a parser\n", "AGENTS.md": "house rules\n",
@@ -48,18 +47,7 @@ class Session:
         return str(next(m["content"] for m in reversed(self.turns[n].messages) if m["role"] == "user"))
 
     def push(self, files: dict[str, str | None], message: str) -> None:
-        """A commit on the remote's main (a None text deletes), then the hub brought up to it."""
-        clone = self.tmp_path / f"clone-{len(list(self.tmp_path.glob('clone-*')))}"
-        git("clone", "--quiet", self.hub.url, str(clone), cwd=self.tmp_path)
-        for path, text in files.items():
-            if text is None:
-                git("rm", "--quiet", path, cwd=clone)
-                continue
-            (clone / path).parent.mkdir(parents=True, exist_ok=True)
-            (clone / path).write_text(text)
-            git("add", path, cwd=clone)
-        git("commit", "--quiet", "-m", message, cwd=clone)
-        git("push", "--quiet", "origin", "main", cwd=clone)
+        push(self.hub, self.tmp_path, files, message)
 
 
 async def session(tmp_path: Path, fake_llm, answers: list[str], files: dict[str, str] | None = None) -> Session:
