@@ -72,6 +72,14 @@ async def rig_with(tmp_path: Path, files: dict[str, str]) -> Rig:
     return Rig(tmp_path, await open_hub(tmp_path, files))
 
 
+async def started(tmp_path: Path) -> Rig:
+    """A new run of the calculator with FEATURES.json, its prover and claim checker started."""
+    rig = await rig_with(tmp_path, {FEATURES_FILE: FEATURES, "check.sh": CHECK, "calc.sh": "echo\n"})
+    await rig.run.open(await rig.record(), resumed=False)
+    rig.start()
+    return rig
+
+
 async def test_a_new_run_declares_the_features_of_features_json(tmp_path: Path) -> None:
     rig = await rig_with(tmp_path, {FEATURES_FILE: FEATURES})
     await rig.run.open(await rig.record(), resumed=False)
@@ -162,9 +170,7 @@ async def test_a_worker_claim_heard_on_the_bus_is_checked_by_the_run_loop(tmp_pa
 @needs_bwrap
 async def test_features_are_judged_on_the_swept_tree_and_claimed_ones_get_one_verification_task(
         tmp_path: Path) -> None:
-    rig = await rig_with(tmp_path, {FEATURES_FILE: FEATURES, "check.sh": CHECK, "calc.sh": "echo\n"})
-    await rig.run.open(await rig.record(), resumed=False)
-    rig.start()
+    rig = await started(tmp_path)
     adder, subber = task("t-add", "add"), task("t-sub", "sub")
     await rig.land(adder, {"calc.sh": "add() { :; }\n"})
     tip = await rig.land(subber, {"calc.sh": "add() { :; }\nsub() { :; }\n"})
@@ -183,9 +189,7 @@ async def test_features_are_judged_on_the_swept_tree_and_claimed_ones_get_one_ve
 
 @needs_bwrap
 async def test_a_failing_feature_command_makes_it_failing(tmp_path: Path) -> None:
-    rig = await rig_with(tmp_path, {FEATURES_FILE: FEATURES, "check.sh": CHECK, "calc.sh": "echo\n"})
-    await rig.run.open(await rig.record(), resumed=False)
-    rig.start()
+    rig = await started(tmp_path)
     adder = task("t-add", "add")
     tip = await rig.land(adder, {"calc.sh": "plus() { :; }\n"})  # landed, but not what the test wants
     judged = await rig.run.judge(SweepOutcome(commit=tip, green=False), [adder], done(adder))
@@ -197,9 +201,7 @@ async def test_a_failing_feature_command_makes_it_failing(tmp_path: Path) -> Non
 
 @needs_bwrap
 async def test_nothing_is_verified_for_a_discarded_sweep_or_a_run_without_features_json(tmp_path: Path) -> None:
-    rig = await rig_with(tmp_path, {FEATURES_FILE: FEATURES, "check.sh": CHECK, "calc.sh": "echo\n"})
-    await rig.run.open(await rig.record(), resumed=False)
-    rig.start()
+    rig = await started(tmp_path)
     subber = task("t-sub", "sub")
     tip = await rig.land(subber, {"calc.sh": "sub() { :; }\n"})
     assert await rig.run.verify(SweepOutcome(commit=tip, green=True, discarded=True), [subber], done(subber)) == []
