@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from longshot.events import (
-    ConflictOutcome, ConflictPredicted, MemorySink, MergeFailed, MergeLanded, TipMerged, WorkerWarned,
+    ConflictOutcome, ConflictPredicted, MemorySink, MergeFailed, MergeLanded, RunWarning, TipMerged, WorkerWarned,
 )
 from longshot.hub import Hub
 from longshot.pipeline.foresee import ConflictWatch
@@ -36,19 +36,22 @@ class Watching:
     """A conflict watch over real sandboxes that stay open for the test."""
 
     def __init__(self, tmp_path: Path, hub: Hub, stack: AsyncExitStack, interval: float = 0,
-                 **options: object) -> None:
+                 max_file_bytes: int = 1 << 20, **options: object) -> None:
         self.tmp_path = tmp_path
         self.hub = hub
         self.stack = stack
         self.sink = MemorySink()
         self.watch = ConflictWatch(hub, UnionFiles(["*.log"]), self.sink, interval=interval, **options)  # type: ignore[arg-type]
-        self.provider = LocalSandboxProvider(tmp_path / "work", LocalOptions(tasks_dir=tmp_path / "tasks"))
+        self.provider = LocalSandboxProvider(tmp_path / "work", LocalOptions(tasks_dir=tmp_path / "tasks",
+                                                                                max_file_bytes=max_file_bytes))
 
-    async def worker(self, task_id: str, writes: dict[str, str], scope: list[str] | None = None) -> Sandbox:
-        """A running worker on the current tip that has written ``writes`` so far."""
+    async def worker(self, task_id: str, writes: dict[str, str], scope: list[str] | None = None,
+                     stack: AsyncExitStack | None = None) -> Sandbox:
+        """A running worker on the current tip that has written ``writes`` so far (its sandbox
+        open until ``stack``, by default the test's, closes)."""
         base = await self.hub.tip()
         spec = SandboxSpec(task_id=task_id, branch=f"worker/{task_id}", base_commit=base, hub=self.hub.path)
-        sandbox = await self.stack.enter_async_context(self.provider.open(spec))
+        sandbox = await (stack or self.stack).enter_async_context(self.provider.open(spec))
         for path, text in writes.items():
             await sandbox.write_file(path, text.encode())
         task = Task(id=task_id, description=f"do {task_id}", branch=f"worker/{task_id}",
@@ -217,3 +220,44 @@ async def test_the_loop_checks_after_a_landing_without_waiting_for_the_interval(
             await asyncio.sleep(0.05)
         loop.cancel()
         assert rig.warned()[0].task_id == "a"
+
+
+async def test_only_max_checks_workers_are_looked_at_per_pass(tmp_path: Path) -> None:
+    hub = await open_hub(tmp_path, FILES)
+    async with AsyncExitStack() as stack:
+        rig = Watching(tmp_path, hub, stack, max_checks=2)
+        for name in ("a", "b", "c"):
+            await rig.worker(name, {"shared.txt": edit("two", f"TWO from {name}")})
+        await rig.land({"shared.txt": edit("two", "TWO from the tip")})
+        await rig.watch.check()
+        assert [w.task_id for w in rig.warned()] == ["a", "b"]
+
+
+async def test_a_checkout_that_breaks_a_snapshot_rule_is_skipped_and_merge_tip_says_why(tmp_path: Path) -> None:
+    hub = await open_hub(tmp_path, FILES)
+    async with AsyncExitStack() as stack:
+        rig = Watching(tmp_path, hub, stack, max_file_bytes=1000)
+        sandbox = await rig.worker("big", {"shared.txt": edit("two", "TWO big"), "blob.bin": "x" * 5000})
+        await rig.land({"shared.txt": edit("two", "TWO from the tip")})
+        await rig.watch.check()
+        await rig.watch.check(pairs=True)
+        assert rig.sink.events == []  # nothing to compare: its checkout cannot be committed
+        text = await rig.watch.merge_tip("big", sandbox)
+        assert text.startswith("error: your checkout breaks a snapshot rule")
+        assert rig.sink.of_type(TipMerged) == []
+
+
+async def test_a_sandbox_lost_while_watched_is_a_warning_and_an_ended_worker_is_not_watched(tmp_path: Path) -> None:
+    hub = await open_hub(tmp_path, FILES)
+    async with AsyncExitStack() as stack:
+        rig = Watching(tmp_path, hub, stack)
+        async with AsyncExitStack() as lost:
+            await rig.worker("lost", {"shared.txt": edit("two", "TWO lost")}, stack=lost)
+            await rig.worker("ended", {"shared.txt": edit("three", "THREE ended")}, stack=lost)
+            await rig.watch.ended("ended")
+        await rig.land({"shared.txt": edit("two", "TWO from the tip")})
+        await rig.watch.check()
+        [warning] = rig.sink.of_type(RunWarning)
+        assert (warning.code, warning.task_id) == ("conflicts.unchecked", "lost")
+        assert warning.message.startswith("could not check for conflicts: ")
+        assert rig.warned() == []
