@@ -261,3 +261,17 @@ async def test_a_sandbox_lost_while_watched_is_a_warning_and_an_ended_worker_is_
         assert (warning.code, warning.task_id) == ("conflicts.unchecked", "lost")
         assert warning.message.startswith("could not check for conflicts: ")
         assert rig.warned() == []
+
+
+async def test_warnings_wait_in_the_inbox_until_the_worker_takes_them_in_order(rig: Watching) -> None:
+    await rig.worker("a", {"shared.txt": edit("two", "TWO from a"), "other.txt": "other by a\n"})
+    await rig.worker("b", {"shared.txt": edit("two", "TWO from b")})
+    await rig.land({"shared.txt": edit("two", "TWO from the tip")})
+    await rig.watch.check()
+    await rig.land({"other.txt": "other by the tip\n"})
+    await rig.watch.check()
+    await rig.watch.check(pairs=True)  # a and b clash too, but both were told of shared.txt already
+    first, second = rig.watch.messages("a")
+    assert "would conflict with it in shared.txt" in first and "would conflict with it in other.txt" in second
+    assert len(rig.watch.messages("b")) == 1
+    assert rig.watch.predicted == 3 and rig.watch.warned == {"a": {"shared.txt", "other.txt"}, "b": {"shared.txt"}}
