@@ -213,6 +213,8 @@ def one_run(base: Path, *, n_tasks: int, workers: int, delay: float, tasks_dir: 
                "LONGSHOT_WORK_DIR": str(base / "work"), "LONGSHOT_LOG_DIR": str(base / "logs")}
         if tasks_dir is not None:
             env["SANDBOX_TASKS_DIR"] = str(tasks_dir)
+        if os.environ.get("PYTHONASYNCIODEBUG"):  # diagnosis: asyncio logs callbacks that block the loop > 100 ms
+            env["PYTHONASYNCIODEBUG"] = "1"
         if os.environ.get("PYTHONPATH"):  # to measure another checkout's src/ with this script
             env["PYTHONPATH"] = os.environ["PYTHONPATH"]
         usage_path = base / "usage.json"

@@ -40,3 +40,69 @@ def test_outside_the_main_thread_it_changes_nothing() -> None:
     thread.start()
     thread.join()
     assert seen == [False]
+
+
+def _fds() -> set[str]:
+    import os
+    return set(os.listdir("/proc/self/fd"))
+
+
+def test_run_process_gives_what_communicate_gives_for_every_shape_of_child(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from longshot.procs import run_process
+
+    env = {"PATH": "/usr/bin:/bin", "LC_ALL": "C"}
+    big = bytes(range(256)) * 8192  # 2 MiB: more than a pipe holds, both ways
+
+    async def main() -> None:
+        before = _fds()
+        assert await run_process(["cat"], cwd=tmp_path, env=env, stdin=big) == (0, big, b"")
+        code, out, err = await run_process(["sh", "-c", "echo out; echo err >&2; exit 3"], cwd=tmp_path, env=env)
+        assert (code, out, err) == (3, b"out\n", b"err\n")
+        assert (await run_process(["sh", "-c", "pwd"], cwd=tmp_path, env=env))[1].decode().strip() == str(tmp_path)
+        assert (await run_process(["sh", "-c", "echo $ONLY"], cwd=tmp_path, env={**env, "ONLY": "x"}))[1] == b"x\n"
+        assert (await run_process(["sh", "-c", "kill -9 $$"], cwd=tmp_path, env=env))[0] == -9
+        # a child that never reads its stdin: the writer stops at the broken pipe, no error, no hang
+        assert (await run_process(["true"], cwd=tmp_path, env=env, stdin=big))[0] == 0
+        # a child that closes its pipes and goes on: its end is awaited, and its status is its own
+        assert await run_process(["sh", "-c", "exec >&- 2>&-; sleep 0.3; exit 7"], cwd=tmp_path, env=env) == (7, b"", b"")
+        # no stdin given: the child reads end of file, not the orchestrator's terminal
+        assert await run_process(["cat"], cwd=tmp_path, env=env) == (0, b"", b"")
+        # many at once, interleaved on one loop
+        results = await asyncio.gather(*(run_process(["sh", "-c", f"head -c {i * 1000} /dev/zero; echo {i} >&2"],
+                                                     cwd=tmp_path, env=env) for i in range(40)))
+        assert [(len(o), e) for _, o, e in results] == [(i * 1000, f"{i}\n".encode()) for i in range(40)]
+        with pytest.raises(FileNotFoundError):
+            await run_process(["no-such-program-here"], cwd=tmp_path, env=env)
+        assert _fds() == before  # every pipe and pidfd closed
+
+    asyncio.run(main())
+
+
+def test_a_cancelled_run_process_kills_and_reaps_its_child(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import os
+
+    from longshot.procs import run_process, state
+
+    env = {"PATH": "/usr/bin:/bin"}
+    pidfile = tmp_path / "pid"
+
+    async def main() -> None:
+        before = _fds()
+        job = asyncio.create_task(run_process(["sh", "-c", f"echo $$ > {pidfile}; exec sleep 600"], cwd=tmp_path,
+                                              env=env, stdin=b"x" * (1 << 20)))
+        while not pidfile.exists() or not pidfile.read_text().strip():
+            await asyncio.sleep(0.01)
+        pid = int(pidfile.read_text())
+        job.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await job
+        for _ in range(500):  # reaped by the loop once the kill lands: no zombie left behind
+            if state(pid) is None:
+                break
+            await asyncio.sleep(0.01)
+        assert state(pid) is None
+        assert _fds() == before
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
+
+    asyncio.run(main())

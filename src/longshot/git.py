@@ -7,13 +7,13 @@ the host by git. Errors become `GitError` (or `PushRejected`) with argv and stde
 
 from __future__ import annotations
 
-import asyncio
 import copy
 import os
 import re
 from pathlib import Path
 
 from longshot.errors import GitError, PushRejected
+from longshot.procs import run_process
 
 SAFE_CONFIG: tuple[str, ...] = (
     "-c", "core.hooksPath=/dev/null",
@@ -96,17 +96,8 @@ class Git:
         """Run a git subcommand; return (exit code, stdout, stderr) without raising."""
         argv = self._argv(args)
         self.cwd.mkdir(parents=True, exist_ok=True)
-        proc = await asyncio.create_subprocess_exec(
-            *argv,
-            cwd=self.cwd,
-            env=self._env,
-            stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-        )
-        out, err = await proc.communicate(stdin)
-        assert proc.returncode is not None
-        return proc.returncode, out.decode("utf-8", "replace"), err.decode("utf-8", "replace")
+        code, out, err = await run_process(argv, cwd=self.cwd, env=self._env, stdin=stdin)
+        return code, out.decode("utf-8", "replace"), err.decode("utf-8", "replace")
 
     async def rev_parse(self, rev: str) -> str | None:
         """The commit ``rev`` names, or None if it does not exist."""

@@ -119,6 +119,10 @@ async def test_snapshot_from_upper_records_every_kind_of_change(tmp_path: Path) 
     ("mkdir -p vendor/lib && git init -q vendor/lib", "nested repositories"),
     ("mkdir -p old/sub && echo gitdir: /x > old/sub/.git", "nested repositories"),
     ("head -c 3000000 /dev/zero > big.bin", "larger than"),
+    # 0.9 MB on disk, 2.7 MB as a blob: git add re-encodes Shift_JIS half-width katakana (one
+    # byte each) as UTF-8 (three bytes each), so the file's size alone would let it through
+    ("echo 'kana.txt working-tree-encoding=SHIFT-JIS' > .gitattributes && "
+     "head -c 900000 /dev/zero | tr '\\0' '\\261' > kana.txt", "larger than"),
     ("for i in $(seq 1 30); do echo $i > n$i; done", "changed files"),
 ])
 async def test_snapshot_from_upper_keeps_the_snapshot_rules(tmp_path: Path, script: str, rule: str) -> None:

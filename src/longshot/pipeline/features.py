@@ -120,6 +120,7 @@ class FeatureLedger:
         self.judged_at = ""
         self.verifying: list[str] = []
         self._parents: dict[str, str | None] = {}
+        self._owner: dict[str, str] = {}  # task id -> the first record listing it (`_feature_of_id`, per event)
 
     @property
     def declared(self) -> bool:
@@ -135,13 +136,14 @@ class FeatureLedger:
 
     def snapshot(self) -> FeatureState:
         return FeatureState(source=self.source, specs=list(self.specs.values()),
-                            records=[r.model_copy(deep=True) for r in self.records.values()],
+                            records=list(self.records.values()),  # records are replaced, never changed in place
                             judged_at=self.judged_at, verifying=list(self.verifying))
 
     def restore(self, state: FeatureState) -> None:
         self.source = state.source
         self.specs = {s.id: s for s in state.specs}
         self.records = {r.id: r.model_copy(deep=True) for r in state.records}
+        self._reindex()
         self.judged_at = state.judged_at
         self.verifying = list(state.verifying)
         for record in self.records.values():  # re-announced, as a resumed run re-announces its tasks
@@ -174,11 +176,16 @@ class FeatureLedger:
         seen: set[str] = set()
         while task_id and task_id not in seen:
             seen.add(task_id)
-            record = next((r for r in self.records.values() if task_id in r.tasks), None)
-            if record is not None:
-                return record.id
+            if (feature := self._owner.get(task_id)) is not None:
+                return feature
             task_id = self._parents.get(task_id)
         return None
+
+    def _reindex(self) -> None:
+        self._owner = {}
+        for record in self.records.values():
+            for task in record.tasks:
+                self._owner.setdefault(task, record.id)
 
     def _update(self, feature: str, *, tasks: tuple[str, ...] = (), commits: tuple[str, ...] = ()) -> None:
         record = self.records.get(feature)
@@ -198,6 +205,8 @@ class FeatureLedger:
         """Record ``new``; announce it when it is new or anything of it changed."""
         old = self.records.get(new.id)
         self.records[new.id] = new
+        for task in new.tasks:
+            self._owner.setdefault(task, new.id)
         if old is None or old != new:
             self._announce(new, old.status if old is not None else None)
 
@@ -237,6 +246,7 @@ class FeatureLedger:
         members = self.members(tasks)
         if not self.declared:  # the planned items as they stand (a continuation is not one)
             self.records = {f: r for f, r in self.records.items() if f in members}
+            self._reindex()
         commits_of = {f: [c for t in ids for c in landed.get(t, [])] for f, ids in members.items()}
         changed = await prover.tests_changed([c for cs in commits_of.values() for c in cs])
         for feature, ids in members.items():

@@ -20,6 +20,9 @@ planner has given the work up (`give_up`), or at once when the dependency can ne
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
+
 from longshot.events import Emit, TaskCreated, TaskStatusChanged
 from longshot.pipeline.hotfiles import HotFiles
 from longshot.types import ENDED, TERMINAL, Task, TaskStatus
@@ -119,12 +122,12 @@ class Scheduler:
         on. Returns the tasks failed."""
         return self._fail_orphans(final=True, parent=parent)
 
-    def _lost(self, dep: str, carried: set[str], *, final: bool) -> str | None:
+    def _lost(self, dep: str, carried: Callable[[], set[str]], *, final: bool) -> str | None:
         """Why dependency ``dep`` can no longer land (None: it may still)."""
         d = self.tasks.get(dep)
         if d is None:
             return "unknown"
-        if d.status not in ENDED or d.status in DEPENDENCY_MET or dep in carried:
+        if d.status not in ENDED or d.status in DEPENDENCY_MET or dep in carried():
             return None
         if d.status in TERMINAL or final:
             return f"{d.status}"
@@ -136,7 +139,7 @@ class Scheduler:
         changed = True
         while changed:
             changed = False
-            carried = self.carried()
+            carried = functools.cache(self.carried)  # walked only when a dependency ended without landing
             for task in self.with_status(TaskStatus.PENDING):
                 for dep in task.depends_on:
                     why = self._lost(dep, carried, final=final and (parent is None or task.parent == parent))

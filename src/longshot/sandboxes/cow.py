@@ -17,9 +17,9 @@ overlayfs's scratch directory.
 Opening costs the same for any repository size: no checkout, no ownership change per file.
 The disk guard measures the upper layer (what the task wrote), not the merged checkout. A
 snapshot is built from the upper layer (`OverlaySandbox._index`): a scratch index holding the base (a copy of its index),
-updated for the changed paths only (``update-index``), with the same rules as a checkout's
-snapshot (`longshot.sandboxes.snapshot`: nested repositories, gitlinks, escaping symlinks,
-sizes, counts) and the same ignore rules for new files (``check-ignore``).
+updated for the changed paths only (one ``git add --all`` of the paths written or gone), with
+the same rules as a checkout's snapshot (`longshot.sandboxes.snapshot`: nested repositories,
+gitlinks, escaping symlinks, sizes, counts) and the same ignore rules for new files.
 """
 
 from __future__ import annotations
@@ -205,8 +205,9 @@ class OverlaySandbox(LocalSandbox):
 
     # -- result ----------------------------------------------------------------------
 
-    async def _index(self, index: Path) -> Git:
-        """A scratch index holding the checkout as it is now, built from ``upper/``."""
+    async def _index(self, index: Path) -> tuple[Git, int]:
+        """A scratch index holding the checkout as it is now, built from ``upper/``, and the size
+        of the largest file written."""
         assert self._lower is not None
         await self._mount()
         scan = await asyncio.to_thread(scan_upper, self.upper, frozenset(SKIP_DIRS))
@@ -218,27 +219,20 @@ class OverlaySandbox(LocalSandbox):
             await asyncio.to_thread(shutil.copyfile, made, index)
         except OSError:
             await git.run("read-tree", self._lower)
-        paths = set(scan.written)
-        if scan.written:
-            code, out, err = await git.run_full("check-ignore", "-z", "--stdin", stdin=_z(scan.written))
-            if code not in (0, 1):
-                raise SandboxError(f"git check-ignore failed in {self.root}: {err.strip()}")
-            paths -= set(out.split("\0"))
-        if scan.gone:
-            out = await git.run("--literal-pathspecs", "ls-tree", "-r", "-z", "--name-only", self._lower, "--",
-                                *scan.gone)
-            paths |= {p for p in out.split("\0") if p}
-        paths = {p for p in paths if p and ".git" not in p.split("/")}
-        if paths:
-            await git.run("update-index", "--add", "--remove", "--replace", "-z", "--stdin", stdin=_z(sorted(paths)))
-        return git
+        paths = sorted({p for p in (*scan.written, *scan.gone) if p and ".git" not in p.split("/")})
+        if paths:  # one process: ignore rules as check-ignore applies them, deletions below a gone path too
+            code, _, err = await git.run_full("--literal-pathspecs", "add", "--all", "--pathspec-from-file=-",
+                                              "--pathspec-file-nul", stdin=_z(paths))
+            if code not in (0, 1):  # 1: some paths written are ignored (.gitignore), and were left out
+                raise SandboxError(f"git add failed in {self.root}: {err.strip()}")
+        return git, scan.largest
 
     async def snapshot(self, message: str) -> str | None:
         assert self._lower is not None
         with tempfile.TemporaryDirectory(prefix="longshot-snap-") as tmp:
-            git = await self._index(Path(tmp) / "index")
+            git, largest = await self._index(Path(tmp) / "index")
             changed = await check_staged(git, self._lower, max_file_bytes=self._opts.max_file_bytes,
-                                         max_files=self._opts.max_changed_files)
+                                         max_files=self._opts.max_changed_files, largest_file=largest)
             if not changed and self._head == self._lower:
                 return None
             tree = await git.run("write-tree")
@@ -257,9 +251,9 @@ class OverlaySandbox(LocalSandbox):
         """The checkout as it is now, as a commit in the hub (`longshot.sandboxes.worktree.peek_commit`)."""
         with tempfile.TemporaryDirectory(prefix="longshot-peek-") as tmp:
             try:
-                git = await self._index(Path(tmp) / "index")
+                git, largest = await self._index(Path(tmp) / "index")
                 await check_staged(git, parents[0], max_file_bytes=self._opts.max_file_bytes,
-                                   max_files=self._opts.max_changed_files)
+                                   max_files=self._opts.max_changed_files, largest_file=largest)
             except SnapshotRefused:
                 return None
             tree = await git.run("write-tree")
@@ -270,7 +264,7 @@ class OverlaySandbox(LocalSandbox):
     async def put_tree(self, tree: str) -> None:
         """The checkout goes from what it holds now to ``tree`` (written through the overlay)."""
         with tempfile.TemporaryDirectory(prefix="longshot-put-") as tmp:
-            git = await self._index(Path(tmp) / "index")
+            git, _ = await self._index(Path(tmp) / "index")
             await git.run("read-tree", "--reset", "-u", tree)
 
 

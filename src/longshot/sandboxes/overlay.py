@@ -187,6 +187,8 @@ class UpperScan:
     """Deleted paths and opaque directories: what the base held below them is hidden."""
     nested: list[str] = field(default_factory=list)
     """Directories holding a ``.git`` (refused by the snapshot)."""
+    largest: int = 0
+    """The size in bytes of the largest regular file written."""
 
 
 def scan_upper(upper: Path, skip_nested: frozenset[str] = frozenset()) -> UpperScan:
@@ -219,5 +221,6 @@ def scan_upper(upper: Path, skip_nested: frozenset[str] = frozenset()) -> UpperS
                 stack.append((entry.path, path + "/", skipped or entry.name in skip_nested))
             elif stat.S_ISREG(st.st_mode) or stat.S_ISLNK(st.st_mode):
                 found.written.append(path)
+                found.largest = max(found.largest, st.st_size)
             # A FIFO, socket or device is nothing git can hold: skipped, as `git add --all` skips it.
     return found

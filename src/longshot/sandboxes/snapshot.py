@@ -47,12 +47,22 @@ def check_nested_repos(checkout: Path) -> None:
         raise SnapshotRefused("submodules and nested repositories are not allowed", sorted(found))
 
 
-async def check_staged(git: Git, base: str, *, max_file_bytes: int, max_files: int) -> bool:
-    """Raise SnapshotRefused if the index (against ``base``) breaks a rule; whether it differs from ``base``."""
+async def check_staged(git: Git, base: str, *, max_file_bytes: int, max_files: int,
+                       largest_file: int | None = None) -> bool:
+    """Raise SnapshotRefused if the index (against ``base``) breaks a rule; whether it differs from ``base``.
+
+    ``largest_file``: the size of the largest file the change wrote, when the caller knows it
+    (an overlay's upper layer). A blob is at most three times its file (``working-tree-encoding``
+    is the one conversion on ``git add`` that grows text: a one-byte character of a legacy
+    encoding becomes at most three bytes of UTF-8; filters need configuration a task cannot
+    write), so when four times that is within the limit the blobs' sizes are not looked up.
+    """
     raw = await git.run("diff", "--cached", "--raw", "--no-renames", "-z", base)
     if not raw:
         return False
-    await _check_diff(git, raw, max_file_bytes=max_file_bytes, max_files=max_files)
+    sizes_known_small = largest_file is not None and 4 * largest_file <= max_file_bytes
+    await _check_diff(git, raw, max_file_bytes=max_file_bytes if not sizes_known_small else None,
+                      max_files=max_files)
     return True
 
 
@@ -62,7 +72,7 @@ async def check_commit(git: Git, base: str, commit: str, *, max_file_bytes: int,
     await _check_diff(git, raw, max_file_bytes=max_file_bytes, max_files=max_files)
 
 
-async def _check_diff(git: Git, raw: str, *, max_file_bytes: int, max_files: int) -> None:
+async def _check_diff(git: Git, raw: str, *, max_file_bytes: int | None, max_files: int) -> None:
     entries: list[tuple[str, str, str]] = []  # (new mode, new blob, path)
     fields = raw.split("\0")
     i = 0
@@ -88,7 +98,7 @@ async def _check_diff(git: Git, raw: str, *, max_file_bytes: int, max_files: int
     if escaping:
         raise SnapshotRefused("symlinks must point inside the repository", escaping)
     blobs = [(blob, p) for mode, blob, p in entries if mode.startswith("100")]
-    if blobs:
+    if blobs and max_file_bytes is not None:
         sizes = await git.run("cat-file", "--batch-check=%(objectsize)", stdin="\n".join(b for b, _ in blobs).encode())
         big = [f"{p} ({int(s) // (1024 * 1024)} MB)" for (_, p), s in zip(blobs, sizes.split("\n"))
                if s.isdigit() and int(s) > max_file_bytes]
