@@ -30,10 +30,11 @@ async def open_hub(tmp_path: Path, files: dict[str, str]) -> Hub:
 
 
 def conversation(fake: FakeLLM, hub: Hub, emit: Sink, role: Role, *, task_id: str | None = None,
-                 system: str = "You plan.") -> Conversation:
+                 system: str = "You plan.", **options: int) -> Conversation:
+    """``options``: the conversation's limits (window, max_tool_steps, max_parse_retries)."""
     endpoint = OpenAICompatEndpoint(name="ep0", base_url=fake.base_url, api_key="sk-test", timeout=10)
     model = Router([(endpoint, 1.0)], {r: name for name, r in MODELS.items()}, emit, retry_seconds=0)  # type: ignore[misc]
-    return Conversation(role, model, Explorer(hub.git, hub.tip), emit, system, task_id=task_id)
+    return Conversation(role, model, Explorer(hub.git, hub.tip), emit, system, task_id=task_id, **options)  # type: ignore[arg-type]
 
 
 def push(hub: Hub, work: Path, files: dict[str, str | None], message: str, *, branch: str = "main") -> str:
