@@ -246,3 +246,46 @@ async def test_a_base_tree_goes_when_its_last_sandbox_closes_and_a_newer_one_exi
         assert sorted(os.listdir(bases)) == sorted([base, tip])  # the newest stays for the next task
         assert (await old.read_file("README.md")) == b"# demo\n"
     assert os.listdir(bases) == [tip]
+
+
+def _next_commit(tmp: Path, hub: Path) -> str:
+    """A second base on the hub: one file changed, one made executable, one gone, one new in a new folder."""
+    work = tmp / "next"
+    git("clone", "--quiet", str(hub), str(work), cwd=tmp)
+    (work / "pkg" / "core.py").write_text("def f():\n    return 2\n")
+    (work / "run.sh").chmod(0o755)
+    (work / "old" / "a.txt").unlink()
+    (work / "fresh" / "deep").mkdir(parents=True)
+    (work / "fresh" / "deep" / "n.txt").write_text("new\n")
+    git("add", "--all", cwd=work)
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "--quiet", "-m", "next", cwd=work)
+    git("push", "--quiet", "origin", "HEAD:refs/heads/main", cwd=work)
+    return git("rev-parse", "HEAD", cwd=work)
+
+
+async def test_a_new_base_is_derived_from_one_in_use_without_touching_it(tmp_path: Path) -> None:
+    """A moving target's next tip shares every unchanged file with the last base (hard links):
+    no checkout of the whole repository per landing, and the older base, under open
+    sandboxes, keeps its files byte for byte."""
+    hub, first = setup_hub(tmp_path)
+    second = _next_commit(tmp_path, hub)
+    p = provider(tmp_path)
+    async with p.open(spec(hub, first, "t1")) as old:
+        async with p.open(spec(hub, second, "t2")) as new:
+            bases = tmp_path / "work" / "bases"
+            a, b = bases / first / "tree", bases / second / "tree"
+            assert (a / "many/f007.txt").stat().st_ino == (b / "many/f007.txt").stat().st_ino  # linked, not copied
+            assert (b / "pkg/core.py").stat().st_ino != (a / "pkg/core.py").stat().st_ino
+            # the old base as it was; the new one as its commit says
+            assert (a / "pkg/core.py").read_text() == "def f():\n    return 1\n" and (a / "old/a.txt").is_file()
+            assert not os.access(a / "run.sh", os.X_OK) and os.access(b / "run.sh", os.X_OK)
+            seen = await new.exec("cat pkg/core.py fresh/deep/n.txt; test ! -e old/a.txt && echo gone", 30)
+            assert seen.stdout == "def f():\n    return 2\nnew\ngone\n", seen
+            assert (await old.exec("cat pkg/core.py old/a.txt", 30)).stdout == "def f():\n    return 1\na\n"
+            # what the derivation wrote is the sandbox's to change, as a checkout's files are
+            wrote = await new.exec("echo more >> pkg/core.py && echo x > fresh/deep/m.txt && echo y >> many/f007.txt", 30)
+            assert wrote.exit_code == 0, wrote
+            sha = await new.snapshot("changed")
+            assert sha is not None and show(hub, sha, "fresh/deep/m.txt") == "x"
+            assert (a / "many/f007.txt").read_text() == "7\n" == (b / "many/f007.txt").read_text()
+            assert tree(hub, sha)["run.sh"] == "100755"

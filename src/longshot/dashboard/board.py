@@ -166,6 +166,8 @@ class Board:
     ignored: int = 0
     _changed: float = 0.0
     """Time of the latest event that changed a figure the monitor also reports."""
+    _orphans: dict[str, list[str]] = field(default_factory=dict)
+    """Parent id -> subtasks announced before it (attached to it when it is announced)."""
 
     def apply(self, event: Event) -> None:
         """Fold one event into the state. Unknown event types are counted and ignored."""
@@ -291,6 +293,9 @@ def _task_created(s: Board, e: TaskCreated) -> None:
     s._changed = e.ts
     if e.parent in s.tasks:
         s.tasks[e.parent].children.append(e.task_id)
+    elif e.parent is not None:
+        s._orphans.setdefault(e.parent, []).append(e.task_id)
+    s.tasks[e.task_id].children += s._orphans.pop(e.task_id, [])
 
 
 def _task_status(s: Board, e: TaskStatusChanged) -> None:

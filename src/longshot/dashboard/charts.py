@@ -59,7 +59,7 @@ def draw(state: Board, directory: Path) -> list[tuple[str, str]]:
     from matplotlib import pyplot as plt
 
     start = state.started if state.started is not None else min((t.created for t in state.tasks.values()), default=0)
-    end = start + state.elapsed()
+    end = start + state.elapsed() if state.started is not None else max(start, state.now)  # elapsed() needs a start
     charts = [("progress.png", "Landed work and busy workers over time", _progress),
               ("time_to_land.png", "Time to land per task: the worker's time, then the wait to land", _time_to_land),
               ("timeline.png", "Every task from start to end", _timeline)]

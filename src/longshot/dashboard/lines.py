@@ -89,10 +89,10 @@ def describe(e: Event) -> str | None:
             return f"{t}[red]merge failed[/]: {escape(e.reason)}"
         case ConflictPredicted():
             where = "; ".join(f"{f} lines {e.lines.get(f, '?')}" for f in e.files)
-            return f"{t}[yellow]conflict predicted[/] with {escape(e.against)}: {escape(clip(where, 200))} (worker told)"
+            return f"{t}[yellow]conflict predicted[/] with {escape(f'{e.against}: ' + clip(where, 200))} (worker told)"
         case TipMerged():
-            left = f", markers to resolve in {escape(', '.join(e.conflicts))}" if e.conflicts else ""
-            return f"{t}merged the tip {e.tip[:10]} into its checkout{left}"
+            left = f", markers to resolve in {', '.join(e.conflicts)}" if e.conflicts else ""
+            return t + escape(f"merged the tip {e.tip[:10]} into its checkout{left}")
         case ConflictOutcome():
             return f"{t}{'[green]conflict avoided[/]' if e.avoided else '[red]conflict not avoided[/]'} after a warning"
         case FileHot():

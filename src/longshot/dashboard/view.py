@@ -21,6 +21,8 @@ from longshot.events import Event
 LEVEL_STYLE = {"error": "red", "warning": "yellow", "info": ""}
 LEFT = 44
 """Width of the left column (metrics, merge queue, alerts)."""
+VALUE = LEFT - 20
+"""Cells a value gets in the left panels (`pairs`: a 15-cell label, borders and gaps)."""
 KEYS_HELP = "tab/←→ switch · ↑↓ PgUp/PgDn scroll · +/- tree depth · d details"
 
 
@@ -64,10 +66,13 @@ def metrics_rows(state: Board, now: float) -> list[Text]:
     rate_style = "" if rate is None else "green" if rate > 0.9 else "yellow" if rate > 0.7 else "red"
     cost = f"${f.cost_usd:.4f}" if f.cost_usd < 1 else f"${f.cost_usd:.2f}"
     cost = cost_text(f.cost_usd, state.unpriced) if state.unpriced else cost
+    if len(cost) > VALUE:  # too long to show whole: the alerts name the models without a price (price.unknown)
+        cost = "unknown (no price)" if f.cost_usd == 0 else f"≥ ${f.cost_usd:.4f} (no price)"
+    tokens = amount(f.tokens)
     if state.max_cost_usd:
         cost += f" of ${state.max_cost_usd:g} ({f.cost_usd / state.max_cost_usd:.0%})"
     elif state.max_tokens:
-        cost += f" · {f.tokens / state.max_tokens:.0%} of {amount(state.max_tokens)} tokens"
+        tokens += f" ({f.tokens / state.max_tokens:.0%} of {amount(state.max_tokens)})"
     counts, width = state.velocity(buckets=16, now=now)
     per_min = sum(counts) / (width * len(counts)) * 60
     return pairs([
@@ -77,7 +82,7 @@ def metrics_rows(state: Board, now: float) -> list[Text]:
         ("Failed", Text(str(f.failed), style="red" if f.failed else "")),
         ("Pending", str(f.pending)),
         ("Merge success", Text("-" if rate is None else f"{rate:.0%}", style=rate_style)),
-        ("Tokens", amount(f.tokens)),
+        ("Tokens", tokens),
         ("Cost", cost),
         ("Velocity", Text.assemble((sparkline(counts), "green"), f" {per_min:.1f}/min")),
     ], LEFT)
@@ -145,7 +150,8 @@ def debug_line(state: Board, event: Event) -> Text:
     line = describe(event)
     if line is None:
         fields = event.model_dump_json(exclude={"ts", "run_id", "type", "task_id"})
-        line = f"[dim]{event.type} {escape(event.task_id or '')} {escape(fields)}[/]"
+        shown = f"{event.task_id or ''} {fields}"  # escaped as one: escaped apart, a "[x" in the task id and
+        line = f"[dim]{event.type} {escape(shown)}[/]"  # a "]" in the fields would make a tag together
     return feed_line(state, FeedItem(event.ts, level(event), line, event.task_id))
 
 

@@ -42,6 +42,7 @@ from pathlib import Path
 
 from longshot.errors import SandboxError
 from longshot.git import Git
+from longshot.procs import run_process
 from longshot.sandboxes.bwrap import give_to_sandbox
 
 OPTIONS = "redirect_dir=off,metacopy=off,index=off"
@@ -149,16 +150,22 @@ class BaseTrees:
         return path
 
     async def _materialise(self, hub: Path, commit: str, path: Path) -> None:
-        """``path/tree`` (the files, the sandbox's) and ``path/index`` (their index), renamed into place whole."""
+        """``path/tree`` (the files, the sandbox's) and ``path/index`` (their index), renamed into place whole.
+
+        From another base tree in use when there is one (`_derive`: hard links, and only what
+        differs written), else a checkout of every file.
+        """
         self.root.mkdir(parents=True, exist_ok=True)
         self.root.chmod(0o700)
         tmp = Path(tempfile.mkdtemp(prefix=f".{commit}-", dir=self.root))
         try:
             tree = tmp / "tree"
-            tree.mkdir()
-            git = Git(tmp, git_dir=hub, work_tree=tree).with_index(tmp / "index")
-            await git.run("read-tree", "--reset", "-u", commit)
-            await asyncio.to_thread(give_to_sandbox, tree, recursive=True)
+            if not await self._derive(hub, commit, tmp):
+                shutil.rmtree(tree, ignore_errors=True)
+                tree.mkdir()
+                git = Git(tmp, git_dir=hub, work_tree=tree).with_index(tmp / "index")
+                await git.run("read-tree", "--reset", "-u", commit)
+                await asyncio.to_thread(give_to_sandbox, tree, recursive=True)
             try:
                 os.rename(tmp, path)
             except OSError:
@@ -166,6 +173,39 @@ class BaseTrees:
                     raise
         finally:
             await asyncio.to_thread(shutil.rmtree, tmp, True)
+
+    async def _derive(self, hub: Path, commit: str, tmp: Path) -> bool:
+        """``tmp/tree`` and ``tmp/index`` made from the tree of a base in use (a moving target's
+        next tip is mostly its last): every file hard-linked (``cp -al``, one process, no file
+        content copied), then ``read-tree -m -u`` from that base to ``commit``, which unlinks
+        each file it changes before writing it, so the donor's files, which open sandboxes lie
+        on, are never written. Only what changed is handed to the sandbox's identity. False
+        when there is no donor or anything fails (the caller then checks out every file)."""
+        donor = next((c for c, n in reversed(self.users.items()) if n > 0 and c != commit
+                      and (self.root / c / "index").is_file()), None)
+        if donor is None:
+            return False
+        self.users[donor] += 1  # kept while linked from
+        try:
+            code, _, _ = await run_process(["cp", "-al", "--", str(self.root / donor / "tree"), str(tmp / "tree")],
+                                           cwd=tmp, env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LC_ALL": "C"})
+            if code != 0:
+                return False
+            shutil.copyfile(self.root / donor / "index", tmp / "index")
+            git = Git(tmp, git_dir=hub, work_tree=tmp / "tree").with_index(tmp / "index")
+            # The index recorded the files before they were given to the sandbox's identity, and
+            # a hard link changes a file's ctime: with ownership and ctime compared, every file
+            # would look changed and read-tree would refuse to go on (size, mtime, mode still are)
+            code, _, _ = await git.run_full("-c", "core.checkStat=minimal", "read-tree", "-m", "-u", donor, commit)
+            if code != 0:
+                return False
+            changed = await git.run("diff-tree", "-r", "-z", "--name-only", "--no-renames", "--diff-filter=d",
+                                    donor, commit)
+            await asyncio.to_thread(_give_changed, tmp / "tree", [p for p in changed.split("\0") if p])
+            return True
+        finally:
+            if (unused := self.release(donor)) is not None:
+                await asyncio.to_thread(shutil.rmtree, unused, True)
 
     def release(self, commit: str) -> Path | None:
         """One sandbox less on ``commit``: its tree, to remove, when none is left and a newer base exists."""
@@ -224,3 +264,16 @@ def scan_upper(upper: Path, skip_nested: frozenset[str] = frozenset()) -> UpperS
                 found.largest = max(found.largest, st.st_size)
             # A FIFO, socket or device is nothing git can hold: skipped, as `git add --all` skips it.
     return found
+
+
+def _give_changed(tree: Path, paths: list[str]) -> None:
+    """`give_to_sandbox` for the files a derived base tree wrote and the folders above them."""
+    seen: set[str] = set()
+    for rel in paths:
+        parts = rel.split("/")
+        for i in range(1, len(parts) + 1):
+            sub = "/".join(parts[:i])
+            if sub not in seen:
+                seen.add(sub)
+                with suppress(FileNotFoundError):
+                    give_to_sandbox(tree / sub)
