@@ -59,7 +59,10 @@ def check_git_argv(args: str) -> list[str]:
         if arg == "--":
             break
         name = arg.split("=", 1)[0]
-        if any(name == o or name.startswith(o + "-") for o in FORBIDDEN_OPTIONS):
+        # git takes a unique prefix of a long option for the option (``--open`` is
+        # ``--open-files-in-pager``), so a prefix of a forbidden one is refused too.
+        if any(name.startswith(o + "-") or (name.startswith("--") and len(name) > 2 and o.startswith(name))
+               for o in FORBIDDEN_OPTIONS):
             raise ToolCallError(f"the git option {name!r} is not allowed here")
         if re.match(r"^-[A-Za-z0-9]*O", arg):  # grep -O: open the matches in a pager (runs a program)
             raise ToolCallError(f"the git option {arg!r} is not allowed here")
