@@ -216,8 +216,9 @@ async def test_the_loop_checks_after_a_landing_without_waiting_for_the_interval(
         loop = asyncio.create_task(rig.watch.run())
         tip = await rig.land({"shared.txt": edit("two", "TWO from the tip")})
         rig.watch(MergeLanded(task_id="x", commit=tip, branch="worker/x"))
-        while not rig.warned():
-            await asyncio.sleep(0.05)
+        async with asyncio.timeout(60):
+            while not rig.warned():
+                await asyncio.sleep(0.05)
         loop.cancel()
         assert rig.warned()[0].task_id == "a"
 
@@ -275,3 +276,19 @@ async def test_warnings_wait_in_the_inbox_until_the_worker_takes_them_in_order(r
     assert "would conflict with it in shared.txt" in first and "would conflict with it in other.txt" in second
     assert len(rig.watch.messages("b")) == 1
     assert rig.watch.predicted == 3 and rig.watch.warned == {"a": {"shared.txt", "other.txt"}, "b": {"shared.txt"}}
+
+
+async def test_the_loop_compares_running_workers_when_the_interval_passes_without_a_landing(tmp_path: Path) -> None:
+    hub = await open_hub(tmp_path, FILES)
+    async with AsyncExitStack() as stack:
+        rig = Watching(tmp_path, hub, stack, interval=0.05)
+        await rig.worker("first", {"shared.txt": edit("five", "FIVE by first")})
+        await rig.worker("second", {"shared.txt": edit("five", "FIVE by second")})
+        loop = asyncio.create_task(rig.watch.run())
+        async with asyncio.timeout(60):
+            while not rig.warned():
+                await asyncio.sleep(0.05)
+        loop.cancel()
+        [predicted] = rig.sink.of_type(ConflictPredicted)
+        assert (predicted.task_id, predicted.against) == ("second", "first")
+        assert await hub.tip() == rig.watch.live["first"].base  # nothing landed meanwhile

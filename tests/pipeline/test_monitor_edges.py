@@ -173,8 +173,9 @@ async def test_metrics_of_an_empty_run_are_zero_with_a_perfect_merge_rate(tmp_pa
 async def test_run_ticks_until_cancelled(tmp_path: Path, hub: Hub) -> None:
     rig = Rig(tmp_path, hub, stuck_after=60)
     ticking = asyncio.create_task(rig.monitor.run())
-    while len(rig.sink.of_type(Metrics)) < 3:
-        await asyncio.sleep(rig.monitor.interval)
+    async with asyncio.timeout(60):
+        while len(rig.sink.of_type(Metrics)) < 3:
+            await asyncio.sleep(rig.monitor.interval)
     ticking.cancel()
     with pytest.raises(asyncio.CancelledError):
         await ticking
