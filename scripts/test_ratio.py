@@ -23,9 +23,34 @@ def lines(path: Path) -> int:
     return sum(1 for line in path.read_text().splitlines() if line.strip() and not line.strip().startswith("#"))
 
 
-def module(path: Path) -> str:
-    parts = list(path.relative_to(SRC.parent).with_suffix("").parts)
+def module(path: Path, src: Path = SRC) -> str:
+    parts = list(path.relative_to(src.parent).with_suffix("").parts)
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def ratios(src: Path = SRC, tests: Path = TESTS, rooms: list[str] | None = None) -> dict[str, dict[str, dict[str, float]]]:
+    """``{"modules": {name: {code, tests, ratio}}, "rooms": {room: {...}}}`` for the package at ``src``."""
+    sources = {module(p, src): p for p in src.rglob("*.py")
+               if "demo/sample" not in str(p) and "demo/work" not in str(p) and p.name != "__init__.py"}
+    texts = {p: p.read_text() for p in tests.rglob("*.py")}
+    sizes = {p: lines(p) for p in texts}
+    table: dict[str, dict[str, float]] = {}
+    for name, path in sorted(sources.items()):
+        room = name.split(".")[1]
+        if rooms and room not in rooms:
+            continue
+        pattern = re.compile(rf"(from {re.escape(name)} import|import {re.escape(name)}\b)")
+        test_lines = sum(sizes[t] for t, text in texts.items() if pattern.search(text))
+        code = lines(path)
+        table[name] = {"code": code, "tests": test_lines, "ratio": round(test_lines / code, 2) if code else 0.0}
+    by_room: dict[str, dict[str, float]] = {}
+    for name, row in table.items():
+        r = by_room.setdefault(name.split(".")[1], {"code": 0, "tests": 0})
+        r["code"] += row["code"]
+        r["tests"] += row["tests"]
+    for r in by_room.values():
+        r["ratio"] = round(r["tests"] / r["code"], 2) if r["code"] else 0.0
+    return {"modules": table, "rooms": by_room}
 
 
 def main() -> None:
@@ -33,28 +58,10 @@ def main() -> None:
     parser.add_argument("rooms", nargs="*", help="e.g. pipeline dashboard (default: all)")
     parser.add_argument("--under", type=float, default=None, help="only modules whose ratio is below this")
     args = parser.parse_args()
-    sources = {module(p): p for p in SRC.rglob("*.py")
-               if "demo/sample" not in str(p) and "demo/work" not in str(p) and p.name != "__init__.py"}
-    tests = {p: p.read_text() for p in TESTS.rglob("*.py")}
-    table: dict[str, dict[str, float]] = {}
-    for name, path in sorted(sources.items()):
-        room = name.split(".")[1]
-        if args.rooms and room not in args.rooms:
-            continue
-        pattern = re.compile(rf"(from {re.escape(name)} import|import {re.escape(name)}\b)")
-        test_lines = sum(lines(t) for t, text in tests.items() if pattern.search(text))
-        code = lines(path)
-        table[name] = {"code": code, "tests": test_lines, "ratio": round(test_lines / code, 2) if code else 0.0}
-    rooms: dict[str, dict[str, float]] = {}
-    for name, row in table.items():
-        r = rooms.setdefault(name.split(".")[1], {"code": 0, "tests": 0})
-        r["code"] += row["code"]
-        r["tests"] += row["tests"]
-    for r in rooms.values():
-        r["ratio"] = round(r["tests"] / r["code"], 2) if r["code"] else 0.0
-    shown = {k: v for k, v in sorted(table.items(), key=lambda kv: kv[1]["ratio"])
+    found = ratios(rooms=args.rooms or None)
+    shown = {k: v for k, v in sorted(found["modules"].items(), key=lambda kv: kv[1]["ratio"])
              if args.under is None or v["ratio"] < args.under}
-    print(json.dumps({"modules": shown, "rooms": rooms}, indent=1))
+    print(json.dumps({"modules": shown, "rooms": found["rooms"]}, indent=1))
 
 
 if __name__ == "__main__":
