@@ -128,9 +128,13 @@ def test_members_follow_parents_continuations_and_a_fixs_failures() -> None:
     assert plain.members(tasks) == {"a": ["t1", "t1-sub-1", "t2"], "ghost": ["t3"], "t4": ["t4"]}
 
 
-def claimed(ledger: FeatureLedger, feature: str, *, commits: list[str], asked: bool = True) -> None:
-    ledger.records[feature] = ledger.records[feature].model_copy(
-        update={"status": "claimed", "commits": commits, "tasks": ["t1"], "asked": asked, "evidence": "no test"})
+def worked(ledger: FeatureLedger, feature: str, task_id: str, commit: str | None) -> None:
+    """``task_id`` served ``feature`` and landed ``commit`` (or only said complete)."""
+    ledger(created(task_id, feature))
+    if commit:
+        ledger(MergeLanded(task_id=task_id, commit=commit, branch=f"worker/{task_id}"))
+    else:
+        ledger(HandoffReceived(task_id=task_id, handoff=Handoff(task_id=task_id, status="complete", summary="s")))
 
 
 def test_verification_tasks_go_to_claimed_landed_asked_features_once_each() -> None:
@@ -139,9 +143,11 @@ def test_verification_tasks_go_to_claimed_landed_asked_features_once_each() -> N
     ledger.declare(parse_features(features(
         {"id": "a", "name": "Adding", "files": ["calc.py"], "tests": ["tests/test_a.py"], "test_command": "make a"},
         {"id": "b"}, {"id": "c"}, {"id": "d", "status": "deferred"})))
-    claimed(ledger, "a", commits=["1" * 40])
-    claimed(ledger, "b", commits=[])  # said complete, nothing landed: nothing to test
-    claimed(ledger, "d", commits=["2" * 40], asked=False)
+    worked(ledger, "a", "t1", "1" * 40)
+    worked(ledger, "b", "t2", None)  # said complete, nothing landed: nothing to test
+    worked(ledger, "d", "t4", "2" * 40)
+    assert {f: r.status for f, r in ledger.records.items()} == {"a": "claimed", "b": "claimed", "c": "missing",
+                                                               "d": "claimed"}
     validator = TaskValidator(prefix="worker/", main_branch="main", known_ids={"verify-a"})
     [made] = ledger.verification_tasks(validator, "worker/")
     assert (made.id, made.kind, made.priority, made.feature, made.atomic) == ("verify-a-2", "verify", 1, "a", True)
