@@ -157,10 +157,9 @@ async def test_drain_says_how_many_claims_were_left_when_checking_takes_too_long
     assert "2 worker claim(s) were left unchecked" in warning.message and "CHECK_TIMEOUT (0.5s)" in warning.message
 
 
-def test_snapshot_and_restore_copy_the_counts(tmp_path: Path) -> None:
-    provider = LocalSandboxProvider(tmp_path / "work")
+async def test_snapshot_and_restore_copy_the_counts(tmp_path: Path, hub: Hub) -> None:
     saved = ClaimState(counts={"worker/m": ClaimCount(checked=4, unverified=1)})
-    checker = ClaimChecker(provider, None, None, MemorySink(), lambda _: None, timeout=1, prefix="w/")  # type: ignore[arg-type]
+    checker = Rig(tmp_path, hub, {}).checker
     checker.restore(ClaimState.model_validate_json(saved.model_dump_json()))
     checker.counts["worker/m"].checked += 1
     assert saved.counts["worker/m"].checked == 4  # restored from a copy
