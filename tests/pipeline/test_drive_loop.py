@@ -39,17 +39,19 @@ def test_the_planner_is_asked_again_after_enough_handoffs_while_work_is_still_op
         if turn.task_id != "slow":
             return worker_steps([(f"{turn.task_id}.txt", "q\n")])[min(turn.turn, 1)]
         if "followup" not in seen:  # busy until the planner was asked again
-            return Reply(tool_calls=[ToolCallSpec("bash", {"command": "true"})], delay=0.1)
+            return Reply(tool_calls=[ToolCallSpec("bash", {"command": f"echo poll {turn.turn}"})], delay=0.1)  # not a loop
         finishing = slow_steps.setdefault("from", turn.turn)
         return worker_steps([("s.txt", "s\n")])[min(turn.turn - finishing, 1)]
 
     fake = fake_llm(RoleScript({"planner": planner, "worker": worker}))
-    assert run_inprocess(tmp_path, target, fake, CHECK_COMMANDS="none", MAX_WORKERS="4", TASK_MAX_STEPS="1000") == 0
+    assert run_inprocess(tmp_path, target, fake, CHECK_COMMANDS="none", MAX_WORKERS="4", TASK_MAX_STEPS="400") == 0
     followup = seen["followup"]
     assert all(f"- {q} [complete]" in followup for q in QUICK)
     assert "running: slow" in followup  # asked while the slow task still ran
     handed = {e.task_id for e in run_log(tmp_path) if isinstance(e, HandoffReceived)}
     assert handed == {*QUICK, "slow"}
+    assert [e.handoff.status for e in run_log(tmp_path) if isinstance(e, HandoffReceived) and e.task_id == "slow"] == [
+        "complete"]
     assert git("show", "main:s.txt", cwd=target) == "s"
 
 
