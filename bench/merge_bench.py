@@ -10,7 +10,7 @@ or adds one distinct new file (odd ones). Branches are written into the hub up f
 ``git fast-import`` (refs/heads/worker/<id>); preparation is never timed.
 
 1. ``no_gate``: N branches (1,000; quick: 200) landed by
-   ``MergeQueue(hub, "rebase", emit, on_result, gate=None)``: all submitted, closed, run;
+   ``MergeQueue(hub, "rebase", emit, gate=None)``, ``run(on_result)``: all submitted, closed, run;
    wall time from the first submit to the last result, pushes to a local bare remote
    included. Against the checkout-based loop of the original on the same commits: a
    non-bare clone, and per branch ``git checkout main``, ``git merge --no-ff`` (or a
@@ -217,12 +217,12 @@ async def run_queue(hub: Hub, commits: dict[str, str], branches: list[Branch], *
 
         hub.git.run_full = timed  # type: ignore[method-assign]
     tasks = [merging_task(b.id) for b in branches]
-    queue = queue_class(hub, "rebase", events.append, on_result, gate=gate, max_batch=max_batch)
+    queue = queue_class(hub, "rebase", events.append, gate=gate, max_batch=max_batch)
     t0 = time.perf_counter()
     for task in tasks:
         queue.submit(task, commits[task.id])
     queue.close()
-    await queue.run()
+    await queue.run(on_result)
     if profile:
         del hub.git.run_full
     return QueueRun(last[0] - t0, results, events, dict(times))

@@ -343,12 +343,11 @@ async def state_write_cost(base: Path, figures: dict[str, Any], repeat: int = 5)
     state = await store.load()
     if state is None:
         return {}
-    store.capture = lambda: state
     walls, selfs, kids = [], [], []
     for i in range(repeat):
         store.mark(f"bench {i}")
         s0, c0, w0 = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN), time.perf_counter()
-        await store.flush()
+        await store.flush(lambda: state)
         s1, c1 = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
         walls.append(time.perf_counter() - w0)
         selfs.append((s1.ru_utime + s1.ru_stime) - (s0.ru_utime + s0.ru_stime))

@@ -5,6 +5,14 @@
 beside the merge queue, the reconciler's sweeps, the monitor and the state writer in one
 `asyncio.TaskGroup`, and ends with the verdict. SIGINT/SIGTERM stop it cleanly and
 resumably (exit 130); a second signal exits at once, still resumable.
+
+Built in two steps, each object complete when built and never patched afterwards:
+`__init__` builds what needs no run record, in dependency order; once the record is
+loaded (and restored into those parts), `_stages` builds what is made from it: the
+reconciler, the main loop and the monitor (`Stages`). Where two parts need each other,
+the later one is handed over when the earlier starts running: the merge queue is given
+where its results go (`MergeQueue.run`), the state writer and the main loop what the
+record is (`StateStore.run`, `Driver.drive`).
 """
 
 from __future__ import annotations
@@ -14,6 +22,7 @@ import os
 import signal
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from longshot.budget import RunBudget
 from longshot.build import build_harness, own_paths, worker_price
@@ -49,13 +58,24 @@ from longshot.pipeline.reset import reset
 from longshot.pipeline.resume import Recovered, capture, recover
 from longshot.pipeline.salvage import clean_leftovers
 from longshot.pipeline.schedule import Scheduler
-from longshot.pipeline.state import RunState, StateStore, decide, owner_tag
+from longshot.pipeline.state import Capture, RunState, StateStore, decide, owner_tag
 from longshot.prompts import Prompts
 from longshot.runlock import RunLock
 from longshot.sandboxes.base import SandboxProvider
 from longshot.target import check_target
 from longshot.tools.context import context_window
 from longshot.types import Task
+
+
+@dataclass(frozen=True)
+class Stages:
+    """The parts built from the run's record (`Orchestrator._stages`), complete."""
+
+    reconciler: Reconciler
+    driver: Driver
+    monitor: Monitor
+    capture: Capture
+    """The record brought up to date from every part: what the state writer writes."""
 
 
 class Orchestrator:
@@ -84,7 +104,10 @@ class Orchestrator:
             self.emit, self.union, scopes=config.hot_file_scopes, conflicts=config.hot_file_conflicts))
         self.validator = TaskValidator(prefix=config.git_branch_prefix, main_branch=config.git_main_branch,
                                        max_tasks=config.max_tasks_per_sprint, tasks=self.scheduler.tasks)
-        self.merge_queue = MergeQueue(self.hub, config.merge_strategy, self.emit, lambda t, r: self.driver.merged(t, r),
+        self.checks = CheckSource(self.hub, config.check_commands)
+        gate = Gate(provider, self.hub, self.checks, self.emit, timeout=config.check_timeout,
+                    branch=f"{config.git_branch_prefix}gate") if config.merge_gate != "off" else None
+        self.merge_queue = MergeQueue(self.hub, config.merge_strategy, self.emit, gate=gate,
                                       prefix=config.git_branch_prefix, max_batch=config.merge_batch, crash=self.crash,
                                       own_paths=self.own_paths, union=self.union)
         self.ledger = Ledger(self.scheduler, self.merge_queue, self.budget, self.emit, prefix=config.git_branch_prefix,
@@ -92,8 +115,9 @@ class Orchestrator:
         self.explorer = Explorer(self.hub.git, self.hub.tip)
         self.planner = Planner(self._conversation("planner", "planner"), self.prompts, self.validator, self.hub,
                                self.emit)
-        self.features = FeatureRun(self.emit, self.validator, self.hub, prefix=config.git_branch_prefix,
-                                   timeout=config.check_timeout, worker_model=config.model_for("worker"))
+        self.features = FeatureRun(self.emit, self.validator, self.hub, provider, self.checks, self.scheduler.tasks.get,
+                                   prefix=config.git_branch_prefix, timeout=config.check_timeout,
+                                   worker_model=config.model_for("worker"))
         self.rules = SplitRules(max_files=config.subplan_max_files, max_modules=config.subplan_max_modules,
                                 max_depth=config.subplan_max_depth)
         self.watch = ConflictWatch(self.hub, self.union, self.emit, interval=config.conflict_check_interval,
@@ -101,22 +125,9 @@ class Orchestrator:
         self.runner = TaskRunner(self.hub, provider, build_harness(config, model, self.prompts, self.emit, self.watch),
                                  self.emit, timeout=config.worker_timeout, crash=self.crash,
                                  on_branch=lambda b: self.state.mark("worker result", b), watch=self.watch)
-        self.driver = Driver(
-            DriveOptions(max_workers=config.max_workers, planner_max_iterations=config.planner_max_iterations,
-                         finalization_enabled=config.finalization_enabled,
-                         finalization_max_attempts=config.finalization_max_attempts, grace=config.shutdown_grace,
-                         rules=self.rules),
-            self.scheduler, self.ledger, self.planner, self.merge_queue, self.runner, self.budget, self.state,
-            self._subplanner, self.emit, self.crash,
-            verify=self.features.verify)
-        self.monitor = Monitor(self.scheduler, self.runner, self.merge_queue, self.budget, self.emit,
-                               interval=config.health_check_interval, stuck_after=config.worker_stuck_after,
-                               max_workers=config.max_workers, busy=lambda: self.driver.busy)
-        bus.add_sink(self.monitor)
         bus.add_sink(self.watch)
         bus.add_sink(self._record_changes)
         bus.add_sink(self.features)
-        self.record: RunState | None = None
         self.signal: str | None = None
 
     def _conversation(self, role: Role, prompt: str, task_id: str | None = None) -> Conversation:
@@ -133,11 +144,6 @@ class Orchestrator:
         """A bus sink: the changes worth recording ask for a (batched) state write."""
         if event.type in ("task.created", "task.status", "handoff.received", "planner.answered"):
             self.state.mark(event.type)
-
-    def _capture(self) -> RunState:
-        assert self.record is not None
-        return capture(self.record, self.scheduler, self.ledger, self.driver, self.driver.reconciler, self.budget,
-                       self.validator).model_copy(update=self.features.snapshot())
 
     async def run(self, request: str | None, *, log_path: str = "", resume: bool = False,
                   confirm: Callable[[str], bool] | None = None, plan_only: bool = False,
@@ -186,31 +192,30 @@ class Orchestrator:
         stored = await self.state.load()
         resuming = decide(stored, request, resume=resume, confirm=confirm,
                           where=f"{self.state.ref} of {self.config.git_repo_url}")
-        self.record = stored if resuming and stored else RunState(
+        record = (stored if resuming and stored else RunState(
             run_id=self.bus.run_id, request=request or "", target_branch=self.config.git_main_branch,
-            start_commit=tip, owner=owner_tag())
-        self.record = self.record.model_copy(update={"owner": owner_tag()})
-        await clean_leftovers(self.provider, self.hub, self.record, self.state, self.emit)
-        await self.features.open(self.record, resumed=resuming)
-        recovered = await self._restore(tip) if resuming else None
-        self.state.capture = self._capture
-        await self._start_checks()
-        await self.state.flush("run resumed" if resuming else "run started")
+            start_commit=tip, owner=owner_tag())).model_copy(update={"owner": owner_tag()})
+        await clean_leftovers(self.provider, self.hub, record, self.state, self.emit)
+        await self.features.open(record, resumed=resuming)
+        recovered = await self._restore(record) if resuming else None
+        stages = await self._stages(record, resumed=resuming)
+        await self.state.flush(stages.capture, "run resumed" if resuming else "run started")
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, self._on_signal, sig)
+            loop.add_signal_handler(sig, self._on_signal, sig, stages.driver)
+        driver = stages.driver
         try:
             async with asyncio.TaskGroup() as tg:
-                background = [tg.create_task(self.state.run()), tg.create_task(self.monitor.run()),
-                              tg.create_task(self.driver.reconciler.loop(self.driver.add_fixes)),  # type: ignore[union-attr]
+                background = [tg.create_task(self.state.run(stages.capture)), tg.create_task(stages.monitor.run()),
+                              tg.create_task(stages.reconciler.loop(driver.add_fixes)),
                               tg.create_task(self.features.run()), tg.create_task(self.watch.run())]
-                merging = tg.create_task(self.merge_queue.run())
+                merging = tg.create_task(self.merge_queue.run(driver.merged))
                 self._adopt(recovered)
                 try:
-                    await self.driver.drive(self.record.request, tg, resumed=resuming, plan_only=plan_only)
+                    await driver.drive(record.request, tg, stages.capture, resumed=resuming, plan_only=plan_only)
                     if not self.signal and not plan_only:
                         await self.features.drain()  # every claim checked before the verdict
-                    left = await self.driver.shutdown() if self.signal else []
+                    left = await driver.shutdown() if self.signal else []
                 finally:
                     for job in background:
                         job.cancel()
@@ -222,15 +227,15 @@ class Orchestrator:
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.remove_signal_handler(sig)
         if self.signal:
-            return await self._interrupted(left, started)
+            return await self._interrupted(left, started, stages.capture)
         if plan_only:
             guess = estimate(len(self.scheduler.tasks), task_history(self.config.longshot_log_dir),
                              worker_price(self.config), self.budget.tokens)
             return Verdict(exit_code=preview(self.scheduler.tasks.values(), guess, self.emit, started=started,
                                              tokens=self.budget.tokens, cost_usd=self.budget.cost_usd), green=False)
-        result = await self._finish()
-        self.record = self.record.model_copy(update={"finished": True, "exit_code": result.exit_code})
-        await self.state.flush("run finished")
+        result = await self._finish(stages)
+        await self.state.flush(lambda: stages.capture().model_copy(
+            update={"finished": True, "exit_code": result.exit_code}), "run finished")
         self.emit(await self.hub.deliver(landed=bool(result.landed)))
         self.emit(RunFinished(exit_code=result.exit_code, green=result.green, landed=result.landed,
                               failed=result.failed, unlanded=result.unlanded, summary=result.summary,
@@ -238,10 +243,8 @@ class Orchestrator:
                               cost_usd=round(self.budget.cost_usd, 6)))
         return result
 
-    async def _restore(self, tip: str) -> Recovered:
-        assert self.record is not None
-        found = await recover(self.record, self.hub, self.scheduler, self.ledger, self.driver, self.budget,
-                              self.validator, self.emit)
+    async def _restore(self, record: RunState) -> Recovered:
+        found = await recover(record, self.hub, self.scheduler, self.ledger, self.budget, self.validator, self.emit)
         self.emit(RunResumed(landed=found.landed, adopted=found.adopted, redispatched=found.redispatched,
                              set_aside=found.set_aside))
         return found
@@ -255,38 +258,52 @@ class Orchestrator:
         for task, commit in found.requeue:
             self.merge_queue.submit(task, commit)
 
-    async def _start_checks(self) -> None:
-        assert self.record is not None
+    async def _stages(self, record: RunState, *, resumed: bool) -> Stages:
+        """The parts made from the run's record, in dependency order, each complete when built:
+        the checks announced, the reconciler (restored), the main loop (its planning restored), the
+        monitor (counting the main loop's slots), and how the record is captured from them all."""
         if not self.scheduler.tasks:  # a new run: branches of earlier runs keep their names
             out = await self.hub.git.run("for-each-ref", "--format=%(refname:short)", f"refs/heads/{self.hub.prefix}")
             self.validator.reserve(out.splitlines())
-        self.checks = CheckSource(self.hub, self.config.check_commands)
         await self._announce_checks(await self.hub.tip())
+        config = self.config
         reconciler = Reconciler(
             self.provider, self.hub, self.checks, self.scheduler, self.validator,
             lambda: self._conversation("reconciler", "reconciler"), self.prompts, self.emit,
-            start_commit=self.record.start_commit, timeout=self.config.check_timeout,
-            prefix=self.config.git_branch_prefix, interval=self.config.reconciler_interval,
-            red_interval=self.config.reconciler_red_interval)
-        reconciler.restore(self.record.reconciler)
-        self.driver.reconciler = reconciler
-        self.features.start(self.provider, self.checks, self.scheduler.tasks.get)
-        if self.config.merge_gate != "off":
-            self.merge_queue.gate = Gate(self.provider, self.hub, self.checks, self.emit,
-                                         timeout=self.config.check_timeout, branch=f"{self.config.git_branch_prefix}gate")
-        self.driver.gated_checks = self.merge_queue.gate is not None and self.checks.known
+            start_commit=record.start_commit, timeout=config.check_timeout, prefix=config.git_branch_prefix,
+            interval=config.reconciler_interval, red_interval=config.reconciler_red_interval)
+        reconciler.restore(record.reconciler)
+        driver = Driver(
+            DriveOptions(max_workers=config.max_workers, planner_max_iterations=config.planner_max_iterations,
+                         finalization_enabled=config.finalization_enabled,
+                         finalization_max_attempts=config.finalization_max_attempts, grace=config.shutdown_grace,
+                         rules=self.rules),
+            self.scheduler, self.ledger, self.planner, self.merge_queue, self.runner, self.budget, self.state,
+            self._subplanner, self.emit, self.crash, reconciler=reconciler, verify=self.features.verify,
+            gated_checks=self.merge_queue.gate is not None and self.checks.known)
+        if resumed:
+            await driver.restore(record.planner, await self.hub.tip())
+        monitor = Monitor(self.scheduler, self.runner, self.merge_queue, self.budget, self.emit,
+                          interval=config.health_check_interval, stuck_after=config.worker_stuck_after,
+                          max_workers=config.max_workers, busy=lambda: driver.busy)
+        self.bus.add_sink(monitor)
 
-    def _on_signal(self, sig: signal.Signals) -> None:
+        def capture_() -> RunState:
+            return capture(record, self.scheduler, self.ledger, driver, reconciler, self.budget,
+                           self.validator).model_copy(update=self.features.snapshot())
+        return Stages(reconciler, driver, monitor, capture_)
+
+    def _on_signal(self, sig: signal.Signals, driver: Driver) -> None:
         if self.signal is None:
             self.signal = sig.name
             self.emit(RunInterrupted(signal=sig.name))
-            self.driver.stop()
+            driver.stop()
             return
         self.emit(RunInterrupted(signal=sig.name, immediate=True))
         os._exit(130)  # the state written so far is enough to resume; nothing more is waited for
 
-    async def _interrupted(self, left: list[str], started: float) -> Verdict:
-        await self.state.flush("interrupted")
+    async def _interrupted(self, left: list[str], started: float, capture: Capture) -> Verdict:
+        await self.state.flush(capture, "interrupted")
         summary = (f"interrupted by {self.signal}; {len(left)} running task(s) stopped, their work kept on their "
                    "branches. Resume with: longshot --resume")
         self.emit(RunFinished(exit_code=130, green=False, summary=summary, tokens=self.budget.tokens,
@@ -320,9 +337,8 @@ class Orchestrator:
         self.emit(SandboxProfile(provider=self.config.sandbox_provider, isolation=self.config.sandbox_isolation,
                                  description=profile.description, weakened=profile.weakened))
 
-    async def _finish(self) -> Verdict:
-        reconciler = self.driver.reconciler
-        assert reconciler is not None
+    async def _finish(self, stages: Stages) -> Verdict:
+        reconciler = stages.reconciler
         outcome = reconciler.last
         if outcome is None or outcome.commit != await self.hub.tip() or outcome.discarded:
             outcome = await reconciler.sweep(fix=False)
@@ -331,7 +347,7 @@ class Orchestrator:
         for r in outcome.results:
             self.emit(CheckFinished(command=r.command, exit_code=r.exit_code, ok=r.ok,
                                     output_tail=r.output_tail[-SHOWN_OUTPUT:]))
-        errors = list(self.driver.errors)
+        errors = list(stages.driver.errors)
         if self.budget.exhausted and not any(self.budget.exhausted in e for e in errors):
             errors.append(f"stopped early: {self.budget.exhausted} spent")
         preexisting = sorted((reconciler.preexisting or set()) & {f.signature for f in outcome.failures})

@@ -30,9 +30,11 @@ class Landing:
         self.results: dict[str, MergeResult] = {}
 
     def queue(self, union: list[str] | None = None) -> MergeQueue:
-        return MergeQueue(self.hub, "rebase", self.events.append,
-                          lambda task, result: self.results.__setitem__(task.id, result),
-                          union=UnionFiles(union or []))
+        return MergeQueue(self.hub, "rebase", self.events.append, union=UnionFiles(union or []))
+
+    def record(self, task: Task, result: MergeResult) -> None:
+        """Where the queue's results go (given to `MergeQueue.run`)."""
+        self.results[task.id] = result
 
     def commit(self, task_id: str, files: dict[str, str], on: str | None = None) -> str:
         git("checkout", "--quiet", "--detach", on or self.base, cwd=self.scratch)
@@ -136,7 +138,7 @@ async def test_an_empty_change_in_a_batch_is_skipped_and_the_rest_land(world: La
     for task_id, commit in (("first", first), ("dup", dup), ("other", other)):
         queue.submit(merging(task_id), commit)
     queue.close()
-    await queue.run()
+    await queue.run(world.record)
     assert world.results["first"].landed and world.results["other"].landed
     assert world.results["dup"].already_landed and not world.results["dup"].landed
     subjects = git("log", "--format=%s", f"{world.base}..main", cwd=world.hub.path).splitlines()

@@ -22,9 +22,8 @@ class World:
     def __init__(self, tmp: Path, budget: RunBudget | None = None) -> None:
         self.sink = MemorySink()
         self.scheduler = Scheduler(self.sink)
-        self.results: list[tuple[str, MergeResult]] = []
         hub = Hub(tmp / "hub.git", str(tmp / "remote.git"), "main", ("T", "t@localhost"))
-        self.queue = MergeQueue(hub, "rebase", self.sink, lambda t, r: self.results.append((t.id, r)))
+        self.queue = MergeQueue(hub, "rebase", self.sink)
         self.ledger = Ledger(self.scheduler, self.queue, budget or RunBudget(), self.sink,
                              free_branch=lambda b: b + "-2" if b.endswith("conflict-fix") else b)
 

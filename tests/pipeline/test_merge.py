@@ -33,8 +33,11 @@ class World:
     results: list[tuple[str, MergeResult]] = field(default_factory=list)
 
     def queue(self, strategy: str = "rebase") -> MergeQueue:
-        return MergeQueue(self.hub, strategy, self.events.append,
-                          lambda task, result: self.results.append((task.id, result)))
+        return MergeQueue(self.hub, strategy, self.events.append)
+
+    def record(self, task: Task, result: MergeResult) -> None:
+        """Where the queue's results go (given to `MergeQueue.run`)."""
+        self.results.append((task.id, result))
 
     def remote_main(self) -> str:
         return git("rev-parse", "refs/heads/main", cwd=self.remote)
@@ -201,7 +204,7 @@ async def test_run_lands_in_priority_order_and_ignores_duplicates(world: World) 
     queue.submit(low, c_low)  # duplicate: ignored
     assert queue.depth == 3
     queue.close()
-    await asyncio.wait_for(queue.run(), 60)
+    await asyncio.wait_for(queue.run(world.record), 60)
 
     assert [task_id for task_id, _ in world.results] == ["high", "mid", "low"]
     assert all(r.landed for _, r in world.results)
@@ -218,7 +221,7 @@ async def test_run_reports_a_git_failure_and_continues(world: World) -> None:
     queue.submit(bad, "0" * 40)  # a commit the hub does not have
     queue.submit(good, c_good)
     queue.close()
-    await asyncio.wait_for(queue.run(), 60)
+    await asyncio.wait_for(queue.run(world.record), 60)
     by_id = dict(world.results)
     assert [t for t, _ in world.results] == ["bad", "good"]
     assert not by_id["bad"].landed and by_id["bad"].reason
@@ -243,13 +246,12 @@ async def test_a_conflict_inside_a_batch_is_reported_against_the_tip_the_batch_l
     a = world.task_commit("a", {"a.txt": "one\ntwo\nthree\nfrom a\n"})
     b = world.task_commit("b", {"a.txt": "one\ntwo\nthree\nfrom b\n"})
     c = world.task_commit("c", {"c.txt": "c changed\n"})
-    queue = MergeQueue(world.hub, "rebase", world.events.append,
-                       lambda task, result: world.results.append((task.id, result)), gate=PassingGate())  # type: ignore[arg-type]
+    queue = MergeQueue(world.hub, "rebase", world.events.append, gate=PassingGate())  # type: ignore[arg-type]
     for task_id, sha in (("a", a), ("b", b), ("c", c)):
         queue.submit(merging_task(task_id), sha)
     queue.close()
 
-    await queue.run()
+    await queue.run(world.record)
 
     order = [(e.type, e.task_id) for e in world.events if isinstance(e, (MergeLanded, MergeFailed))]
     assert order == [("merge.landed", "a"), ("merge.landed", "c"), ("merge.failed", "b")]
@@ -266,7 +268,7 @@ async def test_without_a_gate_everything_queued_is_stacked_and_pushed_once(world
     for task, commit in zip(tasks, commits):
         queue.submit(task, commit)
     queue.close()
-    await asyncio.wait_for(queue.run(), 60)
+    await asyncio.wait_for(queue.run(world.record), 60)
 
     assert [t for t, r in world.results if r.landed] == [t.id for t in tasks]
     landed = [e for e in world.events if isinstance(e, MergeLanded)]
@@ -288,7 +290,7 @@ async def test_a_protected_change_in_a_batch_fails_alone_and_the_rest_land_witho
     for task, commit in zip(tasks, commits):
         queue.submit(task, commit)
     queue.close()
-    await asyncio.wait_for(queue.run(), 60)
+    await asyncio.wait_for(queue.run(world.record), 60)
 
     results = dict(world.results)
     assert results["p1"].landed and results["p3"].landed and not results["p2"].landed

@@ -185,8 +185,7 @@ async def test_t8_flaky_test_does_not_stall_the_queue_or_get_anyone_blamed(tmp_p
     results: list[tuple[str, MergeResult]] = []
     provider = LocalSandboxProvider(tmp_path / "work", LocalOptions(isolation="none"))
     gate = Gate(provider, hub, [command], events.append, timeout=60, branch="worker/gate")
-    queue = MergeQueue(hub, "rebase", events.append, lambda t, r: results.append((t.id, r)), gate=gate,
-                       max_batch=max_batch)
+    queue = MergeQueue(hub, "rebase", events.append, gate=gate, max_batch=max_batch)
 
     ids = [f"t{i}" for i in range(N_TASKS)]
     for i, task_id in enumerate(ids):
@@ -196,7 +195,7 @@ async def test_t8_flaky_test_does_not_stall_the_queue_or_get_anyone_blamed(tmp_p
         })
         queue.submit(merging_task(task_id), commit)
     queue.close()
-    await asyncio.wait_for(queue.run(), 60)  # the queue finishes: nothing stalls
+    await asyncio.wait_for(queue.run(lambda t, r: results.append((t.id, r))), 60)  # the queue finishes: nothing stalls
 
     msg = f"SEED={SEED}, max_batch={max_batch}"
     failed = [e for e in events if isinstance(e, MergeFailed)]
@@ -276,7 +275,7 @@ class MergeModel(RuleBasedStateMachine):
         self.results: dict[str, list[MergeResult]] = {}
         provider = LocalSandboxProvider(root / "work", LocalOptions(isolation="none"))
         self.gate = Gate(provider, self.hub, [CHECK], self._emit, timeout=30, branch="worker/gate")
-        self.queue = MergeQueue(self.hub, "rebase", self._emit, self._on_result, gate=self.gate, max_batch=4)
+        self.queue = MergeQueue(self.hub, "rebase", self._emit, gate=self.gate, max_batch=4)
         self.ids = itertools.count()
         self.expect: dict[str, Expect] = {}
         self.pending: list[str] = []
@@ -367,7 +366,7 @@ class MergeModel(RuleBasedStateMachine):
     @rule()
     def drain(self) -> None:
         self.queue.close()
-        self.loop.run_until_complete(asyncio.wait_for(self.queue.run(), 60))
+        self.loop.run_until_complete(asyncio.wait_for(self.queue.run(self._on_result), 60))
         assert self.queue.depth == 0
         for task_id in self.pending:
             got = self.results.get(task_id, [])

@@ -35,19 +35,21 @@ async def test_each_write_is_one_commit_on_the_last_and_is_published_with_new_br
     hub, store, sink = await opened(tmp_path, target)
     start = await hub.tip()
     current = state(start, "t1")
-    store.capture = lambda: current
+
+    def capture() -> RunState:
+        return current
     await hub.git.run("update-ref", "refs/heads/worker/t1", start)
 
-    first = await store.flush("run started")
+    first = await store.flush(capture, "run started")
     current = state(start, "t1", "t2")
     store.mark("task.created", branch="worker/t1")
-    second = await store.flush()
+    second = await store.flush(capture)
 
     assert first and second and await hub.git.rev_parse(f"{second}^") == first
     assert [e.commit for e in sink.of_type(StateSaved)] == [first, second]
     assert git("rev-parse", "refs/longshot/state/main", cwd=target) == second  # published
     assert git("rev-parse", "refs/heads/worker/t1", cwd=target) == start  # with the branch marked
-    assert await store.flush() is None  # nothing marked: nothing written
+    assert await store.flush(capture) is None  # nothing marked: nothing written
     loaded = await (await opened(tmp_path, target, "elsewhere"))[1].load()
     assert loaded is not None and [t.id for t in loaded.tasks] == ["t1", "t2"]
 
@@ -57,8 +59,7 @@ async def test_marks_are_batched_into_one_write(tmp_path: Path, remote) -> None:
 
     target = remote({"a.txt": "a\n"})
     hub, store, sink = await opened(tmp_path, target)
-    store.capture = lambda: state("0" * 40)
-    writer = asyncio.create_task(store.run())
+    writer = asyncio.create_task(store.run(lambda: state("0" * 40)))
     for i in range(50):
         store.mark(f"change {i}")
     await asyncio.sleep(0.5)
@@ -71,11 +72,9 @@ async def test_load_prefers_this_machine_s_newer_state_and_else_the_published_on
     target = remote({"a.txt": "a\n"})
     hub, store, sink = await opened(tmp_path, target)
     start = await hub.tip()
-    store.capture = lambda: state(start, "t1")
-    await store.flush("one")
+    await store.flush(lambda: state(start, "t1"), "one")
     # Written here but not published (the push of the second write failed or was cut off):
-    store.capture = lambda: state(start, "t1", "t2")
-    local = await store._write(store.capture().model_dump_json().encode(), "two")  # noqa: SLF001 - a write whose publish never happened
+    local = await store._write(state(start, "t1", "t2").model_dump_json().encode(), "two")  # noqa: SLF001 - a write whose publish never happened
     assert git("rev-parse", "refs/longshot/state/main", cwd=target) != local
 
     hub2 = Hub(tmp_path / "hub", str(target), "main", AUTHOR)  # the same machine, after a crash
@@ -136,14 +135,16 @@ async def test_a_writer_cancelled_at_any_point_of_a_write_leaves_the_next_write_
     target = remote({"a.txt": "a\n"})
     hub, store, sink = await opened(tmp_path, target)
     start = await hub.tip()
-    store.capture = lambda: state(start, "t1")
-    await store.flush("first")
+    def capture() -> RunState:
+        return state(start, "t1")
+
+    await store.flush(capture, "first")
     for delay_ms in range(0, 80, 2):
         store.mark(f"change at {delay_ms} ms")
-        writer = asyncio.create_task(store.flush())
+        writer = asyncio.create_task(store.flush(capture))
         await asyncio.sleep(delay_ms / 1000)
         writer.cancel()
-        await store.flush(f"after {delay_ms} ms")  # raised GitError (CAS) when cut mid-update-ref
+        await store.flush(capture, f"after {delay_ms} ms")  # raised GitError (CAS) when cut mid-update-ref
         last = sink.of_type(StateSaved)[-1]  # this write, or the cut one if it had not taken its marks yet
         assert f"after {delay_ms} ms" in last.reason
         assert git("rev-parse", "refs/longshot/state/main", cwd=target) == last.commit

@@ -95,6 +95,10 @@ class Conversation:
                                                                    f"retrying in {delay:g}s"[:300]))
                 await asyncio.sleep(delay)
 
+    def keep_summary(self, summary: str) -> None:
+        """The run's progress as the caller sees it now: what a compaction keeps besides the scratchpad."""
+        self.summary = summary
+
     def restore(self, scratchpad: str, summary: str) -> None:
         """Start from a recorded scratchpad and summary (a resumed run), as after a compaction."""
         self.scratchpad, self.summary = scratchpad, summary

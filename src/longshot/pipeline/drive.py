@@ -30,7 +30,7 @@ from longshot.pipeline.merge import MergeQueue
 from longshot.pipeline.plan import PlanOutcome, Planner, PlannerState, Progress
 from longshot.pipeline.reconcile import Reconciler, SweepOutcome
 from longshot.pipeline.schedule import Scheduler
-from longshot.pipeline.state import StateStore
+from longshot.pipeline.state import Capture, StateStore
 from longshot.types import Handoff, MergeResult, Task, TaskStatus
 
 REPLAN_AFTER_HANDOFFS = 3
@@ -53,8 +53,8 @@ class DriveOptions:
 class Driver:
     def __init__(self, options: DriveOptions, scheduler: Scheduler, ledger: Ledger, planner: Planner,
                  merge_queue: MergeQueue, runner: TaskRunner, budget: RunBudget, state: StateStore,
-                 new_subplanner: Callable[[Task], Subplanner], emit: Emit, crash: CrashPoints,
-                 verify: Verify | None = None) -> None:
+                 new_subplanner: Callable[[Task], Subplanner], emit: Emit, crash: CrashPoints, *,
+                 reconciler: Reconciler, gated_checks: bool, verify: Verify | None = None) -> None:
         self.o = options
         self.scheduler = scheduler
         self.ledger = ledger
@@ -70,9 +70,9 @@ class Driver:
         """Finalization: judges the features on a sweep, returns verification tasks for claimed ones."""
         self.flags = PlannerState()
         """Where planning and finalization stand (recorded in the durable state)."""
-        self.reconciler: Reconciler | None = None
-        self.gated_checks = False
-        """Whether a gate with known checks judges re-landed partial work (set at start)."""
+        self.reconciler = reconciler
+        self.gated_checks = gated_checks
+        """Whether a gate with known checks judges re-landed partial work (as the run started)."""
         self.errors: list[str] = []
         self.subplanners: dict[str, Subplanner] = {}
         self.changed = asyncio.Event()
@@ -81,8 +81,11 @@ class Driver:
         self._planning: asyncio.Task[PlanOutcome] | None = None
         self._tg: asyncio.TaskGroup | None = None
 
-    async def drive(self, request: str, tg: asyncio.TaskGroup, *, resumed: bool, plan_only: bool = False) -> None:
+    async def drive(self, request: str, tg: asyncio.TaskGroup, capture: Capture, *, resumed: bool,
+                    plan_only: bool = False) -> None:
         """The main loop: plan, start what is ready while slots are free, replan, finalize.
+        ``capture``: the run's state as it is now, recorded before an answer's tasks start (it
+        reads this loop's own part, so it is given here rather than at construction).
         ``plan_only``: return once the first plan is recorded, before anything is dispatched."""
         self._tg = tg
         if not resumed or (self.planner.iteration == 0 and not self.scheduler.tasks):
@@ -96,7 +99,7 @@ class Driver:
                 # answer that was lost, instead of believing it was applied.
                 self.flags.iteration, self.flags.scratchpad = self.planner.iteration, self.planner.scratchpad
                 self.flags.summary = self.planner.conversation.summary
-                await self.state.flush("planner answered")
+                await self.state.flush(capture, "planner answered")
                 if plan_only:
                     return
             if self.budget.exhausted:
@@ -181,13 +184,8 @@ class Driver:
             budget = (f"tokens used {self.budget.tokens}" + (f" of {self.budget.max_tokens}" if self.budget.max_tokens else "")
                       + f"; cost ${self.budget.cost_usd:.2f}" + (f" of ${self.budget.max_cost_usd}" if self.budget.max_cost_usd else ""))
         summary = "\n".join(f"{t.id} [{t.status}] {t.description[:80]}" for t in tasks if t.parent is None)
-        self.planner.notes += self.ledger.notes + (self.reconciler.notes if self.reconciler else [])
-        self.ledger.notes = []
-        if self.scheduler.hot is not None:  # files that became hot: one owner, an order, or a union
-            self.planner.notes += self.scheduler.hot.notes
-            self.scheduler.hot.notes = []
-        if self.reconciler is not None:
-            self.reconciler.notes = []
+        hot = self.scheduler.hot.take_notes() if self.scheduler.hot is not None else []  # one owner, an order, or a union
+        self.planner.add_notes(self.ledger.take_notes() + self.reconciler.take_notes() + hot)
         return Progress(active=self.scheduler.active, landed=sum(t.status == TaskStatus.LANDED for t in tasks),
                         failed=sum(t.status == TaskStatus.FAILED for t in tasks), queue_depth=self.merge_queue.depth,
                         budget=budget, summary=summary)
@@ -254,7 +252,6 @@ class Driver:
         self.flags.finalizing = True
         if not self.o.finalization_enabled or self.flags.final_rounds >= self.o.finalization_max_attempts:
             return False
-        assert self.reconciler is not None
         self.flags.final_rounds += 1
         self.emit(FinalizationAttempt(attempt=self.flags.final_rounds, max_attempts=self.o.finalization_max_attempts))
         for task in self.ledger.relandable(gated=self.gated_checks):

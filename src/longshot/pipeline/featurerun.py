@@ -1,8 +1,8 @@
 """The feature ledger's part of a run: what the orchestrator and the main loop call.
 
 `FeatureRun.open` reads ``FEATURES.json`` from the run's start commit (or restores the
-recorded ledger of a resumed run); `start` builds the prover and the claim checker once the
-checks are known; `verify` judges the features on a finalization sweep's tree and returns
+recorded ledger of a resumed run, and the claim checker's counts) and makes the prover,
+which judges from that commit on; `verify` judges the features on a finalization sweep's tree and returns
 the verification tasks for claimed ones; `judge` gives the final ledger for the verdict.
 It is one bus sink for the ledger's live updates and the claim checker's queue.
 """
@@ -29,27 +29,29 @@ FEATURES_FILE = "FEATURES.json"
 
 
 class FeatureRun:
-    def __init__(self, emit: Emit, validator: TaskValidator, hub: Hub, *, prefix: str, timeout: float,
-                 worker_model: str) -> None:
+    def __init__(self, emit: Emit, validator: TaskValidator, hub: Hub, provider: SandboxProvider, checks: CheckSource,
+                 task: Callable[[str], Task | None], *, prefix: str, timeout: float, worker_model: str) -> None:
         self.emit = emit
         self.validator = validator
         self.hub = hub
+        self.provider = provider
+        self.checks = checks
         self.prefix = prefix
         self.timeout = timeout
-        self.worker_model = worker_model
         self.ledger = FeatureLedger(emit)
+        self.claims = ClaimChecker(provider, hub, checks, emit, task, timeout=timeout, prefix=prefix,
+                                   default_model=worker_model)
         self.prover: Prover | None = None
-        self.claims: ClaimChecker | None = None
-        self._record: RunState | None = None
+        """Made by `open`: it judges what landed since the run's start commit."""
 
     def __call__(self, event: Event) -> None:
         self.ledger(event)
-        if self.claims is not None:
-            self.claims(event)
+        self.claims(event)
 
     async def open(self, record: RunState, *, resumed: bool) -> None:
         """The features of this run: the recorded ledger when resuming, else FEATURES.json at the start."""
-        self._record = record
+        self.prover = Prover(self.provider, self.hub, self.checks, record.start_commit, self.timeout, self.prefix)
+        self.claims.restore(record.claims)
         if resumed:
             self.ledger.restore(record.features)
         if not self.ledger.declared and not self.ledger.records:  # a new run (or one recorded without a ledger)
@@ -62,31 +64,18 @@ class FeatureRun:
                                                  "planned work items instead. Fix: make it valid JSON with a "
                                                  '"features" list'))
         if self.ledger.declared:
-            self.validator.features = set(self.ledger.specs)
-
-    def start(self, provider: SandboxProvider, checks: CheckSource, task: Callable[[str], Task | None]) -> None:
-        """Once the checks are known: the prover and the claim checker (its counts restored)."""
-        assert self._record is not None
-        self.prover = Prover(provider, self.hub, checks, self._record.start_commit, self.timeout, self.prefix)
-        self.claims = ClaimChecker(provider, self.hub, checks, self.emit, task, timeout=self.timeout,
-                                   prefix=self.prefix, default_model=self.worker_model)
-        self.claims.restore(self._record.claims)
+            self.validator.declare_features(self.ledger.specs)
 
     def snapshot(self) -> dict[str, Any]:
         """The fields of `RunState` this part owns."""
-        state: dict[str, Any] = {"features": self.ledger.snapshot()}
-        if self.claims is not None:
-            state["claims"] = self.claims.snapshot()
-        return state
+        return {"features": self.ledger.snapshot(), "claims": self.claims.snapshot()}
 
     async def run(self) -> None:
         """The claim checker's loop (cancel to stop)."""
-        assert self.claims is not None
         await self.claims.run()
 
     async def drain(self) -> None:
-        if self.claims is not None:
-            await self.claims.drain()
+        await self.claims.drain()
 
     async def verify(self, outcome: SweepOutcome, tasks: list[Task], handoffs: dict[str, Handoff]) -> list[Task]:
         """Judge the features on a finalization sweep; verification tasks for the claimed ones."""

@@ -51,6 +51,11 @@ class HotFiles:
         """For the planner's next prompt: files that became hot since it was last asked."""
         self._conflicted: Counter[str] = Counter()
 
+    def take_notes(self) -> list[str]:
+        """Files that became hot since the last call, for the planner's next prompt."""
+        notes, self.notes = self.notes, []
+        return notes
+
     def is_hot(self, path: str) -> bool:
         return path in self.hot
 

@@ -193,6 +193,11 @@ class Ledger:
         else:
             self.unsent.append(task.id)
 
+    def take_notes(self) -> list[str]:
+        """Notes for the planner's next prompt (failed landings, spent conflict fixes), once each."""
+        notes, self.notes = self.notes, []
+        return notes
+
     def take_reports(self) -> list[dict[str, Any]]:
         ids, self.unsent = self.unsent, []
         return [self.reports[i] for i in ids]

@@ -86,7 +86,7 @@ class MergeConflict(Exception):
 class MergeQueue:
     """Lands (task, commit) pairs in priority order, then arrival order, one at a time."""
 
-    def __init__(self, hub: Hub, strategy: str, emit: Emit, on_result: OnResult, *, gate: Gate | None = None,
+    def __init__(self, hub: Hub, strategy: str, emit: Emit, *, gate: Gate | None = None,
                  prefix: str = "worker/", max_batch: int = 8, crash: CrashPoints | None = None,
                  own_paths: Sequence[str] = (), union: UnionFiles | None = None) -> None:
         self.hub = hub
@@ -97,7 +97,6 @@ class MergeQueue:
         self.crash = crash or CrashPoints()
         self.strategy = strategy
         self.emit = emit
-        self.on_result = on_result
         self.gate = gate
         self.prefix = prefix
         self.max_batch = max_batch
@@ -109,6 +108,8 @@ class MergeQueue:
         self._seq = itertools.count()
         self._queued: set[str] = set()
         self._skips_reported: set[str] = set()
+        self._on_result: OnResult | None = None
+        """Where results go while `run` consumes the queue."""
 
     @property
     def depth(self) -> int:
@@ -126,7 +127,11 @@ class MergeQueue:
         under way: what is still queued stays merging, for a resumed run to land."""
         self._queue.put_nowait((float("-inf") if now else float("inf"), next(self._seq), None, ""))
 
-    async def run(self) -> None:
+    async def run(self, on_result: OnResult) -> None:
+        """Land what is submitted until `close`; each task's result goes to ``on_result``. It is
+        given here, not at construction: its consumer (the ledger, through the main loop) sends
+        this queue its work, so it is built after the queue."""
+        self._on_result = on_result
         while True:
             _, _, task, commit = await self._queue.get()
             if task is None:
@@ -161,7 +166,8 @@ class MergeQueue:
         self._queued.discard(task.id)
         self.stats.record(result)
         self.emit(self.stats.health(self.depth, self.gate.flakes if self.gate else []))
-        self.on_result(task, result)
+        assert self._on_result is not None  # results come only from `run`
+        self._on_result(task, result)
 
     async def _batch(self, items: list[tuple[Task, str]], depth: int = 0) -> None:
         """Land a batch; conflict fixes go one by one afterwards (each is checked against the

@@ -14,7 +14,7 @@ import os
 import posixpath
 import re
 import subprocess
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 
 from pydantic import BaseModel, Field, ValidationError
@@ -182,6 +182,10 @@ class TaskValidator:
         self.known_ids.update(saved.known_ids)
         self.known_branches.update(saved.known_branches)
         self.counter = saved.id_counter
+
+    def declare_features(self, ids: Iterable[str]) -> None:
+        """The run's FEATURES.json features: from now on a task naming another one is rejected."""
+        self.features = set(ids)
 
     def reserve(self, branches: Collection[str]) -> None:
         """Branches already in the repository that no task of this run owns: new tasks avoid their names."""

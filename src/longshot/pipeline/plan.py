@@ -80,6 +80,10 @@ class Planner:
     def scratchpad(self) -> str:
         return self.conversation.scratchpad
 
+    def add_notes(self, notes: list[str]) -> None:
+        """Notes from the other stages, shown in the next follow-up prompt."""
+        self.notes += notes
+
     def snapshot(self) -> PlannerState:
         """The planner's side of the durable state (the main loop adds its own flags)."""
         return PlannerState(iteration=self.iteration, scratchpad=self.scratchpad, summary=self.conversation.summary,
@@ -131,7 +135,7 @@ class Planner:
         notes, self.notes = self.notes, []
         content = self.prompts.render("planner_followup", handoffs=handoffs, active=progress.active,
                                       tree_delta=delta, commits=commits, notes=notes, progress=progress)
-        self.conversation.summary = progress.summary
+        self.conversation.keep_summary(progress.summary)
         return await self._ask(content, handoffs=len(handoffs))
 
     async def _ask(self, content: str, *, handoffs: int) -> PlanOutcome:

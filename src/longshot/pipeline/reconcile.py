@@ -96,6 +96,11 @@ class Reconciler:
         self._lock = asyncio.Lock()
         self.fix_counter = 0
 
+    def take_notes(self) -> list[str]:
+        """Pre-existing failures not yet told to the planner, once each."""
+        notes, self.notes = self.notes, []
+        return notes
+
     @property
     def delay(self) -> float:
         return self.red_interval if self.greens_needed > 0 else self.interval

@@ -29,7 +29,7 @@ from longshot.pipeline.handoff import ATTEMPT, CONTINUES, TRAILER, build_handoff
 from longshot.pipeline.drive import Driver
 from longshot.pipeline.ledger import Ledger
 from longshot.pipeline.parse import NameState, TaskValidator
-from longshot.pipeline.reconcile import Reconciler, ReconcilerState
+from longshot.pipeline.reconcile import Reconciler
 from longshot.pipeline.schedule import Scheduler
 from longshot.pipeline.state import RunState
 from longshot.types import ENDED, TERMINAL, Handoff, Task, TaskStatus
@@ -49,26 +49,26 @@ class Recovered:
     """Completed work that was in the merge queue: submit it again."""
 
 
-def capture(state: RunState, scheduler: Scheduler, ledger: Ledger, driver: Driver, reconciler: Reconciler | None,
+def capture(state: RunState, scheduler: Scheduler, ledger: Ledger, driver: Driver, reconciler: Reconciler,
             budget: RunBudget, validator: TaskValidator) -> RunState:
     """``state`` (its fixed fields: id, request, start) brought up to date from each part's `snapshot`."""
     ledger_state, handoffs = ledger.snapshot()
     return state.model_copy(update={
         "tasks": scheduler.snapshot(), "handoffs": handoffs, "planner": driver.snapshot(), "ledger": ledger_state,
-        "reconciler": reconciler.snapshot() if reconciler is not None else ReconcilerState(),
+        "reconciler": reconciler.snapshot(),
         "spent": budget.snapshot(), **validator.snapshot().model_dump()})
 
 
-async def recover(state: RunState, hub: Hub, scheduler: Scheduler, ledger: Ledger, driver: Driver,
-                  budget: RunBudget, validator: TaskValidator, emit: Emit) -> Recovered:
+async def recover(state: RunState, hub: Hub, scheduler: Scheduler, ledger: Ledger, budget: RunBudget,
+                  validator: TaskValidator, emit: Emit) -> Recovered:
     """Rebuild the run recorded in ``state`` (see the module docstring): each part restores its own
-    record, then git decides what became of every task."""
+    record, then git decides what became of every task. The parts built from the record (the
+    reconciler, the main loop with its planner) restore theirs as they are built, after this."""
     tip = await hub.tip()
     validator.restore(NameState(known_ids=state.known_ids, known_branches=state.known_branches,
                                 id_counter=state.id_counter))
     ledger.restore(state.ledger, state.handoffs)
     budget.restore(state.spent)
-    await driver.restore(state.planner, tip)
     found = Recovered()
     git = hub.git
     since = f"{state.start_commit}..{tip}"

@@ -69,6 +69,10 @@ class RunState(BaseModel):
     """Workers' completes checked against their acceptance, per role and model (`pipeline/claims.py`)."""
 
 
+Capture = Callable[[], RunState]
+"""The run as it is now, for a write: its fixed fields brought up to date from each part's `snapshot`."""
+
+
 def owner_tag() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
@@ -113,7 +117,6 @@ class StateStore:
         self.ref = f"refs/longshot/state/{hub.branch}"
         self.remote_ref = f"refs/longshot/origin/state/{hub.branch}"
         """Where `Hub.open` fetches the target repository's copy (hub-internal)."""
-        self.capture: Callable[[], RunState] | None = None
         self.writes = 0
         self.seconds = 0.0
         """Time spent writing and publishing, for the benchmark."""
@@ -157,15 +160,17 @@ class StateStore:
             self._branches.add(branch)
         self._dirty.set()
 
-    async def run(self) -> None:
+    async def run(self, capture: Capture) -> None:
         """Write marked changes, at most one write per ``interval`` (cancel to stop)."""
         while True:
             await self._dirty.wait()
             await asyncio.sleep(self.interval)
-            await self.flush()
+            await self.flush(capture)
 
-    async def flush(self, reason: str = "") -> str | None:
-        """Write the current state now, with everything marked so far.
+    async def flush(self, capture: Capture, reason: str = "") -> str | None:
+        """Write the current state (``capture()``, the run's parts as they are now) with
+        everything marked so far. What to write is given by the caller: the store is built
+        before the run's parts exist (it loads the record they are built from).
 
         A write, once begun, finishes even when its caller is cancelled (the writer is, at the
         end of every run): cancelled after its ref update but before noting it, a write would
@@ -173,18 +178,18 @@ class StateStore:
         """
         if reason:
             self._reasons.append(reason)
-        return await asyncio.shield(self._flush())
+        return await asyncio.shield(self._flush(capture))
 
-    async def _flush(self) -> str | None:
+    async def _flush(self, capture: Capture) -> str | None:
         async with self._lock:
-            if not self._reasons or self.capture is None:
+            if not self._reasons:
                 return None
             reasons, self._reasons = self._reasons, []
             branches, self._branches = self._branches, set()
             self._dirty.clear()
             started = time.perf_counter()
             try:
-                document = self.capture().model_dump_json().encode()
+                document = capture().model_dump_json().encode()
                 reason = _describe(reasons)
                 commit = await self._write(document, reason)
                 await self._publish(commit, sorted(branches))

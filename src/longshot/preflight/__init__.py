@@ -12,25 +12,25 @@ import asyncio
 from dataclasses import dataclass, field
 
 from longshot.errors import ConfigError
-from longshot.preflight.check import Check, EndpointSpec, PreflightOptions, Status
+from longshot.preflight.check import Finding, EndpointSpec, PreflightOptions, Status
 from longshot.preflight.endpoints import check_endpoints
 from longshot.preflight.machine import check_disk, check_git, check_sandbox
 
-__all__ = ["Check", "EndpointSpec", "Findings", "PreflightOptions", "Status", "preflight"]
+__all__ = ["Finding", "EndpointSpec", "Findings", "PreflightOptions", "Status", "preflight"]
 
 
 @dataclass
 class Findings:
-    checks: list[Check] = field(default_factory=list)
+    checks: list[Finding] = field(default_factory=list)
     tokens: int = 0
     """What the probe requests used."""
 
     @property
-    def failures(self) -> list[Check]:
+    def failures(self) -> list[Finding]:
         return [c for c in self.checks if c.status == "fail"]
 
     @property
-    def warnings(self) -> list[Check]:
+    def warnings(self) -> list[Finding]:
         return [c for c in self.checks if c.status == "warn"]
 
     def error(self) -> ConfigError | None:

@@ -12,7 +12,7 @@ Status = Literal["ok", "warn", "fail"]
 
 
 @dataclass(frozen=True)
-class Check:
+class Finding:
     """``setting`` names the variable to change (never its value: it may be a key)."""
 
     area: str

@@ -16,7 +16,7 @@ from typing import Any
 import httpx2
 
 from longshot.llm.base import PROBE_TOOL
-from longshot.preflight.check import Check, EndpointSpec, PreflightOptions
+from longshot.preflight.check import Finding, EndpointSpec, PreflightOptions
 from longshot.tools.context import context_window
 
 CONNECT_TIMEOUT = 4.0
@@ -36,13 +36,13 @@ PROBE_BODY: dict[str, Any] = {
 }
 
 
-async def check_endpoints(options: PreflightOptions) -> tuple[list[Check], int]:
+async def check_endpoints(options: PreflightOptions) -> tuple[list[Finding], int]:
     """Every endpoint's findings, checked at once; and the tokens the probes used."""
     found = await asyncio.gather(*(_endpoint(options, ep) for ep in options.endpoints))
     return [c for checks, _ in found for c in checks], sum(tokens for _, tokens in found)
 
 
-async def _endpoint(options: PreflightOptions, ep: EndpointSpec) -> tuple[list[Check], int]:
+async def _endpoint(options: PreflightOptions, ep: EndpointSpec) -> tuple[list[Finding], int]:
     headers = {"Authorization": f"Bearer {ep.api_key or 'none'}", "Accept": "application/json"}
     timeout = httpx2.Timeout(READ_TIMEOUT, connect=CONNECT_TIMEOUT)
     async with httpx2.AsyncClient(timeout=timeout, headers=headers) as client:
@@ -53,54 +53,54 @@ async def _endpoint(options: PreflightOptions, ep: EndpointSpec) -> tuple[list[C
         return [listed, *(c for checks, _ in probes for c in checks)], sum(tokens for _, tokens in probes)
 
 
-async def _models(client: httpx2.AsyncClient, ep: EndpointSpec) -> tuple[Check, dict[str, int | None] | None,
-                                                                         Check | None]:
+async def _models(client: httpx2.AsyncClient, ep: EndpointSpec) -> tuple[Finding, dict[str, int | None] | None,
+                                                                         Finding | None]:
     """(the finding, {model: context window or None} when listed, a failure that ends the checks)."""
     url = f"{ep.base_url}/models"
     try:
         resp = await client.get(url)
     except httpx2.TimeoutException:
-        fail = Check(ep.area, "fail", f"no answer from {url} within {CONNECT_TIMEOUT + READ_TIMEOUT:g} s",
+        fail = Finding(ep.area, "fail", f"no answer from {url} within {CONNECT_TIMEOUT + READ_TIMEOUT:g} s",
                      ep.url_setting, "check the address (the API root, e.g. https://api.openai.com/v1) and that "
                                      "the server runs and is reachable from here")
         return fail, None, fail
     except httpx2.TransportError as e:
-        fail = Check(ep.area, "fail", f"cannot reach {url} ({_reason(e)})", ep.url_setting,
+        fail = Finding(ep.area, "fail", f"cannot reach {url} ({_reason(e)})", ep.url_setting,
                      "check the address and port, and that the server runs (curl it from this machine)")
         return fail, None, fail
     if resp.status_code in (401, 403):
-        fail = Check(ep.area, "fail", f"{url} refused the API key (HTTP {resp.status_code}: {_message(resp)})",
+        fail = Finding(ep.area, "fail", f"{url} refused the API key (HTTP {resp.status_code}: {_message(resp)})",
                      ep.key_setting, f"set {ep.key_setting.split(' ')[0]} to a key that {ep.base_url} accepts")
         return fail, None, fail
     if resp.status_code == 404:
-        return Check(ep.area, "ok", f"{ep.base_url} answers (it does not list its models)"), None, None
+        return Finding(ep.area, "ok", f"{ep.base_url} answers (it does not list its models)"), None, None
     if resp.status_code >= 400:
-        fail = Check(ep.area, "fail", f"{url} answered HTTP {resp.status_code}: {_message(resp)}", ep.url_setting,
+        fail = Finding(ep.area, "fail", f"{url} answered HTTP {resp.status_code}: {_message(resp)}", ep.url_setting,
                      "check that this is an OpenAI-compatible API root and that the server is healthy")
         return fail, None, fail
     try:
         data = resp.json()["data"]
         served = {str(m["id"]): _context(m) for m in data if isinstance(m, dict) and "id" in m}
     except (ValueError, KeyError, TypeError):
-        fail = Check(ep.area, "fail", f"{url} did not answer like an OpenAI-compatible API (no model list)",
+        fail = Finding(ep.area, "fail", f"{url} did not answer like an OpenAI-compatible API (no model list)",
                      ep.url_setting, "give the API root, which usually ends in /v1 (e.g. http://localhost:8000/v1)")
         return fail, None, fail
-    return Check(ep.area, "ok", f"{ep.base_url} answers and accepts the key ({len(served)} models listed)"), served, None
+    return Finding(ep.area, "ok", f"{ep.base_url} answers and accepts the key ({len(served)} models listed)"), served, None
 
 
 async def _probe(client: httpx2.AsyncClient, ep: EndpointSpec, options: PreflightOptions, model: str,
-                 served: dict[str, int | None] | None) -> tuple[list[Check], int]:
+                 served: dict[str, int | None] | None) -> tuple[list[Finding], int]:
     """One tiny tool-call request with ``model``; its findings and the tokens it used."""
     area, setting = f"model {model}" + (f" at {ep.name}" if options.many_endpoints else ""), options.models[model]
     try:
         resp = await client.post(f"{ep.base_url}/chat/completions", json={"model": model, **PROBE_BODY})
     except httpx2.TimeoutException:
-        return [Check(area, "warn", f"no answer to a tiny request within {READ_TIMEOUT:g} s: tool calling was not "
+        return [Finding(area, "warn", f"no answer to a tiny request within {READ_TIMEOUT:g} s: tool calling was not "
                                     "checked", setting, "if the model is this slow, raise LLM_TIMEOUT")], 0
     except httpx2.TransportError as e:
-        return [Check(area, "fail", f"the request failed ({_reason(e)})", ep.url_setting, "check the server")], 0
+        return [Finding(area, "fail", f"the request failed ({_reason(e)})", ep.url_setting, "check the server")], 0
     if resp.status_code in (401, 403):
-        return [Check(area, "fail", f"the key was refused for this model (HTTP {resp.status_code}: "
+        return [Finding(area, "fail", f"the key was refused for this model (HTTP {resp.status_code}: "
                                     f"{_message(resp)})", ep.key_setting, f"use a key with access to {model}")], 0
     if resp.status_code >= 400:
         return [_refused(resp, ep, model, setting, area, served)], 0
@@ -109,44 +109,44 @@ async def _probe(client: httpx2.AsyncClient, ep: EndpointSpec, options: Prefligh
         message = answer["choices"][0]["message"]
         tokens = int((answer.get("usage") or {}).get("total_tokens") or 0)
     except (ValueError, KeyError, IndexError, TypeError, AttributeError):
-        return [Check(area, "fail", "the answer is not a chat completion", ep.url_setting,
+        return [Finding(area, "fail", "the answer is not a chat completion", ep.url_setting,
                       "check that this is an OpenAI-compatible API")], 0
     calls = [(c.get("function") or {}).get("name") for c in message.get("tool_calls") or [] if isinstance(c, dict)]
-    checks = [Check(area, "ok", "tool calling works") if PROBE_TOOL in calls else
-              Check(area, "warn", "answered in text instead of calling the offered tool: workers need tool calling",
+    checks = [Finding(area, "ok", "tool calling works") if PROBE_TOOL in calls else
+              Finding(area, "warn", "answered in text instead of calling the offered tool: workers need tool calling",
                     setting, "use a model that supports tool (function) calling")]
     checks.append(_window(options.context_window, model, served, area))
     return checks, tokens
 
 
 def _refused(resp: httpx2.Response, ep: EndpointSpec, model: str, setting: str, area: str,
-             served: dict[str, int | None] | None) -> Check:
+             served: dict[str, int | None] | None) -> Finding:
     """A probe answered with an error status: an unknown model, no tool calling, or else."""
     text, body, status = _message(resp), resp.text.lower(), resp.status_code
     if status == 404 and "model" not in body:
-        return Check(area, "fail", f"nothing at {ep.base_url}/chat/completions answers like an OpenAI-compatible API "
+        return Finding(area, "fail", f"nothing at {ep.base_url}/chat/completions answers like an OpenAI-compatible API "
                                    f"(HTTP 404)", ep.url_setting,
                      "give the API root, which usually ends in /v1 (e.g. http://localhost:8000/v1)")
     if status == 404 or "model_not_found" in body or ("model" in text.lower() and "tool" not in text.lower()):
         shown = f"; it serves {', '.join(sorted(served)[:8])}" if served else ""
-        return Check(area, "fail", f"{ep.base_url} does not serve model {model!r} (HTTP {status}: {text}){shown}",
+        return Finding(area, "fail", f"{ep.base_url} does not serve model {model!r} (HTTP {status}: {text}){shown}",
                      setting, "set it to a model the endpoint serves")
     if "tool" in text.lower() or "function" in text.lower():
-        return Check(area, "fail", f"refused tool calling (HTTP {status}: {text})", setting,
+        return Finding(area, "fail", f"refused tool calling (HTTP {status}: {text})", setting,
                      "use a model and server with tool (function) calling, e.g. vLLM with --enable-auto-tool-choice")
-    return Check(area, "fail", f"refused a tiny request (HTTP {status}: {text})", setting, "see the server's message")
+    return Finding(area, "fail", f"refused a tiny request (HTTP {status}: {text})", setting, "see the server's message")
 
 
-def _window(configured: int | None, model: str, served: dict[str, int | None] | None, area: str) -> Check:
+def _window(configured: int | None, model: str, served: dict[str, int | None] | None, area: str) -> Finding:
     told = (served or {}).get(model)
     if told:
-        return Check(area, "ok", f"context window {told:,} tokens (said by the server)")
+        return Finding(area, "ok", f"context window {told:,} tokens (said by the server)")
     if configured:
-        return Check(area, "ok", f"context window {configured:,} tokens (LLM_CONTEXT_WINDOW)")
+        return Finding(area, "ok", f"context window {configured:,} tokens (LLM_CONTEXT_WINDOW)")
     known = context_window(model, 0)
     if known:
-        return Check(area, "ok", f"context window {known:,} tokens (bundled table)")
-    return Check(area, "warn", "context window unknown: 128,000 tokens is assumed", "LLM_CONTEXT_WINDOW",
+        return Finding(area, "ok", f"context window {known:,} tokens (bundled table)")
+    return Finding(area, "warn", "context window unknown: 128,000 tokens is assumed", "LLM_CONTEXT_WINDOW",
                  "set LLM_CONTEXT_WINDOW to the model's window in tokens")
 
 

@@ -34,7 +34,10 @@ def make_remote(base: Path, files: dict[str, str] | None = None, *, source: Path
         target.write_text(text)
     git("init", "--quiet", f"--initial-branch={branch}", cwd=seed)
     git("add", "--all", cwd=seed)
-    git("commit", "--quiet", "--allow-empty", "-m", "initial commit", cwd=seed)
+    # no automatic gc: with many files it starts in the background and deletes objects while
+    # the seed is being removed (a 50,000-file benchmark repository met it)
+    git("-c", "gc.auto=0", "-c", "maintenance.auto=false", "commit", "--quiet", "--allow-empty", "-m", "initial commit",
+        cwd=seed)
     remote = base / name
     git("clone", "--quiet", "--bare", str(seed), str(remote), cwd=base)
     shutil.rmtree(seed)

@@ -24,18 +24,21 @@ DIFF_LIMIT = 400_000
 
 
 @dataclass
-class Conversation:
+class LoggedConversation:
+    """One role's conversation about a task as the request log recorded it (not the live
+    `longshot.pipeline.converse.Conversation`)."""
+
     role: str
     messages: list[dict[str, Any]] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     requests: int = 0
 
 
-def conversations(path: Path, task_id: str, redact: Redactor) -> list[Conversation]:
+def conversations(path: Path, task_id: str, redact: Redactor) -> list[LoggedConversation]:
     """Every conversation about ``task_id`` in the request log (a worker's, a subplanner's), put together."""
     if not path.is_file():
         return []
-    found: dict[str, Conversation] = {}
+    found: dict[str, LoggedConversation] = {}
     with path.open(encoding="utf-8", errors="replace") as f:
         for line in f:
             if f'"{task_id}"' not in line:
@@ -46,7 +49,7 @@ def conversations(path: Path, task_id: str, redact: Redactor) -> list[Conversati
                 continue
             if record.get("task_id") != task_id:
                 continue
-            conv = found.setdefault(str(record.get("role")), Conversation(str(record.get("role"))))
+            conv = found.setdefault(str(record.get("role")), LoggedConversation(str(record.get("role"))))
             conv.requests += 1
             start = int(record.get("messages_from") or 0)
             conv.messages = conv.messages[:start] + list(record.get("messages") or [])
