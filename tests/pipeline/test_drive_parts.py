@@ -1,4 +1,5 @@
-"""The main loop's own bookkeeping, on a Driver built by the real composition root (no run):
+"""The main loop's own bookkeeping, on a Driver made of the parts the real composition root
+builds (no run):
 tasks added (ids unique in a run, continuations carried on from their task's branch and
 feature), what the planner is told of progress and budget, and the planning state's round
 trip."""
@@ -6,6 +7,8 @@ trip."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -15,35 +18,63 @@ from longshot.bus import Bus
 from longshot.budget import RunBudget
 from longshot.events import MemorySink, TaskCreated, TaskRejected
 from longshot.orchestrator import Orchestrator
-from longshot.pipeline.drive import Driver
+from longshot.pipeline.decompose import Subplanner
+from longshot.pipeline.drive import DriveOptions, Driver
 from longshot.pipeline.plan import PlannerState
+from longshot.pipeline.reconcile import Reconciler
 from longshot.testing.fake_script import RoleScript
 from longshot.types import Task, TaskStatus
 
+from stagekit import conversation
 from helpers import config_for, planner_then_done
 
 
-@pytest.fixture
-async def built(tmp_path: Path, fake_llm, remote) -> AsyncIterator[tuple[Orchestrator, MemorySink]]:
+@dataclass
+class Built:
+    orchestrator: Orchestrator
+    driver: Driver
+    sink: MemorySink
+
+
+def no_subplanner(task: Task) -> Subplanner:
+    raise AssertionError(f"{task.id} is not split in these tests")
+
+
+@asynccontextmanager
+async def driving(tmp_path: Path, fake_llm, remote, budget: RunBudget) -> AsyncIterator[Built]:
+    """The orchestrator's parts (hub opened) and a Driver over them, as a run's start makes it."""
     fake = fake_llm(RoleScript({"planner": planner_then_done()}))
     config = config_for(tmp_path, remote({"README.md": "r\n"}), fake, CHECK_COMMANDS="none")
     sink = MemorySink()
     bus = Bus("run-1", [sink])
-    budget = RunBudget(max_tokens=1000, max_cost_usd=2.5)
     model = build_model(config, bus, budget)
     try:
-        yield Orchestrator(config, bus, model, build_provider(config, bus.run_id), budget), sink
+        o = Orchestrator(config, bus, model, build_provider(config, bus.run_id), budget)
+        tip = await o.hub.open()
+        reconciler = Reconciler(o.provider, o.hub, o.checks, o.scheduler, o.validator,
+                                lambda: conversation(fake, o.hub, sink, "reconciler"), o.prompts, o.emit,
+                                start_commit=tip, timeout=60, prefix="worker/")
+        driver = Driver(DriveOptions(max_workers=4, planner_max_iterations=10, finalization_enabled=False,
+                                     finalization_max_attempts=1, grace=1, rules=o.rules),
+                        o.scheduler, o.ledger, o.planner, o.merge_queue, o.runner, o.budget, o.state, no_subplanner,
+                        o.emit, o.crash, reconciler=reconciler, gated_checks=False)
+        yield Built(o, driver, sink)
     finally:
         await model.aclose()
+
+
+@pytest.fixture
+async def built(tmp_path: Path, fake_llm, remote) -> AsyncIterator[Built]:
+    async with driving(tmp_path, fake_llm, remote, RunBudget(max_tokens=1000, max_cost_usd=2.5)) as parts:
+        yield parts
 
 
 def task(task_id: str, **extra: object) -> Task:
     return Task(id=task_id, description=f"do {task_id} " + "x" * 100, branch=f"worker/{task_id}", **extra)  # type: ignore[arg-type]
 
 
-async def test_a_task_id_is_used_once_per_run(built: tuple[Orchestrator, MemorySink]) -> None:
-    orchestrator, sink = built
-    driver: Driver = orchestrator.driver
+async def test_a_task_id_is_used_once_per_run(built: Built) -> None:
+    orchestrator, driver, sink = built.orchestrator, built.driver, built.sink
     driver.add([task("a"), task("b")])
     driver.add([task("a", scope=["other.py"]), task("c")])
     assert list(orchestrator.scheduler.tasks) == ["a", "b", "c"]
@@ -54,9 +85,8 @@ async def test_a_task_id_is_used_once_per_run(built: tuple[Orchestrator, MemoryS
 
 
 async def test_a_continuation_starts_from_its_tasks_branch_and_serves_its_feature(
-        built: tuple[Orchestrator, MemorySink]) -> None:
-    orchestrator, sink = built
-    driver = orchestrator.driver
+        built: Built) -> None:
+    orchestrator, driver, sink = built.orchestrator, built.driver, built.sink
     driver.add([task("a", feature="search"), task("b", feature="sort")])
     driver.add([task("a2", continue_from="a"), task("b2", continue_from="b", feature="own"),
                 task("z", continue_from="unknown")])
@@ -69,9 +99,8 @@ async def test_a_continuation_starts_from_its_tasks_branch_and_serves_its_featur
 
 
 async def test_the_planner_is_told_the_budget_and_an_account_of_top_level_tasks(
-        built: tuple[Orchestrator, MemorySink]) -> None:
-    orchestrator, _ = built
-    driver = orchestrator.driver
+        built: Built) -> None:
+    orchestrator, driver = built.orchestrator, built.driver
     driver.add([task("a"), task("b"), task("a-sub-1", parent="a")])
     scheduler = orchestrator.scheduler
     scheduler.move(scheduler.tasks["a"], TaskStatus.RUNNING)
@@ -85,22 +114,15 @@ async def test_the_planner_is_told_the_budget_and_an_account_of_top_level_tasks(
 
 
 async def test_without_a_cap_the_budget_line_is_left_out(tmp_path: Path, fake_llm, remote) -> None:
-    fake = fake_llm(RoleScript({"planner": planner_then_done()}))
-    config = config_for(tmp_path, remote({"README.md": "r\n"}), fake, CHECK_COMMANDS="none")
-    bus = Bus("run-2", [MemorySink()])
-    model = build_model(config, bus, RunBudget())
-    try:
-        orchestrator = Orchestrator(config, bus, model, build_provider(config, bus.run_id), RunBudget())
-        assert orchestrator.driver.progress().budget == ""
-    finally:
-        await model.aclose()
+    async with driving(tmp_path, fake_llm, remote, RunBudget()) as parts:
+        parts.orchestrator.budget.add("worker", None, 400, 0.75)
+        assert parts.driver.progress().budget == ""
 
 
 async def test_the_planning_state_round_trips_with_the_planners_live_notes(
-        built: tuple[Orchestrator, MemorySink]) -> None:
-    orchestrator, _ = built
-    tip = await orchestrator.hub.open()
-    driver = orchestrator.driver
+        built: Built) -> None:
+    orchestrator, driver = built.orchestrator, built.driver
+    tip = await orchestrator.hub.tip()
     saved = PlannerState(iteration=3, scratchpad="pad", summary="so far", notes=["recorded note"], last_tip=tip,
                          last_proposed=2, finalizing=True, final_rounds=1)
     await driver.restore(saved, tip)

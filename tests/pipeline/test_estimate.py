@@ -110,7 +110,8 @@ def test_preview_emits_the_plan_then_a_successful_end_that_says_how_to_go_on() -
              Task(id="b", description="do b", scope=["b.py", "c.py"], branch="w/b",
                   depends_on=["a"])]
     guess = estimate(len(tasks), [], (1.0, 1.0), spent=500)
-    code = preview(tasks, guess, sink, started=time.monotonic(), tokens=500, cost_usd=0.12345678)
+    started = time.monotonic()
+    code = preview(tasks, guess, sink, started=started, tokens=500, cost_usd=0.12345678)
     assert code == 0
     shown, finished = sink.events
     assert isinstance(shown, PlanPreview) and isinstance(finished, RunFinished)
@@ -126,7 +127,9 @@ def test_preview_emits_the_plan_then_a_successful_end_that_says_how_to_go_on() -
 
 def test_preview_of_an_empty_plan_still_ends_the_run() -> None:
     sink = MemorySink()
-    assert preview([], estimate(0, [], None), sink, started=time.monotonic(), tokens=0, cost_usd=0.0) == 0
+    started = time.monotonic()
+    code = preview([], estimate(0, [], None), sink, started=started, tokens=0, cost_usd=0.0)
+    assert code == 0
     assert [type(e) for e in sink.events] == [PlanPreview, RunFinished]
     assert sink.of_type(PlanPreview)[0].tasks == [] and "0 tasks" in sink.events[-1].summary
     assert not sink.of_type(TaskCreated)

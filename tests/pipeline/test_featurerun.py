@@ -1,6 +1,6 @@
 """The feature ledger's part of a run: FEATURES.json read from the start commit (or the
-recorded ledger of a resumed run), the prover and claim checker built once the checks are
-known, features judged on a swept tree in a real sandbox, and verification tasks once each."""
+recorded ledger of a resumed run, with the claim checker's counts), features judged on a
+swept tree in a real sandbox, and verification tasks once each."""
 
 from __future__ import annotations
 
@@ -40,16 +40,14 @@ class Rig:
         self.hub = hub
         self.sink = MemorySink()
         self.validator = TaskValidator(prefix="worker/", main_branch="main")
-        self.run = FeatureRun(self.sink, self.validator, hub, prefix="worker/", timeout=60, worker_model="fake-worker")
-        self.provider = LocalSandboxProvider(tmp_path / "work", LocalOptions(tasks_dir=tmp_path / "tasks"))
         self.tasks: dict[str, Task] = {}
+        provider = LocalSandboxProvider(tmp_path / "work", LocalOptions(tasks_dir=tmp_path / "tasks"))
+        self.run = FeatureRun(self.sink, self.validator, hub, provider, CheckSource(hub, []), self.tasks.get,
+                              prefix="worker/", timeout=60, worker_model="fake-worker")
 
     async def record(self, **extra: object) -> RunState:
         return RunState(run_id="r1", request="calc", target_branch="main", start_commit=await self.hub.tip(),
                         **extra)  # type: ignore[arg-type]
-
-    def start(self) -> None:
-        self.run.start(self.provider, CheckSource(self.hub, []), self.tasks.get)
 
     async def land(self, task: Task, files: dict[str, str | None]) -> str:
         """``task``'s work landed on the target (a commit with its trailer); the new tip."""
@@ -73,10 +71,9 @@ async def rig_with(tmp_path: Path, files: dict[str, str]) -> Rig:
 
 
 async def started(tmp_path: Path) -> Rig:
-    """A new run of the calculator with FEATURES.json, its prover and claim checker started."""
+    """A new run of the calculator with FEATURES.json, opened."""
     rig = await rig_with(tmp_path, {FEATURES_FILE: FEATURES, "check.sh": CHECK, "calc.sh": "echo\n"})
     await rig.run.open(await rig.record(), resumed=False)
-    rig.start()
     return rig
 
 
@@ -138,24 +135,22 @@ async def test_the_features_are_read_at_the_start_commit_not_the_tip(tmp_path: P
     assert set(rig.run.ledger.specs) == {"add", "sub"}
 
 
-async def test_the_claim_checker_starts_with_the_recorded_counts_and_hears_the_bus(tmp_path: Path) -> None:
+async def test_opening_restores_the_claim_counts_and_the_snapshot_holds_both_parts(tmp_path: Path) -> None:
     rig = await rig_with(tmp_path, {FEATURES_FILE: FEATURES})
+    assert rig.run.snapshot()["claims"].counts == {}
     counts = ClaimState(counts={"worker/old": ClaimCount(checked=2, unverified=1)})
     await rig.run.open(await rig.record(claims=counts), resumed=True)
-    assert "claims" not in rig.run.snapshot()  # no checker before the checks are known
-    await rig.run.drain()  # nothing to wait for yet
-    rig.start()
+    await rig.run.drain()  # nothing to wait for
     state = rig.run.snapshot()
     assert state["claims"].counts == counts.counts and state["claims"] is not counts
     assert isinstance(state["features"], FeatureState) and state["features"].source == "FEATURES.json"
-    assert rig.run.claims is not None and rig.run.claims.default_model == "fake-worker"
+    assert rig.run.claims.default_model == "fake-worker"
 
 
 @needs_bwrap
 async def test_a_worker_claim_heard_on_the_bus_is_checked_by_the_run_loop(tmp_path: Path) -> None:
     rig = await rig_with(tmp_path, {"check.sh": CHECK, "calc.sh": "echo\n"})
     await rig.run.open(await rig.record(), resumed=False)
-    rig.start()
     rig.tasks["t1"] = task("t1", acceptance="`sh check.sh add` passes")
     sha = push(rig.hub, tmp_path, {"calc.sh": "add() { :; }\n"}, "add", branch="worker/t1")
     await fetch(rig.hub, "worker/t1")
@@ -209,7 +204,6 @@ async def test_nothing_is_verified_for_a_discarded_sweep_or_a_run_without_featur
     assert len(await rig.run.verify(SweepOutcome(commit=tip, green=True), [subber], done(subber))) == 1
     plain = await rig_with(tmp_path / "plain", {"README.md": "r\n"})
     await plain.run.open(await plain.record(), resumed=False)
-    plain.start()
     assert await plain.run.verify(SweepOutcome(commit=await plain.hub.tip(), green=True), [], {}) == []
     assert await plain.run.judge(SweepOutcome(commit=await plain.hub.tip(), green=True), [], {}) is None
 
@@ -217,7 +211,6 @@ async def test_nothing_is_verified_for_a_discarded_sweep_or_a_run_without_featur
 async def test_a_tree_that_cannot_be_read_leaves_the_features_unjudged_and_says_so(tmp_path: Path) -> None:
     rig = await rig_with(tmp_path, {FEATURES_FILE: FEATURES})
     await rig.run.open(await rig.record(), resumed=False)
-    rig.start()
     judged = await rig.run.judge(SweepOutcome(commit="e" * 40, green=True), [], {})
     [warning] = rig.sink.of_type(RunWarning)
     assert warning.code == "features.unjudged" and "eeeeeeeeee" in warning.message

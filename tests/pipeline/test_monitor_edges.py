@@ -52,13 +52,10 @@ class Rig:
         provider = LocalSandboxProvider(tmp_path / "work", LocalOptions(tasks_dir=tmp_path / "tasks"))
         self.runner = TaskRunner(hub, provider, self.harness, self.sink, timeout=120)
         self.scheduler = Scheduler(self.sink)
-        self.merges = MergeQueue(hub, "merge", self.sink, self.on_result)
+        self.merges = MergeQueue(hub, "merge", self.sink)
         self.budget = RunBudget()
         self.monitor = Monitor(self.scheduler, self.runner, self.merges, self.budget, self.sink, interval=0.01,
                                stuck_after=stuck_after, max_workers=7, busy=None if busy is None else (lambda: busy))
-
-    async def on_result(self, task: Task, result: MergeResult) -> None:
-        return None
 
     async def quiet_worker(self, task: Task) -> asyncio.Task[Handoff]:
         running = asyncio.create_task(self.runner.run(task))
