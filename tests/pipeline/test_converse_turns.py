@@ -95,7 +95,7 @@ async def test_near_the_window_old_turns_are_replaced_by_the_scratchpad_and_summ
     model = Model(Reply(content=plan_json([], "remember the parser")))
     chat, sink = await talk(tmp_path, fake_llm, model, window=3000)
     await chat.ask("x" * 2000, 1)
-    chat.summary = "t1 landed"
+    chat.keep_summary("t1 landed")
     await chat.ask("y" * 9000, 2)  # with what came before, over 70% of the window
     [warning] = compactions(sink)
     assert warning.task_id == "t1" and "(1 so far)" in warning.message

@@ -167,7 +167,7 @@ async def test_snapshot_and_restore_carry_the_planners_memory(tmp_path: Path, fa
     s = await session(tmp_path, fake_llm, [ONE_TASK, plan_json([])])
     await s.planner.initial("go")
     s.planner.notes.append("remember me")
-    s.planner.conversation.summary = "what happened"
+    s.planner.conversation.keep_summary("what happened")
     saved = PlannerState.model_validate(json.loads(s.planner.snapshot().model_dump_json()))
     assert (saved.iteration, saved.scratchpad, saved.summary, saved.notes) == (1, "pad one", "what happened",
                                                                                ["remember me"])
