@@ -121,3 +121,30 @@ async def test_an_abbreviated_pager_option_runs_nothing(repo: Path, tmp_path: Pa
     assert not ok and "not allowed" in text
     assert not marker.exists()
     assert "--open-files-in-pager" in FORBIDDEN_OPTIONS
+
+
+@pytest.mark.parametrize("args", [
+    "diff --no-index /dev/null /etc/hostname", "diff --no-index -- a.txt b.txt", "diff --no-ind x y",
+    "blame --ignore-revs-file=revs.txt HEAD -- README.md", "blame --contents notes.txt -- README.md",
+    "diff --orderfile=order.txt HEAD", "log -- /etc", "show HEAD -- ../x", "log ~/.ssh", "diff HEAD -- src/../../x",
+    "log --format=x -- ..", "cat-file -p HEAD:../../secret",
+])
+def test_git_arguments_that_read_files_of_the_host_are_refused(args: str) -> None:
+    with pytest.raises(ToolCallError):
+        check_git_argv(args)
+
+
+@pytest.mark.parametrize("args", ["log HEAD~3..HEAD", "diff HEAD~1 -- src/app.py", "show HEAD:src/app.py",
+                                  "log main...HEAD --oneline", "log --format=%s -- src/util"])
+def test_revisions_and_paths_inside_the_repository_pass(args: str) -> None:
+    assert check_git_argv(args) == args.split()
+
+
+async def test_a_host_file_is_not_read_through_the_git_tool(repo: Path, tmp_path: Path) -> None:
+    secret = tmp_path / "netrc"
+    secret.write_text("machine example.com password hunter2\n")
+    for args in [f"diff --no-index /dev/null {secret}", f"blame --ignore-revs-file {secret} HEAD -- README.md",
+                 f"diff --no-index README.md {Path('..') / secret.name}"]:
+        ok, text = await call(repo, "git", args=args)
+        assert not ok and "hunter2" not in text
+        assert "outside the repository" in text or "not allowed" in text

@@ -29,8 +29,11 @@ GIT_SUBCOMMANDS = frozenset({
 })
 FORBIDDEN_OPTIONS = ("--output", "--exec", "--upload-pack", "--receive-pack", "--ext-diff", "--textconv",
                      "--config", "--git-dir", "--work-tree", "--namespace", "--open-files-in-pager", "--paginate",
-                     "--super-prefix", "--exec-path", "--filters", "--run")
-"""Options (and their ``--opt=value`` forms) that write files, run programs or change config."""
+                     "--super-prefix", "--exec-path", "--filters", "--run",
+                     "--no-index", "--contents", "--ignore-revs-file", "--orderfile")
+"""Options (and their ``--opt=value`` forms) that write files, run programs or change config, or
+read a file of the host rather than of the repository (``diff --no-index /dev/null ~/.netrc``;
+``blame --ignore-revs-file`` prints the first line it cannot parse)."""
 
 
 class GitArgs(ToolArgs):
@@ -56,6 +59,9 @@ def check_git_argv(args: str) -> list[str]:
     if argv[0] not in GIT_SUBCOMMANDS:
         raise ToolCallError(f"git {argv[0]!r} is not allowed; read-only subcommands: {', '.join(sorted(GIT_SUBCOMMANDS))}")
     for arg in argv[1:]:
+        if _outside(arg.split("=", 1)[-1]):
+            raise ToolCallError(f"{arg!r} names a path outside the repository; the git tool reads only the repository")
+    for arg in argv[1:]:
         if arg == "--":
             break
         name = arg.split("=", 1)[0]
@@ -67,6 +73,12 @@ def check_git_argv(args: str) -> list[str]:
         if re.match(r"^-[A-Za-z0-9]*O", arg):  # grep -O: open the matches in a pager (runs a program)
             raise ToolCallError(f"the git option {arg!r} is not allowed here")
     return argv
+
+
+def _outside(value: str) -> bool:
+    """Whether an argument is a path that leaves the repository (absolute, home, or upward)."""
+    return value.startswith(("/", "~")) or value == ".." or value.startswith("../") or "/../" in value \
+        or value.endswith("/..")
 
 
 class Explorer:
