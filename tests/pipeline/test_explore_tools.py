@@ -148,3 +148,24 @@ async def test_a_host_file_is_not_read_through_the_git_tool(repo: Path, tmp_path
         ok, text = await call(repo, "git", args=args)
         assert not ok and "hunter2" not in text
         assert "outside the repository" in text or "not allowed" in text
+
+
+@pytest.mark.parametrize(("args", "refused"), [
+    ("grep -f patterns.txt HEAD", True), ("grep -nf patterns.txt HEAD", True), ("grep -fpatterns.txt HEAD", True),
+    ("grep --file=patterns.txt HEAD", True), ("blame -S revs.txt HEAD -- README.md", True),
+    ("grep -e fix -n HEAD", False), ("grep -efoo HEAD", False), ("grep -n -i -e f HEAD", False),
+    ("log -S fix", False), ("grep --files-with-matches -e x HEAD", False), ("blame -L 1,5 HEAD -- README.md", False),
+])
+def test_short_options_that_read_a_file_are_refused_wherever_they_sit_in_a_bundle(args: str, refused: bool) -> None:
+    if refused:
+        with pytest.raises(ToolCallError, match="not allowed"):
+            check_git_argv(args)
+    else:
+        assert check_git_argv(args) == args.split()
+
+
+async def test_a_file_of_patterns_in_the_hub_is_not_read(repo: Path) -> None:
+    (repo / ".git" / "patterns").write_text("[unclosed secret\n")  # beside the repository's objects
+    for args in ["grep -f .git/patterns HEAD", "grep -nf.git/patterns HEAD"]:
+        ok, text = await call(repo, "git", args=args)
+        assert not ok and "secret" not in text

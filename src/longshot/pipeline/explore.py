@@ -30,10 +30,15 @@ GIT_SUBCOMMANDS = frozenset({
 FORBIDDEN_OPTIONS = ("--output", "--exec", "--upload-pack", "--receive-pack", "--ext-diff", "--textconv",
                      "--config", "--git-dir", "--work-tree", "--namespace", "--open-files-in-pager", "--paginate",
                      "--super-prefix", "--exec-path", "--filters", "--run",
-                     "--no-index", "--contents", "--ignore-revs-file", "--orderfile")
+                     "--no-index", "--contents", "--ignore-revs-file", "--orderfile", "--file")
 """Options (and their ``--opt=value`` forms) that write files, run programs or change config, or
 read a file of the host rather than of the repository (``diff --no-index /dev/null ~/.netrc``;
 ``blame --ignore-revs-file`` prints the first line it cannot parse)."""
+FILE_SHORTS = {"grep": "f", "blame": "S"}
+"""Short options that read the file their value names (``grep -f``, ``blame -S``: a line they
+cannot parse is printed)."""
+VALUE_SHORTS = "eABCmL"
+"""Short options whose value follows in the same word: the rest of a bundle is that value."""
 
 
 class GitArgs(ToolArgs):
@@ -72,7 +77,19 @@ def check_git_argv(args: str) -> list[str]:
             raise ToolCallError(f"the git option {name!r} is not allowed here")
         if re.match(r"^-[A-Za-z0-9]*O", arg):  # grep -O: open the matches in a pager (runs a program)
             raise ToolCallError(f"the git option {arg!r} is not allowed here")
+        if arg.startswith("-") and not arg.startswith("--") and _reads_file(argv[0], arg[1:]):
+            raise ToolCallError(f"the git option {arg!r} is not allowed here: it reads a file")
     return argv
+
+
+def _reads_file(subcommand: str, bundle: str) -> bool:
+    """Whether a bundle of short options (``-nf`` is ``-n -f``) holds one that reads a file."""
+    for letter in bundle:
+        if letter in FILE_SHORTS.get(subcommand, ""):
+            return True
+        if letter in VALUE_SHORTS:
+            return False
+    return False
 
 
 def _outside(value: str) -> bool:
