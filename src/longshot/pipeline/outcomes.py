@@ -109,15 +109,26 @@ def _unreached(test_id: str, errors: list[str]) -> bool:
 
 
 FAIL_FAST = ("-x", "--exitfirst", "--maxfail", "-f", "--failfast", "--test-bail")
+TAKES_VALUE = frozenset("kmprcoWn")
+"""pytest's short options that take a value: in ``-rxXs`` the ``x`` is ``-r``'s, not ``-x``."""
 
 
 def _fails_fast(command: str) -> bool:
     """Whether the command stops at its first failure (pytest ``-x``/``--maxfail``, unittest
     ``-f``/``--failfast``, node's ``--test-bail``): the tests after it never run."""
-    words = command.split()
-    return any(w in FAIL_FAST or w.startswith("--maxfail=") or (w.startswith("-") and not w.startswith("--")
-                                                                     and "x" in w[1:] and w[1:].isalpha())
-               for w in words)
+    return any(w in FAIL_FAST or w.startswith("--maxfail=") or _short_x(w) for w in command.split())
+
+
+def _short_x(word: str) -> bool:
+    """Whether a cluster of short flags (``-qx``) holds ``-x`` before any flag that takes a value."""
+    if not word.startswith("-") or word.startswith("--") or not word[1:].isalpha():
+        return False
+    for letter in word[1:]:
+        if letter == "x":
+            return True
+        if letter in TAKES_VALUE:
+            return False
+    return False
 
 
 def judge(base: CheckResult | None, candidate: CheckResult, allowances: list[str]) -> Judgement | None:

@@ -53,7 +53,9 @@ def is_test_file(path: str) -> bool:
 
 
 def is_command(text: str) -> bool:
-    return bool(text.strip()) and (any(c.isspace() for c in text.strip()) or text.strip().split()[0] in RUNNERS)
+    """A command rather than a path: words, a runner's name, or a script of the tree (``./run-tests``)."""
+    first = text.strip().split()[0] if text.strip() else ""
+    return bool(first) and (any(c.isspace() for c in text.strip()) or first in RUNNERS or first.startswith("./"))
 
 
 def named_in(text: str) -> tuple[list[str], list[str]]:

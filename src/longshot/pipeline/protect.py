@@ -24,7 +24,8 @@ from dataclasses import dataclass, field
 from longshot.git import Git
 from longshot.pipeline.outcomes import ALLOW_TESTS, REFUSAL, allowed
 
-TEST_FILE = re.compile(r"(^|/)(tests?|__tests__|spec)/|(^|/)test_[^/]*\.py$|_test\.(py|go)$|\.(test|spec)\.[jt]sx?$")
+TEST_FILE = re.compile(r"(^|/)(tests?|__tests__|spec)/|(^|/)test_[^/]*\.py$|_test\.(py|go)$"
+                       r"|\.(test|spec)\.[cm]?[jt]sx?$")  # .mjs/.cjs/.mts/.cts too, as node --test finds them
 CONFIG = re.compile(
     r"(^|/)(conftest\.py|pytest\.ini|tox\.ini|noxfile\.py|setup\.cfg|jest\.config\.[^/]+|vitest\.config\.[^/]+"
     r"|\.gitlab-ci\.yml|Jenkinsfile|\.travis\.yml|azure-pipelines\.yml)$"

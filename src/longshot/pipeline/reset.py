@@ -15,7 +15,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from longshot.errors import GitError
 from longshot.events import Emit, RunWarning
 from longshot.hub import Hub
 from longshot.pipeline.state import StateStore
@@ -85,11 +84,14 @@ async def apply_reset(hub: Hub, store: StateStore, plan: ResetPlan, *, rewind: b
         await git.run("push", "--quiet", "origin", *(f"{ref}:{ref}" for _, ref in backups))
         done.append(f"backed up {len(backups)} refs under {plan.backup}/")
     if plan.branches:
-        leases = [f"--force-with-lease={hub.remote_branch(b)}:{sha}" for b, sha in plan.branches]
-        code, _, err = await git.run_full("push", "--quiet", *leases, "origin",
-                                          *(f":{hub.remote_branch(b)}" for b, _ in plan.branches))
-        if code != 0 and "does not exist" not in err and "unable to delete" not in err:
-            raise GitError(["push", "--delete", "..."], code, err)
+        # Only what the target holds is deleted there (a lease on a ref it lacks is refused as
+        # stale): a branch whose publish failed, or that someone deleted, is the hub's alone.
+        wanted = {hub.remote_branch(b): sha for b, sha in plan.branches}
+        listed = await git.run("ls-remote", "origin", *wanted)
+        there = [ref for ref in (line.split("\t", 1)[-1] for line in listed.splitlines()) if ref in wanted]
+        if there:
+            await git.run("push", "--quiet", *(f"--force-with-lease={ref}:{wanted[ref]}" for ref in there), "origin",
+                          *(f":{ref}" for ref in there))
         for branch, sha in plan.branches:
             await git.run("update-ref", "-d", f"refs/heads/{branch}", sha)
         done.append(f"deleted {len(plan.branches)} worker branches")

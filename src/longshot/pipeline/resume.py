@@ -71,7 +71,8 @@ async def recover(state: RunState, hub: Hub, scheduler: Scheduler, ledger: Ledge
     budget.restore(state.spent)
     found = Recovered()
     git = hub.git
-    since = f"{state.start_commit}..{tip}"
+    # A start the target no longer holds (rewritten since): the whole branch says what landed.
+    since = f"{state.start_commit}..{tip}" if await git.rev_parse(state.start_commit) else tip
     landed = {value for _, value in await trailers(git, since, TRAILER)}
     carried = {value for _, value in await trailers(git, since, CONTINUES)}
     for task in state.tasks:
