@@ -29,8 +29,16 @@ GIT_SUBCOMMANDS = frozenset({
 })
 FORBIDDEN_OPTIONS = ("--output", "--exec", "--upload-pack", "--receive-pack", "--ext-diff", "--textconv",
                      "--config", "--git-dir", "--work-tree", "--namespace", "--open-files-in-pager", "--paginate",
-                     "--super-prefix", "--exec-path", "--filters", "--run")
-"""Options (and their ``--opt=value`` forms) that write files, run programs or change config."""
+                     "--super-prefix", "--exec-path", "--filters", "--run",
+                     "--no-index", "--contents", "--ignore-revs-file", "--orderfile", "--file")
+"""Options (and their ``--opt=value`` forms) that write files, run programs or change config, or
+read a file of the host rather than of the repository (``diff --no-index /dev/null ~/.netrc``;
+``blame --ignore-revs-file`` prints the first line it cannot parse)."""
+FILE_SHORTS = {"grep": "f", "blame": "S"}
+"""Short options that read the file their value names (``grep -f``, ``blame -S``: a line they
+cannot parse is printed)."""
+VALUE_SHORTS = "eABCmL"
+"""Short options whose value follows in the same word: the rest of a bundle is that value."""
 
 
 class GitArgs(ToolArgs):
@@ -56,14 +64,38 @@ def check_git_argv(args: str) -> list[str]:
     if argv[0] not in GIT_SUBCOMMANDS:
         raise ToolCallError(f"git {argv[0]!r} is not allowed; read-only subcommands: {', '.join(sorted(GIT_SUBCOMMANDS))}")
     for arg in argv[1:]:
+        if _outside(arg.split("=", 1)[-1]):
+            raise ToolCallError(f"{arg!r} names a path outside the repository; the git tool reads only the repository")
+    for arg in argv[1:]:
         if arg == "--":
             break
         name = arg.split("=", 1)[0]
-        if any(name == o or name.startswith(o + "-") for o in FORBIDDEN_OPTIONS):
+        # git takes a unique prefix of a long option for the option (``--open`` is
+        # ``--open-files-in-pager``), so a prefix of a forbidden one is refused too.
+        if any(name.startswith(o + "-") or (name.startswith("--") and len(name) > 2 and o.startswith(name))
+               for o in FORBIDDEN_OPTIONS):
             raise ToolCallError(f"the git option {name!r} is not allowed here")
         if re.match(r"^-[A-Za-z0-9]*O", arg):  # grep -O: open the matches in a pager (runs a program)
             raise ToolCallError(f"the git option {arg!r} is not allowed here")
+        if arg.startswith("-") and not arg.startswith("--") and _reads_file(argv[0], arg[1:]):
+            raise ToolCallError(f"the git option {arg!r} is not allowed here: it reads a file")
     return argv
+
+
+def _reads_file(subcommand: str, bundle: str) -> bool:
+    """Whether a bundle of short options (``-nf`` is ``-n -f``) holds one that reads a file."""
+    for letter in bundle:
+        if letter in FILE_SHORTS.get(subcommand, ""):
+            return True
+        if letter in VALUE_SHORTS:
+            return False
+    return False
+
+
+def _outside(value: str) -> bool:
+    """Whether an argument is a path that leaves the repository (absolute, home, or upward)."""
+    return value.startswith(("/", "~")) or value == ".." or value.startswith("../") or "/../" in value \
+        or value.endswith("/..")
 
 
 class Explorer:
