@@ -1,8 +1,8 @@
 """Lines of tests per line of code, per source module and per room (issue 17: tests at least as
 long as the code for the dashboard and every pipeline stage).
 
-A module's tests are the test files that import it (``from longshot.x.y import`` or
-``import longshot.x.y``); a test file importing several modules counts for each. Blank and
+A module's tests are the test files that import it (``from longshot.x.y import``,
+``import longshot.x.y`` or ``from longshot.x import y``); a test file importing several modules counts for each. Blank and
 comment lines are not counted. Prints JSON: ``{"modules": {...}, "rooms": {...}}``, modules
 sorted by ratio (lowest first). Usage: ``python scripts/test_ratio.py [--under 1.0] [ROOM ...]``.
 """
@@ -39,7 +39,9 @@ def ratios(src: Path = SRC, tests: Path = TESTS, rooms: list[str] | None = None)
         room = name.split(".")[1]
         if rooms and room not in rooms:
             continue
-        pattern = re.compile(rf"(from {re.escape(name)} import|import {re.escape(name)}\b)")
+        parent, _, leaf = name.rpartition(".")
+        pattern = re.compile(rf"(from {re.escape(name)} import|import {re.escape(name)}\b"
+                             rf"|from {re.escape(parent)} import (\([^)]*|[^\n]*)\b{leaf}\b)")
         test_lines = sum(sizes[t] for t, text in texts.items() if pattern.search(text))
         code = lines(path)
         table[name] = {"code": code, "tests": test_lines, "ratio": round(test_lines / code, 2) if code else 0.0}
