@@ -1,5 +1,6 @@
-"""House rule (issue 17 item 8, AGENTS.md): tests at least as long as the code they test, for
-the dashboard and for every pipeline stage, measured by ``scripts/test_ratio.py``.
+"""House rules (issue 17 items 4 and 8, AGENTS.md): no module over 400 lines, and tests at
+least as long as the code they test, for the dashboard and for every pipeline stage,
+measured by ``scripts/test_ratio.py``.
 
 A module's tests are the test files that import it; lines that are neither blank nor
 comments are counted. The rule is checked on the tree as it is, and shown to fail on a copy
@@ -48,3 +49,22 @@ def test_a_stage_nobody_tests_breaks_the_rule(tmp_path: Path) -> None:
     assert short_of_tests(src, tmp_path / "tests") == [
         *[m for m in short_of_tests(ROOT / "src" / "longshot", ROOT / "tests") if "pipeline" in m],
         "longshot.pipeline.untested (0 test lines for 3)"]
+
+
+LIMIT = 400
+"""Lines a module of ours may have (AGENTS.md rule 10)."""
+
+
+def too_long(src: Path) -> list[str]:
+    """Modules of ``src`` over `LIMIT` lines (the demo's sample projects are not ours)."""
+    return [f"{p.relative_to(src)} ({n} lines)" for p in sorted(src.rglob("*.py"))
+            if "demo/sample" not in p.as_posix() and "demo/work" not in p.as_posix()
+            and (n := len(p.read_text().splitlines())) > LIMIT]
+
+
+def test_no_module_is_over_the_line_limit(tmp_path: Path) -> None:
+    assert too_long(ROOT / "src" / "longshot") == []
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg" / "fine.py").write_text("x = 1\n" * LIMIT)
+    (tmp_path / "pkg" / "long.py").write_text("x = 1\n" * (LIMIT + 1))
+    assert too_long(tmp_path) == [f"pkg/long.py ({LIMIT + 1} lines)"]

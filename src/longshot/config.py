@@ -374,12 +374,8 @@ class Config(BaseSettings):
         return list(dict.fromkeys(k.get_secret_value() for k in keys if k is not None and k.get_secret_value()))
 
 
-def load_config(
-    env: Mapping[str, str] | None = None,
-    *,
-    env_file: Path | None = Path(".env"),
-    overrides: Mapping[str, object] | None = None,
-) -> Config:
+def load_config(env: Mapping[str, str] | None = None, *, env_file: Path | None = Path(".env"),
+                overrides: Mapping[str, object] | None = None) -> Config:
     """Read and validate the settings.
 
     ``env`` replaces ``os.environ`` entirely when given; ``env_file=None`` skips the
