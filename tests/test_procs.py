@@ -106,3 +106,27 @@ def test_a_cancelled_run_process_kills_and_reaps_its_child(tmp_path) -> None:  #
             os.kill(pid, 0)
 
     asyncio.run(main())
+
+
+def test_a_child_that_ended_unseen_can_be_cancelled(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """The child ends while the loop is busy elsewhere (its end not yet seen), then the call is
+    cancelled: killing it finds it dead and reaps it, and nothing else is raised or left open."""
+    import time
+
+    from longshot.procs import run_process
+
+    env = {"PATH": "/usr/bin:/bin"}
+
+    async def main() -> None:
+        before = _fds()
+        for argv, settle in ((["true"], 0.0), (["sh", "-c", "exec >&- 2>&-; sleep 0.1"], 0.05)):
+            job = asyncio.create_task(run_process(argv, cwd=tmp_path, env=env))
+            await asyncio.sleep(settle)  # started; for the second, its pipes closed and its pidfd watched
+            time.sleep(0.3)  # the loop blocked while the child ends
+            job.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await job
+        await asyncio.sleep(0.05)
+        assert _fds() == before
+
+    asyncio.run(main())

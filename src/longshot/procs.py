@@ -209,12 +209,20 @@ class _Lean:
                 os.close(fd)
             else:
                 self._close(fd, reader=True)
-        if self.status is not None:
-            return
+        reaped = self.status is not None or self.proc.returncode is not None  # kill() polls first: it may reap
         if self.pidfd >= 0:
             self.loop.remove_reader(self.pidfd)
+            if reaped:
+                os.close(self.pidfd)
+                self.pidfd = -1
+                return
+        elif reaped:
+            return
         else:
-            self.pidfd = os.pidfd_open(self.proc.pid)
+            try:
+                self.pidfd = os.pidfd_open(self.proc.pid)
+            except ProcessLookupError:  # gone and reaped meanwhile
+                return
         self.loop.add_reader(self.pidfd, self._reap)
 
     def _reap(self) -> None:
