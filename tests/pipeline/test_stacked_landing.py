@@ -212,12 +212,11 @@ async def test_a_killed_processs_stack_scratch_is_swept_and_a_live_ones_kept(tmp
     try:
         shm = Path("/dev/shm")
         where = shm if shm.is_dir() and os.access(shm, os.W_OK) else Path(tempfile.gettempdir())
-        left = where / f"longshot-stack-{dead.pid}-x1"
-        kept = where / f"longshot-stack-{live.pid}-x2"
+        left = where / f"{stacking.PREFIX}{dead.pid}-x1"
+        kept = where / f"{stacking.PREFIX}{live.pid}-x2"
         for d in (left, kept):
             d.mkdir()
             (d / "0").write_text("tree ...")
-        stacking.SWEPT.clear()  # a new process: it sweeps once
         commits = [push_work(hub, scratch, t, {f"{t}.txt": "x\n"}, base) for t in ("s1", "s2")]
         results: list[tuple[str, MergeResult]] = []
 
@@ -231,7 +230,7 @@ async def test_a_killed_processs_stack_scratch_is_swept_and_a_live_ones_kept(tmp
         await asyncio.wait_for(queue.run(record), 120)
         assert [r.landed for _, r in results] == [True, True]
         assert not left.exists() and kept.is_dir()
-        assert not list(where.glob(f"longshot-stack-{os.getpid()}-*"))  # its own, removed when done
+        assert not list(where.glob(f"{stacking.PREFIX}{os.getpid()}-*"))  # its own, removed when done
     finally:
         live.kill()
         live.wait()

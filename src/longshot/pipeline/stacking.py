@@ -24,7 +24,7 @@ A `Stacker` keeps that cost flat:
 Stand-ins are never referenced by a ref: they are unreachable objects, left to git's
 garbage collection. The commits go to git as files in a scratch directory (on /dev/shm where
 there is one), each removed once git has read it; a killed process's directory is swept by
-the next stack of another process.
+the next stack.
 """
 
 from __future__ import annotations
@@ -45,15 +45,10 @@ from longshot.procs import alive
 
 PREFIX = "longshot-stack-"
 """Each stack's scratch directory is ``<PREFIX><pid>-<random>``; a killed process's are swept."""
-SWEPT: set[Path] = set()
-"""The places this process has swept (a process sweeps each place once)."""
 
 
 def _sweep(where: Path) -> None:
-    """Once per process and place: remove the scratch directories of processes that are gone."""
-    if where in SWEPT:
-        return
-    SWEPT.add(where)
+    """Remove the scratch directories of processes that are gone (a glob of one folder per stack)."""
     for old in where.glob(f"{PREFIX}*-*"):
         pid = old.name.removeprefix(PREFIX).split("-", 1)[0]
         if pid.isdigit() and not alive(int(pid)):
