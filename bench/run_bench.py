@@ -33,10 +33,11 @@ of the run's CPU); landings per second and merge batches; and per task where the
 (``worker_phases_s``: the sandbox opening, the model, the tools, the harness, the snapshot
 and handoff; then the merge queue).
 
-Diagnosis: ``--git-trace`` counts and times git processes by command (trace2), ``--profile
-PREFIX`` samples the orchestrator with py-spy, ``--keep`` keeps the directories. With
-``PYTHONPATH=<another checkout>/src`` the orchestrator runs that code (e.g. an older commit,
-to measure before and after with the same script).
+Diagnosis: ``PYTHONASYNCIODEBUG=1`` (passed to the orchestrator: asyncio logs callbacks that
+block the loop), ``--git-trace`` counts and times git processes by command (trace2),
+``--profile PREFIX`` samples the orchestrator with py-spy, ``--keep`` keeps the directories.
+With ``PYTHONPATH=<another checkout>/src`` the orchestrator runs that code (e.g. an older
+commit, to measure before and after with the same script).
 """
 
 from __future__ import annotations
