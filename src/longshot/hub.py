@@ -52,6 +52,12 @@ class Hub:
         """Whether the target is a local non-bare repository (worker branches go under refs/longshot/)."""
         self.repaired: list[str] = []
         """Stale locks and unfinished operations removed by `open` (said in a warning)."""
+        self._tip: str | None = None
+        """The target branch's commit as this hub last moved or read it. The hub is the one writer
+        of its target branch during a run (`push_tip`, `refresh`, `set_tip`; the run lock keeps
+        other processes out), so `tip` asks git only after a move failed."""
+        self._trees: dict[str, str] = {}
+        """Trees of recent commits (commits never change): see `tree`."""
 
     @classmethod
     def location(cls, work_dir: Path, url: str) -> Path:
@@ -99,6 +105,7 @@ class Hub:
             if result and await self.git.is_ancestor(remote_tip, result):
                 remote_tip = result
         await self.git.run("update-ref", self.ref, remote_tip)
+        self._tip = remote_tip
         # Non-forced: a branch the hub holds newer work on (not yet published) is kept as it is.
         await self.git.run_full("fetch", "--quiet", "--no-tags", "origin",
                                 f"+refs/longshot/state/{self.branch}:refs/longshot/origin/state/{self.branch}",
@@ -195,18 +202,48 @@ class Hub:
         return {ref.removeprefix("refs/heads/"): sha for ref, sha in found if ref.removeprefix("refs/heads/") in wanted}
 
     async def tip(self) -> str:
-        tip = await self.git.rev_parse(self.ref)
-        assert tip is not None, "the hub lost its target branch"
-        return tip
+        """The target branch's commit in the hub (no git process while the hub's own moves are known)."""
+        if self._tip is None:
+            tip = await self.git.rev_parse(self.ref)
+            assert tip is not None, "the hub lost its target branch"
+            self._tip = tip
+        return self._tip
+
+    async def tree(self, commit: str) -> str:
+        """The tree of ``commit``; no git process for one the merge queue built (`remember_tree`)."""
+        if (tree := self._trees.get(commit)) is None:
+            tree = await self.git.run("rev-parse", f"{commit}^{{tree}}")
+            self.remember_tree(commit, tree)
+        return tree
+
+    def remember_tree(self, commit: str, tree: str) -> None:
+        """Note the tree of a commit just written (the last few hundred are kept)."""
+        self._trees[commit] = tree
+        if len(self._trees) > 256:
+            del self._trees[next(iter(self._trees))]
+
+    async def set_tip(self, new: str, old: str, *also: str) -> None:
+        """Move the hub's target branch from ``old`` to ``new`` (compare-and-swap), and the refs
+        ``also`` to ``new``, in one transaction (one process). A failed swap forgets the known tip."""
+        lines = [f"update {self.ref} {new} {old}", *(f"update {ref} {new}" for ref in also)]
+        try:
+            await self.git.run("update-ref", "--stdin", stdin=("\n".join(lines) + "\n").encode())
+        except GitError:
+            self._tip = None
+            raise
+        self._tip = new
 
     async def push_tip(self, new: str, old: str) -> None:
         """Publish ``new`` (a descendant of ``old``): remote first, then the hub ref, both CAS.
 
         Raises PushRejected when the remote branch moved; call `refresh` and rebuild.
         """
-        await self.git.run("push", "--quiet", "--porcelain", "origin", f"{new}:{self.published_ref}")
-        await self.git.update_ref(self.ref, new, old)
-        await self.git.run("update-ref", self._tracking, new)
+        try:
+            await self.git.run("push", "--quiet", "--porcelain", "origin", f"{new}:{self.published_ref}")
+        except GitError:
+            self._tip = None
+            raise
+        await self.set_tip(new, old, self._tracking)
 
     @property
     def _tracking(self) -> str:
@@ -222,7 +259,7 @@ class Hub:
         assert remote is not None
         if not await self.git.is_ancestor(old, remote):
             raise GitError(["fetch"], 1, f"the remote {self.branch} was rewritten: {old[:10]} is not an ancestor of {remote[:10]}")
-        await self.git.update_ref(self.ref, remote, old)
+        await self.set_tip(remote, old)
         return remote
 
     async def files(self, rev: str) -> list[str]:

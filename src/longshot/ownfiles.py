@@ -59,24 +59,13 @@ def configured_paths(repos: Iterable[Path], files: Iterable[Path | str | None]) 
 async def own_changes(git: Git, base: str, candidate: str, extra: Sequence[str] = ()) -> list[str]:
     """The own files ``base..candidate`` adds, changes or deletes, each with why it is refused."""
     out = await git.run("diff", "--name-only", "-z", "--no-renames", base, candidate)
-    return [f"{p} ({WHY})" for p in own_paths_in((p for p in out.split("\0") if p), extra)]
+    return own_refusals((p for p in out.split("\0") if p), extra)
 
 
-async def own_changes_many(git: Git, pairs: list[tuple[str, str]], extra: Sequence[str] = ()) -> dict[str, list[str]]:
-    """`own_changes` of many ``(base, candidate)`` in one process: candidate -> what it changes."""
-    if not pairs:
-        return {}
-    stdin = "".join(f"{candidate} {base}\n" for base, candidate in pairs).encode()
-    out = await git.run("diff-tree", "--stdin", "-r", "-z", "--name-only", "--no-renames", stdin=stdin)
-    wanted = {candidate for _, candidate in pairs}
-    found: dict[str, list[str]] = {}
-    paths: list[str] = []
-    for field in out.split("\0"):
-        if field in wanted:  # diff-tree starts each non-empty diff with the commit's id
-            paths = found.setdefault(field, [])
-        elif field:
-            paths.append(field)
-    return {c: [f"{p} ({WHY})" for p in own] for c, ps in found.items() if (own := own_paths_in(ps, extra))}
+def own_refusals(paths: Iterable[str], extra: Sequence[str] = ()) -> list[str]:
+    """Those of the changed ``paths`` that are own files, each with why it is refused (for a
+    caller that has the change's paths already, e.g. from the diff the landing checks use)."""
+    return [f"{p} ({WHY})" for p in own_paths_in(paths, extra)]
 
 
 def written_by_a_task(env_file: Path) -> str | None:

@@ -205,3 +205,23 @@ async def test_a_resolution_that_drops_either_sides_new_or_changed_tests_lost_th
     assert await lost_tests(git, ours, theirs, both) == []
     assert await lost_tests(git, ours, theirs, dropped) == [
         "tests/test_a.py::test_ours", "tests/test_b.py::test_theirs", "web/a.test.js::two"]
+
+
+UNUSUAL = ['tests/test_café.py', 'tests/test "quoted".py', "tests/test_tab\there.py", "tests/test_back\\slash.py"]
+
+
+@pytest.mark.parametrize("many", [False, True], ids=["one change", "a stack"])
+async def test_protected_paths_with_unusual_names_are_judged_by_their_real_names(tmp_path: Path, many: bool) -> None:
+    """git quotes a path with a non-ASCII byte, a quote, a tab or a backslash in a plain diff
+    ("tests/test_caf\\303\\251.py" in quotes), which no rule recognises: every path is read
+    from a ``-z`` diff, as named."""
+    files = {p: PY_TESTS for p in UNUSUAL if p.startswith("tests/")}
+    git, base = await repo(tmp_path, {"README.md": "x\n", **files})
+    head = await commit(git, base, "weaken", {**{p: None for p in files}, ".github/workflows/ci ☂.yml": "x\n"})
+
+    found = (await protected_many(git, [(base, head, [], False)]))[head] if many else \
+        await protected_changes(git, base, head)
+
+    assert sorted(found.refused) == sorted([".github/workflows/ci ☂.yml (CI or check configuration)",
+                                            *(f"{p} (deletes a test file)" for p in files)])
+    assert sorted(found.tests) == sorted(f"{p}::{t}" for p in files for t in ("test_a", "test_b"))

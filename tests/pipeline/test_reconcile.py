@@ -280,7 +280,7 @@ async def test_a_sweep_of_a_tip_that_moved_meanwhile_is_discarded(tmp_path: Path
     await asyncio.sleep(0.7)  # the check is running: the merge queue lands something meanwhile
     tree = await hub.git.run("rev-parse", f"{start}^{{tree}}")
     moved = await hub.git.run("commit-tree", tree, "-p", start, "-m", "landed during the sweep")
-    await hub.git.update_ref(hub.ref, moved, start)
+    await hub.set_tip(moved, start)  # as the merge queue moves it
 
     outcome = await sweep
 

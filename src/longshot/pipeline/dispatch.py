@@ -24,7 +24,7 @@ from longshot.harnesses.base import Harness, HarnessResult
 from longshot.hub import Hub
 from longshot.pipeline.foresee import ConflictWatch
 from longshot.pipeline.handoff import build_handoff, commit_message
-from longshot.sandboxes.base import Sandbox, SandboxProvider, SandboxSpec
+from longshot.sandboxes.base import Measured, Measuring, Sandbox, SandboxProvider, SandboxSpec
 from longshot.types import Handoff, Task
 
 
@@ -82,7 +82,7 @@ class TaskRunner:
             attempt = 1
             while True:
                 try:
-                    result, commit, synced = await self._attempt(task, base)
+                    result, commit, synced, measured = await self._attempt(task, base)
                     break
                 except SandboxError as e:  # the sandbox itself failed: RETRY_POLICY says whether to start again
                     policy = policy_for(e)
@@ -101,11 +101,12 @@ class TaskRunner:
             self.on_branch(task.branch)
         self.crash.reached("worker.result")
         duration_ms = int((time.monotonic() - started) * 1000)
-        return await build_handoff(self.hub.git, task, result, counted_from, commit, duration_ms)
+        return await build_handoff(self.hub.git, task, result, counted_from, commit, duration_ms, measured)
 
-    async def _attempt(self, task: Task, base: str) -> tuple[HarnessResult, str | None, str | None]:
+    async def _attempt(self, task: Task, base: str) -> tuple[HarnessResult, str | None, str | None, Measured | None]:
         """One sandbox, the harness in it (WORKER_TIMEOUT), and the snapshot of what it wrote;
-        with the last tip the worker merged into its checkout (merge_tip), if any."""
+        with the last tip the worker merged into its checkout (merge_tip), if any, and what the
+        snapshot measured of its commit (when the sandbox measures it)."""
         self.started[task.id] = time.monotonic()
         spec = SandboxSpec(task_id=task.id, branch=task.branch, base_commit=base, hub=self.hub.path)
         synced: str | None = None
@@ -124,9 +125,10 @@ class TaskRunner:
                 result = result.model_copy(update={"status": "failed", "summary": f"{e}. {result.summary}",
                                                    "concerns": [*result.concerns, str(e)]})
                 commit = None
+            measured = sandbox.measured if isinstance(sandbox, Measuring) else None
         if commit is not None and synced is not None:
             commit = await self._merged_with(task, commit, synced)
-        return result, commit, synced
+        return result, commit, synced, measured
 
     async def _merged_with(self, task: Task, commit: str, tip: str) -> str:
         """The worker merged ``tip`` into its checkout: its commit gets ``tip`` as a second parent,

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from longshot.git import Git
 from longshot.harnesses.base import HarnessResult
+from longshot.sandboxes.base import Measured
+from longshot.sandboxes.snapshot import diff_changes
 from longshot.types import Handoff, HandoffMetrics, Task
 
 TRAILER = "Longshot-Task"
@@ -56,24 +58,23 @@ async def commit_result(git: Git, commit: str) -> tuple[dict[str, str], HarnessR
 
 
 async def build_handoff(
-    git: Git, task: Task, result: HarnessResult, base: str, commit: str | None, duration_ms: int
+    git: Git, task: Task, result: HarnessResult, base: str, commit: str | None, duration_ms: int,
+    measured: Measured | None = None,
 ) -> Handoff:
+    """The handoff of ``task``, its figures counted from ``base`` to ``commit``: taken from the
+    snapshot that made ``commit`` when it measured exactly that (``measured``), else one diff."""
     metrics = HandoffMetrics(tokens_used=result.tokens_used, tool_calls=result.tool_calls, duration_ms=duration_ms)
     files: list[str] = []
     if commit:
-        # One process for both: ":<modes> <blobs> <status>\t<path>" lines, then "<added>\t<removed>\t<path>".
-        out = await git.run("diff", "--raw", "--numstat", "--no-renames", "--no-abbrev", base, commit)
-        for line in out.splitlines():
-            if line.startswith(":"):
-                kind = line.split("\t", 1)[0].split()[-1][:1]
-                metrics.files_created += kind == "A"
-                metrics.files_modified += kind == "M"
+        known = measured is not None and (measured.base, measured.commit) == (base, commit)
+        changes = measured.files if measured is not None and known else await diff_changes(git, base, commit)
+        for change in changes:
+            metrics.files_created += change.status == "A"
+            metrics.files_modified += change.status == "M"
+            files.append(change.path)
+            if generated(change.path):
                 continue
-            added, removed, path = line.split("\t", 2)
-            files.append(path)
-            if generated(path):
-                continue
-            metrics.lines_added += int(added) if added.isdigit() else 0
-            metrics.lines_removed += int(removed) if removed.isdigit() else 0
+            metrics.lines_added += change.added or 0
+            metrics.lines_removed += change.removed or 0
     return Handoff(task_id=task.id, status=result.status, summary=result.summary, files_changed=files,
                    concerns=result.concerns, suggestions=result.suggestions, metrics=metrics, commit=commit)

@@ -30,9 +30,10 @@ from longshot.git import Git
 from longshot.hub import Hub
 from longshot.pipeline.gate import Gate, GateDecision
 from longshot.pipeline.hotfiles import UnionFiles
-from longshot.ownfiles import own_changes, own_changes_many
+from longshot.ownfiles import own_refusals
 from longshot.pipeline.stacking import History, Stacker
-from longshot.pipeline.protect import Protection, lost_tests, protected_changes, protected_many
+from longshot.pipeline.protect import (Protection, lost_tests, protected_changes, protected_many, raw_changes,
+                                       raw_changes_many)
 from longshot.pipeline.outcomes import REFUSAL
 from longshot.pipeline.threeway import merge_commits
 from longshot.types import MergeResult, Task
@@ -237,7 +238,7 @@ class MergeQueue:
         described = await self._describe([c for _, c in items])
         stack: list[tuple[Task, str, str]] = []
         base = tip
-        async with await Stacker.open(self.hub.git, tip) as stacker:
+        async with await Stacker.open(self.hub.git, tip, await self.hub.tree(tip)) as stacker:
             for task, commit in items:
                 try:
                     candidate = await self._build(task, commit, base, described.get(commit), stacker)
@@ -254,15 +255,15 @@ class MergeQueue:
                 base = candidate
         bases = [tip] + [candidate for _, _, candidate in stack]
         refused: set[str] = set()
-        owned = await own_changes_many(self.hub.git, [(bases[i], candidate) for i, (_, _, candidate) in enumerate(stack)],
-                                       self.own_paths)
+        # One diff process for both checks of every change on the stack, against the one below it.
+        changes = await raw_changes_many(self.hub.git, [(bases[i], c) for i, (_, _, c) in enumerate(stack)])
         for task, _, candidate in stack:  # Longshot's own files: whatever the task allows
-            if own := owned.get(candidate):
+            if own := own_refusals((p for *_, p in changes.get(candidate, [])), self.own_paths):
                 refused.add(candidate)
                 self._done(task, self._own(task, own))
         found = await protected_many(self.hub.git, [(bases[i], candidate, task.allow_removed_tests, task.allow_protected)
                                                     for i, (task, _, candidate) in enumerate(stack)
-                                                    if candidate not in refused])
+                                                    if candidate not in refused], changes)
         refused |= {c for c, p in found.items() if p}
         for task, _, candidate in stack:
             if candidate in found and (refusal := self._protected(task, found[candidate])):
@@ -299,10 +300,11 @@ class MergeQueue:
                 return await self._conflict(task, commit, tip, c)
             except AlreadyLanded:
                 return self._superseded(task)
-            if own := await own_changes(self.hub.git, tip, new, self.own_paths):
+            changes = await raw_changes(self.hub.git, tip, new)  # one diff for both checks
+            if own := own_refusals((p for *_, p in changes), self.own_paths):
                 return self._own(task, own)
             protection = await protected_changes(self.hub.git, tip, new, task.allow_removed_tests,
-                                                 allow_config=task.allow_protected)
+                                                 allow_config=task.allow_protected, changes=changes)
             if refusal := self._protected(task, protection):
                 return refusal
             if task.kind == "conflict-fix" and task.source_commit:
@@ -366,6 +368,7 @@ class MergeQueue:
         parents, message = described or (await self._describe([commit]))[commit]
         if self.strategy in ("rebase", "fast-forward") and parents[:1] == [tip]:
             trees = (await git.run("rev-parse", f"{tip}^{{tree}}", f"{commit}^{{tree}}")).split()
+            self.hub.remember_tree(commit, trees[1])
             if trees[0] == trees[1]:
                 raise AlreadyLanded()
             return commit
@@ -373,15 +376,18 @@ class MergeQueue:
         merged = await merge_commits(git, ours, commit, lambda path: self.union.covers(path, task))
         if merged.conflicts:
             raise MergeConflict(merged.conflicts, merged.tree)
-        if merged.tree == ((stacker and stacker.tree(tip)) or await git.run("rev-parse", f"{tip}^{{tree}}")):
+        if merged.tree == ((stacker and stacker.tree(tip)) or await self.hub.tree(tip)):
             raise AlreadyLanded()
         on = [tip, commit] if self.strategy == "merge-commit" else [tip]
         if self.strategy == "merge-commit":
             subject, _, rest = message.partition("\n")
             message = f"Merge {task.branch}: {subject}\n{rest}"
         if stacker:
-            return stacker.commit(merged.tree, on, message)
-        return await git.run("commit-tree", merged.tree, *(arg for p in on for arg in ("-p", p)), "-m", message)
+            new = stacker.commit(merged.tree, on, message)
+        else:
+            new = await git.run("commit-tree", merged.tree, *(arg for p in on for arg in ("-p", p)), "-m", message)
+        self.hub.remember_tree(new, merged.tree)  # the next landing's tip, maybe: no rev-parse for its tree
+        return new
 
     def _superseded(self, task: Task) -> MergeResult:
         """The change is on the target branch already (a successor landed it): nothing to land."""

@@ -64,41 +64,71 @@ class Protection:
                 f"task again with {how}; otherwise change the task so that it keeps them")
 
 
-async def protected_changes(git: Git, base: str, candidate: str, allowances: list[str] | None = None, *,
-                            allow_config: bool = False) -> Protection:
-    """What ``base..candidate`` does to protected ground."""
-    raw = await git.run("diff", "--raw", "--no-abbrev", "--no-renames", base, candidate)
-    return await _judge(git, raw.splitlines(), allowances or [], allow_config)
+Entry = tuple[str, str, str, str]
+"""One changed path of a raw diff: (old blob, new blob, status letter, path)."""
 
 
-async def protected_many(git: Git, pairs: list[tuple[str, str, list[str], bool]]) -> dict[str, Protection]:
-    """`protected_changes` of many ``(base, candidate, allowances, allow_config)`` in one diff
-    process; candidates that touch protected ground (or add skipped tests) map to what they do."""
+async def raw_changes(git: Git, base: str, candidate: str) -> list[Entry]:
+    """The paths ``base..candidate`` changes, exactly as named (``-z``: no quoting of unusual names)."""
+    out = await git.run("diff", "--raw", "-z", "--no-abbrev", "--no-renames", base, candidate)
+    return _parse(out, set()).get("", [])
+
+
+async def raw_changes_many(git: Git, pairs: list[tuple[str, str]]) -> dict[str, list[Entry]]:
+    """`raw_changes` of many ``(base, candidate)`` in one process: candidate -> its changed paths."""
     if not pairs:
         return {}
-    stdin = "".join(f"{candidate} {base}\n" for base, candidate, _, _ in pairs).encode()
-    out = await git.run("diff-tree", "--stdin", "-r", "--raw", "--no-abbrev", "--no-renames", stdin=stdin)
-    wanted = {candidate: (a, c) for _, candidate, a, c in pairs}
-    sections: dict[str, list[str]] = {}
-    lines: list[str] = []
-    for line in out.splitlines():
-        if line in wanted:  # diff-tree starts each non-empty diff with the commit's id alone on a line
-            lines = sections.setdefault(line, [])
-        else:
-            lines.append(line)
-    found = {c: await _judge(git, body, *wanted[c]) for c, body in sections.items()}
+    stdin = "".join(f"{candidate} {base}\n" for base, candidate in pairs).encode()
+    out = await git.run("diff-tree", "--stdin", "-r", "-z", "--raw", "--no-abbrev", "--no-renames", stdin=stdin)
+    return _parse(out, {candidate for _, candidate in pairs})
+
+
+def _parse(out: str, ids: set[str]) -> dict[str, list[Entry]]:
+    """A ``-z`` raw diff's entries (``:<modes> <blobs> <status>``, then the path), grouped under
+    the commit id that starts each diff of ``diff-tree --stdin`` (under "" before any)."""
+    fields = out.split("\0")
+    found: dict[str, list[Entry]] = {}
+    section = found.setdefault("", [])
+    i = 0
+    while i < len(fields):
+        field = fields[i]
+        if field.startswith(":") and i + 1 < len(fields):
+            parts = field.split()
+            if len(parts) >= 5:
+                section.append((parts[2], parts[3], parts[4][:1], fields[i + 1]))
+            i += 2
+            continue
+        if field in ids:
+            section = found.setdefault(field, [])
+        i += 1
+    return found
+
+
+async def protected_changes(git: Git, base: str, candidate: str, allowances: list[str] | None = None, *,
+                            allow_config: bool = False, changes: list[Entry] | None = None) -> Protection:
+    """What ``base..candidate`` does to protected ground (``changes``: its `raw_changes`, when known)."""
+    if changes is None:
+        changes = await raw_changes(git, base, candidate)
+    return await _judge(git, changes, allowances or [], allow_config)
+
+
+async def protected_many(git: Git, pairs: list[tuple[str, str, list[str], bool]],
+                         changes: dict[str, list[Entry]] | None = None) -> dict[str, Protection]:
+    """`protected_changes` of many ``(base, candidate, allowances, allow_config)`` in one diff
+    process (none when ``changes`` holds their `raw_changes_many`); candidates that touch
+    protected ground (or add skipped tests) map to what they do."""
+    if not pairs:
+        return {}
+    if changes is None:
+        changes = await raw_changes_many(git, [(base, candidate) for base, candidate, _, _ in pairs])
+    found = {c: await _judge(git, changes.get(c, []), a, allowed_config) for _, c, a, allowed_config in pairs}
     return {c: p for c, p in found.items() if p or p.new_skips}
 
 
-async def _judge(git: Git, raw: list[str], allowances: list[str], allow_config: bool) -> Protection:
+async def _judge(git: Git, changes: list[Entry], allowances: list[str], allow_config: bool) -> Protection:
     out = Protection()
     weakened: list[tuple[str, str]] = []  # (path, what)
-    for line in raw:
-        meta, _, path = line.partition("\t")
-        if not meta.startswith(":"):
-            continue
-        fields = meta.split()
-        old, new, kind = fields[2], fields[3], fields[4][:1]
+    for old, new, kind, path in changes:
         if CONFIG.search(path) and not allow_config:
             out.refused.append(f"{path} (CI or check configuration)")
             out.rules.append(RULE_CONFIG)

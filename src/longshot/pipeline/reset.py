@@ -102,7 +102,7 @@ async def apply_reset(hub: Hub, store: StateStore, plan: ResetPlan, *, rewind: b
         tip, start = plan.rewind
         await git.run("push", "--quiet", f"--force-with-lease={hub.published_ref}:{tip}", "origin",
                       f"{start}:{hub.published_ref}")
-        await git.update_ref(hub.ref, start, tip)
+        await hub.set_tip(start, tip)
         done.append(f"rewound {hub.branch} from {tip[:10]} to {start[:10]} (backup: {plan.backup}/heads/{hub.branch})")
     elif plan.rewind:
         done.append(f"left {hub.branch} at {plan.rewind[0][:10]}: rewinding it needs --yes")

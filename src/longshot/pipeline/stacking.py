@@ -79,9 +79,10 @@ class Stacker:
         self._proc: asyncio.subprocess.Process | None = None
 
     @classmethod
-    async def open(cls, git: Git, tip: str) -> Stacker:
-        """A stacker for ``tip``: reads its tree and the commit identities (two processes)."""
-        tree = await git.run("rev-parse", f"{tip}^{{tree}}")
+    async def open(cls, git: Git, tip: str, tree: str | None = None) -> Stacker:
+        """A stacker for ``tip`` (whose ``tree`` the caller may know): reads the commit identities,
+        and the tip's tree unless given (one or two processes)."""
+        tree = tree or await git.run("rev-parse", f"{tip}^{{tree}}")
         idents = dict(line.split("=", 1) for line in (await git.run("var", "-l")).splitlines() if "=" in line)
         if "GIT_AUTHOR_IDENT" not in idents or "GIT_COMMITTER_IDENT" not in idents:
             raise GitError(["var", "-l"], 1, "git var -l gave no author or committer identity")

@@ -140,6 +140,34 @@ class SandboxProvider(Protocol):
 
 
 @dataclass(frozen=True)
+class FileChange:
+    """One path a change adds (``A``), modifies (``M``), deletes (``D``) or retypes (``T``), with its
+    lines added and removed (None for a binary file)."""
+
+    path: str
+    status: str
+    added: int | None = None
+    removed: int | None = None
+
+
+@dataclass(frozen=True)
+class Measured:
+    """What the commit of a sandbox's last snapshot changes against ``base``, measured by the
+    snapshot's own diff (so the handoff's figures need no diff of their own)."""
+
+    base: str
+    commit: str
+    files: tuple[FileChange, ...]
+
+
+@runtime_checkable
+class Measuring(Protocol):
+    """A sandbox that measures its last snapshot (`Measured`); optional, as `Mergeable`."""
+
+    measured: Measured | None
+
+
+@dataclass(frozen=True)
 class Peek:
     """A running worker's checkout, committed without disturbing it (see `Mergeable`)."""
 

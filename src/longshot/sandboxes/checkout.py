@@ -37,7 +37,7 @@ from pathlib import Path
 from longshot.capture import CappedReader
 from longshot.errors import PathOutsideSandbox, SandboxError, SetupFailed
 from longshot.git import Git
-from longshot.sandboxes.base import READ_LIMIT, ExecResult, OnOutput, Peek, SandboxSpec
+from longshot.sandboxes.base import READ_LIMIT, ExecResult, Measured, OnOutput, Peek, SandboxSpec
 from longshot.sandboxes.bwrap import RUN_DIR, SANDBOX_HOME, WORKSPACE, bwrap_argv, give_to_sandbox
 from longshot.sandboxes.gitdir import EXCLUDES as EXCLUDES, shared_git_dir
 from longshot.sandboxes.egress import DEFAULT_HOSTS, LAUNCH, PORT, EgressProxy
@@ -108,6 +108,8 @@ class LocalSandbox:
         self.writable = [self.checkout, self.home, self.tmp, self.shm]
         """Every place a command can write: all under the disk watch, all removed with the sandbox."""
         self._disk = DiskGuard(self.writable, provider.options.limits)
+        self.measured: Measured | None = None
+        """What the last snapshot's commit changes against the base (`longshot.sandboxes.base.Measuring`)."""
 
     async def create(self) -> None:
         for d in self.writable:
@@ -283,7 +285,7 @@ class LocalSandbox:
             if code == 0:
                 return None
         changed = await check_staged(self._git, self.spec.base_commit, max_file_bytes=self._opts.max_file_bytes,
-                                     max_files=self._opts.max_changed_files)
+                                     max_files=self._opts.max_changed_files, count_lines=True)
         if not changed:
             return None
         # No automatic gc in this short-lived repository: it could repack the objects being copied.
@@ -294,6 +296,7 @@ class LocalSandbox:
         # the branch, which git refuses to move to an object the hub does not have.
         await asyncio.to_thread(copy_objects, self.root / "git" / "objects", self.spec.hub / "objects")
         await Git(self.spec.hub).run("update-ref", f"refs/heads/{self.spec.branch}", sha)
+        self.measured = Measured(self.spec.base_commit, sha, tuple(changed))
         return sha
 
 

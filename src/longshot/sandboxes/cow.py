@@ -34,7 +34,7 @@ from pathlib import Path
 
 from longshot.errors import SnapshotRefused
 from longshot.git import Git
-from longshot.sandboxes.base import Peek, SandboxSpec
+from longshot.sandboxes.base import Measured, Peek, SandboxSpec
 from longshot.sandboxes.bwrap import give_to_sandbox
 from longshot.sandboxes.limits import Cgroup, DiskGuard, disk_over
 from longshot.sandboxes.orphans import write_owner
@@ -232,7 +232,8 @@ class OverlaySandbox(LocalSandbox):
         with tempfile.TemporaryDirectory(prefix="longshot-snap-") as tmp:
             git, largest = await self._index(Path(tmp) / "index")
             changed = await check_staged(git, self._lower, max_file_bytes=self._opts.max_file_bytes,
-                                         max_files=self._opts.max_changed_files, largest_file=largest)
+                                         max_files=self._opts.max_changed_files, largest_file=largest,
+                                         count_lines=True)
             if not changed and self._head == self._lower:
                 return None
             tree = await git.run("write-tree")
@@ -245,6 +246,7 @@ class OverlaySandbox(LocalSandbox):
         (self.root / "git" / "refs" / "heads" / self.spec.branch).write_text(sha + "\n")
         await asyncio.to_thread(copy_objects, self.root / "git" / "objects", self.spec.hub / "objects")
         await Git(self.spec.hub).run("update-ref", f"refs/heads/{self.spec.branch}", sha)
+        self.measured = Measured(self._lower, sha, tuple(changed))
         return sha
 
     async def peek(self, parents: Sequence[str], message: str) -> Peek | None:

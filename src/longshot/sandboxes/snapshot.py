@@ -17,6 +17,7 @@ from pathlib import Path
 
 from longshot.errors import SnapshotRefused as SnapshotRefused  # re-exported: raised here
 from longshot.git import Git
+from longshot.sandboxes.base import FileChange
 
 
 SKIP_DIRS = {"node_modules", ".venv", "__pycache__", ".pytest_cache", ".mypy_cache"}
@@ -48,8 +49,10 @@ def check_nested_repos(checkout: Path) -> None:
 
 
 async def check_staged(git: Git, base: str, *, max_file_bytes: int, max_files: int,
-                       largest_file: int | None = None) -> bool:
-    """Raise SnapshotRefused if the index (against ``base``) breaks a rule; whether it differs from ``base``.
+                       largest_file: int | None = None, count_lines: bool = False) -> list[FileChange]:
+    """Raise SnapshotRefused if the index (against ``base``) breaks a rule; what it changes
+    against ``base`` (empty when nothing), with the lines of each file when ``count_lines``
+    (the same diff process counts them: ``--numstat``, no text conversion, no external diff).
 
     ``largest_file``: the size of the largest file the change wrote, when the caller knows it
     (an overlay's upper layer). A blob is at most three times its file (``working-tree-encoding``
@@ -57,13 +60,39 @@ async def check_staged(git: Git, base: str, *, max_file_bytes: int, max_files: i
     encoding becomes at most three bytes of UTF-8; filters need configuration a task cannot
     write), so when four times that is within the limit the blobs' sizes are not looked up.
     """
-    raw = await git.run("diff", "--cached", "--raw", "--no-renames", "-z", base)
+    counts = ("--numstat", "--no-textconv", "--no-ext-diff") if count_lines else ()
+    raw = await git.run("diff", "--cached", "--raw", *counts, "--no-abbrev", "--no-renames", "-z", base)
     if not raw:
-        return False
+        return []
     sizes_known_small = largest_file is not None and 4 * largest_file <= max_file_bytes
     await _check_diff(git, raw, max_file_bytes=max_file_bytes if not sizes_known_small else None,
                       max_files=max_files)
-    return True
+    return changes_of(raw)
+
+
+async def diff_changes(git: Git, base: str, commit: str) -> list[FileChange]:
+    """What ``commit`` changes against ``base``, with the lines of each file, in one process."""
+    return changes_of(await git.run("diff", "--raw", "--numstat", "--no-textconv", "--no-ext-diff", "--no-abbrev",
+                                    "--no-renames", "-z", base, commit))
+
+
+def changes_of(raw: str) -> list[FileChange]:
+    """The files of a ``diff --raw -z`` (with ``--numstat``: and their lines), in git's order."""
+    fields = raw.split("\0")
+    status: dict[str, str] = {}
+    lines: dict[str, tuple[int | None, int | None]] = {}
+    i = 0
+    while i < len(fields):
+        field = fields[i]
+        if field.startswith(":") and i + 1 < len(fields):  # ":<modes> <blobs> <status>", then the path
+            status[fields[i + 1]] = field.split()[-1][:1]
+            i += 2
+            continue
+        if field.count("\t") >= 2:  # "<added>\t<removed>\t<path>" (- for a binary file)
+            added, removed, path = field.split("\t", 2)
+            lines[path] = (int(added) if added.isdigit() else None, int(removed) if removed.isdigit() else None)
+        i += 1
+    return [FileChange(path, kind, *lines.get(path, (None, None))) for path, kind in status.items()]
 
 
 async def check_commit(git: Git, base: str, commit: str, *, max_file_bytes: int, max_files: int) -> None:
@@ -78,6 +107,8 @@ async def _check_diff(git: Git, raw: str, *, max_file_bytes: int | None, max_fil
     i = 0
     while i + 1 < len(fields):
         meta, path = fields[i], fields[i + 1]
+        if not meta.startswith(":"):
+            break  # the --numstat part, after every raw entry
         i += 2
         parts = meta.lstrip(":").split()
         if len(parts) >= 5 and parts[4] != "D":
