@@ -365,3 +365,9 @@ def test_the_status_index_follows_every_move_and_a_restored_task() -> None:
     assert ids(s.with_status(TaskStatus.LANDED)) == ["c"]
     assert ids(s.snapshot()) == ["a", "b", "c"]
     assert all(t.status == status for status in TaskStatus for t in s.with_status(status))
+
+
+def test_live_is_every_task_itself_in_plan_order() -> None:
+    s, _ = scheduler(make("c"), make("a"), make("b"))
+    live = s.live()
+    assert ids(live) == ["c", "a", "b"] and all(t is s.tasks[t.id] for t in live)
