@@ -130,3 +130,65 @@ def test_a_child_that_ended_unseen_can_be_cancelled(tmp_path) -> None:  # type: 
         assert _fds() == before
 
     asyncio.run(main())
+
+
+def test_a_streamed_child_hands_over_output_as_it_comes_and_ends_while_a_background_child_holds_its_pipes(
+        tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """`Streamed`, what a sandbox command runs through: output reaches the callbacks while the
+    child runs; its exit is known at once though a child it left (in a session of its own, out
+    of reach of a kill of its group) still holds the pipes; the pipes are let go after the grace;
+    a child abandoned while running is reaped once it ends; no descriptor is left open."""
+    import os
+    import signal
+    import time
+
+    from longshot.procs import Streamed, state
+
+    env = {"PATH": "/usr/bin:/bin"}
+    pidfile = tmp_path / "bg"
+
+    async def main() -> None:
+        before = _fds()
+        out: list[bytes] = []
+        err: list[bytes] = []
+        child = Streamed(["sh", "-c", "echo one; echo warn >&2; sleep 0.3; echo two; exit 3"], cwd=tmp_path, env=env,
+                         on_out=out.append, on_err=err.append)
+        while not out:
+            await asyncio.sleep(0.01)
+        assert out == [b"one\n"] and not child.exit.done()  # handed over while it runs
+        assert await child.exit == 3
+        await child.drained(5)
+        child.close()
+        assert (b"".join(out), b"".join(err), child.status) == (b"one\ntwo\n", b"warn\n", 3)
+
+        # a background child in a session of its own keeps the pipes open for a minute
+        got: list[bytes] = []
+        child = Streamed(["sh", "-c", f"setsid sh -c 'echo $$ > {pidfile}; exec sleep 60' & echo main; exit 0"],
+                         cwd=tmp_path, env=env, on_out=got.append, on_err=got.append, start_new_session=True)
+        try:
+            assert await asyncio.wait_for(child.exit, 10) == 0
+            started = time.monotonic()
+            await child.drained(0.3)
+            assert time.monotonic() - started < 5  # the grace, not the background child's minute
+            child.close()
+            assert b"".join(got) == b"main\n"
+        finally:
+            while not pidfile.exists() or not pidfile.read_text().strip():
+                await asyncio.sleep(0.01)
+            os.kill(int(pidfile.read_text()), signal.SIGKILL)
+
+        # abandoned while running, killed afterwards: reaped by the loop, no zombie
+        child = Streamed(["sleep", "60"], cwd=tmp_path, env=env, on_out=got.append, on_err=got.append,
+                         start_new_session=True)
+        child.close()
+        os.killpg(child.pid, signal.SIGKILL)
+        for _ in range(500):
+            if state(child.pid) is None:
+                break
+            await asyncio.sleep(0.01)
+        assert state(child.pid) is None
+        with pytest.raises(FileNotFoundError):
+            Streamed(["no-such-program-here"], cwd=tmp_path, env=env, on_out=got.append, on_err=got.append)
+        assert _fds() == before
+
+    asyncio.run(main())

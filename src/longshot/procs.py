@@ -7,7 +7,7 @@ import os
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 
@@ -141,15 +141,10 @@ class _Lean:
         return self.status, b"".join(self.out), b"".join(self.err)
 
     def _read(self, fd: int, buf: list[bytes]) -> None:
-        try:
-            data = os.read(fd, 1 << 16)
-        except BlockingIOError:
-            return
-        except OSError:
-            data = b""
+        data = _read_chunk(fd)
         if data:
             buf.append(data)
-        else:
+        elif data is not None:
             self._close(fd, reader=True)
 
     def _write(self) -> None:
@@ -230,6 +225,112 @@ class _Lean:
         os.close(self.pidfd)
         self.pidfd = -1
         self.proc.wait()
+
+
+class Streamed:
+    """A child whose output goes to ``on_out`` / ``on_err`` as it arrives, watched on the event
+    loop as `run_process` watches its children (no transports, protocols or tasks per process).
+
+    Its end is known (`exit`, the status; < 0 the signal) as soon as it exits, even while a
+    child it left in the background still holds the pipes; `drained` then waits a grace
+    period for the pipes to close and stops reading. `close` (always call it, in a
+    ``finally``) stops watching the pipes and reaps the child whenever it ends.
+    """
+
+    def __init__(self, argv: list[str], *, cwd: Path, env: dict[str, str], on_out: Callable[[bytes], None],
+                 on_err: Callable[[bytes], None], start_new_session: bool = False) -> None:
+        self.loop = asyncio.get_running_loop()
+        self.exit: asyncio.Future[int] = self.loop.create_future()
+        self.status: int | None = None
+        """The exit status once the child has ended (< 0: the signal that ended it)."""
+        self._eof: asyncio.Future[None] = self.loop.create_future()
+        self._sinks: dict[int, Callable[[bytes], None]] = {}
+        fds: list[int] = []
+        try:
+            r_out, w_out = os.pipe2(os.O_CLOEXEC)
+            fds += (r_out, w_out)
+            r_err, w_err = os.pipe2(os.O_CLOEXEC)
+            fds += (r_err, w_err)
+            self.proc = subprocess.Popen(argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=w_out, stderr=w_err,
+                                         start_new_session=start_new_session)
+        except BaseException:
+            for fd in fds:
+                os.close(fd)
+            raise
+        os.close(w_out)
+        os.close(w_err)
+        self.pid = self.proc.pid
+        for fd, sink in ((r_out, on_out), (r_err, on_err)):
+            os.set_blocking(fd, False)
+            self._sinks[fd] = sink
+            self.loop.add_reader(fd, self._read, fd)
+        self._pidfd = -1
+        self._poll: asyncio.Future[None] | None = None
+        if _PIDFD:
+            self._pidfd = os.pidfd_open(self.pid)  # not reaped yet: it names this child even if it ended
+            self.loop.add_reader(self._pidfd, self._ended)
+        else:  # kernels before 5.3: look, then look again later (5 ms, doubling up to 100 ms)
+            self._poll = asyncio.ensure_future(self._polled())
+
+    async def drained(self, grace: float) -> None:
+        """Until both pipes are closed, or ``grace`` seconds (a background child holding them):
+        then stop reading."""
+        with suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(self._eof), grace)
+        self._stop_reading()
+
+    def close(self) -> None:
+        """Stop reading; the child is reaped when it ends (at once if it has)."""
+        self._stop_reading()
+        if not self.exit.done():
+            self.exit.cancel()  # nobody waits any more; the watch below still reaps it
+
+    def _read(self, fd: int) -> None:
+        data = _read_chunk(fd)
+        if data is None:
+            return
+        if data:
+            self._sinks[fd](data)
+            return
+        self.loop.remove_reader(fd)
+        os.close(fd)
+        del self._sinks[fd]
+        if not self._sinks and not self._eof.done():
+            self._eof.set_result(None)
+
+    def _stop_reading(self) -> None:
+        for fd in list(self._sinks):
+            self.loop.remove_reader(fd)
+            os.close(fd)
+            del self._sinks[fd]
+
+    def _ended(self) -> None:
+        self.loop.remove_reader(self._pidfd)
+        os.close(self._pidfd)
+        self._pidfd = -1
+        self._done(self.proc.wait())  # the pidfd is readable: the child has ended, this does not block
+
+    async def _polled(self) -> None:
+        delay = 0.005
+        while (code := self.proc.poll()) is None:
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 0.1)
+        self._done(code)
+
+    def _done(self, code: int) -> None:
+        self.status = code
+        if not self.exit.done():
+            self.exit.set_result(code)
+
+
+def _read_chunk(fd: int) -> bytes | None:
+    """What a non-blocking pipe holds now: None when nothing yet, b"" at its end (or on an error)."""
+    try:
+        return os.read(fd, 1 << 16)
+    except BlockingIOError:
+        return None
+    except OSError:
+        return b""
 
 
 _PIDFD = _pidfd_works()

@@ -31,12 +31,13 @@ import tempfile
 from collections.abc import Sequence
 from contextlib import suppress
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 from pathlib import Path
 
 from longshot.capture import CappedReader
 from longshot.errors import PathOutsideSandbox, SandboxError, SetupFailed
 from longshot.git import Git
+from longshot.procs import Streamed
 from longshot.sandboxes.base import READ_LIMIT, ExecResult, Measured, OnOutput, Peek, SandboxSpec
 from longshot.sandboxes.bwrap import RUN_DIR, SANDBOX_HOME, WORKSPACE, bwrap_argv, give_to_sandbox
 from longshot.sandboxes.gitdir import EXCLUDES as EXCLUDES, shared_git_dir
@@ -178,36 +179,34 @@ class LocalSandbox:
         before = self.cgroup.counters() if self.cgroup else {}
         disk_before = self._disk.counters()
         prefix = launcher(limits, self.cgroup.procs_files if self.cgroup else [], memory_rlimit=self.cgroup is None)
-        try:
-            proc = await asyncio.create_subprocess_exec(
-                *prefix, *self._argv(command, network, binds), cwd=self.checkout, env=self._env(),
-                stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-                start_new_session=True,
-            )
-        except OSError as e:
-            raise SandboxError(f"could not start a command in {self.checkout}: {e}") from e
-        self._groups.add(proc.pid)
         out, err = CappedReader(self._opts.output_limit), CappedReader(self._opts.output_limit)
         if on_output is not None:
             out.on_output = err.on_output = lambda _: on_output(out.total + err.total)
-        readers = asyncio.gather(out.drain(proc.stdout), err.drain(proc.stderr))
-        exited = asyncio.ensure_future(_exited(proc))
+        try:
+            child = Streamed([*prefix, *self._argv(command, network, binds)], cwd=self.checkout, env=self._env(),
+                             on_out=out.feed, on_err=err.feed, start_new_session=True)
+        except OSError as e:
+            raise SandboxError(f"could not start a command in {self.checkout}: {e}") from e
+        self._groups.add(child.pid)
         watcher = asyncio.ensure_future(watch_disk(self.writable, limits))
         limit: str | None = None
         try:
-            done, _ = await asyncio.wait({exited, watcher}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
-            if watcher in done:
-                limit = watcher.result()
-            elif not done:
-                limit = f"time limit: killed after {timeout:g}s"
+            try:
+                waits: set[asyncio.Future[Any]] = {child.exit, watcher}
+                done, _ = await asyncio.wait(waits, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+                if watcher in done:
+                    limit = watcher.result()
+                elif not done:
+                    limit = f"time limit: killed after {timeout:g}s"
+            finally:
+                watcher.cancel()
+                self._kill(child.pid)
+            with suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(child.exit), 5)
+            await child.drained(5)  # a background child that escaped the kill may hold the pipes: not forever
         finally:
-            watcher.cancel()
-            self._kill(proc.pid)
-        with suppress(TimeoutError):
-            await asyncio.wait_for(exited, 5)
-        with suppress(TimeoutError):
-            await asyncio.wait_for(readers, 5)
-        code = proc.returncode if proc.returncode is not None else -signal.SIGKILL
+            child.close()
+        code = child.status if child.status is not None else -signal.SIGKILL
         # A burst that ended between two looks of the watch is caught here.
         limit = limit or self._limit_hit(before, code, err) or await asyncio.to_thread(self._disk.after, disk_before)
         if limit and code == 0:
@@ -307,19 +306,3 @@ class LocalSandbox:
 
     async def put_tree(self, tree: str) -> None:
         await put_tree(self._git, tree)
-
-async def _exited(proc: asyncio.subprocess.Process) -> int:
-    """The exit code, as soon as the process ends.
-
-    ``Process.wait`` (Python 3.11) also waits for the output pipes to close, which never
-    happens while a background child the command left behind still holds them.
-    """
-    waiter = asyncio.ensure_future(proc.wait())
-    delay = 0.005
-    while not waiter.done() and proc.returncode is None:
-        await asyncio.wait({waiter}, timeout=delay)
-        delay = min(delay * 2, 0.1)
-    if not waiter.done():
-        waiter.cancel()
-    assert proc.returncode is not None
-    return proc.returncode
