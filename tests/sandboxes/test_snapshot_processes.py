@@ -59,3 +59,28 @@ def test_a_snapshot_and_its_handoff_take_five_git_processes(tmp_path: Path, monk
         assert (m.files_created, m.files_modified, m.lines_added, m.lines_removed) == (1, 2, 8, 3)  # logo.bin is binary: no lines
 
     asyncio.run(main())
+
+
+def test_a_snapshot_with_a_large_file_counts_no_lines_and_the_handoff_diffs_instead(tmp_path: Path) -> None:
+    """Counting lines reads and compares whole blobs, so a snapshot does it only when every file
+    written is known to be small (a quarter of SNAPSHOT_MAX_FILE_MB); otherwise the handoff
+    counts from its own diff, after the snapshot's rules have passed."""
+    remote = make_remote(tmp_path, FILES)
+    hub = tmp_path / "hub.git"
+    git("clone", "--quiet", "--bare", str(remote), str(hub), cwd=tmp_path)
+    base = git("rev-parse", "refs/heads/main", cwd=hub)
+    provider = LocalSandboxProvider(tmp_path / "work", LocalOptions(overlay="on", max_file_bytes=1000))
+    task = Task(id="t1", description="d", branch="worker/t1")
+    result = HarnessResult(status="complete", summary="done")
+
+    async def main() -> None:
+        async with provider.open(SandboxSpec(task_id="t1", branch="worker/t1", base_commit=base, hub=hub)) as sb:
+            await sb.write_file("small.txt", b"one\ntwo\n")
+            await sb.write_file("big.txt", b"line\n" * 60)  # 300 bytes: under the limit, over a quarter of it
+            commit = await sb.snapshot("work of t1")
+            assert commit is not None and isinstance(sb, Measuring) and sb.measured is None
+            handoff = await build_handoff(Git(hub), task, result, base, commit, 0, sb.measured)
+        assert handoff.files_changed == ["big.txt", "small.txt"]
+        assert (handoff.metrics.files_created, handoff.metrics.lines_added) == (2, 62)
+
+    asyncio.run(main())

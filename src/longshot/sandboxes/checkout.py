@@ -110,7 +110,8 @@ class LocalSandbox:
         """Every place a command can write: all under the disk watch, all removed with the sandbox."""
         self._disk = DiskGuard(self.writable, provider.options.limits)
         self.measured: Measured | None = None
-        """What the last snapshot's commit changes against the base (`longshot.sandboxes.base.Measuring`)."""
+        """What the last snapshot's commit changes against the base (`longshot.sandboxes.base.Measuring`),
+        when the snapshot counted it (an overlay's, whose written files' sizes are known)."""
 
     async def create(self) -> None:
         for d in self.writable:
@@ -284,7 +285,7 @@ class LocalSandbox:
             if code == 0:
                 return None
         changed = await check_staged(self._git, self.spec.base_commit, max_file_bytes=self._opts.max_file_bytes,
-                                     max_files=self._opts.max_changed_files, count_lines=True)
+                                     max_files=self._opts.max_changed_files)
         if not changed:
             return None
         # No automatic gc in this short-lived repository: it could repack the objects being copied.
@@ -295,7 +296,6 @@ class LocalSandbox:
         # the branch, which git refuses to move to an object the hub does not have.
         await asyncio.to_thread(copy_objects, self.root / "git" / "objects", self.spec.hub / "objects")
         await Git(self.spec.hub).run("update-ref", f"refs/heads/{self.spec.branch}", sha)
-        self.measured = Measured(self.spec.base_commit, sha, tuple(changed))
         return sha
 
 

@@ -39,7 +39,7 @@ from longshot.sandboxes.bwrap import give_to_sandbox
 from longshot.sandboxes.limits import Cgroup, DiskGuard, disk_over
 from longshot.sandboxes.orphans import write_owner
 from longshot.sandboxes.overlay import BaseTrees, Reaper, mount, probe, scan_upper, unmount
-from longshot.sandboxes.snapshot import SKIP_DIRS, check_staged, copy_objects
+from longshot.sandboxes.snapshot import SKIP_DIRS, check_staged, copy_objects, sizes_small
 
 from longshot.errors import SandboxError
 from longshot.sandboxes.gitdir import shared_git_dir
@@ -246,7 +246,8 @@ class OverlaySandbox(LocalSandbox):
         (self.root / "git" / "refs" / "heads" / self.spec.branch).write_text(sha + "\n")
         await asyncio.to_thread(copy_objects, self.root / "git" / "objects", self.spec.hub / "objects")
         await Git(self.spec.hub).run("update-ref", f"refs/heads/{self.spec.branch}", sha)
-        self.measured = Measured(self._lower, sha, tuple(changed))
+        small = sizes_small(largest, self._opts.max_file_bytes)  # then its diff counted the lines (check_staged)
+        self.measured = Measured(self._lower, sha, tuple(changed)) if small else None
         return sha
 
     async def peek(self, parents: Sequence[str], message: str) -> Peek | None:

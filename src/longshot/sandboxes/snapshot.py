@@ -48,25 +48,33 @@ def check_nested_repos(checkout: Path) -> None:
         raise SnapshotRefused("submodules and nested repositories are not allowed", sorted(found))
 
 
+def sizes_small(largest_file: int | None, max_file_bytes: int) -> bool:
+    """Whether every blob of a change is known to be within the size limit without looking: the
+    largest file written is known and four times it is within the limit (see `check_staged`)."""
+    return largest_file is not None and 4 * largest_file <= max_file_bytes
+
+
 async def check_staged(git: Git, base: str, *, max_file_bytes: int, max_files: int,
                        largest_file: int | None = None, count_lines: bool = False) -> list[FileChange]:
     """Raise SnapshotRefused if the index (against ``base``) breaks a rule; what it changes
-    against ``base`` (empty when nothing), with the lines of each file when ``count_lines``
-    (the same diff process counts them: ``--numstat``, no text conversion, no external diff).
+    against ``base`` (empty when nothing).
 
     ``largest_file``: the size of the largest file the change wrote, when the caller knows it
     (an overlay's upper layer). A blob is at most three times its file (``working-tree-encoding``
     is the one conversion on ``git add`` that grows text: a one-byte character of a legacy
     encoding becomes at most three bytes of UTF-8; filters need configuration a task cannot
-    write), so when four times that is within the limit the blobs' sizes are not looked up.
+    write), so when four times that is within the limit (`sizes_small`) the blobs' sizes are
+    not looked up, and with ``count_lines`` the same diff process also counts each file's
+    lines (``--numstat``, no text conversion, no external diff). Counting reads and compares
+    whole blobs, so it is never done before the sizes are known to be small: a refused change
+    costs no line count of a huge file.
     """
-    counts = ("--numstat", "--no-textconv", "--no-ext-diff") if count_lines else ()
+    small = sizes_small(largest_file, max_file_bytes)
+    counts = ("--numstat", "--no-textconv", "--no-ext-diff") if count_lines and small else ()
     raw = await git.run("diff", "--cached", "--raw", *counts, "--no-abbrev", "--no-renames", "-z", base)
     if not raw:
         return []
-    sizes_known_small = largest_file is not None and 4 * largest_file <= max_file_bytes
-    await _check_diff(git, raw, max_file_bytes=max_file_bytes if not sizes_known_small else None,
-                      max_files=max_files)
+    await _check_diff(git, raw, max_file_bytes=max_file_bytes if not small else None, max_files=max_files)
     return changes_of(raw)
 
 
