@@ -9,11 +9,13 @@ self-signed certificate shows that ``SSL_CERT_FILE`` decides what is trusted on 
 
 from __future__ import annotations
 
+import asyncio
 import http.client
 import json
 import ssl
 import subprocess
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -171,3 +173,76 @@ async def test_tls_trusts_what_ssl_cert_file_names(https_server, monkeypatch, tr
     monkeypatch.delenv("SSL_CERT_FILE")  # the system's store does not know this certificate
     error, _ = await send_once(base_url, transport)
     assert isinstance(error, LLMConnectionError) and "CERTIFICATE_VERIFY_FAILED" in str(error)
+
+
+@pytest.fixture
+def http11_server() -> Iterator[Any]:
+    """Start an HTTP/1.1 server answering `ANSWER` that records each request's client port;
+    ``close=True`` closes every connection after its answer without saying so (a server
+    dropping idle keep-alive connections); ``then`` is sent unasked after the answer, and the
+    connection is held open a while."""
+    servers: list[ThreadingHTTPServer] = []
+
+    def start(close: bool = False, then: bytes = b"") -> tuple[str, list[int]]:
+        ports: list[int] = []
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self) -> None:  # noqa: N802 - the stdlib's name
+                self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                ports.append(self.client_address[1])
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(ANSWER)))
+                self.end_headers()
+                self.wfile.write(ANSWER)
+                self.close_connection = close
+                if then:
+                    time.sleep(0.05)
+                    self.wfile.write(then)
+                    self.wfile.flush()
+                    time.sleep(2)
+                    self.close_connection = True
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        servers.append(ThreadingHTTPServer(("127.0.0.1", 0), Handler))
+        threading.Thread(target=servers[-1].serve_forever, daemon=True).start()
+        return f"http://127.0.0.1:{servers[-1].server_address[1]}/v1", ports
+
+    yield start
+    for s in servers:
+        s.shutdown()
+        s.server_close()
+
+
+async def requests_in_turn(base_url: str, transport: str, n: int, pause: float) -> None:
+    """``n`` requests one after the other through one endpoint, ``pause`` seconds apart."""
+    ep = OpenAICompatEndpoint(name="ep", base_url=base_url, api_key="sk-test", timeout=5, transport=transport)
+    try:
+        for _ in range(n):
+            assert (await ep.send(WORKER, USER)).content == "over TLS"  # type: ignore[arg-type]
+            await asyncio.sleep(pause)
+    finally:
+        await ep.aclose()
+
+
+@pytest.mark.parametrize("transport", ["auto", "httpx2"], ids=["pool", "httpx2"])
+async def test_one_connection_is_kept_alive_for_requests_in_turn(http11_server, transport: str) -> None:
+    base_url, ports = http11_server()
+    await requests_in_turn(base_url, transport, 4, 0)
+    assert len(ports) == 4 and len(set(ports)) == 1
+
+
+@pytest.mark.parametrize("transport", ["auto", "httpx2"], ids=["pool", "httpx2"])
+@pytest.mark.parametrize("server", [
+    {"close": True},  # the server drops each connection after its answer, unsaid
+    {"then": b"HTTP/1.1 408 Request Timeout\r\nContent-Length: 0\r\n\r\n"},  # an unasked 408 while idle
+], ids=["dropped", "unasked-answer"])
+async def test_an_idle_connection_the_server_gave_up_is_not_reused(http11_server, transport: str,
+                                                                   server: dict[str, Any]) -> None:
+    base_url, ports = http11_server(**server)
+    await requests_in_turn(base_url, transport, 3, 0.3)  # the pause: what the server did reaches the client
+    assert len(ports) == 3 and len(set(ports)) == 3  # each on a new connection, none failed on the old one

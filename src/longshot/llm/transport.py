@@ -3,9 +3,11 @@
 An endpoint sends the same POST over and over: same URL, same headers but the length, a
 JSON body out, a JSON body in. `PoolSender` builds that request's URL and headers once and
 hands each request straight to ``httpcore2.AsyncConnectionPool``, the transport ``httpx2``
-itself sends through; what ``httpx2`` adds above it (a Request and a Response model per
-request, header and URL merging, auth and redirect wrappers, cookie handling) cost about a
-third of the CPU of a request (docs/benchmarks.md, issue 21) and nothing of it is used here.
+itself sends through, reading and writing through asyncio (`longshot.llm.netstream`) rather
+than anyio; what ``httpx2`` adds above the pool (a Request and a Response model per request,
+header and URL merging, auth and redirect wrappers, cookie handling) and anyio's cancel
+scopes cost about 30% of the CPU of a request (docs/benchmarks.md, issue 21), and nothing of
+it is used here.
 
 What ``httpx2`` would do is kept by asking ``httpx2`` itself, once per sender: the headers
 are those ``httpx2.AsyncClient.build_request`` builds for the endpoint (``Host``,
@@ -27,6 +29,8 @@ from typing import Any, Protocol
 
 import httpcore2
 import httpx2
+
+from longshot.llm.netstream import AsyncioBackend
 
 Headers = list[tuple[bytes, bytes]]
 KEEPALIVE_EXPIRY = 5.0
@@ -86,22 +90,22 @@ class PoolSender:
         self._extensions: dict[str, Any] = {"timeout": timeout.as_dict()}
         self._pool = httpcore2.AsyncConnectionPool(
             ssl_context=httpx2.create_ssl_context(trust_env=True), max_connections=max_connections,
-            max_keepalive_connections=max_keepalive, keepalive_expiry=KEEPALIVE_EXPIRY)
+            max_keepalive_connections=max_keepalive, keepalive_expiry=KEEPALIVE_EXPIRY,
+            network_backend=AsyncioBackend())
 
     async def post(self, content: bytes) -> tuple[int, Headers, bytes]:
-        request = httpcore2.Request(b"POST", self._url, headers=[*self._headers, (b"Content-Length", b"%d" % len(content))],
-                                    content=content, extensions=self._extensions)
+        headers = [*self._headers, (b"Content-Length", b"%d" % len(content))]
+        request = httpcore2.Request(b"POST", self._url, headers=headers, content=content, extensions=self._extensions)
         response = await self._pool.handle_async_request(request)
         try:
             raw = await response.aread()
         finally:
             await response.aclose()
-        headers = response.headers
-        for name, value in headers:
+        for name, value in response.headers:
             if name.lower() == b"content-encoding" and value.strip().lower() not in (b"", b"identity"):
-                raw = httpx2.Response(response.status, headers=headers, content=raw).content  # httpx2's decoders
+                raw = httpx2.Response(response.status, headers=response.headers, content=raw).content  # its decoders
                 break
-        return response.status, headers, raw
+        return response.status, response.headers, raw
 
     async def aclose(self) -> None:
         await self._pool.aclose()
