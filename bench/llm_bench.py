@@ -311,7 +311,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     n_over = 50 if args.smoke else 1000 if quick else 5000
     requests = 40 if args.smoke else 400 if quick else 2000
     callers = 5 if args.smoke else 20 if quick else 50
-    cfg = {"servers": 3, "delay": 0.02, "retry_after": 0.05}
+    cfg = {"servers": 3, "delay": args.reply_delay, "retry_after": 0.05}
     result: dict[str, Any] = {"bench": "llm_router", "quick": quick, "machine": machine()}
 
     log(f"overhead: {n_over} sequential calls against an in-process endpoint")
@@ -395,6 +395,9 @@ def main() -> None:
     parser.add_argument("--deadline", type=float, default=900.0, help="seconds each load run may take (default 900)")
     parser.add_argument("--smoke", action="store_true", help=SMOKE_HELP)
     parser.add_argument("--repeat", type=int, default=1, help="fault-load runs in this invocation (issue 21: 20)")
+    parser.add_argument("--reply-delay", type=float, default=0.02,
+                        help="seconds each fake holds a successful answer (default 0.02: the run is CPU-bound on a small "
+                             "machine; 0.2 or more makes it latency-bound, as a real model is)")
     parser.add_argument("--cpu-rounds", type=int, default=6, help="interleaved rounds of the request-CPU comparison")
     if sys.argv[1:2] == ["_serve"]:
         serve_instant()

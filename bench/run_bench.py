@@ -33,6 +33,14 @@ of the run's CPU); landings per second and merge batches; and per task where the
 (``worker_phases_s``: the sandbox opening, the model, the tools, the harness, the snapshot
 and handoff; then the merge queue).
 
+What bounds the makespan: ``machine_cpu`` is how busy the CPUs the run could use were while it
+ran (from /proc/stat; everything on them counts), and ``cpu_floor`` sets the CPU the run needed
+(orchestrator, its children and the fake model) against the bound: ``excess_s`` is the
+makespan minus the bound, and ``lockstep_ratio`` is (bound + CPU / cores) / bound, the ratio
+if every wave of workers did its CPU work in step (all answers come back together after
+``--delay``) and none of it overlapped a wait for the model. ``--cpus N`` runs everything on
+N CPUs: if the excess grows as 1 / N, the excess is CPU, and the cores a target needs follow.
+
 Diagnosis: ``PYTHONASYNCIODEBUG=1`` (passed to the orchestrator: asyncio logs callbacks that
 block the loop), ``--git-trace`` counts and times git processes by command (trace2),
 ``--profile PREFIX`` samples the orchestrator with py-spy, ``--keep`` keeps the directories.
@@ -220,7 +228,7 @@ def one_run(base: Path, *, n_tasks: int, workers: int, delay: float, tasks_dir: 
             env["PYTHONPATH"] = os.environ["PYTHONPATH"]
         usage_path = base / "usage.json"
         log(f"run: {n_tasks} tasks, MAX_WORKERS={workers}, delay {delay:g} s, tasks dir {tasks_dir or 'work disk'}")
-        started = time.monotonic()
+        started, ticks_before = time.monotonic(), cpu_ticks()
         with (base / "orchestrator.out").open("w") as out:
             argv = [sys.executable, str(SCRIPT), "_orchestrate", str(usage_path), REQUEST]
             if profile is not None:  # sampled by py-spy (its parent), only threads holding the GIL: Python CPU
@@ -229,7 +237,7 @@ def one_run(base: Path, *, n_tasks: int, workers: int, delay: float, tasks_dir: 
             orch = subprocess.Popen(argv, env=env, cwd=base, stdout=out, stderr=subprocess.STDOUT)
             _, status, _ = os.wait4(orch.pid, 0)
             orch.returncode = os.waitstatus_to_exitcode(status)
-        wall = time.monotonic() - started
+        wall, ticks = time.monotonic() - started, cpu_ticks()
         fake.stdin.close()
         fake_stats = json.loads(fake.stdout.readline() or "{}")
         _, _, fake_usage = os.wait4(fake.pid, 0)
@@ -251,7 +259,15 @@ def one_run(base: Path, *, n_tasks: int, workers: int, delay: float, tasks_dir: 
         fake_model={**fake_stats, "probe": probed,
                     "cpu_s": round(fake_usage.ru_utime + fake_usage.ru_stime, 3)},
         output_lines=sum(1 for _ in (base / "orchestrator.out").open()),
+        machine_cpu=machine_busy(ticks_before, ticks, wall),
     )
+    cpu_all = usage["cpu_self_s"] + usage["cpu_children_s"] + figures["fake_model"]["cpu_s"]
+    cores = len(os.sched_getaffinity(0))
+    bound = figures["makespan"]["lower_bound_s"]
+    figures["cpu_floor"] = {  # what the CPU the run needed allows on this many cores (see the module docstring)
+        "cores": cores, "cpu_s_all": round(cpu_all, 2), "excess_s": round(figures["makespan"]["to_run_finished_s"] - bound, 2),
+        "lockstep_ratio": round((bound + cpu_all / cores) / bound, 3),
+    }
     if git_trace:
         figures["git_processes"] = git_processes(trace, n_tasks)
     figures["state_writes"].update(asyncio.run(state_write_cost(base, figures)))
@@ -261,6 +277,28 @@ def one_run(base: Path, *, n_tasks: int, workers: int, delay: float, tasks_dir: 
         "peak_rss_le_300mb": usage["peak_rss_mb"] <= 300,
     }
     return figures
+
+
+def cpu_ticks() -> dict[int, tuple[int, int]]:
+    """Per CPU this process may run on: (busy, total) clock ticks since boot, from /proc/stat."""
+    mine, found = os.sched_getaffinity(0), {}
+    for line in Path("/proc/stat").read_text().splitlines():
+        name, *fields = line.split()
+        if name.startswith("cpu") and name[3:].isdigit() and int(name[3:]) in mine:
+            values = [int(x) for x in fields]
+            idle = values[3] + values[4]  # idle + iowait
+            found[int(name[3:])] = (sum(values[:8]) - idle, sum(values[:8]))
+    return found
+
+
+def machine_busy(before: dict[int, tuple[int, int]], after: dict[int, tuple[int, int]], wall: float) -> dict[str, Any]:
+    """How busy the CPUs the run could use were during it (everything on them: the run, the
+    fake model, and anything else the machine ran), and the CPU seconds that makes."""
+    busy = sum(after[c][0] - before[c][0] for c in after)
+    total = sum(after[c][1] - before[c][1] for c in after)
+    tick = os.sysconf("SC_CLK_TCK")
+    return {"cores": len(after), "busy_share": round(busy / max(1, total), 3), "busy_cpu_s": round(busy / tick, 2),
+            "wall_s": round(wall, 2)}
 
 
 def analyse(path: Path, *, n_tasks: int, workers: int, delay: float) -> dict[str, Any]:
@@ -432,9 +470,13 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true", help="keep the temporary directories (for diagnosis)")
     parser.add_argument("--git-trace", action="store_true", help="count and time the git processes (trace2; for diagnosis, "
                                                                   "it costs time)")
+    parser.add_argument("--cpus", type=int, help="run everything (this script, the fake model, the orchestrator and its "
+                                                 "processes) on the first N of the CPUs it may use (sched_setaffinity)")
     parser.add_argument("--profile", type=Path, help="sample the orchestrator with py-spy into PREFIX-<variant>-<i>.txt "
                                                      "(collapsed stacks; its figures then include the sampling cost)")
     args = parser.parse_args()
+    if args.cpus:
+        os.sched_setaffinity(0, sorted(os.sched_getaffinity(0))[:args.cpus])  # inherited by every process started
     if args.smoke:
         args.tasks_dir, args.delay = "disk", min(args.delay, 0.05)
     n_tasks = args.tasks or (8 if args.smoke else 100 if args.quick else 500)
@@ -484,7 +526,10 @@ def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
             "peak_rss_mb": pick(lambda r: r["orchestrator"]["peak_rss_mb"]),
             "state_share": pick(lambda r: r["state_writes"]["share_of_makespan"]),
             "state_cpu_share_at_most": pick(lambda r: r["state_writes"].get("cpu_share_at_most", float("nan"))),
-            "landings_per_s": pick(lambda r: r["landings_per_s"])}
+            "landings_per_s": pick(lambda r: r["landings_per_s"]),
+            "excess_s": pick(lambda r: r["cpu_floor"]["excess_s"]),
+            "lockstep_ratio": pick(lambda r: r["cpu_floor"]["lockstep_ratio"]),
+            "machine_busy_share": pick(lambda r: r["machine_cpu"]["busy_share"])}
 
 
 if __name__ == "__main__":

@@ -69,3 +69,31 @@ def test_debug_prints_every_event() -> None:
     assert '"type":"worker.step"' in loud_out.getvalue() and "worker.step" not in quiet_out.getvalue()
     assert len(loud_out.getvalue().splitlines()) > len(quiet_out.getvalue().splitlines()) >= 40
     assert "fix-001 fix task: sentences()" in quiet_out.getvalue()
+
+
+def _both_ways(events: list[object], **kwargs: object) -> tuple[str, str]:
+    """The same events through a printer that renders with rich (a recording console) and one
+    that writes a file directly (the fast path: soft wrap, no colour, not a terminal)."""
+    slow, fast = io.StringIO(), io.StringIO()
+    printers = [PlainPrinter(Console(file=slow, record=True, color_system=None, soft_wrap=True), **kwargs),  # type: ignore[arg-type]
+                PlainPrinter(Console(file=fast, color_system=None, soft_wrap=True), **kwargs)]  # type: ignore[arg-type]
+    for event in events:
+        for p in printers:
+            p(event)  # type: ignore[arg-type]
+    return slow.getvalue(), fast.getvalue()
+
+
+def test_a_file_gets_the_lines_rich_would_print_without_its_rendering() -> None:
+    """Markup, escaped brackets, emoji codes, wide and long text: written straight to a file, a
+    line is what rich's print writes there (a recorded demo run, then hostile text)."""
+    events: list[object] = list(read_events(LOG))
+    events += [TaskCreated(ts=10_000, task_id="z", description="fix [bold]x[/] \\[not markup] :smile: 例え" + "y" * 300,
+                           branch="worker/z"),
+               TaskStatusChanged(ts=10_001, task_id="z", before="pending", after="failed", reason="[red]boom[/] ]["),
+               TaskStatusChanged(ts=10_002, task_id="z", before="failed", after="pending", reason="trailing  :smile: ")]
+    for kwargs in ({}, {"debug": True}):
+        slow, fast = _both_ways(events, **kwargs)
+        assert fast == slow
+        demo, hostile = fast.split("z planned")
+        assert demo.count("\n") > 20 and "[/" not in demo  # the printer's own markup is rendered
+        assert "[bold]x[/] \\[not markup]" in hostile and "[red]boom[/] ][" in hostile  # a task's text is not

@@ -308,3 +308,66 @@ def test_a_file_named_by_many_open_scopes_becomes_hot_unless_it_is_a_line_set() 
     assert [e.path for e in events if isinstance(e, FileHot)] == ["src/core.py"]
     s.move(s.tasks["t0"], TaskStatus.RUNNING)
     assert ids(s.ready()) == []
+
+
+def _start_one_at_a_time(s: Scheduler, room: int) -> list[str]:
+    """What the driver did before `start`: ask `ready` again after each task it started."""
+    started: list[str] = []
+    while len(started) < room and (ready := s.ready()):
+        s.move(ready[0], TaskStatus.RUNNING)
+        started.append(ready[0].id)
+    return started
+
+
+def _overlapping() -> list[Task]:
+    """Tasks sharing files, some exclusive, some conflict fixes, with priorities and a dependency."""
+    tasks = [make("a", 3), make("b", 1), make("c", 2), make("d", 1), make("e", 5), make("f", 4, depends_on=["a"]),
+             make("g", 2), make("h", 2)]
+    tasks[0].scope = tasks[1].scope = ["src/shared.py"]
+    tasks[1].exclusive = True
+    tasks[2].scope = tasks[3].scope = ["src/both.py", "src/other.py"]
+    tasks[2].kind = tasks[3].kind = "conflict-fix"
+    tasks[6].scope = tasks[7].scope = ["src/g.py"]  # plain overlap: both may run
+    return tasks
+
+
+@pytest.mark.parametrize("room", [0, 1, 2, 3, 5, 8, 20])
+def test_start_picks_what_asking_ready_after_each_start_would(room: int) -> None:
+    """`start` looks at the run once, yet a task it starts holds back the next ones exactly as
+    if `ready` were asked again after each start (shared exclusive files, conflict fixes)."""
+    one, _ = scheduler(*_overlapping())
+    many, events = scheduler(*_overlapping())
+    expected = _start_one_at_a_time(one, room)
+    assert ids(many.start(room)) == expected
+    assert ids(many.with_status(TaskStatus.RUNNING)) == sorted(expected)
+    assert [e.task_id for e in events if isinstance(e, TaskStatusChanged)] == expected
+    assert ids(many.ready()) == ids(one.ready())
+
+
+def test_start_does_not_start_what_a_running_task_holds_back() -> None:
+    s, _ = scheduler(*_overlapping())
+    s.move(s.tasks["b"], TaskStatus.RUNNING)  # exclusive on src/shared.py
+    s.move(s.tasks["c"], TaskStatus.RUNNING)  # a conflict fix on src/both.py
+    assert ids(s.start(10)) == ["g", "h", "e"]
+    assert ids(s.ready()) == []
+
+
+def test_the_status_index_follows_every_move_and_a_restored_task() -> None:
+    s, _ = scheduler(make("a"), make("b"), make("c"))
+    s.move(s.tasks["b"], TaskStatus.RUNNING)
+    s.move(s.tasks["b"], TaskStatus.MERGING)
+    assert ids(s.with_status(TaskStatus.PENDING)) == ["a", "c"]
+    assert ids(s.with_status(TaskStatus.MERGING, TaskStatus.PENDING)) == ["a", "b", "c"]  # planned order
+    restored = make("c")
+    restored.status = TaskStatus.LANDED  # a record read back: added again in the status it had
+    s.add(restored)
+    assert ids(s.with_status(TaskStatus.PENDING)) == ["a"]
+    assert ids(s.with_status(TaskStatus.LANDED)) == ["c"]
+    assert ids(s.snapshot()) == ["a", "b", "c"]
+    assert all(t.status == status for status in TaskStatus for t in s.with_status(status))
+
+
+def test_live_is_every_task_itself_in_plan_order() -> None:
+    s, _ = scheduler(make("c"), make("a"), make("b"))
+    live = s.live()
+    assert ids(live) == ["c", "a", "b"] and all(t is s.tasks[t.id] for t in live)

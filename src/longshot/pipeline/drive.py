@@ -136,9 +136,7 @@ class Driver:
         while self.ledger.parents_to_review and len(self._running) < self.o.max_workers:
             parent = self.scheduler.tasks[self.ledger.parents_to_review.pop(0)]
             self._running[parent.id] = self._spawn(self._subplan(parent, again=True), parent.id)
-        while len(self._running) < self.o.max_workers and (ready := self.scheduler.ready()):
-            task = ready[0]  # one at a time: a task started now may hold back the next (shared files)
-            self.scheduler.move(task, TaskStatus.RUNNING)
+        for task in self.scheduler.start(self.o.max_workers - len(self._running)):
             job = self._subplan(task) if needs_split(task, self.o.rules) else self._work(task)
             self._running[task.id] = self._spawn(job, task.id)
 

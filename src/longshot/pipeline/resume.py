@@ -51,10 +51,11 @@ class Recovered:
 
 def capture(state: RunState, scheduler: Scheduler, ledger: Ledger, driver: Driver, reconciler: Reconciler,
             budget: RunBudget, validator: TaskValidator) -> RunState:
-    """``state`` (its fixed fields: id, request, start) brought up to date from each part's `snapshot`."""
+    """``state`` (its fixed fields: id, request, start) brought up to date from each part's `snapshot`
+    (the scheduler's live tasks: the state writer serializes the result at once, see `StateStore`)."""
     ledger_state, handoffs = ledger.snapshot()
     return state.model_copy(update={
-        "tasks": scheduler.snapshot(), "handoffs": handoffs, "planner": driver.snapshot(), "ledger": ledger_state,
+        "tasks": scheduler.live(), "handoffs": handoffs, "planner": driver.snapshot(), "ledger": ledger_state,
         "reconciler": reconciler.snapshot(),
         "spent": budget.snapshot(), **validator.snapshot().model_dump()})
 

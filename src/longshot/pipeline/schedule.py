@@ -39,15 +39,27 @@ class Scheduler:
         self.hot = hot
         self.tasks: dict[str, Task] = {}
         self._order: dict[str, int] = {}
+        # Task ids by status, kept by `add` and `move` (the only ways a status changes once a
+        # task is here), so a look at the few running tasks does not walk the whole run.
+        self._by_status: dict[TaskStatus, dict[str, Task]] = {status: {} for status in TaskStatus}
 
     def snapshot(self) -> list[Task]:
         """Every task as it is now, in the order planned (copies: the record does not move with them)."""
         return [t.model_copy() for t in self.tasks.values()]
 
+    def live(self) -> list[Task]:
+        """Every task itself, in the order planned: for a record written out at once (the state
+        writer serializes it before anything else runs), where `snapshot`'s copies cost 500 model
+        copies per write and buy nothing. Never keep it."""
+        return list(self.tasks.values())
+
     def add(self, task: Task) -> None:
         """A new task (pending), or one restored from the durable state in whatever status it had."""
+        if task.id in self.tasks:
+            del self._by_status[self.tasks[task.id].status][task.id]
         self.tasks[task.id] = task
-        self._order[task.id] = len(self._order)
+        self._order.setdefault(task.id, len(self._order))
+        self._by_status[task.status][task.id] = task
         self.emit(TaskCreated(task_id=task.id, description=task.description, branch=task.branch,
                               scope=task.scope, priority=task.priority, depends_on=task.depends_on,
                               parent=task.parent, kind=task.kind, status=task.status, feature=task.feature,
@@ -57,24 +69,52 @@ class Scheduler:
 
     def move(self, task: Task, to: TaskStatus, reason: str = "") -> None:
         before = task.move(to, reason)
+        del self._by_status[before][task.id]
+        self._by_status[to][task.id] = task
         if to == TaskStatus.RUNNING:
             task.attempts += 1
         self.emit(TaskStatusChanged(task_id=task.id, before=before, after=to, reason=reason))
 
     def with_status(self, *statuses: TaskStatus) -> list[Task]:
-        return [t for t in self.tasks.values() if t.status in statuses]
+        """The tasks in any of ``statuses``, in the order they were planned."""
+        found = [t for status in statuses for t in self._by_status[status].values()]
+        return sorted(found, key=lambda t: self._order[t.id])
 
     def ready(self) -> list[Task]:
         """Pending tasks whose dependencies all landed, in the order they should start."""
-        self._fail_orphans(final=False)
-        held: dict[str, list[Task]] = {}  # file -> the running or merging tasks whose scope names it
-        for t in self.with_status(TaskStatus.RUNNING, TaskStatus.MERGING):
+        return self._ready(self._held())
+
+    def start(self, room: int) -> list[Task]:
+        """Move up to ``room`` ready tasks to running, one at a time as if `ready` were asked again
+        after each (a task started may hold back the next: a shared file), in one look at the run."""
+        if room <= 0:
+            return []
+        held = self._held()
+        started: list[Task] = []
+        for task in self._ready(held):
+            if len(started) == room:
+                break
+            if any(self._holds(task, other, path) for path in task.scope for other in held.get(path, ())):
+                continue  # held back by a task started in this call
+            self.move(task, TaskStatus.RUNNING)
+            started.append(task)
+            for path in task.scope:
+                held.setdefault(path, []).append(task)
+        return started
+
+    def _held(self) -> dict[str, list[Task]]:
+        """File -> the running or merging tasks whose scope names it."""
+        held: dict[str, list[Task]] = {}
+        for t in (*self._by_status[TaskStatus.RUNNING].values(), *self._by_status[TaskStatus.MERGING].values()):
             for path in t.scope:
                 held.setdefault(path, []).append(t)
+        return held
+
+    def _ready(self, held: dict[str, list[Task]]) -> list[Task]:
+        self._fail_orphans(final=False)
         ready = [
-            t for t in self.tasks.values()
-            if t.status == TaskStatus.PENDING
-            and all(self.tasks[d].status in DEPENDENCY_MET for d in t.depends_on if d in self.tasks)
+            t for t in self._by_status[TaskStatus.PENDING].values()
+            if all(self.tasks[d].status in DEPENDENCY_MET for d in t.depends_on if d in self.tasks)
             and not any(self._holds(t, other, path) for path in t.scope for other in held.get(path, ()))
         ]
         return sorted(ready, key=lambda t: (t.priority, self._order[t.id]))

@@ -70,7 +70,8 @@ class RunState(BaseModel):
 
 
 Capture = Callable[[], RunState]
-"""The run as it is now, for a write: its fixed fields brought up to date from each part's `snapshot`."""
+"""The run as it is now, for a write: its fixed fields brought up to date from each part's `snapshot`.
+The store serializes what it returns at once, before it awaits anything, so it may hold live parts."""
 
 
 def owner_tag() -> str:
