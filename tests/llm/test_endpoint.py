@@ -248,6 +248,21 @@ async def test_both_paths_send_the_same_request(raw_server) -> None:
     assert body_pool == body_httpx
 
 
+async def test_a_cookie_the_endpoint_sets_is_sent_back(raw_server, transport: str) -> None:
+    """As the httpx2 client does (a load balancer's affinity cookie, say); one for another path is not."""
+    sets = {"Set-Cookie": "lb=node-7; Path=/"}
+    other = {"Set-Cookie": "admin=1; Path=/admin"}
+    server = raw_server([(200, sets, COMPLETION), (200, other, COMPLETION), (200, {}, COMPLETION)])
+    ep = OpenAICompatEndpoint(name="ep", base_url=server.base_url, api_key=KEY, timeout=5, transport=transport)
+    try:
+        for _ in range(3):
+            await ep.send(WORKER, USER)  # type: ignore[arg-type]
+    finally:
+        await ep.aclose()
+    assert [dict((k.lower(), v) for k, v in headers).get("cookie") for _, headers, _ in server.seen] == [
+        None, "lb=node-7", "lb=node-7"]
+
+
 @pytest.mark.parametrize("encoding", ["gzip", "deflate"])
 async def test_a_compressed_answer_is_decoded(raw_server, encoding: str, transport: str) -> None:
     packed = gzip.compress(COMPLETION) if encoding == "gzip" else zlib.compress(COMPLETION)

@@ -36,7 +36,7 @@ from longshot.errors import (
     LLMBadRequest, LLMConnectionError, LLMContextOverflow, LLMRateLimited, LLMServerError, LLMTimeout,
 )
 from longshot.llm.base import Completion, Message, ToolCall, Usage
-from longshot.llm.transport import Headers, HttpxSender, PoolSender, Sender, proxied, request_template
+from longshot.llm.transport import HttpxSender, PoolSender, Sender, Template, proxied, request_template
 
 CONNECT_TIMEOUT = 10.0
 """Seconds to open a connection to an endpoint (LLM_TIMEOUT bounds the whole request)."""
@@ -75,7 +75,7 @@ class OpenAICompatEndpoint:
         self._clients: list[Sender] = []
         self._in_flight: list[int] = []
         self._transport = transport
-        self._template: tuple[httpcore2.URL, Headers] | None = None  # built at the first request
+        self._template: Template | None = None  # built at the first request
 
     def _acquire(self) -> int:
         """The least busy client, or a new one when all have ``POOL_SIZE`` requests in flight.

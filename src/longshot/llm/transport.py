@@ -25,7 +25,7 @@ Senders raise the HTTP library's own errors; `longshot.llm.openai_compat` transl
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 import httpcore2
 import httpx2
@@ -35,6 +35,14 @@ from longshot.llm.netstream import AsyncioBackend
 Headers = list[tuple[bytes, bytes]]
 KEEPALIVE_EXPIRY = 5.0
 """Seconds an idle connection is kept (httpx2's default)."""
+
+
+class Template(NamedTuple):
+    """What every request of an endpoint shares: its URL as given and as httpcore2 takes it, its headers."""
+
+    url: str
+    target: httpcore2.URL
+    headers: Headers
 
 
 class Sender(Protocol):
@@ -51,12 +59,12 @@ def proxied(url: str) -> bool:
     return client._transport_for_url(httpx2.URL(url)) is not client._transport  # noqa: SLF001 - httpx2's own rule
 
 
-def request_template(url: str, headers: dict[str, str]) -> tuple[httpcore2.URL, Headers]:
+def request_template(url: str, headers: dict[str, str]) -> Template:
     """The URL and the headers (but the length) httpx2 would send a POST to ``url`` with."""
     template = _probe(trust_env=False, headers=headers).build_request("POST", url, content=b"")
     u = template.url
-    return (httpcore2.URL(scheme=u.raw_scheme, host=u.raw_host, port=u.port, target=u.raw_path),
-            [(k, v) for k, v in template.headers.raw if k.lower() != b"content-length"])
+    return Template(url, httpcore2.URL(scheme=u.raw_scheme, host=u.raw_host, port=u.port, target=u.raw_path),
+                    [(k, v) for k, v in template.headers.raw if k.lower() != b"content-length"])
 
 
 def _probe(**kwargs: Any) -> httpx2.AsyncClient:
@@ -82,11 +90,15 @@ class HttpxSender:
 
 
 class PoolSender:
-    """The request built once and sent through an ``httpcore2.AsyncConnectionPool`` (HTTP/1.1, keep-alive)."""
+    """The request built once and sent through an ``httpcore2.AsyncConnectionPool`` (HTTP/1.1, keep-alive).
 
-    def __init__(self, template: tuple[httpcore2.URL, Headers], timeout: httpx2.Timeout, max_connections: int,
-                 max_keepalive: int) -> None:
-        self._url, self._headers = template
+    Cookies an endpoint sets (a load balancer's, say) are sent back as httpx2's client does,
+    with its cookie jar; an endpoint that sets none costs a look at each answer's header names.
+    """
+
+    def __init__(self, template: Template, timeout: httpx2.Timeout, max_connections: int, max_keepalive: int) -> None:
+        self._template = template
+        self._cookies = httpx2.Cookies()
         self._extensions: dict[str, Any] = {"timeout": timeout.as_dict()}
         self._pool = httpcore2.AsyncConnectionPool(
             ssl_context=httpx2.create_ssl_context(trust_env=True), max_connections=max_connections,
@@ -94,18 +106,30 @@ class PoolSender:
             network_backend=AsyncioBackend())
 
     async def post(self, content: bytes) -> tuple[int, Headers, bytes]:
-        headers = [*self._headers, (b"Content-Length", b"%d" % len(content))]
-        request = httpcore2.Request(b"POST", self._url, headers=headers, content=content, extensions=self._extensions)
+        headers = [*self._template.headers, (b"Content-Length", b"%d" % len(content))]
+        cookie = self._cookie_header() if self._cookies else b""
+        if cookie:
+            headers.append((b"Cookie", cookie))
+        request = httpcore2.Request(b"POST", self._template.target, headers=headers, content=content,
+                                    extensions=self._extensions)
         response = await self._pool.handle_async_request(request)
         try:
             raw = await response.aread()
         finally:
             await response.aclose()
-        for name, value in response.headers:
-            if name.lower() == b"content-encoding" and value.strip().lower() not in (b"", b"identity"):
-                raw = httpx2.Response(response.status, headers=response.headers, content=raw).content  # its decoders
-                break
+        names = {name.lower() for name, _ in response.headers}
+        if b"set-cookie" in names:
+            self._cookies.extract_cookies(httpx2.Response(response.status, headers=response.headers,
+                                                          request=httpx2.Request("POST", self._template.url)))
+        if b"content-encoding" in names:  # decoded by httpx2's decoders (identity: nothing to do)
+            raw = httpx2.Response(response.status, headers=response.headers, content=raw).content
         return response.status, response.headers, raw
+
+    def _cookie_header(self) -> bytes:
+        """The ``Cookie`` header httpx2's jar gives for this endpoint's URL."""
+        request = httpx2.Request("POST", self._template.url)
+        self._cookies.set_cookie_header(request)
+        return request.headers.get("Cookie", "").encode("latin-1")
 
     async def aclose(self) -> None:
         await self._pool.aclose()
