@@ -232,11 +232,13 @@ COMPLETION = json.dumps({"id": "c1", "object": "chat.completion", "model": WORKE
     "usage": {"prompt_tokens": 3, "completion_tokens": 2}}).encode()
 
 
-async def test_both_paths_send_the_same_request(raw_server) -> None:
+@pytest.mark.parametrize("credentials", ["", "user:pw@"], ids=["plain", "credentials-in-url"])
+async def test_both_paths_send_the_same_request(raw_server, credentials: str) -> None:
     """Request line, headers (names, values, order) and body: what httpx2 sends is what the pool sends."""
     server = raw_server([(200, {"Content-Type": "application/json"}, COMPLETION)] * 2)
+    base_url = server.base_url.replace("http://", "http://" + credentials)
     for transport in ("httpx2", "auto"):
-        ep = OpenAICompatEndpoint(name="ep", base_url=server.base_url, api_key=KEY, timeout=5, transport=transport)
+        ep = OpenAICompatEndpoint(name="ep", base_url=base_url, api_key=KEY, timeout=5, transport=transport)
         try:
             assert (await ep.send(WORKER, USER)).content == "packed ✓"  # type: ignore[arg-type]
         finally:
@@ -244,7 +246,8 @@ async def test_both_paths_send_the_same_request(raw_server) -> None:
     (line_httpx, headers_httpx, body_httpx), (line_pool, headers_pool, body_pool) = server.seen
     assert line_pool == line_httpx == "POST /v1/chat/completions HTTP/1.1"
     assert headers_pool == headers_httpx
-    assert ("Authorization", f"Bearer {KEY}") in headers_pool and ("Connection", "keep-alive") in headers_pool
+    assert ("Authorization", "Basic dXNlcjpwdw==" if credentials else f"Bearer {KEY}") in headers_pool
+    assert ("Connection", "keep-alive") in headers_pool
     assert body_pool == body_httpx
 
 

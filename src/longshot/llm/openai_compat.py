@@ -36,7 +36,7 @@ from longshot.errors import (
     LLMBadRequest, LLMConnectionError, LLMContextOverflow, LLMRateLimited, LLMServerError, LLMTimeout,
 )
 from longshot.llm.base import Completion, Message, ToolCall, Usage
-from longshot.llm.transport import HttpxSender, PoolSender, Sender, Template, proxied, request_template
+from longshot.llm.transport import HttpxSender, PoolSender, Sender, Template, needs_httpx, request_template
 
 CONNECT_TIMEOUT = 10.0
 """Seconds to open a connection to an endpoint (LLM_TIMEOUT bounds the whole request)."""
@@ -92,8 +92,8 @@ class OpenAICompatEndpoint:
         return i
 
     def _new_sender(self) -> Sender:
-        """A connection pool of its own: httpcore2's, or httpx2's client where a proxy applies."""
-        if self._template is None and self._transport == "auto" and not proxied(self.url):
+        """A connection pool of its own: httpcore2's, or httpx2's client where a proxy applies (`needs_httpx`)."""
+        if self._template is None and self._transport == "auto" and not needs_httpx(self.url):
             self._template = request_template(self.url, self._headers)
         if self._template is not None:
             return PoolSender(self._template, self._timeout, POOL_SIZE * 4, POOL_SIZE)

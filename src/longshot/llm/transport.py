@@ -18,7 +18,7 @@ build (``httpx2.create_ssl_context``: the system store, or ``SSL_CERT_FILE`` /
 ``Response``. Proxies: when the environment names a proxy for the endpoint (``HTTP_PROXY``,
 ``HTTPS_PROXY``, ``ALL_PROXY`` in either case, ``NO_PROXY`` honoured), as the client
 ``httpx2`` builds with ``trust_env`` decides it, the endpoint keeps the plain ``httpx2``
-client (`HttpxSender`), proxy and all.
+client (`HttpxSender`), proxy and all; so does a URL with credentials in it.
 
 Senders raise the HTTP library's own errors; `longshot.llm.openai_compat` translates them.
 """
@@ -53,10 +53,12 @@ class Sender(Protocol):
     async def aclose(self) -> None: ...
 
 
-def proxied(url: str) -> bool:
-    """Whether the environment routes ``url`` through a proxy, as an httpx2 client decides it."""
-    client = _probe(trust_env=True)
-    return client._transport_for_url(httpx2.URL(url)) is not client._transport  # noqa: SLF001 - httpx2's own rule
+def needs_httpx(url: str) -> bool:
+    """Whether requests to ``url`` keep the httpx2 client: the environment routes them through a
+    proxy (as an httpx2 client decides it), or the URL carries credentials (httpx2 sends those
+    as Basic auth, in place of the key)."""
+    client, parsed = _probe(trust_env=True), httpx2.URL(url)
+    return bool(parsed.userinfo) or client._transport_for_url(parsed) is not client._transport  # noqa: SLF001
 
 
 def request_template(url: str, headers: dict[str, str]) -> Template:
