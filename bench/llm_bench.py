@@ -31,7 +31,10 @@ progress goes to stderr.
 
 ``--repeat N`` runs the clean and the fault load N times in one invocation (issue 21: 20),
 each pair back to back, and reports failed calls, amplification and the goodput ratio of each
-pair over all of them.
+pair over all of them. ``--reply-delay`` sets REPLY_DELAY (default 0.02 s: on a small machine
+that run is bound by the CPU of the client and the three fakes, and a CPU-bound run that sends
+1.43 requests per call cannot reach more than 1 / 1.43 of the clean goodput; 0.2 s or more makes
+it bound by the answers' latency, as a real model's is).
 
 Percentiles use linear interpolation between closest ranks.
 """

@@ -441,3 +441,68 @@ async def test_many_requests_at_once_spread_over_small_connection_pools(fake_llm
         assert len(ep._clients) == 3  # noqa: SLF001 - an idle pool is reused, not a new one made
     finally:
         await ep.aclose()
+
+
+def every_nth_fails(n: int, delay: float, status: int = 503) -> Any:
+    """Every ``n``-th request (the 1st, the n+1-th, ...) fails at once; the rest answer after ``delay``."""
+    state = {"n": 0}
+
+    def play(turn: Turn) -> Reply:
+        i = state["n"]
+        state["n"] += 1
+        return Reply.error(status, "overloaded") if i % n == 0 else Reply(content="ok", delay=delay)
+
+    return play
+
+
+@pytest.mark.parametrize("status", [503, 500, 502])
+async def test_fast_errors_while_answers_are_on_their_way_do_not_rest_an_endpoint(fake_llm, status: int) -> None:
+    """Errors come back at once and answers take their time: at the start of a busy run an
+    endpoint fails three in a row before its first answer lands. It is working on the
+    requests it holds, so it does not rest (a 30 s rest of every endpoint stalled the run)."""
+    fakes = [fake_llm(every_nth_fails(3, 0.4, status)) for _ in range(3)]
+    emit = Recorder()
+    r = router([(f, 1.0) for f in fakes], emit)
+    try:
+        answers = await asyncio.wait_for(asyncio.gather(*(r.complete("worker", USER) for _ in range(30))), 20)
+    finally:
+        await r.aclose()
+    assert [a.content for a in answers] == ["ok"] * 30
+    assert not [e for e in emit.of(EndpointHealth) if not e.healthy]
+    assert not emit.of(ModelsWaiting)
+    assert sum(1 for f in fakes for q in f.requests if q.status == status) >= 9  # three in a row, and more
+
+
+async def test_a_dead_endpoint_rests_while_the_others_work_on_slow_answers(fake_llm) -> None:
+    """The signs of life are the endpoint's own: requests in flight elsewhere do not keep a
+    dead endpoint in use."""
+    dead = fake_llm(always(Reply.error(503, "down")))
+    slow = fake_llm(always(Reply(content="ok", delay=0.3)))
+    emit = Recorder()
+    r = Router([(endpoint(dead, "dead"), 1.0), (endpoint(slow, "slow"), 1.0)], MODELS, emit,  # type: ignore[arg-type]
+               rest_seconds=30)
+    try:
+        answers = await asyncio.wait_for(asyncio.gather(*(r.complete("worker", USER) for _ in range(12))), 20)
+    finally:
+        await r.aclose()
+    assert [a.content for a in answers] == ["ok"] * 12
+    assert [(e.endpoint, e.healthy) for e in emit.of(EndpointHealth)] == [("dead", False)]
+
+
+async def test_a_cancelled_request_gives_its_place_back(fake_llm) -> None:
+    """A call cancelled while its request is in flight frees the endpoint's slot: with one slot,
+    the next call goes through instead of waiting forever."""
+    slow = fake_llm(seq(Reply(content="late", delay=5), Reply(content="ok")))
+    emit = Recorder()
+    r = router([(slow, 1.0)], emit, max_concurrency=1)
+    try:
+        call = asyncio.ensure_future(r.complete("worker", USER))
+        while not slow.requests:
+            await asyncio.sleep(0.01)
+        call.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await call
+        assert r.states[0].in_flight == 0 and r.states[0].since == []
+        assert (await asyncio.wait_for(r.complete("worker", USER), 5)).content == "ok"
+    finally:
+        await r.aclose()

@@ -4,8 +4,11 @@
   request now; each weight is scaled by observed latency (faster gets up to 2x, slower
   down to 0.5x).
 - **Health**: an endpoint that fails 3 times in a row (5xx, timeout, connection, cut
-  answer) with no success in the last second rests for ``rest_seconds``; afterwards one
-  probe request decides. (A flaky endpoint that keeps answering others stays in use.)
+  answer) rests for ``rest_seconds``, unless something says it is alive: a success in the
+  last second, or a request sent no later than the failed one that is still on its way (an
+  error comes back at once, an answer takes seconds: fast errors while answers are on their
+  way are a flaky endpoint, not a dead one; a dead one fails those too, and then rests).
+  After a rest, one probe request decides. (A flaky endpoint that keeps answering others stays in use.)
 - **Failover**: a failed request goes to another endpoint at once when one is free;
   otherwise it waits a jittered exponential backoff. Transient errors (429, 5xx, timeouts,
   broken connections) are retried however many times it takes, until ``retry_seconds``
@@ -56,6 +59,8 @@ class EndpointState:
     max_limit: float
     current: float = 0.0
     in_flight: int = 0
+    since: list[float] = field(default_factory=list)
+    """When each request in flight here was sent."""
     failures: int = 0
     rest_until: float = 0.0
     cooldown_until: float = 0.0
@@ -112,12 +117,15 @@ class Router:
             state = await self._acquire(failed_on)
             attempt += 1
             started = time.monotonic()
+            state.since.append(started)
             try:
                 completion = await state.client.send(model, messages, tools)
-            except LLMError as e:
-                await self._release(state)
+            except BaseException as e:
+                await self._release(state, started)  # a cancelled request gives its place back too
+                if not isinstance(e, LLMError):
+                    raise
                 self._log(role, task_id, state, model, messages, attempt, error=e)
-                delay = self._failed(state, e, attempts, began)  # raises when out of attempts or time
+                delay = self._failed(state, e, attempts, began, started)  # raises when out of attempts or time
                 failed_on.add(state.name)
                 # Failing over to a free endpoint costs nothing, after a 429 too (the endpoint that
                 # asked for the wait gets none of this request's retries before it is over); only
@@ -129,7 +137,7 @@ class Router:
                     self._report_waiting(time.monotonic())
                     await asyncio.sleep(min(wait, self._time_left(e, began)))
                 continue
-            await self._release(state)
+            await self._release(state, started)
             self._succeeded(state, time.monotonic() - started)
             self._account(role, task_id, state, model, completion)
             self._log(role, task_id, state, model, messages, attempt, completion=completion)
@@ -207,8 +215,9 @@ class Router:
         """Until a slot frees up, or the next rest or cooldown ends."""
         ends = [t for s in self.states for t in (s.rest_until, s.cooldown_until) if t > now]
         timeout = max(0.01, min(ends) - now) if ends else None
-        try:
-            await asyncio.wait_for(self._changed.wait(), timeout)
+        try:  # asyncio.timeout, not wait_for: the wait must get the lock back in this task when cancelled
+            async with asyncio.timeout(timeout):
+                await self._changed.wait()
         except TimeoutError:
             pass  # a rest or cooldown ended: look again
 
@@ -216,10 +225,11 @@ class Router:
         now = time.monotonic()
         return any(self._available(s, now) for s in self.states if s.name not in failed_on)
 
-    async def _release(self, state: EndpointState) -> None:
+    async def _release(self, state: EndpointState, started: float) -> None:
+        state.since.remove(started)
+        state.in_flight -= 1
+        state.probing = False
         async with self._changed:
-            state.in_flight -= 1
-            state.probing = False
             self._changed.notify_all()
 
     # -- outcomes ----------------------------------------------------------------------
@@ -235,7 +245,8 @@ class Router:
         window = self._window(error)
         return float("inf") if window is None else max(0.0, began + window - time.monotonic())
 
-    def _failed(self, state: EndpointState, error: LLMError, attempts: dict[type, int], began: float) -> float:
+    def _failed(self, state: EndpointState, error: LLMError, attempts: dict[type, int], began: float,
+                started: float) -> float:
         policy = policy_for(error)
         kind = type(error)
         attempts[kind] = attempts.get(kind, 0) + 1
@@ -260,14 +271,22 @@ class Router:
                 state.last_decrease = now
             return wait
         state.failures += 1
-        # A dead endpoint rests; a flaky one that keeps answering others does not.
-        quiet = time.monotonic() - state.last_success > SUCCESS_WINDOW
-        if state.failures >= FAILURES_TO_REST and quiet and state.rest_until <= time.monotonic():
+        # A dead endpoint rests; a flaky one that keeps answering others, or is working on them, does not.
+        if state.failures >= FAILURES_TO_REST and not self._alive(state, started) and state.rest_until <= time.monotonic():
             state.rest_until = time.monotonic() + self.rest_seconds
             state.probation = True
             self.emit(EndpointHealth(endpoint=state.name, healthy=False,
                                      reason=f"{state.failures} failures in a row; resting {self.rest_seconds:g}s: {error}"[:300]))
         return delay
+
+    @staticmethod
+    def _alive(state: EndpointState, failed_started: float) -> bool:
+        """Whether ``state`` shows signs of life after a failure of a request sent at
+        ``failed_started``: a recent success, or a request sent no later that is still on its
+        way (it has taken longer than the failure did; if it fails too, that failure decides)."""
+        if time.monotonic() - state.last_success <= SUCCESS_WINDOW:
+            return True
+        return any(sent <= failed_started for sent in state.since)
 
     def _succeeded(self, state: EndpointState, seconds: float) -> None:
         state.last_success = time.monotonic()
