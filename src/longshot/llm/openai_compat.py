@@ -1,10 +1,12 @@
 """One OpenAI-compatible endpoint over HTTP: one request, one attempt.
 
-The request is sent with the HTTP library the openai SDK itself ships on (``httpx2``),
-called directly: a JSON body out, a JSON body in, read as plain dicts. The SDK's request
-machinery (option models, header building, response models) cost about twice the CPU of
-the request itself at scale (docs/benchmarks.md, issue 21); nothing of it is needed for a
-chat completion without streaming.
+The request is sent with the HTTP stack the openai SDK itself ships on, called directly: a
+JSON body out, a JSON body in, read as plain dicts. The SDK's request machinery (option
+models, header building, response models) cost about twice the CPU of the request itself at
+scale (docs/benchmarks.md, issue 21); nothing of it is needed for a chat completion without
+streaming. Below that, the request goes straight to ``httpcore2``'s connection pool with
+what ``httpx2`` would send, built once (`longshot.llm.transport`); an endpoint the
+environment sends through a proxy keeps the plain ``httpx2`` client.
 
 Errors are translated into `longshot.errors.LLMError` subclasses here (`map_errors`,
 `_status_error`) and nowhere else, with the SDK's semantics: a timeout is `LLMTimeout`,
@@ -23,8 +25,9 @@ import json
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, Literal
 
+import httpcore2
 import httpx2
 import pydantic_core
 
@@ -33,6 +36,7 @@ from longshot.errors import (
     LLMBadRequest, LLMConnectionError, LLMContextOverflow, LLMRateLimited, LLMServerError, LLMTimeout,
 )
 from longshot.llm.base import Completion, Message, ToolCall, Usage
+from longshot.llm.transport import HttpxSender, PoolSender, Sender, Template, needs_httpx, request_template
 
 CONNECT_TIMEOUT = 10.0
 """Seconds to open a connection to an endpoint (LLM_TIMEOUT bounds the whole request)."""
@@ -40,6 +44,9 @@ POOL_SIZE = 16
 """Requests in flight per HTTP client (and so connections per pool) before another client is added."""
 OVERFLOW_MARKERS = ("context_length_exceeded", "maximum context length", "reduce the length",
                     "prompt is too long", "too many tokens", "context window")
+TRANSPORT_ERRORS = (httpcore2.NetworkError, httpcore2.ProtocolError, httpcore2.ProxyError,
+                    httpcore2.UnsupportedProtocol)
+"""httpcore2's errors that ``httpx2`` reports as ``TransportError`` (its timeouts are caught apart)."""
 MAX_ERROR_TEXT = 500
 """Characters of an error answer's body kept in the error message."""
 
@@ -49,8 +56,9 @@ class OpenAICompatEndpoint:
 
     def __init__(
         self, *, name: str, base_url: str, api_key: str, max_tokens: int = 65536,
-        temperature: float = 0.7, timeout: float = 120.0,
+        temperature: float = 0.7, timeout: float = 120.0, transport: Literal["auto", "httpx2"] = "auto",
     ) -> None:
+        """``transport="httpx2"`` keeps the plain httpx2 client even without a proxy (to compare the two)."""
         self.name = name
         self.max_tokens = max_tokens
         self.temperature = temperature
@@ -64,8 +72,10 @@ class OpenAICompatEndpoint:
         # A connection that cannot be made fails in seconds, not after LLM_TIMEOUT: a wrong or
         # down endpoint shows as retries and failover at once instead of a long silent wait.
         self._timeout = httpx2.Timeout(timeout, connect=min(timeout, CONNECT_TIMEOUT))
-        self._clients: list[httpx2.AsyncClient] = []
+        self._clients: list[Sender] = []
         self._in_flight: list[int] = []
+        self._transport = transport
+        self._template: Template | None = None  # built at the first request
 
     def _acquire(self) -> int:
         """The least busy client, or a new one when all have ``POOL_SIZE`` requests in flight.
@@ -75,12 +85,19 @@ class OpenAICompatEndpoint:
         made that the largest cost per request. Small pools keep it small.
         """
         if not self._clients or min(self._in_flight) >= POOL_SIZE:
-            limits = httpx2.Limits(max_connections=POOL_SIZE * 4, max_keepalive_connections=POOL_SIZE)
-            self._clients.append(httpx2.AsyncClient(timeout=self._timeout, limits=limits, headers=self._headers))
+            self._clients.append(self._new_sender())
             self._in_flight.append(0)
         i = self._in_flight.index(min(self._in_flight))
         self._in_flight[i] += 1
         return i
+
+    def _new_sender(self) -> Sender:
+        """A connection pool of its own: httpcore2's, or httpx2's client where a proxy applies (`needs_httpx`)."""
+        if self._template is None and self._transport == "auto" and not needs_httpx(self.url):
+            self._template = request_template(self.url, self._headers)
+        if self._template is not None:
+            return PoolSender(self._template, self._timeout, POOL_SIZE * 4, POOL_SIZE)
+        return HttpxSender(self.url, self._headers, self._timeout, POOL_SIZE * 4, POOL_SIZE)
 
     async def send(self, model: str, messages: list[Message], tools: list[dict[str, Any]] | None = None) -> Completion:
         """One request; raises an LLMError subclass on any failure, a cut answer included."""
@@ -98,12 +115,11 @@ class OpenAICompatEndpoint:
         client = self._acquire()
         try:
             with self.map_errors():
-                resp = await self._clients[client].post(self.url, content=content)
-                raw = resp.content
+                status, headers, raw = await self._clients[client].post(content)
         finally:
             self._in_flight[client] -= 1
-        if resp.status_code >= 300:
-            raise self._status_error(resp.status_code, resp.headers, raw)
+        if status >= 300:
+            raise self._status_error(status, httpx2.Headers(headers), raw)
         with self.map_errors():
             return _completion(json.loads(raw), model, int((time.monotonic() - started) * 1000), self.name)
 
@@ -125,12 +141,12 @@ class OpenAICompatEndpoint:
         name = self.name
         try:
             yield
-        except httpx2.TimeoutException as e:
+        except (httpx2.TimeoutException, httpcore2.TimeoutException) as e:
             raise LLMTimeout("the request timed out", name) from e
-        except httpx2.TransportError as e:
+        except (httpx2.TransportError, *TRANSPORT_ERRORS) as e:
             raise LLMConnectionError(f"connection failed: {type(e).__name__}: {e}", name) from e
-        except (ValueError, KeyError, TypeError, IndexError, AttributeError) as e:
-            # a body cut mid-JSON, or JSON that is not a completion at all
+        except (httpx2.DecodingError, ValueError, KeyError, TypeError, IndexError, AttributeError) as e:
+            # a body cut mid-JSON, JSON that is not a completion at all, or a body its encoding does not decode
             raise LLMServerError(f"unreadable answer ({type(e).__name__}: {e})", name) from e
 
     async def aclose(self) -> None:
