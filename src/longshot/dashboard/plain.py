@@ -81,6 +81,7 @@ class PlainPrinter:
             console.print(line)
         else:  # a file or a pipe: the text as print would write it (no colour, no wrapping), at a quarter of its CPU
             console.file.write(render(line).plain + "\n")
+            console.file.flush()  # as print does: a pipe (`watch`, `| tee`) shows each line as it comes
 
 
 def status_line(state: Board, now: float) -> str:

@@ -9,8 +9,7 @@ from __future__ import annotations
 
 from longshot.git import Git
 from longshot.harnesses.base import HarnessResult
-from longshot.sandboxes.base import Measured
-from longshot.sandboxes.snapshot import diff_changes
+from longshot.sandboxes.base import Measured, diff_changes
 from longshot.types import Handoff, HandoffMetrics, Task
 
 TRAILER = "Longshot-Task"

@@ -20,9 +20,12 @@ from collections.abc import Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from pydantic import BaseModel, Field
+
+if TYPE_CHECKING:
+    from longshot.git import Git
 
 READ_LIMIT = 8 * 2**20
 """The most bytes one `Sandbox.read_file` returns unless the caller asks for fewer."""
@@ -148,6 +151,31 @@ class FileChange:
     status: str
     added: int | None = None
     removed: int | None = None
+
+
+async def diff_changes(git: Git, base: str, commit: str) -> list[FileChange]:
+    """What ``commit`` changes against ``base``, with the lines of each file, in one process."""
+    return changes_of(await git.run("diff", "--raw", "--numstat", "--no-textconv", "--no-ext-diff", "--no-abbrev",
+                                    "--no-renames", "-z", base, commit))
+
+
+def changes_of(raw: str) -> list[FileChange]:
+    """The files of a ``diff --raw -z`` (with ``--numstat``: and their lines), in git's order."""
+    fields = raw.split("\0")
+    status: dict[str, str] = {}
+    lines: dict[str, tuple[int | None, int | None]] = {}
+    i = 0
+    while i < len(fields):
+        field = fields[i]
+        if field.startswith(":") and i + 1 < len(fields):  # ":<modes> <blobs> <status>", then the path
+            status[fields[i + 1]] = field.split()[-1][:1]
+            i += 2
+            continue
+        if field.count("\t") >= 2:  # "<added>\t<removed>\t<path>" (- for a binary file)
+            added, removed, path = field.split("\t", 2)
+            lines[path] = (int(added) if added.isdigit() else None, int(removed) if removed.isdigit() else None)
+        i += 1
+    return [FileChange(path, kind, *lines.get(path, (None, None))) for path, kind in status.items()]
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from longshot.errors import SnapshotRefused as SnapshotRefused  # re-exported: raised here
 from longshot.git import Git
-from longshot.sandboxes.base import FileChange
+from longshot.sandboxes.base import FileChange, changes_of
 
 
 SKIP_DIRS = {"node_modules", ".venv", "__pycache__", ".pytest_cache", ".mypy_cache"}
@@ -76,31 +76,6 @@ async def check_staged(git: Git, base: str, *, max_file_bytes: int, max_files: i
         return []
     await _check_diff(git, raw, max_file_bytes=max_file_bytes if not small else None, max_files=max_files)
     return changes_of(raw)
-
-
-async def diff_changes(git: Git, base: str, commit: str) -> list[FileChange]:
-    """What ``commit`` changes against ``base``, with the lines of each file, in one process."""
-    return changes_of(await git.run("diff", "--raw", "--numstat", "--no-textconv", "--no-ext-diff", "--no-abbrev",
-                                    "--no-renames", "-z", base, commit))
-
-
-def changes_of(raw: str) -> list[FileChange]:
-    """The files of a ``diff --raw -z`` (with ``--numstat``: and their lines), in git's order."""
-    fields = raw.split("\0")
-    status: dict[str, str] = {}
-    lines: dict[str, tuple[int | None, int | None]] = {}
-    i = 0
-    while i < len(fields):
-        field = fields[i]
-        if field.startswith(":") and i + 1 < len(fields):  # ":<modes> <blobs> <status>", then the path
-            status[fields[i + 1]] = field.split()[-1][:1]
-            i += 2
-            continue
-        if field.count("\t") >= 2:  # "<added>\t<removed>\t<path>" (- for a binary file)
-            added, removed, path = field.split("\t", 2)
-            lines[path] = (int(added) if added.isdigit() else None, int(removed) if removed.isdigit() else None)
-        i += 1
-    return [FileChange(path, kind, *lines.get(path, (None, None))) for path, kind in status.items()]
 
 
 async def check_commit(git: Git, base: str, commit: str, *, max_file_bytes: int, max_files: int) -> None:
