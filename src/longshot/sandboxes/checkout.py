@@ -201,7 +201,9 @@ class LocalSandbox:
                     limit = f"time limit: killed after {timeout:g}s"
             finally:
                 watcher.cancel()
-                self._kill(child.pid)
+                self._kill(child.pid, rounds=1)  # the rest of the cgroup: settled below, without spinning
+            if self.cgroup is not None:
+                await self.cgroup.settle()
             with suppress(TimeoutError):
                 await asyncio.wait_for(asyncio.shield(child.exit), 5)
             await child.drained(5)  # a background child that escaped the kill may hold the pipes: not forever
@@ -231,12 +233,12 @@ class LocalSandbox:
             return f"open files limit: {limits.open_files} (SANDBOX_MAX_OPEN_FILES)"
         return None
 
-    def _kill(self, pgid: int) -> None:
+    def _kill(self, pgid: int, rounds: int = 50) -> None:
         with suppress(ProcessLookupError, PermissionError):
             os.killpg(pgid, signal.SIGKILL)
         self._groups.discard(pgid)
         if self.cgroup is not None:
-            self.cgroup.kill()
+            self.cgroup.kill(rounds)
 
     def close(self) -> None:
         """Kill everything still running and remove the cgroup."""
