@@ -279,26 +279,30 @@ def one_run(base: Path, *, n_tasks: int, workers: int, delay: float, tasks_dir: 
     return figures
 
 
-def cpu_ticks() -> dict[int, tuple[int, int]]:
-    """Per CPU this process may run on: (busy, total) clock ticks since boot, from /proc/stat."""
+STAT_FIELDS = ("user", "nice", "system", "idle", "iowait", "irq", "softirq", "steal")
+
+
+def cpu_ticks() -> dict[int, list[int]]:
+    """Per CPU this process may run on: its clock ticks since boot by kind (``STAT_FIELDS``), from /proc/stat."""
     mine, found = os.sched_getaffinity(0), {}
     for line in Path("/proc/stat").read_text().splitlines():
         name, *fields = line.split()
         if name.startswith("cpu") and name[3:].isdigit() and int(name[3:]) in mine:
-            values = [int(x) for x in fields]
-            idle = values[3] + values[4]  # idle + iowait
-            found[int(name[3:])] = (sum(values[:8]) - idle, sum(values[:8]))
+            found[int(name[3:])] = [int(x) for x in fields[:len(STAT_FIELDS)]]
     return found
 
 
-def machine_busy(before: dict[int, tuple[int, int]], after: dict[int, tuple[int, int]], wall: float) -> dict[str, Any]:
-    """How busy the CPUs the run could use were during it (everything on them: the run, the
-    fake model, and anything else the machine ran), and the CPU seconds that makes."""
-    busy = sum(after[c][0] - before[c][0] for c in after)
-    total = sum(after[c][1] - before[c][1] for c in after)
-    tick = os.sysconf("SC_CLK_TCK")
-    return {"cores": len(after), "busy_share": round(busy / max(1, total), 3), "busy_cpu_s": round(busy / tick, 2),
-            "wall_s": round(wall, 2)}
+def machine_busy(before: dict[int, list[int]], after: dict[int, list[int]], wall: float) -> dict[str, Any]:
+    """How the CPUs the run could use spent its wall time (everything on them: the run, the fake
+    model, the kernel's work for them, anything else the machine ran; ``steal`` is time the
+    hypervisor gave to other machines), and the CPU seconds busy in all (steal not counted)."""
+    spent = [sum(after[c][k] - before[c][k] for c in after) for k in range(len(STAT_FIELDS))]
+    total = max(1, sum(spent))
+    kinds = dict(zip(STAT_FIELDS, spent))
+    busy = total - kinds["idle"] - kinds["iowait"] - kinds["steal"]
+    return {"cores": len(after), "busy_share": round(busy / total, 3),
+            "busy_cpu_s": round(busy / os.sysconf("SC_CLK_TCK"), 2), "wall_s": round(wall, 2),
+            "shares": {k: round(v / total, 3) for k, v in kinds.items()}}
 
 
 def analyse(path: Path, *, n_tasks: int, workers: int, delay: float) -> dict[str, Any]:
